@@ -1,0 +1,44 @@
+//! Progress counters and the cancel flag, shared (through an `Arc`) between a long-running
+//! native loop and whoever watches it: the Ruby binding polls them from another Ruby thread
+//! while the loop runs without the GVL, and its unblock function sets the cancel flag.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Bytes done out of a total, plus a cancel request. All methods are lock-free.
+#[derive(Debug, Default)]
+pub struct Progress {
+    total: AtomicU64,
+    done: AtomicU64,
+    cancelled: AtomicBool,
+}
+
+impl Progress {
+    /// A fresh counter: nothing done, total unknown (0), not cancelled.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the number of bytes the job will handle.
+    pub fn set_total(&self, total: u64) {
+        self.total.store(total, Ordering::Relaxed);
+    }
+    /// Adds `n` bytes to the amount done.
+    pub fn add_done(&self, n: u64) {
+        self.done.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Bytes done so far.
+    pub fn done(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
+    }
+    /// Bytes the job will handle (0 until known).
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+    /// Asks the loop to stop at its next check; safe to call from a signal or unblock context.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+    }
+    /// True once [`Progress::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+}

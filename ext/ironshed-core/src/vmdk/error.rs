@@ -1,0 +1,60 @@
+use crate::block;
+use crate::error::IoContext;
+
+/// Why a VMDK delta (or the base it should apply to) was refused.
+///
+/// Every variant's message names the file and, where there is one, the field or offset.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file is damaged or inconsistent: bad magic, a table pointing outside the file,
+    /// overlapping grains, a malformed descriptor line...
+    #[error("{file}: {msg}")]
+    Format {
+        /// The file at fault (as the user named it, or the extent file name).
+        file: String,
+        /// What is wrong and where.
+        msg: String,
+    },
+    /// A well-formed file of a kind or version this build does not handle.
+    #[error("{file}: {msg}")]
+    Unsupported {
+        /// The file.
+        file: String,
+        /// What is not supported.
+        msg: String,
+    },
+    /// The delta does not belong to the given base (CID chain or capacity).
+    #[error("{msg}")]
+    BaseMismatch {
+        /// Names both files and the values that differ.
+        msg: String,
+    },
+    /// The destination refused or failed (size, busy, write error, interrupted).
+    #[error("{0}")]
+    Destination(#[from] block::Error),
+    /// Reading an input failed.
+    #[error("{0}")]
+    Io(#[from] IoContext),
+}
+
+impl Error {
+    pub(crate) fn format(file: &str, msg: impl Into<String>) -> Self {
+        Error::Format {
+            file: file.to_string(),
+            msg: msg.into(),
+        }
+    }
+    pub(crate) fn unsupported(file: &str, msg: impl Into<String>) -> Self {
+        Error::Unsupported {
+            file: file.to_string(),
+            msg: msg.into(),
+        }
+    }
+    /// True when the job was cancelled rather than refused.
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, Error::Destination(block::Error::Interrupted))
+    }
+}
+
+/// Result alias for this module.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,181 @@
+//! `ironshed-testkit`: writes fixture disks for ironshed's specs, benchmarks and demo.
+//!
+//! ```text
+//! ironshed-testkit cowd --dir DIR [--name vm] --capacity SIZE [--grain-size SECTORS]
+//!     [--layout sequential|reverse|shuffled|interleaved] [--seed N]
+//!     [--write OFFSET:LENGTH]... [--random-writes COUNT:LENGTH] [--unclean N]
+//!     [--cid HEX] [--parent-cid HEX]
+//! ```
+//! writes DIR/NAME-flat.vmdk (raw base), DIR/NAME.vmdk (its vmfs descriptor),
+//! DIR/NAME-000001.vmdk (vmfsSparse descriptor) and DIR/NAME-000001-delta.vmdk (COWD), and
+//! prints the delta's layout as JSON on stdout.
+
+use ironshed_testkit::{cowd, descriptor, model::Model};
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::process::exit;
+
+fn die(msg: &str) -> ! {
+    eprintln!("ironshed-testkit: {msg}");
+    exit(2)
+}
+
+fn size(s: &str) -> u64 {
+    let (num, mult) = match s.chars().last() {
+        Some('K') | Some('k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('M') => (&s[..s.len() - 1], 1 << 20),
+        Some('G') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    let n = if let Some(h) = num.strip_prefix("0x") {
+        u64::from_str_radix(h, 16).ok()
+    } else {
+        num.parse::<u64>().ok()
+    };
+    n.map(|n| n * mult)
+        .unwrap_or_else(|| die(&format!("bad size '{s}'")))
+}
+
+fn pair(s: &str) -> (u64, u64) {
+    let (a, b) = s
+        .split_once(':')
+        .unwrap_or_else(|| die(&format!("expected A:B, got '{s}'")));
+    (size(a), size(b))
+}
+
+fn write_raw(path: &PathBuf, model: &Model, written: bool) {
+    let f = File::create(path).unwrap_or_else(|e| die(&format!("{}: {e}", path.display())));
+    let mut buf = vec![0u8; 4 << 20];
+    let mut off = 0;
+    while off < model.capacity {
+        let n = (model.capacity - off).min(buf.len() as u64) as usize;
+        if written {
+            model.disk_at(off, &mut buf[..n]);
+        } else {
+            model.base_at(off, &mut buf[..n]);
+        }
+        f.write_all_at(&buf[..n], off)
+            .unwrap_or_else(|e| die(&e.to_string()));
+        off += n as u64;
+    }
+}
+
+fn cowd_cmd(args: &[String]) {
+    let mut dir: Option<PathBuf> = None;
+    let mut name = "vm".to_string();
+    let mut capacity = 0u64;
+    let mut grain = 1u32;
+    let mut layout = "sequential".to_string();
+    let mut seed = 1u64;
+    let mut writes: Vec<(u64, u64)> = Vec::new();
+    let mut random: Option<(u64, u64)> = None;
+    let mut unclean = 0u32;
+    let mut cid = 0x5a17b9aeu32;
+    let mut parent_cid: Option<u32> = None;
+    let mut expected: Option<PathBuf> = None;
+    let mut i = 0;
+    let val = |i: &mut usize| -> String {
+        *i += 1;
+        args.get(*i)
+            .cloned()
+            .unwrap_or_else(|| die("option needs a value"))
+    };
+    let hex = |s: String| u32::from_str_radix(&s, 16).unwrap_or_else(|_| die("bad hex"));
+    while i < args.len() {
+        match args[i].as_str() {
+            "--dir" => dir = Some(PathBuf::from(val(&mut i))),
+            "--name" => name = val(&mut i),
+            "--capacity" => capacity = size(&val(&mut i)),
+            "--grain-size" => grain = size(&val(&mut i)) as u32,
+            "--layout" => layout = val(&mut i),
+            "--seed" => seed = size(&val(&mut i)),
+            "--write" => writes.push(pair(&val(&mut i))),
+            "--random-writes" => random = Some(pair(&val(&mut i))),
+            "--unclean" => unclean = size(&val(&mut i)) as u32,
+            "--cid" => cid = hex(val(&mut i)),
+            "--parent-cid" => parent_cid = Some(hex(val(&mut i))),
+            "--expected" => expected = Some(PathBuf::from(val(&mut i))),
+            other => die(&format!("unknown option {other}")),
+        }
+        i += 1;
+    }
+    let dir = dir.unwrap_or_else(|| die("--dir is required"));
+    if capacity == 0 || capacity % 512 != 0 {
+        die("--capacity must be a non-zero multiple of 512");
+    }
+    let layout = cowd::Layout::parse(&layout, seed).unwrap_or_else(|| die("bad --layout"));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| die(&e.to_string()));
+    let mut model = Model::new(capacity, seed);
+    for (o, l) in writes {
+        model.write(o, l);
+    }
+    if let Some((count, len)) = random {
+        model.random_writes(count, len, seed ^ 0xabcdef);
+    }
+    let sectors = capacity / 512;
+    let flat = dir.join(format!("{name}-flat.vmdk"));
+    write_raw(&flat, &model, false);
+    if let Some(e) = &expected {
+        write_raw(e, &model, true);
+    }
+    let base_desc = descriptor::vmfs_base(cid, sectors, &format!("{name}-flat.vmdk"));
+    std::fs::write(dir.join(format!("{name}.vmdk")), base_desc)
+        .unwrap_or_else(|e| die(&e.to_string()));
+    let delta_name = format!("{name}-000001-delta.vmdk");
+    let child = descriptor::vmfs_sparse(
+        0x1234abcd,
+        parent_cid.unwrap_or(cid),
+        sectors,
+        &delta_name,
+        &format!("{name}.vmdk"),
+    );
+    std::fs::write(dir.join(format!("{name}-000001.vmdk")), child)
+        .unwrap_or_else(|e| die(&e.to_string()));
+    let spec = cowd::CowdSpec {
+        capacity_sectors: sectors as u32,
+        grain_size: grain,
+        layout,
+        unclean,
+    };
+    let lay =
+        cowd::write(&dir.join(&delta_name), &spec, &model).unwrap_or_else(|e| die(&e.to_string()));
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{{\"capacity\":{capacity},\"grain_size\":{grain},\"gd_sector\":{},\"gd_entries\":{},\"end_sector\":{},\"grain_count\":{},\"tables\":{{",
+        lay.gd_sector,
+        lay.gd_entries,
+        lay.end_sector,
+        lay.grains.len()
+    ));
+    out.push_str(
+        &lay.tables
+            .iter()
+            .map(|(k, v)| format!("\"{k}\":{v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    out.push_str("},\"grains\":{");
+    if lay.grains.len() <= 100_000 {
+        out.push_str(
+            &lay.grains
+                .iter()
+                .map(|(k, v)| format!("\"{k}\":{v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    out.push_str("}}\n");
+    std::io::stdout()
+        .write_all(out.as_bytes())
+        .unwrap_or_else(|e| die(&e.to_string()));
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("cowd") => cowd_cmd(&args[1..]),
+        _ => die("usage: ironshed-testkit cowd --dir DIR --capacity SIZE [options] (see the source header)"),
+    }
+}

@@ -1,0 +1,10 @@
+//! Fixture writers for ironshed's tests, benchmarks and demo.
+//!
+//! Written from the format notes, independently of `ironshed-core`'s readers (this crate does
+//! not depend on the core), so that a test which writes with one and reads with the other
+//! checks both against the format, and `qemu-img` checks them against the world.
+
+pub mod cowd;
+pub mod descriptor;
+pub mod model;
+pub mod pattern;

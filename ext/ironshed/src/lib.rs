@@ -1,0 +1,18 @@
+//! Ruby bindings for ironshed-core: a thin mirror of the Ruby API, one file per Ruby class.
+//! All real work happens in `ironshed_core`; this crate converts arguments, releases the GVL
+//! around long native work, and converts errors in one place ([`errors`]).
+
+mod errors;
+mod gvl;
+mod progress;
+mod vmdk_delta;
+
+use magnus::{Error, Ruby};
+
+#[magnus::init]
+fn init(ruby: &Ruby) -> Result<(), Error> {
+    errors::init(ruby)?;
+    progress::init(ruby)?;
+    vmdk_delta::init(ruby)?;
+    Ok(())
+}

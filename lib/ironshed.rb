@@ -1,0 +1,42 @@
+# frozen_string_literal: true
+
+# ironshed: VMware deltas, LVM snapshots and NIC monitoring with a native Rust core.
+#
+# Requiring this file loads the native extension, which defines the exception hierarchy:
+#
+#   Ironshed::Error < StandardError
+#     Ironshed::DestinationError      destination not a file/device, busy, ...
+#     VMDKSync::Error
+#       VMDKSync::FormatError         damaged or inconsistent delta or descriptor
+#         VMDKSync::UnsupportedFormat well-formed, but not a kind this version handles
+#       VMDKSync::BaseMismatch        delta does not belong to this base / destination
+#
+# System call failures are raised as SystemCallError (Errno::ENOENT, ...) whose message names
+# the file and the operation; an interrupted native job raises Interrupt.
+require_relative "ironshed/version"
+require "ironshed/ironshed"
+require_relative "ironshed/units"
+require_relative "ironshed/progress_meter"
+
+module Ironshed
+  # Runs the block with a fresh Ironshed::Progress; while it runs (natively, without the
+  # GVL), +callback+ is called with (done, total) from a helper thread, and once more at the
+  # end. Without a callback the block just runs.
+  def self.with_progress(callback, interval: 0.2)
+    prog = Progress.new
+    return yield(prog) unless callback
+
+    poller = Thread.new do
+      loop do
+        sleep interval
+        callback.call(prog.done, prog.total)
+      end
+    end
+    result = yield(prog)
+    poller.kill.join
+    callback.call(prog.done, prog.total)
+    result
+  ensure
+    poller&.kill
+  end
+end
