@@ -40,3 +40,14 @@ module Ironshed
     poller&.kill
   end
 end
+
+module Ironshed
+  # The message of +error+ for a one-line report: a SystemCallError's "Reason - path: op"
+  # is turned around into "path: op: Reason".
+  def self.describe_error(error)
+    return error.message unless error.is_a?(SystemCallError)
+
+    reason, _, detail = error.message.partition(" - ")
+    detail.empty? ? reason : "#{detail}: #{reason}"
+  end
+end

@@ -50,7 +50,7 @@ module VMDKSync
       130
     rescue Ironshed::Error, SystemCallError => e
       @meter&.finish
-      @err.puts "vmdksync: #{e.message}"
+      @err.puts "vmdksync: #{Ironshed.describe_error(e)}"
       1
     end
 

@@ -1,0 +1,36 @@
+# frozen_string_literal: true
+
+# The gem as a user gets it: `gem build`, then `gem install --local` with cargo offline, then
+# the library and the executables used from outside the checkout.
+RSpec.describe "the ironshed gem", :tmpdir do
+  it "builds, installs offline, and works from outside the checkout" do
+    Dir.chdir(SpecHelpers::ROOT) do
+      out, err, st = Open3.capture3("gem", "build", "ironshed.gemspec", "--output", File.join(@dir, "ironshed.gem"))
+      expect(st.success?).to be(true), out + err
+    end
+    home = File.join(@dir, "gems")
+    env = { "GEM_HOME" => home, "GEM_PATH" => home, "CARGO_NET_OFFLINE" => "true", "RUBYOPT" => nil,
+            "RUBYLIB" => nil, "BUNDLE_GEMFILE" => nil }
+    out, err, st = Open3.capture3(env, "gem", "install", "--local", "--no-document", File.join(@dir, "ironshed.gem"))
+    expect(st.success?).to be(true), out + err
+
+    installed = Dir[File.join(home, "gems", "ironshed-*")].first
+    expect(Dir[File.join(installed, "**", "cargo-target")]).to be_empty # no build output shipped
+
+    esx_set(@dir, capacity: "2M", grain_size: 8, writes: ["4K:4K"])
+    dest = File.join(@dir, "dest.raw")
+    FileUtils.cp(File.join(@dir, "vm-flat.vmdk"), dest)
+    out, err, st = Open3.capture3(env, File.join(home, "bin", "vmdksync"), "-q", "vm-000001.vmdk", "dest.raw",
+                                  chdir: @dir)
+    expect([st.exitstatus, out, err]).to eq([0, "", ""])
+    expect(File.binread(dest)).to eq(File.binread(qemu_raw(File.join(@dir, "vm-000001.vmdk"), File.join(@dir, "q.raw"))))
+
+    script = 'require "vmdksync"; d = VMDKSync::Delta.open("vm-000001.vmdk"); ' \
+             'print $LOADED_FEATURES.grep(/ironshed\.so/).first, " ", d.changed_bytes'
+    out, err, st = Open3.capture3(env, RbConfig.ruby, "-e", script, chdir: @dir)
+    expect(st.success?).to be(true), err
+    so, bytes = out.split
+    expect(so).to start_with(home)
+    expect(bytes).to eq("4096")
+  end
+end

@@ -1,0 +1,97 @@
+# frozen_string_literal: true
+
+$LOAD_PATH.unshift File.expand_path("../lib", __dir__)
+
+require "digest"
+require "fileutils"
+require "json"
+require "open3"
+require "rbconfig"
+require "tmpdir"
+require "vmdksync"
+
+# Helpers shared by the specs: fixtures from ironshed-testkit (built by `rake compile`),
+# running the executables as a user would, and the qemu-img oracle.
+module SpecHelpers
+  ROOT = File.expand_path("..", __dir__)
+  TESTKIT = File.join(ROOT, "target", "release", "ironshed-testkit")
+
+  def testkit(*args)
+    out, err, st = Open3.capture3(TESTKIT, *args.map(&:to_s))
+    raise "ironshed-testkit #{args.join(' ')} failed: #{err}" unless st.success?
+
+    out
+  end
+
+  # Writes an ESX file set into +dir+ (vm-flat.vmdk, vm.vmdk, vm-000001.vmdk,
+  # vm-000001-delta.vmdk) and returns the delta's layout (table and grain sectors).
+  def esx_set(dir, capacity:, grain_size: 1, layout: "sequential", seed: 1, writes: [], random: nil,
+              extra: [])
+    args = ["cowd", "--dir", dir, "--capacity", capacity, "--grain-size", grain_size, "--layout", layout,
+            "--seed", seed]
+    writes.each { |w| args += ["--write", w] }
+    args += ["--random-writes", random] if random
+    JSON.parse(testkit(*args, *extra))
+  end
+
+  def run_exe(name, *args, stdin_data: "")
+    Open3.capture3(RbConfig.ruby, File.join(ROOT, "exe", name), *args.map(&:to_s), stdin_data: stdin_data)
+  end
+
+  def qemu_raw(descriptor, out)
+    _o, e, st = Open3.capture3("qemu-img", "convert", "-O", "raw", descriptor.to_s, out.to_s)
+    raise "qemu-img convert failed: #{e}" unless st.success?
+
+    out
+  end
+
+  def sha(path)
+    Digest::SHA256.file(path).hexdigest
+  end
+
+  # Patches little-endian u32 +value+ at byte +offset+ of +path+.
+  def poke_u32(path, offset, value)
+    File.open(path, "r+b") do |f|
+      f.seek(offset)
+      f.write([value].pack("V"))
+    end
+  end
+
+  def poke(path, offset, bytes)
+    File.open(path, "r+b") do |f|
+      f.seek(offset)
+      f.write(bytes)
+    end
+  end
+
+  def root?
+    Process.uid.zero?
+  end
+
+  # Attaches +file+ to a loop device for the block, then detaches it.
+  def with_loop_device(file)
+    raise "loop device tests need root (bin/test runs as root)" unless root?
+
+    dev, err, st = Open3.capture3("losetup", "--find", "--show", file.to_s)
+    raise "losetup failed: #{err}" unless st.success?
+
+    dev = dev.strip
+    begin
+      yield dev
+    ensure
+      system("losetup", "-d", dev)
+    end
+  end
+end
+
+RSpec.configure do |c|
+  c.include SpecHelpers
+  c.disable_monkey_patching!
+  c.order = :defined
+  c.around(:each, :tmpdir) do |ex|
+    Dir.mktmpdir("ironshed-spec") do |d|
+      @dir = d
+      ex.run
+    end
+  end
+end

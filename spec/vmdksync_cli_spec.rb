@@ -1,0 +1,218 @@
+# frozen_string_literal: true
+
+# The vmdksync executable, run as a user runs it: results checked against qemu-img, every
+# refusal checked for exit status 1, a one-line reason naming the file, and an untouched
+# destination.
+RSpec.describe "vmdksync executable", :tmpdir do
+  def set_up(**opts)
+    defaults = { capacity: "4M", grain_size: 8, writes: %w[0:8K 1M:16K 3M:4K] }
+    @layout = esx_set(@dir, **defaults.merge(opts))
+    @dest = File.join(@dir, "dest.raw")
+    FileUtils.cp(File.join(@dir, "vm-flat.vmdk"), @dest)
+  end
+
+  def path(name)
+    File.join(@dir, name)
+  end
+
+  def expected
+    @expected ||= File.binread(qemu_raw(path("vm-000001.vmdk"), path("qemu.raw")))
+  end
+
+  it "prints help and version" do
+    out, _err, st = run_exe("vmdksync", "--help")
+    expect(st.exitstatus).to eq(0)
+    expect(out).to include("Usage: vmdksync [options] SNAPSHOT DESTINATION", "--dry-run", "--base")
+    out, _err, st = run_exe("vmdksync", "--version")
+    expect([st.exitstatus, out]).to eq([0, "vmdksync (ironshed) #{Ironshed::VERSION}\n"])
+  end
+
+  it "exits 1 with a usage message on wrong arguments" do
+    _out, err, st = run_exe("vmdksync", "only-one")
+    expect(st.exitstatus).to eq(1)
+    expect(err).to include("need SNAPSHOT and DESTINATION")
+    _out, err, st = run_exe("vmdksync", "--bogus", "a", "b")
+    expect(st.exitstatus).to eq(1)
+    expect(err).to include("invalid option: --bogus")
+  end
+
+  it "applies a delta named by its descriptor, as qemu-img reads it" do
+    set_up(grain_size: 1, layout: "shuffled", random: "300:4K")
+    out, err, st = run_exe("vmdksync", path("vm-000001.vmdk"), @dest)
+    expect([st.exitstatus, out]).to eq([0, ""])
+    expect(err).to match(/\Avmdksync: applied \d+ grains, .* to #{Regexp.escape(@dest)} in /)
+    expect(File.binread(@dest)).to eq(expected)
+  end
+
+  it "applies a bare -delta.vmdk extent, as the original tool was used" do
+    set_up(grain_size: 128, layout: "reverse")
+    _out, _err, st = run_exe("vmdksync", "-q", path("vm-000001-delta.vmdk"), @dest)
+    expect(st.exitstatus).to eq(0)
+    expect(File.binread(@dest)).to eq(expected)
+  end
+
+  it "--verbose describes the delta and the parent check; -q prints nothing" do
+    set_up
+    _out, err, st = run_exe("vmdksync", "-v", path("vm-000001.vmdk"), @dest)
+    expect(st.exitstatus).to eq(0)
+    expect(err).to include("COWD (ESX vmfsSparse)", "capacity:    4.0 MiB (4194304 bytes)",
+                           "grain size:  4.0 KiB", "CID 5a17b9ae matches")
+    FileUtils.cp(path("vm-flat.vmdk"), @dest)
+    out, err, st = run_exe("vmdksync", "-q", path("vm-000001.vmdk"), @dest)
+    expect([st.exitstatus, out, err]).to eq([0, "", ""])
+  end
+
+  it "--dry-run lists grains, bytes and ranges and writes nothing" do
+    set_up
+    before = sha(@dest)
+    out, _err, st = run_exe("vmdksync", "--dry-run", path("vm-000001.vmdk"), @dest)
+    expect(st.exitstatus).to eq(0)
+    expect(out).to eq(<<~OUT)
+      dry run: would write 7 grains, 28672 bytes (28.0 KiB) in 3 ranges to #{@dest}
+      offset length
+      0 8192
+      1048576 16384
+      3145728 4096
+    OUT
+    expect(sha(@dest)).to eq(before)
+  end
+
+  it "applies onto a block device" do
+    set_up(grain_size: 1, random: "100:4K")
+    with_loop_device(@dest) do |dev|
+      _out, err, st = run_exe("vmdksync", path("vm-000001.vmdk"), dev)
+      expect(st.exitstatus).to eq(0), err
+    end
+    expect(File.binread(@dest)).to eq(expected)
+  end
+
+  it "refuses a block device another program holds exclusively" do
+    set_up
+    before = sha(@dest)
+    with_loop_device(@dest) do |dev|
+      File.open(dev, File::RDWR | File::EXCL) do
+        _out, err, st = run_exe("vmdksync", path("vm-000001.vmdk"), dev)
+        expect(st.exitstatus).to eq(1)
+        expect(err).to eq("vmdksync: #{dev}: block device is in use (mounted, part of an active LV/RAID, " \
+                          "or opened exclusively by another program); refusing to write to it\n")
+      end
+    end
+    expect(sha(@dest)).to eq(before)
+  end
+
+  describe "refusals: exit 1, one line naming the cause, destination unchanged" do
+    # Byte offset of the grain-table entry for grain +g+.
+    def gte(g)
+      t = @layout["tables"][(g / 4096).to_s]
+      t * 512 + (g % 4096) * 4
+    end
+
+    def grain_sector(g)
+      @layout["grains"][g.to_s]
+    end
+
+    def delta
+      path("vm-000001-delta.vmdk")
+    end
+
+    def desc
+      path("vm-000001.vmdk")
+    end
+
+    def edit(file, from, to)
+      text = File.read(file)
+      raise "#{from} not in #{file}" unless text.include?(from)
+
+      File.write(file, text.sub(from, to))
+    end
+
+    CASES = {
+      "bad magic" => [->(s) { s.poke(s.delta, 0, "XXXX") }, "bad magic"],
+      "version 2" => [->(s) { s.poke_u32(s.delta, 4, 2) }, "header version is 2 at byte 4"],
+      "flags 0" => [->(s) { s.poke_u32(s.delta, 8, 0) }, "header flags are 0x0 at byte 8"],
+      "grainSize 0" => [->(s) { s.poke_u32(s.delta, 16, 0) }, "grainSize is 0 at byte 16"],
+      "grainSize 3" => [->(s) { s.poke_u32(s.delta, 16, 3) }, "grainSize 3 at byte 16 is not a power of two"],
+      "grainSize 4096" => [->(s) { s.poke_u32(s.delta, 16, 4096) }, "grainSize 4096 at byte 16 is not a power of two between 1 and 2048"],
+      "numSectors 0" => [->(s) { s.poke_u32(s.delta, 12, 0) }, "numSectors (capacity) is 0"],
+      "numGDEntries wrong" => [->(s) { s.poke_u32(s.delta, 24, 2) }, "numGDEntries is 2 at byte 24, but 8192 sectors in grains of 8 need 1"],
+      "gdOffset in header" => [->(s) { s.poke_u32(s.delta, 20, 2) }, "gdOffset 2 at byte 20 points inside the 4-sector header"],
+      "GD past EOF" => [->(s) { s.poke_u32(s.delta, 20, 100_000) }, "grain directory (sector 100000, 1 entries) runs past the end of the file"],
+      "GD entry into header" => [->(s) { s.poke_u32(s.delta, 4 * 512, 2) }, "grain directory entry 0 points at sector 2, inside the header or the directory"],
+      "GT past EOF" => [->(s) { s.poke_u32(s.delta, 4 * 512, s.layout_end - 8) }, "grain table at sector"],
+      "GTE past EOF" => [->(s) { s.poke_u32(s.delta, s.gte(256), s.layout_end + 10) }, "grain table 0 entry 256 (grain 256) points past the end of the file"],
+      "GTE into metadata" => [->(s) { s.poke_u32(s.delta, s.gte(0), 4) }, "grain table 0 entry 0 (grain 0) points at sector 4, inside the header or the grain directory"],
+      "GTE overlapping a table" => [->(s) { s.poke_u32(s.delta, s.gte(0), 20) }, "overlaps grain table 0"],
+      "two GTEs on one grain" => [->(s) { s.poke_u32(s.delta, s.gte(768), s.grain_sector(0)) }, "grain 768 (file sectors"],
+      "GTE 1" => [->(s) { s.poke_u32(s.delta, s.gte(1), 1) }, "grain table 0 entry 1 (grain 1) is 1"],
+      "grain past freeSector" => [->(s) { s.poke_u32(s.delta, 28, 45) }, "ends past freeSector 45"],
+      "entry beyond capacity" => [->(s) { s.poke_u32(s.delta, s.gte(2000), s.grain_sector(0)) }, "grain table 0 entry 2000 (grain 2000) is set"],
+      "uncleanShutdown" => [->(s) { s.poke_u32(s.delta, 1648, 1) }, "uncleanShutdown is 1 at byte 1648"],
+      "truncated extent" => [->(s) { File.truncate(s.delta, 1000) }, "file is 1000 bytes, shorter than the 2048-byte COWD header"],
+      "parentCID not the base's CID" => [->(s) { s.edit(s.desc, "parentCID=5a17b9ae", "parentCID=deadbeef") }, "parentCID is deadbeef but the base"],
+      "no parent" => [->(s) { s.edit(s.desc, "parentCID=5a17b9ae", "parentCID=ffffffff") }, "parentCID is ffffffff (no parent)"],
+      "unsupported createType" => [->(s) { s.edit(s.desc, '"vmfsSparse"', '"vmfsThin"') }, "createType \"vmfsThin\" is not a delta"],
+      "garbage line" => [->(s) { s.edit(s.desc, "isNativeSnapshot", "garbage\nisNativeSnapshot") }, "line 6: neither 'key=value' nor an extent line"],
+      "two extents" => [->(s) { s.edit(s.desc, "# Extent description\n", "# Extent description\nRW 8 ZERO\n") }, "exactly one extent line, found 2"],
+      "wrong extent type" => [->(s) { s.edit(s.desc, "VMFSSPARSE", "VMFS") }, "extent type VMFS does not match createType vmfsSparse"],
+      "hint points at itself" => [->(s) { s.edit(s.desc, 'parentFileNameHint="vm.vmdk"', 'parentFileNameHint="vm-000001.vmdk"') }, "parentFileNameHint points back at the delta itself"],
+      "base capacity differs" => [->(s) { s.edit(s.path("vm.vmdk"), "RW 8192", "RW 4096") }, "capacity is 8192 sectors but the base"],
+      "extent line vs header" => [lambda { |s|
+        File.delete(s.path("vm.vmdk"))
+        s.edit(s.desc, "RW 8192", "RW 4096")
+      }, "extent line says 4096 sectors but the delta header"],
+      "destination size" => [->(s) { File.truncate(s.instance_variable_get(:@dest), 2 << 20) }, "destination is 2097152 bytes but the virtual disk"]
+    }.freeze
+
+    CASES.each do |name, (corrupt, message)|
+      it "refuses: #{name}" do
+        set_up
+        corrupt.call(self)
+        before = sha(@dest)
+        out, err, st = run_exe("vmdksync", desc, @dest)
+        expect(st.exitstatus).to eq(1)
+        expect(out).to eq("")
+        expect(err.lines.size).to eq(1), err
+        expect(err).to start_with("vmdksync: ")
+        expect(err).to include(message)
+        expect(sha(@dest)).to eq(before)
+      end
+    end
+
+    def layout_end
+      @layout["end_sector"]
+    end
+
+    it "refuses a wrong --base and names both CIDs" do
+      set_up
+      other = path("other.vmdk")
+      File.write(other, File.read(path("vm.vmdk")).sub("CID=5a17b9ae", "CID=0badcafe"))
+      before = sha(@dest)
+      _out, err, st = run_exe("vmdksync", "--base", other, desc, @dest)
+      expect(st.exitstatus).to eq(1)
+      expect(err).to eq("vmdksync: #{desc}: parentCID is 5a17b9ae but the base #{other} has CID 0badcafe: " \
+                        "the delta was not taken from this base (or the base changed after the snapshot)\n")
+      expect(sha(@dest)).to eq(before)
+    end
+
+    it "refuses a hosted sparse (KDMV) file as not supported yet" do
+      set_up
+      File.binwrite(path("kdmv.vmdk"), "KDMV" + "\0" * 508)
+      before = sha(@dest)
+      _out, err, st = run_exe("vmdksync", path("kdmv.vmdk"), @dest)
+      expect(st.exitstatus).to eq(1)
+      expect(err).to include("kdmv.vmdk: hosted sparse VMDK (KDMV) deltas are not supported")
+      expect(sha(@dest)).to eq(before)
+    end
+
+    it "refuses a missing destination, a directory and a missing snapshot" do
+      set_up
+      _out, err, st = run_exe("vmdksync", desc, path("nope.raw"))
+      expect([st.exitstatus, err]).to eq([1, "vmdksync: #{path('nope.raw')}: stat: No such file or directory\n"])
+      expect(File.exist?(path("nope.raw"))).to be(false)
+      _out, err, st = run_exe("vmdksync", desc, @dir)
+      expect([st.exitstatus, err]).to eq([1, "vmdksync: #{@dir}: not a regular file or block device (a directory); refusing to write to it\n"])
+      _out, err, st = run_exe("vmdksync", path("nope.vmdk"), @dest)
+      expect([st.exitstatus, err]).to eq([1, "vmdksync: #{path('nope.vmdk')}: open: No such file or directory\n"])
+    end
+  end
+end
