@@ -287,3 +287,56 @@ impl std::fmt::Debug for AlignedBuf {
         write!(f, "AlignedBuf({} bytes)", self.len)
     }
 }
+
+/// A pipe, socket or file descriptor that may be in non-blocking mode (Ruby creates its pipes
+/// that way): reads and writes that would block wait in `poll()` and retry, instead of
+/// failing with `EAGAIN`. The descriptor's flags are left as they are, since other holders
+/// of the same open file may rely on them.
+#[derive(Debug)]
+pub struct WaitingFile(pub File);
+
+impl WaitingFile {
+    fn wait(&self, events: libc::c_short) {
+        use std::os::fd::AsRawFd;
+        let mut p = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; the result only decides when to retry.
+        unsafe { libc::poll(&mut p, 1, 1000) };
+    }
+}
+
+impl io::Read for WaitingFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match io::Read::read(&mut self.0, buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(libc::POLLIN),
+                r => return r,
+            }
+        }
+    }
+}
+
+impl io::Write for WaitingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            match io::Write::write(&mut self.0, buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(libc::POLLOUT),
+                r => return r,
+            }
+        }
+    }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        loop {
+            match io::Write::write_vectored(&mut self.0, bufs) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(libc::POLLOUT),
+                r => return r,
+            }
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

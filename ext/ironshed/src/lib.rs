@@ -4,6 +4,9 @@
 
 mod errors;
 mod gvl;
+mod lvm_cow_store;
+mod lvm_metadata;
+mod lvm_sync;
 mod progress;
 mod vmdk_delta;
 
@@ -14,5 +17,8 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     errors::init(ruby)?;
     progress::init(ruby)?;
     vmdk_delta::init(ruby)?;
+    lvm_metadata::init(ruby)?;
+    lvm_cow_store::init(ruby)?;
+    lvm_sync::init(ruby)?;
     Ok(())
 }
