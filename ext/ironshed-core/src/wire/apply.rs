@@ -30,6 +30,7 @@ pub const BATCH: usize = 8 << 20;
 /// Most a journaled snapback file read from a pipe may hold between two commits.
 pub const JOURNAL_HOLD_MAX: usize = 64 << 20;
 const MAX_ITEMS: usize = 16384;
+const READ_STEP: usize = 1 << 20;
 
 /// Where the stream comes from.
 pub enum Input {
@@ -350,7 +351,9 @@ impl Applier<'_> {
                 self.flush()?;
                 used = 0;
             }
-            let n = (left as usize).min(cap - used);
+            // In steps, so the buffer only grows with data that actually arrives (a header
+            // may claim up to 4 GiB).
+            let n = (left as usize).min(cap - used).min(READ_STEP);
             if self.buf.len() < used + n {
                 self.buf.resize(used + n, 0);
             }
