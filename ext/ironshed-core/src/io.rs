@@ -296,6 +296,19 @@ impl std::fmt::Debug for AlignedBuf {
 pub struct WaitingFile(pub File);
 
 impl WaitingFile {
+    /// Wraps `file`; when it is a pipe, asks the kernel for a 1 MiB pipe buffer, so a record
+    /// fits in the pipe and the two ends switch less often. Best effort: the stream works with
+    /// any buffer size.
+    pub fn new(file: File) -> Self {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::FileTypeExt;
+        if file.metadata().is_ok_and(|m| m.file_type().is_fifo()) {
+            // SAFETY: fcntl on an fd we own; failure only leaves the size unchanged.
+            unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+        }
+        WaitingFile(file)
+    }
+
     fn wait(&self, events: libc::c_short) {
         use std::os::fd::AsRawFd;
         let mut p = libc::pollfd {

@@ -41,7 +41,7 @@ fn send(
     changes
         .clip_to(src.len(), &source.display().to_string())
         .map_err(|e| errors::snapshot(ruby, e))?;
-    let mut out = WaitingFile(dup_fd(ruby, out_fd, &out_name)?);
+    let mut out = WaitingFile::new(dup_fd(ruby, out_fd, &out_name)?);
     let prog = progress.0.clone();
     let opts = SendOptions { max_record };
     let result = gvl::without_gvl(&progress.0, || {
@@ -74,7 +74,7 @@ fn apply(
     let input = match (input_path, input_fd) {
         (Some(p), _) => Input::File(p),
         (None, Some(fd)) => Input::Stream(
-            Box::new(WaitingFile(dup_fd(ruby, fd, &input_name)?)),
+            Box::new(WaitingFile::new(dup_fd(ruby, fd, &input_name)?)),
             input_name,
         ),
         (None, None) => {

@@ -8,8 +8,9 @@
 //! * An input that is a regular file is checked whole (handshake, every header, every
 //!   record's length, every record's bounds) before the first write; a pipe is checked record
 //!   by record, and an error there says how much was applied before it.
-//! * Records are gathered into batches of up to 8 MiB; with a snapback file, a batch's old
-//!   data is saved and made durable ([`UndoLog`]) before the batch is written.
+//! * Records are gathered into batches ([`BATCH`], or [`SNAPBACK_BATCH`] with a snapback
+//!   file, whose batch's old data is saved and made durable ([`UndoLog`]) before the batch is
+//!   written); adjacent records are written with one `pwrite`.
 //! * A journaled snapback file (see [`super::undo`]) is applied up to its last commit marker;
 //!   the uncommitted tail is skipped and counted in [`ApplyStats::ignored_records`].
 //! * The destination is `fdatasync`ed before returning.
@@ -25,12 +26,15 @@ use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-/// Bytes of data gathered before a batch is written.
-pub const BATCH: usize = 8 << 20;
+/// Bytes of data gathered before a batch is written: small, so the data is still in the CPU
+/// cache when it is written...
+pub const BATCH: usize = 64 << 10;
+/// ... but larger with a snapback file, where each batch costs two `fdatasync`s.
+pub const SNAPBACK_BATCH: usize = 8 << 20;
 /// Most a journaled snapback file read from a pipe may hold between two commits.
 pub const JOURNAL_HOLD_MAX: usize = 64 << 20;
 const MAX_ITEMS: usize = 16384;
-const READ_STEP: usize = 1 << 20;
+const READ_STEP: usize = 64 << 10;
 
 /// Where the stream comes from.
 pub enum Input {
@@ -337,9 +341,16 @@ impl Applier<'_> {
         let keep = fitting(&h, self.dest.size());
         let mut off = h.offset;
         let mut left = keep;
+        // Data is written in pieces as it arrives (so it is still in the CPU cache): a stream
+        // cut inside a record may leave that record partly written, which the error reports.
+        let base = if self.undo.is_some() {
+            SNAPBACK_BATCH
+        } else {
+            BATCH
+        };
         while left > 0 {
             let mut used = self.used();
-            let cap = if hold { JOURNAL_HOLD_MAX } else { BATCH };
+            let cap = if hold { JOURNAL_HOLD_MAX } else { base };
             if used >= cap || self.items.len() >= MAX_ITEMS {
                 if hold {
                     return Err(Error::JournalBatch {
@@ -351,8 +362,6 @@ impl Applier<'_> {
                 self.flush()?;
                 used = 0;
             }
-            // In steps, so the buffer only grows with data that actually arrives (a header
-            // may claim up to 4 GiB).
             let n = (left as usize).min(cap - used).min(READ_STEP);
             if self.buf.len() < used + n {
                 self.buf.resize(used + n, 0);

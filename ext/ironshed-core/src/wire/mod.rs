@@ -115,13 +115,13 @@ pub enum Error {
         limit: u64,
     },
     /// An error after part of the stream was already applied.
-    #[error("{cause}; the {records} records ({bytes} bytes) before it were already applied")]
+    #[error("{cause}; by then {records} records were complete and {bytes} bytes had been written")]
     Stopped {
         /// What went wrong.
         cause: Box<Error>,
-        /// Records applied before it.
+        /// Records completely written before it.
         records: u64,
-        /// Bytes applied before it.
+        /// Bytes written before it (a record cut short may be partly written).
         bytes: u64,
     },
     /// The change list does not fit the source device.

@@ -86,7 +86,7 @@ pub struct Decoder<R: Read> {
 }
 
 /// Buffer of the decoder's reader.
-const READ_BUF: usize = 1 << 20;
+const READ_BUF: usize = 64 << 10;
 
 fn printable(bytes: &[u8]) -> String {
     let mut s = String::new();

@@ -7,9 +7,10 @@
 //!   first record, before writing anything. The order never matters for the result, since
 //!   records never overlap.
 //! * Data is read with the source's [`SourceDevice`] (`O_DIRECT` for block devices) into an
-//!   aligned arena of [`ARENA`] bytes, adjacent records with one read, and written out with
-//!   vectored writes (header and data slices, no copy). Memory stays at the arena size
-//!   whatever the amount of data.
+//!   aligned arena of [`ARENA`] bytes (small enough to stay in the CPU cache), adjacent data
+//!   with one read, and written out with vectored writes (header and data slices, no copy);
+//!   a record larger than the arena goes out in several writes. Memory stays at the arena
+//!   size whatever the amount of data.
 
 use super::proto3::{RecordHeader, HANDSHAKE, MAX_SEND_RECORD};
 use super::{Error, Result};
@@ -20,8 +21,8 @@ use crate::snapshot::{ByteRange, Changes};
 use std::io::{IoSlice, Write};
 use std::path::Path;
 
-/// Size of the data arena (one batch of records).
-pub const ARENA: usize = 8 << 20;
+/// Size of the data arena (one vectored write).
+pub const ARENA: usize = 256 << 10;
 /// Records per vectored write (two slices each; IOV_MAX is 1024).
 const MAX_RECORDS_PER_WRITE: usize = 500;
 
@@ -122,11 +123,10 @@ pub fn send<W: Write>(
         .into_iter()
         .chain(changes.pieces(max).take(count.saturating_sub(1) as usize));
 
-    let arena_len = ARENA.max(max as usize);
-    let mut arena = AlignedBuf::new(arena_len);
-    // (header bytes, arena offset, length) of the records in the arena.
-    let mut batch: Vec<([u8; 12], usize, usize)> = Vec::with_capacity(MAX_RECORDS_PER_WRITE);
-    // A pending read: source offset, arena offset, length (grows while records are adjacent).
+    let mut arena = AlignedBuf::new(ARENA);
+    let mut ops: Vec<Op> = Vec::with_capacity(2 * MAX_RECORDS_PER_WRITE);
+    let mut headers: Vec<[u8; 12]> = Vec::with_capacity(MAX_RECORDS_PER_WRITE);
+    // A pending read: source offset, arena offset, length (grows while data is adjacent).
     let mut pending: Option<(u64, usize, usize)> = None;
     let mut used = 0usize;
 
@@ -143,67 +143,108 @@ pub fn send<W: Write>(
 
     for piece in order {
         let ByteRange { offset, len } = piece;
-        let len = len as usize;
-        let mut contiguous =
-            matches!(pending, Some((s, a, l)) if s + l as u64 == offset && a + l == used);
-        let mut at = if contiguous {
-            used
-        } else {
-            used.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN
-        };
-        if at + len > arena_len || batch.len() >= MAX_RECORDS_PER_WRITE {
+        if headers.len() >= MAX_RECORDS_PER_WRITE {
             if let Some(p) = pending.take() {
                 read(&mut arena, p)?;
             }
-            flush(&mut out, &arena, &mut batch, progress)?;
-            at = 0;
-            contiguous = false;
+            flush(&mut out, &arena, &headers, &ops, progress)?;
+            ops.clear();
+            headers.clear();
+            used = 0;
         }
-        match pending.as_mut() {
-            Some((_, _, l)) if contiguous => *l += len,
-            _ => {
+        headers.push(
+            RecordHeader {
+                offset,
+                len: len as u32,
+            }
+            .encode(),
+        );
+        ops.push(Op::Header(headers.len() - 1));
+        // The data, in as many arena fills as it takes (a record may be larger than the
+        // arena: the stream is a byte stream, so its data may go out in several writes).
+        let mut src = offset;
+        let mut left = len as usize;
+        while left > 0 {
+            let contiguous =
+                matches!(pending, Some((s, a, l)) if s + l as u64 == src && a + l == used);
+            let at = if contiguous {
+                used
+            } else {
+                used.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN
+            };
+            let mut take = left.min(ARENA.saturating_sub(at));
+            if take < left {
+                // Keep later reads aligned for O_DIRECT: cut at an alignment boundary.
+                take -= take % DIRECT_ALIGN;
+            }
+            if take == 0 {
                 if let Some(p) = pending.take() {
                     read(&mut arena, p)?;
                 }
-                pending = Some((offset, at, len));
+                flush(&mut out, &arena, &headers, &ops, progress)?;
+                ops.clear();
+                // Keep the header of the record in flight if it was not written yet (it
+                // was, with the flush): nothing to carry over.
+                used = 0;
+                continue;
             }
+            match pending.as_mut() {
+                Some((_, _, l)) if contiguous => *l += take,
+                _ => {
+                    if let Some(p) = pending.take() {
+                        read(&mut arena, p)?;
+                    }
+                    pending = Some((src, at, take));
+                }
+            }
+            match ops.last_mut() {
+                Some(Op::Data(a, l)) if contiguous && *a + *l == at => *l += take,
+                _ => ops.push(Op::Data(at, take)),
+            }
+            used = at + take;
+            src += take as u64;
+            left -= take;
         }
-        let hdr = RecordHeader {
-            offset,
-            len: len as u32,
-        }
-        .encode();
-        batch.push((hdr, at, len));
-        used = at + len;
         out.stats.records += 1;
-        out.stats.bytes += len as u64;
+        out.stats.bytes += len;
     }
     if let Some(p) = pending.take() {
         read(&mut arena, p)?;
     }
-    flush(&mut out, &arena, &mut batch, progress)?;
+    flush(&mut out, &arena, &headers, &ops, progress)?;
     out.w.flush().map_err(|e| out.err(e))?;
     Ok(out.stats)
+}
+
+/// One slice of a vectored write: a record header, or data at (arena offset, length).
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Header(usize),
+    Data(usize, usize),
 }
 
 fn flush<W: Write>(
     out: &mut Out<'_, W>,
     arena: &AlignedBuf,
-    batch: &mut Vec<([u8; 12], usize, usize)>,
+    headers: &[[u8; 12]],
+    ops: &[Op],
     progress: &Progress,
 ) -> Result<()> {
-    if batch.is_empty() {
+    if ops.is_empty() {
         return Ok(());
     }
-    let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(batch.len() * 2);
+    let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(ops.len());
     let mut bytes = 0u64;
-    for (hdr, at, len) in batch.iter() {
-        slices.push(IoSlice::new(hdr));
-        slices.push(IoSlice::new(&arena[*at..*at + *len]));
-        bytes += *len as u64;
+    for op in ops {
+        match *op {
+            Op::Header(i) => slices.push(IoSlice::new(&headers[i])),
+            Op::Data(at, len) => {
+                slices.push(IoSlice::new(&arena[at..at + len]));
+                bytes += len as u64;
+            }
+        }
     }
     out.write_all_vectored(&mut slices)?;
-    batch.clear();
     progress.add_done(bytes);
     if progress.is_cancelled() {
         return Err(Error::Interrupted);

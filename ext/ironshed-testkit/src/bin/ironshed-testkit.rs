@@ -13,7 +13,7 @@
 //! ```text
 //! ironshed-testkit cow --dir DIR --origin-size SIZE --chunk-size SIZE --cow-size SIZE
 //!     [--seed N] [--write OFFSET:LENGTH]... [--random-writes COUNT:LENGTH]
-//!     [--order first-write|reverse|shuffled] [--magic HEX] [--version N] [--valid N]
+//!     [--stride-writes COUNT:LENGTH:STEP] [--order first-write|reverse|shuffled] [--magic HEX] [--version N] [--valid N]
 //!     [--duplicates N] [--no-data] [--no-images]
 //! ```
 //! writes DIR/cow.img (a dm-snapshot exception store recording the writes), DIR/before.img
@@ -191,6 +191,7 @@ fn cow_cmd(args: &[String]) {
     let mut seed = 1u64;
     let mut writes: Vec<(u64, u64)> = Vec::new();
     let mut random: Option<(u64, u64)> = None;
+    let mut stride: Option<(u64, u64, u64)> = None;
     let mut order = "first-write".to_string();
     let mut magic = cow::MAGIC;
     let mut version = 1u32;
@@ -214,6 +215,14 @@ fn cow_cmd(args: &[String]) {
             "--seed" => seed = size(&val(&mut i)),
             "--write" => writes.push(pair(&val(&mut i))),
             "--random-writes" => random = Some(pair(&val(&mut i))),
+            "--stride-writes" => {
+                let v = val(&mut i);
+                let p: Vec<u64> = v.split(':').map(size).collect();
+                if p.len() != 3 || p[2] == 0 {
+                    die("--stride-writes takes COUNT:LENGTH:STEP");
+                }
+                stride = Some((p[0], p[1], p[2]));
+            }
             "--order" => order = val(&mut i),
             "--magic" => {
                 magic = u32::from_str_radix(&val(&mut i), 16).unwrap_or_else(|_| die("bad hex"))
@@ -245,6 +254,11 @@ fn cow_cmd(args: &[String]) {
     }
     if let Some((count, len)) = random {
         model.random_writes(count, len, seed ^ 0xc0ffee);
+    }
+    if let Some((count, len, step)) = stride {
+        for k in 0..count {
+            model.write(k * step, len);
+        }
     }
     if images {
         write_raw(&dir.join("before.img"), &model, false);
