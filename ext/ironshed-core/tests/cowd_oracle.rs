@@ -112,7 +112,7 @@ fn writes_only_changed_grains() {
     d.apply(&dest, &ApplyOptions::default(), &Progress::new())
         .unwrap();
     let got = fs::read(&dest).unwrap();
-    let extents = d.extents();
+    let extents = d.extents().unwrap();
     let mut pos = 0usize;
     for (off, len) in &extents {
         let (off, len) = (*off as usize, *len as usize);

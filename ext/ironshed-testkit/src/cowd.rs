@@ -25,6 +25,9 @@ pub enum Layout {
     Shuffled(u64),
     /// Each table followed by its own grains, in a seeded random order (on-demand allocation).
     Interleaved(u64),
+    /// All tables, then grains in the order the model's writes touched them (how ESX
+    /// allocates: the file grows as the guest writes).
+    WriteOrder,
 }
 
 impl Layout {
@@ -35,6 +38,7 @@ impl Layout {
             "reverse" => Layout::Reverse,
             "shuffled" => Layout::Shuffled(seed),
             "interleaved" => Layout::Interleaved(seed),
+            "write-order" => Layout::WriteOrder,
             _ => return None,
         })
     }
@@ -118,7 +122,21 @@ pub fn write(path: &Path, spec: &CowdSpec, model: &Model) -> io::Result<CowdLayo
                 lay.tables.insert(t, next);
                 next += GT_ENTRIES * 4 / SECTOR;
             }
-            order.extend_from_slice(&grains);
+            if spec.layout == Layout::WriteOrder {
+                let mut seen = std::collections::HashSet::new();
+                for w in &model.writes {
+                    if w.len == 0 {
+                        continue;
+                    }
+                    for g in w.offset / gbytes..=(w.offset + w.len - 1) / gbytes {
+                        if seen.insert(g) {
+                            order.push(g);
+                        }
+                    }
+                }
+            } else {
+                order.extend_from_slice(&grains);
+            }
             match spec.layout {
                 Layout::Reverse => order.reverse(),
                 Layout::Shuffled(seed) => Rng::new(seed).shuffle(&mut order),

@@ -58,7 +58,7 @@ impl RbDelta {
         self.0.changed_bytes()
     }
     fn extents(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
-        let list = rb_self.0.extents();
+        let list = rb_self.0.extents().map_err(|e| errors::vmdk(ruby, e))?;
         let out = ruby.ary_new_capa(list.len());
         for (off, len) in list {
             out.push(

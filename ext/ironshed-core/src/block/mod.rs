@@ -10,7 +10,7 @@
 
 mod copy;
 
-pub use copy::{write_segments, CopyStats, Segment, SegmentSource, SourceFile};
+pub use copy::{write_segments, BatchWriter, CopyStats, Segment, SegmentSource, SourceFile, BATCH};
 
 use crate::error::IoContext;
 use std::fs::{File, OpenOptions};

@@ -12,7 +12,7 @@ mod error;
 
 pub use error::{Error, Result};
 
-use crate::block::{self, CopyStats, Destination, Segment, SegmentSource, SourceFile};
+use crate::block::{BatchWriter, CopyStats, Destination, Segment, SegmentSource, SourceFile};
 use crate::error::IoContext;
 use crate::io::ReadAt;
 use crate::progress::Progress;
@@ -92,7 +92,8 @@ pub struct Delta {
     pub unclean: bool,
     /// Non-fatal observations worth telling the user.
     pub warnings: Vec<String>,
-    segments: Vec<Segment>,
+    changed_bytes: u64,
+    extent: cowd::Cowd,
     sources: Vec<SourceFile>,
 }
 
@@ -343,17 +344,6 @@ impl Delta {
                 ),
             ));
         }
-        let segments: Vec<Segment> = c
-            .byte_runs()
-            .map(|(dest, len, off)| Segment {
-                dest,
-                len,
-                source: SegmentSource::Read {
-                    file: 0,
-                    offset: off,
-                },
-            })
-            .collect();
         Ok(Delta {
             path: path.to_path_buf(),
             extent_path: extent_path.clone(),
@@ -365,7 +355,8 @@ impl Delta {
             base,
             unclean: c.header.unclean_shutdown != 0,
             warnings,
-            segments,
+            changed_bytes: c.changed_bytes,
+            extent: c,
             sources: vec![SourceFile {
                 path: extent_path,
                 file,
@@ -375,24 +366,51 @@ impl Delta {
 
     /// Bytes the delta changes.
     pub fn changed_bytes(&self) -> u64 {
-        self.segments.iter().map(|s| s.len).sum()
+        self.changed_bytes
+    }
+
+    /// Calls `f` with every segment to write, in destination order; grain tables are read
+    /// one at a time, so memory does not grow with the delta.
+    pub fn for_each_segment<F>(&self, mut f: F) -> Result<()>
+    where
+        F: FnMut(Segment) -> Result<()>,
+    {
+        let src = &self.sources[0];
+        let name = name_of(&src.path);
+        self.extent
+            .for_each_run(&src.file, &name, 0, self.capacity, |dest, len, offset| {
+                f(Segment {
+                    dest,
+                    len,
+                    source: SegmentSource::Read { file: 0, offset },
+                })
+            })
     }
 
     /// Changed destination ranges `(offset, length)` in bytes, sorted, adjacent ones merged.
-    pub fn extents(&self) -> Vec<(u64, u64)> {
+    pub fn extents(&self) -> Result<Vec<(u64, u64)>> {
         let mut out: Vec<(u64, u64)> = Vec::new();
-        for s in &self.segments {
+        self.for_each_segment(|s| {
             match out.last_mut() {
                 Some((o, l)) if *o + *l == s.dest => *l += s.len,
                 _ => out.push((s.dest, s.len)),
             }
-        }
-        out
+            Ok(())
+        })?;
+        Ok(out)
     }
 
-    /// The segments the apply writes.
-    pub fn segments(&self) -> &[Segment] {
-        &self.segments
+    fn extent_count(&self) -> Result<u64> {
+        let mut n = 0u64;
+        let mut end = None;
+        self.for_each_segment(|s| {
+            if end != Some(s.dest) {
+                n += 1;
+            }
+            end = Some(s.dest + s.len);
+            Ok(())
+        })?;
+        Ok(n)
     }
 
     /// Checks that `dest` can take this delta: same size as the virtual disk (or larger, when
@@ -421,16 +439,12 @@ impl Delta {
     pub fn dry_run(&self, dest: &Path, opts: &ApplyOptions) -> Result<ApplyStats> {
         let d = Destination::open_readonly(dest)?;
         self.check_destination(&d, opts)?;
-        Ok(self.stats(0))
-    }
-
-    fn stats(&self, writes: u64) -> ApplyStats {
-        ApplyStats {
+        Ok(ApplyStats {
             grains: self.grains,
-            bytes: self.changed_bytes(),
-            extents: self.extents().len() as u64,
-            writes,
-        }
+            bytes: self.changed_bytes,
+            extents: self.extent_count()?,
+            writes: 0,
+        })
     }
 
     /// Writes the delta onto `dest`. Every check is done before the first write; the
@@ -443,9 +457,23 @@ impl Delta {
     ) -> Result<ApplyStats> {
         let d = Destination::open(dest)?;
         self.check_destination(&d, opts)?;
-        let CopyStats { writes, .. } =
-            block::write_segments(&self.segments, &self.sources, &d, progress)?;
-        Ok(self.stats(writes))
+        let mut w = BatchWriter::new(&d, &self.sources, progress, self.changed_bytes);
+        let mut extents = 0u64;
+        let mut end = None;
+        self.for_each_segment(|s| {
+            if end != Some(s.dest) {
+                extents += 1;
+            }
+            end = Some(s.dest + s.len);
+            w.push(s).map_err(Error::from)
+        })?;
+        let CopyStats { bytes, writes } = w.finish()?;
+        Ok(ApplyStats {
+            grains: self.grains,
+            bytes,
+            extents,
+            writes,
+        })
     }
 }
 
