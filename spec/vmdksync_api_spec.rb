@@ -93,9 +93,9 @@ RSpec.describe VMDKSync, :tmpdir do
     end
 
     it "raises UnsupportedFormat (a FormatError) for a kind it does not handle" do
-      File.write(path("vm-000001.vmdk"), File.read(path("vm-000001.vmdk")).sub("vmfsSparse", "seSparse"))
+      File.write(path("vm-000001.vmdk"), File.read(path("vm-000001.vmdk")).sub("vmfsSparse", "custom"))
       expect { VMDKSync::Delta.open(path("vm-000001.vmdk")) }
-        .to raise_error(VMDKSync::UnsupportedFormat, /createType "seSparse"/)
+        .to raise_error(VMDKSync::UnsupportedFormat, /createType "custom" is not a delta/)
       expect(VMDKSync::UnsupportedFormat.ancestors).to include(VMDKSync::FormatError, VMDKSync::Error,
                                                               Ironshed::Error, StandardError)
     end
@@ -125,7 +125,7 @@ RSpec.describe VMDKSync, :tmpdir do
     it "runs without the GVL (other threads run) and Thread#kill stops it between writes" do
       delta = VMDKSync::Delta.open(File.join(@big, "vm-000001.vmdk"))
       prog = Ironshed::Progress.new
-      worker = Thread.new { delta._apply(@big_dest, false, prog) }
+      worker = Thread.new { delta._apply(@big_dest, false, false, prog) }
       # This thread watches the counters while the worker is inside the native loop: that is
       # only possible because the loop released the GVL.
       Thread.pass until prog.done.positive? || !worker.alive?

@@ -173,6 +173,7 @@ fn never_extends_or_creates_the_destination() {
     );
     let opts = ApplyOptions {
         allow_larger_destination: true,
+        ..Default::default()
     };
     d.apply(&big, &opts, &Progress::new()).unwrap();
     assert_eq!(fs::metadata(&big).unwrap().len(), (4 << 20) + 4096);

@@ -146,6 +146,29 @@ impl<'a> BatchWriter<'a> {
         Ok(())
     }
 
+    /// Makes `[dest, dest+len)` read as zeros by discarding it (see
+    /// [`Destination::discard_zeroes`]); where the destination cannot, writes zeros instead.
+    /// Returns true when the range was discarded.
+    pub fn discard(&mut self, dest: u64, len: u64) -> Result<bool> {
+        self.check(dest, len)?;
+        self.flush()?;
+        if self.progress.is_cancelled() {
+            return Err(Error::Interrupted);
+        }
+        if self.dest.discard_zeroes(dest, len)? {
+            self.next_free = dest + len;
+            self.progress.add_done(len);
+            self.stats.bytes += len;
+            return Ok(true);
+        }
+        self.push(Segment {
+            dest,
+            len,
+            source: SegmentSource::Zero,
+        })?;
+        Ok(false)
+    }
+
     /// Ensures the buffer can take bytes for destination offset `at` next.
     fn make_room(&mut self, at: u64) -> Result<()> {
         let contiguous = self.fill > 0 && self.start + self.fill as u64 == at;
