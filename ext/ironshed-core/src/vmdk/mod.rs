@@ -76,6 +76,10 @@ pub struct OpenOptions {
     pub allow_unclean: bool,
     /// Compare hosted sparse extents' redundant grain tables with the primary ones.
     pub check_redundant: bool,
+    /// Accept a descriptor whose parent file is missing (the destination is taken to hold
+    /// exactly that parent); without it such a chain is refused, since the missing file
+    /// could be another snapshot whose changes would be lost.
+    pub no_parent_check: bool,
 }
 
 /// How to apply a delta.
