@@ -231,7 +231,17 @@ impl Chain {
         let mut merged: Vec<Run> = Vec::new();
         let mut ws = 0u64;
         while ws < cap {
+            // Skip stretches no layer has tables for.
+            match self.layers.iter().filter_map(|l| l.next_data(ws)).min() {
+                None => break,
+                Some(next) if next >= ws + WINDOW => {
+                    ws = next - next % WINDOW;
+                    continue;
+                }
+                Some(_) => {}
+            }
             let we = (ws + WINDOW).min(cap);
+
             acc.clear();
             for layer in self.layers.iter().rev() {
                 layer_runs.clear();

@@ -215,6 +215,11 @@ impl Cowd {
         GT_ENTRIES * self.header.grain_bytes()
     }
 
+    /// The first disk byte at or after `from` that a grain table covers (None: no data there).
+    pub fn next_data(&self, from: u64) -> Option<u64> {
+        next_table(&self.directory, self.table_span(), from, |e| *e != 0)
+    }
+
     fn check_table(&self, i: u64, t: u64, name: &str) -> Result<()> {
         if t < self.gd_end_sector {
             return Err(Error::format(
@@ -485,4 +490,20 @@ fn check_header(h: &Header, name: &str, file_len: u64) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// For a directory whose entry `i` covers disk bytes `[i*span, (i+1)*span)`: the first byte at
+/// or after `from` covered by an entry for which `used` holds.
+pub(crate) fn next_table<T>(
+    dir: &[T],
+    span: u64,
+    from: u64,
+    used: impl Fn(&T) -> bool,
+) -> Option<u64> {
+    let first = usize::try_from(from / span).ok()?;
+    dir.iter()
+        .enumerate()
+        .skip(first)
+        .find(|(_, e)| used(e))
+        .map(|(i, _)| (i as u64 * span).max(from))
 }

@@ -479,7 +479,25 @@ impl Layer {
             .map(|h| descriptor::resolve_relative(&self.path, h))
     }
 
+    /// The first disk byte at or after `from` where this layer may hold data.
+    pub fn next_data(&self, from: u64) -> Option<u64> {
+        self.extents
+            .iter()
+            .filter(|x| x.start + x.len > from)
+            .filter_map(|x| {
+                let local = from.saturating_sub(x.start);
+                let next = match &x.reader {
+                    Reader::Cowd(c) => c.next_data(local),
+                    Reader::Sparse(s) => s.next_data(local),
+                    Reader::SeSparse(s) => s.next_data(local),
+                };
+                next.map(|n| n + x.start)
+            })
+            .min()
+    }
+
     /// Calls `f` for this layer's runs inside disk bytes `[start, end)`, in order.
+
     pub fn for_each_run(
         &self,
         sources: &[SourceFile],

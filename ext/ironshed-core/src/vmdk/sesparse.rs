@@ -350,6 +350,11 @@ impl SeSparse {
         TABLE_ENTRIES * GRAIN_BYTES
     }
 
+    /// The first disk byte at or after `from` that a grain table covers (None: no data there).
+    pub fn next_data(&self, from: u64) -> Option<u64> {
+        super::cowd::next_table(&self.directory, self.table_span(), from, |e| *e != 0)
+    }
+
     fn clip(&self, g: u64) -> u64 {
         GRAIN_BYTES.min(self.header.capacity_bytes() - g * GRAIN_BYTES)
     }

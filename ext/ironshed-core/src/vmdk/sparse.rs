@@ -522,6 +522,11 @@ impl Sparse {
         GTES_PER_GT * self.header.grain_bytes()
     }
 
+    /// The first disk byte at or after `from` that a grain table covers (None: no data there).
+    pub fn next_data(&self, from: u64) -> Option<u64> {
+        super::cowd::next_table(&self.directory, self.table_span(), from, |e| *e != 0)
+    }
+
     fn read_table<'b>(
         &'b self,
         src: &dyn ReadAt,
