@@ -8,7 +8,7 @@
 //! anything is written. Grain tables are read again one at a time when runs are listed.
 
 use super::error::{Error, Result};
-use super::run::{DeflateRef, Run, Src};
+use super::run::{DeflateRef, Run, RunSink, Src};
 use crate::error::IoContext;
 use crate::io::ReadAt;
 use crate::sectormap::SectorMap;
@@ -771,78 +771,71 @@ impl Sparse {
         let span = self.table_span();
         let gb = self.header.grain_bytes();
         let mut gt = vec![0u8; (GTES_PER_GT * 4) as usize];
-        let mut pending: Option<Run> = None;
+        let mut sink = RunSink::new(start, end, f);
         for i in start / span..end.div_ceil(span) {
             let Some(entries) = self.read_table(src, name, i, &mut gt)? else {
                 continue;
             };
             for e in entries {
-                let run = match e? {
-                    Entry::Zero { g, clip } => Run {
-                        virt: g * gb,
-                        len: clip,
-                        src: Src::Zero,
-                    },
-                    Entry::Grain { g, sector, clip } => {
-                        if self.header.compressed() {
-                            let mut m = [0u8; 12];
-                            src.read_exact_at(&mut m, sector * SECTOR).map_err(|e| {
-                                io_err(
-                                    name,
-                                    format!("read grain marker at byte {}", sector * SECTOR),
-                                    e,
-                                )
-                            })?;
-                            let clen = LE::read_u32(&m[8..]);
-                            let glen = if LE::read_u64(&m) == g * self.header.grain_size
-                                && clen > 0
-                                && u64::from(clen) <= 2 * gb
-                            {
-                                gb as u32
-                            } else {
-                                return Err(Error::format(name, format!("grain marker at sector {sector} changed since it was checked")));
-                            };
-                            Run {
-                                virt: g * gb,
-                                len: clip,
-                                src: Src::Deflate(DeflateRef {
-                                    file,
-                                    offset: sector * SECTOR + 12,
-                                    clen,
-                                    glen,
-                                    skip: 0,
-                                }),
-                            }
-                        } else {
-                            Run {
-                                virt: g * gb,
-                                len: clip,
-                                src: Src::Data {
-                                    file,
-                                    offset: sector * SECTOR,
-                                },
-                            }
-                        }
-                    }
+                let (g, clip, src) = match e? {
+                    Entry::Zero { g, clip } => (g, clip, Src::Zero),
+                    Entry::Grain { g, sector, clip } if self.header.compressed() => (
+                        g,
+                        clip,
+                        Src::Deflate(self.deflate_ref(src, name, file, g, sector)?),
+                    ),
+                    Entry::Grain { g, sector, clip } => (
+                        g,
+                        clip,
+                        Src::Data {
+                            file,
+                            offset: sector * SECTOR,
+                        },
+                    ),
                 };
-                if run.end() <= start || run.virt >= end {
-                    continue;
-                }
-                let run = run.slice(start, end);
-                if let Some(p) = pending.as_mut() {
-                    if p.try_merge(&run) {
-                        continue;
-                    }
-                }
-                if let Some(p) = pending.replace(run) {
-                    f(p)?;
-                }
+                sink.push(Run {
+                    virt: g * gb,
+                    len: clip,
+                    src,
+                })?;
             }
         }
-        if let Some(p) = pending {
-            f(p)?;
+        sink.finish()
+    }
+
+    /// The compressed grain behind the marker at `sector` (checked again: it was checked when
+    /// the extent was opened).
+    fn deflate_ref(
+        &self,
+        src: &dyn ReadAt,
+        name: &str,
+        file: u32,
+        g: u64,
+        sector: u64,
+    ) -> Result<DeflateRef> {
+        let gb = self.header.grain_bytes();
+        let mut m = [0u8; 12];
+        src.read_exact_at(&mut m, sector * SECTOR).map_err(|e| {
+            io_err(
+                name,
+                format!("read grain marker at byte {}", sector * SECTOR),
+                e,
+            )
+        })?;
+        let clen = LE::read_u32(&m[8..]);
+        if LE::read_u64(&m) != g * self.header.grain_size || clen == 0 || u64::from(clen) > 2 * gb {
+            return Err(Error::format(
+                name,
+                format!("grain marker at sector {sector} changed since it was checked"),
+            ));
         }
-        Ok(())
+        Ok(DeflateRef {
+            file,
+            offset: sector * SECTOR + 12,
+            clen,
+            glen: gb as u32,
+            skip: 0,
+        })
     }
 }
 
