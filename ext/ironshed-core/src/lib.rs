@@ -18,6 +18,7 @@ pub mod error;
 pub mod io;
 pub mod lvm;
 pub mod progress;
+pub mod sectormap;
 pub mod snapshot;
 pub mod vmdk;
 pub mod wire;
