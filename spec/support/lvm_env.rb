@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "fileutils"
+
 # A stand-in LVM for running lvmsync's sender on machines without device-mapper: `lvs` and
 # `vgcfgbackup` scripts on PATH that answer from a metadata file, and device nodes under
 # $DM_DEV_DIR/mapper (which LVM and lvmsync honour) pointing at image files or loop devices.

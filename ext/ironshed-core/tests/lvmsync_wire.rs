@@ -425,3 +425,57 @@ fn snapback_file_cannot_be_the_destination() {
         )
     );
 }
+
+/// From a real pipe, large records are spliced to the destination: same result, and a stream
+/// cut inside a spliced record is reported with what was written.
+#[test]
+fn applies_from_a_pipe_with_splice() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("dest");
+    fs::write(&dest, vec![b'O'; 8 << 20]).unwrap();
+    let recs: Vec<(u64, Vec<u8>)> = vec![
+        (0, pattern(1, 1 << 20)),
+        (3 << 20, pattern(2, 100)),
+        (4 << 20, pattern(3, (1 << 20) + 512)),
+        (2 << 20, pattern(4, 300_000)),
+    ];
+    let mut want = vec![b'O'; 8 << 20];
+    for (o, d) in &recs {
+        want[*o as usize..*o as usize + d.len()].copy_from_slice(d);
+    }
+    let through_pipe = |bytes: Vec<u8>| {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let writer = std::thread::spawn(move || {
+            let mut f = fs::File::from(w);
+            use std::io::Write;
+            let _ = f.write_all(&bytes);
+        });
+        let res = apply(
+            Input::Fd(fs::File::from(r), "pipe".into()),
+            &dest,
+            &ApplyOptions::default(),
+            &Progress::new(),
+        );
+        writer.join().unwrap();
+        res
+    };
+    let st = through_pipe(encode(&recs)).unwrap();
+    assert!(fs::read(&dest).unwrap() == want);
+    assert_eq!(
+        (st.records, st.bytes),
+        (4, (1 << 20) + 100 + (1 << 20) + 512 + 300_000)
+    );
+    // Cut 1000 bytes before the end of the third record.
+    fs::write(&dest, vec![b'O'; 8 << 20]).unwrap();
+    let s = encode(&recs);
+    let cut = 17 + (12 + (1 << 20)) + (12 + 100) + 12 + (1 << 20) + 512 - 1000;
+    let e = through_pipe(s[..cut].to_vec()).unwrap_err().to_string();
+    assert!(e.starts_with("pipe: stream ends inside record 2"), "{e}");
+    assert!(
+        e.ends_with("by then 2 records were complete and 2096764 bytes had been written"),
+        "{e}"
+    );
+    let got = fs::read(&dest).unwrap();
+    assert!(got[..1 << 20] == want[..1 << 20]);
+    assert!(got[(4 << 20) + (1 << 20) - 488..(4 << 20) + (1 << 20) + 512] == [b'O'; 1000][..]);
+}

@@ -73,10 +73,7 @@ fn apply(
 ) -> Result<RHash, Error> {
     let input = match (input_path, input_fd) {
         (Some(p), _) => Input::File(p),
-        (None, Some(fd)) => Input::Stream(
-            Box::new(WaitingFile::new(dup_fd(ruby, fd, &input_name)?)),
-            input_name,
-        ),
+        (None, Some(fd)) => Input::Fd(dup_fd(ruby, fd, &input_name)?, input_name),
         (None, None) => {
             return Err(Error::new(
                 ruby.exception_arg_error(),

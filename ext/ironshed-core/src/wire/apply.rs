@@ -35,6 +35,8 @@ pub const SNAPBACK_BATCH: usize = 8 << 20;
 pub const JOURNAL_HOLD_MAX: usize = 64 << 20;
 const MAX_ITEMS: usize = 16384;
 const READ_STEP: usize = 64 << 10;
+/// Records at least this large arriving on a pipe are spliced to the destination.
+const SPLICE_MIN: u64 = 256 << 10;
 
 /// Where the stream comes from.
 pub enum Input {
@@ -42,6 +44,10 @@ pub enum Input {
     File(PathBuf),
     /// A pipe, socket or other reader, applied as it arrives; the string names it in messages.
     Stream(Box<dyn Read + Send>, String),
+    /// An open file descriptor (standard input, a pipe from a sender): applied as it arrives;
+    /// from a pipe, large records go to the destination with `splice(2)`, without a copy
+    /// through this process.
+    Fd(File, String),
 }
 
 impl std::fmt::Debug for Input {
@@ -49,6 +55,7 @@ impl std::fmt::Debug for Input {
         match self {
             Input::File(p) => write!(f, "Input::File({})", p.display()),
             Input::Stream(_, n) => write!(f, "Input::Stream({n})"),
+            Input::Fd(_, n) => write!(f, "Input::Fd({n})"),
         }
     }
 }
@@ -266,6 +273,8 @@ struct Item {
 
 struct Applier<'a> {
     dest: &'a Destination,
+    /// The input pipe, when records may be spliced from it.
+    pipe_fd: Option<i32>,
     undo: Option<UndoLog>,
     progress: &'a Progress,
     buf: Vec<u8>,
@@ -321,6 +330,119 @@ impl Applier<'_> {
         Ok(())
     }
 
+    /// Moves a whole record from the input pipe to the destination: the bytes the decoder
+    /// already read ahead are written from memory, the rest is spliced (kernel to kernel).
+    fn splice_record<R: Read>(
+        &mut self,
+        dec: &mut Decoder<R>,
+        fd: i32,
+        offset: u64,
+        len: u64,
+    ) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        // Earlier records first: a later record may overlap them.
+        self.flush()?;
+        let mut off = offset;
+        let mut left = len;
+        let ahead = dec.buffered_data();
+        if ahead > 0 {
+            if self.buf.len() < ahead {
+                self.buf.resize(ahead, 0);
+            }
+            dec.read_data(&mut self.buf[..ahead])?;
+            self.dest.write_all_at(&self.buf[..ahead], off)?;
+            self.stats.writes += 1;
+            self.stats.bytes += ahead as u64;
+            self.progress.add_done(ahead as u64);
+            off += ahead as u64;
+            left -= ahead as u64;
+        }
+        let out = self.dest.file().as_raw_fd();
+        while left > 0 {
+            let mut at = off as libc::loff_t;
+            let want = left.min(1 << 30) as usize;
+            // SAFETY: both descriptors are open for the call; `at` is a valid offset pointer.
+            let n = unsafe {
+                libc::splice(
+                    fd,
+                    std::ptr::null_mut(),
+                    out,
+                    &mut at,
+                    want,
+                    libc::SPLICE_F_MOVE,
+                )
+            };
+            if n > 0 {
+                let n = n as u64;
+                dec.took_directly(n, false)?;
+                self.stats.writes += 1;
+                self.stats.bytes += n;
+                self.progress.add_done(n);
+                off += n;
+                left -= n;
+                continue;
+            }
+            if n == 0 {
+                dec.took_directly(0, true)?;
+                break;
+            }
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => {
+                    let mut p = libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd.
+                    unsafe { libc::poll(&mut p, 1, 1000) };
+                }
+                Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+                    // This destination cannot be spliced to: copy the rest, and stop trying.
+                    self.pipe_fd = None;
+                    return self.copy_rest(dec, off, left);
+                }
+                _ => {
+                    return Err(Error::Destination(crate::block::Error::Io(IoContext::new(
+                        self.dest.path(),
+                        format!("write {left} bytes at byte {off} (splice)"),
+                        e,
+                    ))))
+                }
+            }
+        }
+        self.stats.records += 1;
+        if self.progress.is_cancelled() {
+            return Err(Error::Interrupted);
+        }
+        Ok(())
+    }
+
+    /// The rest of a record through memory (the fallback of [`Applier::splice_record`]).
+    fn copy_rest<R: Read>(
+        &mut self,
+        dec: &mut Decoder<R>,
+        mut off: u64,
+        mut left: u64,
+    ) -> Result<()> {
+        while left > 0 {
+            let n = left.min(READ_STEP as u64) as usize;
+            if self.buf.len() < n {
+                self.buf.resize(n, 0);
+            }
+            dec.read_data(&mut self.buf[..n])?;
+            self.dest.write_all_at(&self.buf[..n], off)?;
+            self.stats.writes += 1;
+            self.stats.bytes += n as u64;
+            self.progress.add_done(n as u64);
+            off += n as u64;
+            left -= n as u64;
+        }
+        self.stats.records += 1;
+        Ok(())
+    }
+
     /// Discards the batch (an uncommitted journal tail).
     fn discard(&mut self) {
         self.stats.ignored_records += self.batch_records;
@@ -339,6 +461,11 @@ impl Applier<'_> {
     ) -> Result<()> {
         let h = rec.header;
         let keep = fitting(&h, self.dest.size());
+        if let Some(fd) = self.pipe_fd {
+            if !hold && self.undo.is_none() && keep == u64::from(h.len) && keep >= SPLICE_MIN {
+                return self.splice_record(dec, fd, h.offset, keep);
+            }
+        }
         let mut off = h.offset;
         let mut left = keep;
         // Data is written in pieces as it arrives (so it is still in the CPU cache): a stream
@@ -422,6 +549,7 @@ pub fn apply(
             }
         }
     }
+    let mut pipe_fd: Option<i32> = None;
     let (reader, name, plan): (Box<dyn Read + Send>, String, Option<Plan>) = match input {
         Input::File(p) => {
             let name = p.display().to_string();
@@ -435,6 +563,18 @@ pub fn apply(
             (Box::new(f), name, plan)
         }
         Input::Stream(r, name) => (r, name, None),
+        Input::Fd(f, name) => {
+            use std::os::fd::AsRawFd;
+            use std::os::unix::fs::FileTypeExt;
+            if f.metadata().is_ok_and(|m| m.file_type().is_fifo()) {
+                pipe_fd = Some(f.as_raw_fd());
+            }
+            (
+                Box::new(crate::io::WaitingFile::new(f)) as Box<dyn Read + Send>,
+                name,
+                None,
+            )
+        }
     };
     if let Some(p) = &plan {
         progress.set_total(p.bytes);
@@ -446,6 +586,7 @@ pub fn apply(
     };
     let mut ap = Applier {
         dest: &dest,
+        pipe_fd,
         undo,
         progress,
         buf: Vec::new(),

@@ -186,6 +186,37 @@ impl<R: Read> Decoder<R> {
         self.next_index
     }
 
+    /// Data bytes of the current record already read ahead into the decoder's buffer (they
+    /// must be taken with [`Decoder::read_data`] before the rest is taken from the underlying
+    /// reader directly).
+    pub fn buffered_data(&self) -> usize {
+        (self.r.buffer().len() as u64).min(self.remaining) as usize
+    }
+
+    /// Records that `n` data bytes of the current record were taken from the underlying
+    /// reader directly (by `splice`), with `eof` when it ended first: then the stream is
+    /// truncated and the error is returned.
+    pub fn took_directly(&mut self, n: u64, eof: bool) -> Result<(), Error> {
+        let rec = self
+            .current
+            .ok_or_else(|| Error::Internal("took_directly without a record".into()))?;
+        if self.buffered_data() > 0 || n > self.remaining {
+            return Err(Error::Internal("direct read out of order".into()));
+        }
+        self.pos += n;
+        self.remaining -= n;
+        if eof && self.remaining > 0 {
+            let done = u64::from(rec.header.len) - self.remaining;
+            return Err(self.truncated(rec, done));
+        }
+        Ok(())
+    }
+
+    /// The underlying reader.
+    pub fn get_ref(&self) -> &R {
+        self.r.get_ref()
+    }
+
     /// Data bytes of the current record not read yet.
     pub fn remaining(&self) -> u64 {
         self.remaining
