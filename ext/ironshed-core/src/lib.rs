@@ -13,6 +13,7 @@ pub mod block;
 pub mod error;
 pub mod io;
 pub mod progress;
+pub mod sectormap;
 pub mod vmdk;
 
 pub use error::IoContext;

@@ -2,7 +2,7 @@
 //! apply. The Ruby wrapper in lib/vmdksync.rb gives these methods their keyword arguments.
 
 use crate::{errors, gvl, progress::RbProgress};
-use ironshed_core::vmdk::{ApplyOptions, ApplyStats, BaseCheck, Delta, OpenOptions};
+use ironshed_core::vmdk::{ApplyOptions, ApplyStats, BaseCheck, Delta, OpenOptions, VerifyReport};
 use magnus::{function, method, prelude::*, Error, RArray, RHash, Ruby, Symbol};
 use std::path::PathBuf;
 
@@ -15,19 +15,44 @@ fn stats_hash(ruby: &Ruby, s: ApplyStats) -> Result<RHash, Error> {
     h.aset(ruby.to_symbol("bytes"), s.bytes)?;
     h.aset(ruby.to_symbol("extents"), s.extents)?;
     h.aset(ruby.to_symbol("writes"), s.writes)?;
+    h.aset(ruby.to_symbol("discarded"), s.discarded)?;
+    Ok(h)
+}
+
+fn flag(ruby: &Ruby, h: RHash, key: &str) -> Result<bool, Error> {
+    Ok(h.lookup::<_, Option<bool>>(ruby.to_symbol(key))?
+        .unwrap_or(false))
+}
+
+fn apply_options(ruby: &Ruby, h: RHash) -> Result<ApplyOptions, Error> {
+    Ok(ApplyOptions {
+        allow_larger_destination: flag(ruby, h, "allow_larger_destination")?,
+        discard_zeros: flag(ruby, h, "discard_zeros")?,
+    })
+}
+
+fn verify_hash(ruby: &Ruby, r: VerifyReport) -> Result<RHash, Error> {
+    let h = ruby.hash_new();
+    h.aset(ruby.to_symbol("bytes"), r.bytes)?;
+    h.aset(ruby.to_symbol("mismatched_bytes"), r.mismatched_bytes)?;
+    let list = ruby.ary_new_capa(r.mismatches.len());
+    for (off, len) in r.mismatches {
+        list.push(
+            ruby.ary_new_from_values(&[ruby.integer_from_u64(off), ruby.integer_from_u64(len)]),
+        )?;
+    }
+    h.aset(ruby.to_symbol("mismatches"), list)?;
     Ok(h)
 }
 
 impl RbDelta {
-    fn open(
-        ruby: &Ruby,
-        path: PathBuf,
-        base: Option<PathBuf>,
-        allow_unclean: bool,
-    ) -> Result<Self, Error> {
+    /// `_open(path, {base:, allow_unclean:, check_redundant:, no_parent_check:})`
+    fn open(ruby: &Ruby, path: PathBuf, opts: RHash) -> Result<Self, Error> {
         let opts = OpenOptions {
-            base,
-            allow_unclean,
+            base: opts.lookup::<_, Option<PathBuf>>(ruby.to_symbol("base"))?,
+            allow_unclean: flag(ruby, opts, "allow_unclean")?,
+            check_redundant: flag(ruby, opts, "check_redundant")?,
+            no_parent_check: flag(ruby, opts, "no_parent_check")?,
         };
         Delta::open(&path, &opts)
             .map(RbDelta)
@@ -58,7 +83,7 @@ impl RbDelta {
         self.0.changed_bytes()
     }
     fn extents(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
-        let list = rb_self.0.extents();
+        let list = rb_self.0.extents().map_err(|e| errors::vmdk(ruby, e))?;
         let out = ruby.ary_new_capa(list.len());
         for (off, len) in list {
             out.push(
@@ -97,31 +122,41 @@ impl RbDelta {
     fn warnings(&self) -> Vec<String> {
         self.0.warnings.clone()
     }
-    fn dry_run(
-        ruby: &Ruby,
-        rb_self: &Self,
-        dest: PathBuf,
-        allow_larger: bool,
-    ) -> Result<RHash, Error> {
-        let opts = ApplyOptions {
-            allow_larger_destination: allow_larger,
-        };
+    fn layers(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
+        let out = ruby.ary_new();
+        for l in rb_self.0.layers() {
+            let h = ruby.hash_new();
+            h.aset(ruby.to_symbol("path"), l.path)?;
+            h.aset(ruby.to_symbol("format"), ruby.to_symbol(l.format.key()))?;
+            h.aset(ruby.to_symbol("extents"), l.extents)?;
+            h.aset(ruby.to_symbol("grain_size"), l.grain_size)?;
+            h.aset(ruby.to_symbol("grains"), l.grains)?;
+            h.aset(ruby.to_symbol("zero_grains"), l.zero_grains)?;
+            h.aset(ruby.to_symbol("changed_bytes"), l.changed_bytes)?;
+            h.aset(ruby.to_symbol("cid"), l.cid)?;
+            h.aset(ruby.to_symbol("parent_cid"), l.parent_cid)?;
+            out.push(h)?;
+        }
+        Ok(out)
+    }
+    /// `_dry_run(dest, {allow_larger_destination:})`
+    fn dry_run(ruby: &Ruby, rb_self: &Self, dest: PathBuf, opts: RHash) -> Result<RHash, Error> {
+        let opts = apply_options(ruby, opts)?;
         let stats = rb_self
             .0
             .dry_run(&dest, &opts)
             .map_err(|e| errors::vmdk(ruby, e))?;
         stats_hash(ruby, stats)
     }
+    /// `_apply(dest, {allow_larger_destination:, discard_zeros:}, progress)`
     fn apply(
         ruby: &Ruby,
         rb_self: &Self,
         dest: PathBuf,
-        allow_larger: bool,
+        opts: RHash,
         progress: &RbProgress,
     ) -> Result<RHash, Error> {
-        let opts = ApplyOptions {
-            allow_larger_destination: allow_larger,
-        };
+        let opts = apply_options(ruby, opts)?;
         let delta = &rb_self.0;
         let prog = progress.0.clone();
         let result = gvl::without_gvl(&progress.0, move || delta.apply(&dest, &opts, &prog))
@@ -129,12 +164,25 @@ impl RbDelta {
         let stats = result.map_err(|e| errors::vmdk(ruby, e))?;
         stats_hash(ruby, stats)
     }
+    fn verify(
+        ruby: &Ruby,
+        rb_self: &Self,
+        dest: PathBuf,
+        progress: &RbProgress,
+    ) -> Result<RHash, Error> {
+        let delta = &rb_self.0;
+        let prog = progress.0.clone();
+        let result = gvl::without_gvl(&progress.0, move || delta.verify(&dest, &prog))
+            .ok_or_else(|| errors::panic(ruby, "VMDKSync::Delta#verify"))?;
+        let report = result.map_err(|e| errors::vmdk(ruby, e))?;
+        verify_hash(ruby, report)
+    }
 }
 
 pub fn init(ruby: &Ruby) -> Result<(), Error> {
     let m = ruby.define_module("VMDKSync")?;
     let c = m.define_class("Delta", ruby.class_object())?;
-    c.define_singleton_method("_open", function!(RbDelta::open, 3))?;
+    c.define_singleton_method("_open", function!(RbDelta::open, 2))?;
     c.define_method("path", method!(RbDelta::path, 0))?;
     c.define_method("extent_path", method!(RbDelta::extent_path, 0))?;
     c.define_method("format", method!(RbDelta::format, 0))?;
@@ -156,5 +204,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     c.define_method("warnings", method!(RbDelta::warnings, 0))?;
     c.define_method("_dry_run", method!(RbDelta::dry_run, 2))?;
     c.define_method("_apply", method!(RbDelta::apply, 3))?;
+    c.define_method("_verify", method!(RbDelta::verify, 2))?;
+    c.define_method("layers", method!(RbDelta::layers, 0))?;
     Ok(())
 }
