@@ -6,7 +6,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 
 /// Positioned reads from something of known length.
-pub trait ReadAt {
+pub trait ReadAt: Sync {
     /// Fills `buf` from byte `offset`; fails with `UnexpectedEof` when the source is too short.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
     /// Total length in bytes.

@@ -191,6 +191,7 @@ fn chain_cmd(args: &[String]) {
     let mut capacity = 0u64;
     let mut seed = 1u64;
     let mut layers: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    let mut compressible = false;
     let mut i = 0;
     let val = |i: &mut usize| -> String {
         *i += 1;
@@ -204,6 +205,7 @@ fn chain_cmd(args: &[String]) {
             "--name" => name = val(&mut i),
             "--capacity" => capacity = size(&val(&mut i)),
             "--seed" => seed = size(&val(&mut i)),
+            "--compressible" => compressible = true,
             "--layer" => layers.push((val(&mut i), Vec::new())),
             op @ ("--write" | "--zero" | "--unmap" | "--random-writes") => {
                 let v = val(&mut i);
@@ -222,7 +224,9 @@ fn chain_cmd(args: &[String]) {
         die("need --capacity (multiple of 512) and at least one --layer");
     }
     let mut model = Model::new(capacity, seed);
+    model.compressible = compressible;
     let mut specs = Vec::new();
+
     for (k, (fmt, ops)) in layers.iter().enumerate() {
         if k > 0 {
             model.next_layer();
