@@ -23,14 +23,14 @@ def snapshot(dir, origin, *pattern)
   FileUtils.mkdir_p(dir)
   layout = JSON.parse(Bench.run!(Bench::TESTKIT, "cow", "--dir", dir, "--origin-size", File.size(origin),
                                  "--chunk-size", "4K", "--cow-size", "1100M", "--no-data", "--no-images", *pattern))
-  env = LvmEnv.build(dir, vgs: { "vg-src" => LvmEnv.classic_metadata },
-                          lvs: { "/dev/vg-src/data-snap" => %w[vg-src data-snap] },
-                          nodes: { "vg--src-data" => origin, "vg--src-data--snap-cow" => File.join(dir, "cow.img") })
+  env = LvmEnv.build(dir, vgs: { "vg-sync" => LvmEnv.classic_metadata },
+                          lvs: { "/dev/vg-sync/src-snap" => %w[vg-sync src-snap] },
+                          nodes: { "vg--sync-src--lv" => origin, "vg--sync-src--snap-cow" => File.join(dir, "cow.img") })
   [env, layout]
 end
 
 def pipeline(env, dest)
-  cmd = "#{sh(*LVMSYNC, '-q', '--stdout', '/dev/vg-src/data-snap')} | #{sh(*LVMSYNC, '-q', '--apply', '-', dest)}"
+  cmd = "#{sh(*LVMSYNC, '-q', '--stdout', '/dev/vg-sync/src-snap')} | #{sh(*LVMSYNC, '-q', '--apply', '-', dest)}"
   # Without bundler's RUBYOPT (bin/bench runs under `bundle exec`): lvmsync starts as an
   # installed gem's executable does.
   ["env", "-u", "RUBYOPT", "-u", "BUNDLE_GEMFILE", "-u", "BUNDLE_BIN_PATH", "-u", "RUBYLIB",

@@ -8,7 +8,7 @@ require "lvmsync"
 # written by ironshed-testkit, or loop devices); the real kernel runs the same scenarios on
 # real dm-snapshot LVs (spec/guest). Every result is checked by content against the origin.
 RSpec.describe "lvmsync executable", :tmpdir do
-  SNAP = "/dev/vg-src/data-snap"
+  SNAP = "/dev/vg-sync/src-snap"
 
   def path(name)
     File.join(@dir, name)
@@ -26,11 +26,11 @@ RSpec.describe "lvmsync executable", :tmpdir do
     FileUtils.cp(path("before.img"), path("snapview.img"))
     @env = LvmEnv.build(
       @dir,
-      vgs: { "vg-src" => LvmEnv.classic_metadata(**metadata) },
-      lvs: { SNAP => %w[vg-src data-snap], "/dev/vg-src/data" => %w[vg-src data],
-             "vg-src/data-snap" => %w[vg-src data-snap] },
-      nodes: { "vg--src-data" => path("origin.img"), "vg--src-data--snap" => path("snapview.img"),
-               "vg--src-data--snap-cow" => path("cow.img") }.merge(nodes)
+      vgs: { "vg-sync" => LvmEnv.classic_metadata(**metadata) },
+      lvs: { SNAP => %w[vg-sync src-snap], "/dev/vg-sync/src-lv" => %w[vg-sync src-lv],
+             "vg-sync/src-snap" => %w[vg-sync src-snap] },
+      nodes: { "vg--sync-src--lv" => path("origin.img"), "vg--sync-src--snap" => path("snapview.img"),
+               "vg--sync-src--snap-cow" => path("cow.img") }.merge(nodes)
     )
   end
 
@@ -81,7 +81,7 @@ RSpec.describe "lvmsync executable", :tmpdir do
 
   it "accepts the snapshot as /dev/mapper path and as VG/LV, like lvs does" do
     set_up
-    _out, err, st = lvmsync("-q", "vg-src/data-snap", path("dest.img"))
+    _out, err, st = lvmsync("-q", "vg-sync/src-snap", path("dest.img"))
     expect([st.exitstatus, err]).to eq([0, ""])
     expect_content(path("dest.img"), origin)
   end
@@ -91,15 +91,15 @@ RSpec.describe "lvmsync executable", :tmpdir do
     with_loop_device(path("cow.img")) do |cow|
       with_loop_device(path("origin.img")) do |orig|
         with_loop_device(path("dest.img")) do |dest|
-          File.delete(File.join(@dir, "dev/mapper/vg--src-data--snap-cow"))
-          File.delete(File.join(@dir, "dev/mapper/vg--src-data"))
-          File.symlink(cow, File.join(@dir, "dev/mapper/vg--src-data--snap-cow"))
-          File.symlink(orig, File.join(@dir, "dev/mapper/vg--src-data"))
+          File.delete(File.join(@dir, "dev/mapper/vg--sync-src--snap-cow"))
+          File.delete(File.join(@dir, "dev/mapper/vg--sync-src--lv"))
+          File.symlink(cow, File.join(@dir, "dev/mapper/vg--sync-src--snap-cow"))
+          File.symlink(orig, File.join(@dir, "dev/mapper/vg--sync-src--lv"))
           _out, err, st = lvmsync("-v", SNAP, dest)
           expect(st.exitstatus).to eq(0), err
-          expect(err).to include("exception store #{@dir}/dev/mapper/vg--src-data--snap-cow (read O_DIRECT)",
+          expect(err).to include("exception store #{@dir}/dev/mapper/vg--sync-src--snap-cow (read O_DIRECT)",
                                  "chunk size 4.0 KiB; #{@layout['exceptions']} exceptions in #{@layout['areas'].size} metadata areas",
-                                 "data source: #{@dir}/dev/mapper/vg--src-data")
+                                 "data source: #{@dir}/dev/mapper/vg--sync-src--lv")
         end
       end
     end
@@ -193,7 +193,7 @@ RSpec.describe "lvmsync executable", :tmpdir do
 
     it "not a snapshot" do
       set_up
-      refuse("/dev/vg-src/data", path("dest.img"), "/dev/vg-src/data: not a snapshot (vg-src/data is a striped LV)")
+      refuse("/dev/vg-sync/src-lv", path("dest.img"), "/dev/vg-sync/src-lv: not a snapshot (vg-sync/src-lv is a striped LV)")
     end
 
     it "an LV LVM does not know" do
@@ -205,7 +205,7 @@ RSpec.describe "lvmsync executable", :tmpdir do
     it "an overflowed (invalid) snapshot" do
       set_up(writes: ["0:8M"], random: nil, cow_size: "1M")
       expect(@layout["overflowed"]).to be(true)
-      refuse(SNAP, path("dest.img"), "vg--src-data--snap-cow: the snapshot is invalid (header field 'valid' at byte 4 is 0): " \
+      refuse(SNAP, path("dest.img"), "vg--sync-src--snap-cow: the snapshot is invalid (header field 'valid' at byte 4 is 0): " \
                                      "it overflowed (its COW space filled up) or failed")
     end
 
@@ -220,15 +220,15 @@ RSpec.describe "lvmsync executable", :tmpdir do
     end
 
     it "a snapshot being merged" do
-      set_up(metadata: { store_key: "merging_store" })
+      set_up(metadata: { merging: true })
       refuse(SNAP, path("dest.img"), "the snapshot is being merged into its origin")
     end
 
     it "an inactive snapshot (no -cow device)" do
       set_up
-      File.delete(File.join(@dir, "dev/mapper/vg--src-data--snap-cow"))
-      refuse(SNAP, path("dest.img"), "vg--src-data--snap-cow does not exist: is the snapshot active? " \
-                                     "(lvchange -ay vg-src/data-snap)")
+      File.delete(File.join(@dir, "dev/mapper/vg--sync-src--snap-cow"))
+      refuse(SNAP, path("dest.img"), "vg--sync-src--snap-cow does not exist: is the snapshot active? " \
+                                     "(lvchange -ay vg-sync/src-snap)")
     end
 
     it "a destination smaller than the changes (nothing written: the furthest record goes first)" do
@@ -239,7 +239,7 @@ RSpec.describe "lvmsync executable", :tmpdir do
 
     it "the origin as destination" do
       set_up
-      refuse(SNAP, File.join(@dir, "dev/mapper/vg--src-data"), "is the data source")
+      refuse(SNAP, File.join(@dir, "dev/mapper/vg--sync-src--lv"), "is the data source")
     end
 
     it "a block device another program holds exclusively" do

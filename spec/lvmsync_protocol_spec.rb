@@ -20,9 +20,9 @@ RSpec.describe "lvmsync PROTO[3] compatibility", :tmpdir do
     @layout = JSON.parse(testkit("cow", "--dir", @dir, "--origin-size", "16M", "--chunk-size", "4K",
                                  "--cow-size", "8M", "--write", "0:3M", "--write", "5M:4K", "--write", "5251072:4K",
                                  "--random-writes", "300:4K", *extra))
-    @env = LvmEnv.build(@dir, vgs: { "vg-src" => LvmEnv.classic_metadata },
-                              lvs: { "/dev/vg-src/data-snap" => %w[vg-src data-snap] },
-                              nodes: { "vg--src-data" => path("origin.img"), "vg--src-data--snap-cow" => path("cow.img") })
+    @env = LvmEnv.build(@dir, vgs: { "vg-sync" => LvmEnv.classic_metadata },
+                              lvs: { "/dev/vg-sync/src-snap" => %w[vg-sync src-snap] },
+                              nodes: { "vg--sync-src--lv" => path("origin.img"), "vg--sync-src--snap-cow" => path("cow.img") })
     @origin = File.binread(path("origin.img"))
   end
 
@@ -59,7 +59,7 @@ RSpec.describe "lvmsync PROTO[3] compatibility", :tmpdir do
 
   it "sends exactly the bytes an old receiver expects: sorted, coalesced to 1 MiB, furthest first" do
     set_up
-    out, err, st = run_exe("lvmsync", "--stdout", "/dev/vg-src/data-snap", env: @env, binmode: true)
+    out, err, st = run_exe("lvmsync", "--stdout", "/dev/vg-sync/src-snap", env: @env, binmode: true)
     expect(st.exitstatus).to eq(0), err
     # Expected stream, computed here: distinct chunks, adjacent ones merged, cut at 1 MiB.
     chunks = @layout["records"].map(&:first).uniq.sort

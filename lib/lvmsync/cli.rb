@@ -207,7 +207,7 @@ module LVMSync
       return unless r.snapback
 
       info "lvmsync: snapback: saved #{u.bytes(r.snapback[:bytes])} of old data to #{@opts[:snapback]}; " \
-           "undo with: lvmsync --apply #{@opts[:snapback]} #{dest}"
+           "undo with: lvmsync --apply #{Shellwords.escape(@opts[:snapback])} #{Shellwords.escape(dest)}"
     end
 
     # --- send ---------------------------------------------------------------------------

@@ -297,8 +297,21 @@ impl Applier<'_> {
             return Ok(());
         }
         if let Some(u) = self.undo.as_mut() {
+            // Adjacent pieces saved as one range, so the undo file gets one record per run.
+            let mut run: Option<(u64, u64)> = None;
             for it in &self.items {
-                u.save(self.dest, it.dest, it.len as u64)?;
+                match run {
+                    Some((s, l)) if s + l == it.dest => run = Some((s, l + it.len as u64)),
+                    _ => {
+                        if let Some((s, l)) = run {
+                            u.save(self.dest, s, l)?;
+                        }
+                        run = Some((it.dest, it.len as u64));
+                    }
+                }
+            }
+            if let Some((s, l)) = run {
+                u.save(self.dest, s, l)?;
             }
             u.commit()?;
         }
