@@ -37,6 +37,17 @@ module LVMSync
 
     EPILOG = <<~TEXT
 
+      Moving a live LV with little downtime:
+        lvcreate -s -L 10G -n web01-sync vg0/web01           # 1. snapshot: changes are recorded
+        dd if=/dev/vg0/web01-sync bs=1M | ssh new dd of=/dev/vg1/web01 bs=1M
+                                                             # 2. copy while the service runs
+        virsh shutdown web01                                 # 3. stop the service
+        lvmsync /dev/vg0/web01-sync new:/dev/vg1/web01       # 4. send only what changed
+
+      A snapback file undoes the sync it was made by: lvmsync --apply FILE DESTINATION.
+      Undo several syncs newest first. Snapback files are never overwritten, and stay
+      restorable whenever the sync that writes them is interrupted (even by a crash).
+
       Exit status: 0 done; 1 refused or failed (reason on stderr, nothing written when the
       problem could be seen before the first write); 130 interrupted (run the same command
       again: applying the same changes twice gives the same result).
@@ -286,6 +297,7 @@ module LVMSync
     end
 
     def report_send(r, store)
+      verbose "lvmsync: data source read #{r.read_mode}"
       ratio = r.bytes.positive? ? format(", %.1fx less than a full copy (%s)", r.source_size.to_f / r.bytes, u.bytes(r.source_size)) : ""
       info "lvmsync: sent #{u.bytes(r.bytes)} in #{r.records} records (#{store.chunk_count} changed chunks) " \
            "in #{format('%.2f', r.seconds)} s (#{rate(r.bytes, r.seconds)})#{ratio}"
