@@ -271,6 +271,56 @@ RSpec.describe "lvmsync executable", :tmpdir do
     expect_content(path("dest.img"), origin.byteslice(0, 8 << 20))
   end
 
+  describe "Ctrl-C while a peer stalls" do
+    # Starts lvmsync with +args+, lets it block on the stalled pipe, sends SIGINT, and returns
+    # [exit status, stderr, seconds it took to stop].
+    def interrupt(*args, stdin: nil, stdout: nil)
+      err_r, err_w = IO.pipe
+      opts = { err: err_w }
+      opts[:in] = stdin if stdin
+      opts[:out] = stdout if stdout
+      pid = Process.spawn(@env || {}, RbConfig.ruby, File.join(SpecHelpers::ROOT, "exe", "lvmsync"), *args, **opts)
+      err_w.close
+      sleep 3
+      t = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      Process.kill("INT", pid)
+      status = nil
+      50.times do
+        _, status = Process.wait2(pid, Process::WNOHANG)
+        break if status
+
+        sleep 0.1
+      end
+      unless status
+        Process.kill("KILL", pid)
+        Process.wait(pid)
+      end
+      [status&.exitstatus, err_r.read, Process.clock_gettime(Process::CLOCK_MONOTONIC) - t]
+    ensure
+      err_r&.close
+    end
+
+    it "the receiver stops while waiting for a sender that sends nothing" do
+      set_up
+      r, w = IO.pipe
+      w.write("lvmsync PROTO[3]\n")
+      rc, err, _secs = interrupt("--apply", "-", path("dest.img"), stdin: r)
+      w.close
+      r.close
+      expect(rc).to eq(130), err
+      expect(err).to include("lvmsync: interrupted")
+    end
+
+    it "the sender stops while the receiver reads nothing" do
+      set_up(writes: ["0:8M"], random: nil, cow_size: "12M")
+      r, w = IO.pipe
+      rc, err, _secs = interrupt("--stdout", SNAP, stdout: w)
+      w.close
+      r.close
+      expect(rc).to eq(130), err
+    end
+  end
+
   describe "remote (HOST:DEST through --rsh)" do
     # Stands in for ssh: logs its argv, drops the host, and runs the rest as ssh does, joined
     # with spaces through the remote shell.

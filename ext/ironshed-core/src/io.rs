@@ -301,59 +301,144 @@ impl std::fmt::Debug for AlignedBuf {
 /// that way): reads and writes that would block wait in `poll()` and retry, instead of
 /// failing with `EAGAIN`. The descriptor's flags are left as they are, since other holders
 /// of the same open file may rely on them.
+///
+/// With [`WaitingFile::cancelled_by`], every wait is a `poll()` of at most 200 ms that checks
+/// the job's cancel flag, and writes to a pipe never ask for more than the pipe has room for,
+/// so a stalled peer can never keep the job from seeing Ctrl-C: the call then fails (with an
+/// error of kind `Other`, which retry loops do not swallow as they would `Interrupted`), and
+/// the caller, seeing the cancel flag, reports the interruption.
 #[derive(Debug)]
-pub struct WaitingFile(pub File);
+pub struct WaitingFile<'a> {
+    file: File,
+    pipe: bool,
+    cancel: Option<&'a crate::Progress>,
+}
 
-impl WaitingFile {
+const POLL_SLICE_MS: libc::c_int = 200;
+
+fn cancelled() -> io::Error {
+    io::Error::other("interrupted")
+}
+
+impl<'a> WaitingFile<'a> {
     /// Wraps `file`; when it is a pipe, asks the kernel for a 1 MiB pipe buffer, so a record
     /// fits in the pipe and the two ends switch less often. Best effort: the stream works with
     /// any buffer size.
     pub fn new(file: File) -> Self {
         use std::os::fd::AsRawFd;
         use std::os::unix::fs::FileTypeExt;
-        if file.metadata().is_ok_and(|m| m.file_type().is_fifo()) {
+        let pipe = file.metadata().is_ok_and(|m| m.file_type().is_fifo());
+        if pipe {
             // SAFETY: fcntl on an fd we own; failure only leaves the size unchanged.
             unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
         }
-        WaitingFile(file)
+        WaitingFile {
+            file,
+            pipe,
+            cancel: None,
+        }
     }
 
-    fn wait(&self, events: libc::c_short) {
+    /// Makes every wait check `progress`'s cancel flag (see the type's documentation).
+    pub fn cancelled_by(mut self, progress: &'a crate::Progress) -> Self {
+        self.cancel = Some(progress);
+        self
+    }
+
+    /// The file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Waits until `events` are ready; with a cancel flag, in slices that check it.
+    fn wait(&self, events: libc::c_short) -> io::Result<()> {
         use std::os::fd::AsRawFd;
-        let mut p = libc::pollfd {
-            fd: self.0.as_raw_fd(),
-            events,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd; the result only decides when to retry.
-        unsafe { libc::poll(&mut p, 1, 1000) };
+        loop {
+            let mut p = libc::pollfd {
+                fd: self.file.as_raw_fd(),
+                events,
+                revents: 0,
+            };
+            let slice = if self.cancel.is_some() {
+                POLL_SLICE_MS
+            } else {
+                1000
+            };
+            // SAFETY: one valid pollfd; the result only decides when to go on.
+            let r = unsafe { libc::poll(&mut p, 1, slice) };
+            if self.cancel.is_some_and(|c| c.is_cancelled()) {
+                return Err(cancelled());
+            }
+            // Ready (or an error the next read or write reports), or no cancel flag to
+            // watch; a signal (EINTR) or a timeout means: look at the flag again.
+            let interrupted =
+                r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted;
+            if (r > 0 || r < 0 && !interrupted) || self.cancel.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Bytes a write to this pipe can take without blocking (at least 1).
+    fn pipe_room(&self) -> usize {
+        use std::os::fd::AsRawFd;
+        let fd = self.file.as_raw_fd();
+        // SAFETY: plain fcntl/ioctl queries on an fd we own.
+        let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int through the pointer.
+        let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut queued) };
+        if size <= 0 || r < 0 {
+            return usize::MAX;
+        }
+        (size as usize)
+            .saturating_sub(queued.max(0) as usize)
+            .max(1)
     }
 }
 
-impl io::Read for WaitingFile {
+impl io::Read for WaitingFile<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            match io::Read::read(&mut self.0, buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(libc::POLLIN),
+            if self.cancel.is_some() {
+                self.wait(libc::POLLIN)?;
+            }
+            match io::Read::read(&mut self.file, buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(libc::POLLIN)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 r => return r,
             }
         }
     }
 }
 
-impl io::Write for WaitingFile {
+impl io::Write for WaitingFile<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        loop {
-            match io::Write::write(&mut self.0, buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(libc::POLLOUT),
-                r => return r,
-            }
-        }
+        self.write_vectored(&[io::IoSlice::new(buf)])
     }
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         loop {
-            match io::Write::write_vectored(&mut self.0, bufs) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(libc::POLLOUT),
+            let mut limited: Vec<io::IoSlice<'_>>;
+            let mut slices = bufs;
+            if self.cancel.is_some() {
+                self.wait(libc::POLLOUT)?;
+                if self.pipe {
+                    let mut room = self.pipe_room();
+                    limited = Vec::with_capacity(bufs.len());
+                    for b in bufs {
+                        if room == 0 {
+                            break;
+                        }
+                        let n = b.len().min(room);
+                        limited.push(io::IoSlice::new(&b[..n]));
+                        room -= n;
+                    }
+                    slices = &limited;
+                }
+            }
+            match io::Write::write_vectored(&mut self.file, slices) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(libc::POLLOUT)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 r => return r,
             }
         }

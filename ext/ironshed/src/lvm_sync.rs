@@ -41,14 +41,14 @@ fn send(
     changes
         .clip_to(src.len(), &source.display().to_string())
         .map_err(|e| errors::snapshot(ruby, e))?;
-    let mut out = WaitingFile::new(dup_fd(ruby, out_fd, &out_name)?);
+    let out_file = dup_fd(ruby, out_fd, &out_name)?;
     let prog = progress.0.clone();
     let opts = SendOptions { max_record };
     let result = gvl::without_gvl(&progress.0, || {
+        let mut out = WaitingFile::new(out_file).cancelled_by(&prog);
         wire::send(&changes, &src, &mut out, &out_name, &opts, &prog)
     })
     .ok_or_else(|| errors::panic(ruby, "LVMSync.send"))?;
-    drop(out);
     let st = result.map_err(|e| errors::wire(ruby, e))?;
     let h = ruby.hash_new();
     h.aset(ruby.to_symbol("records"), st.records)?;

@@ -382,7 +382,7 @@ impl Applier<'_> {
                     out,
                     &mut at,
                     want,
-                    libc::SPLICE_F_MOVE,
+                    libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
                 )
             };
             if n > 0 {
@@ -408,8 +408,12 @@ impl Applier<'_> {
                         events: libc::POLLIN,
                         revents: 0,
                     };
+                    // Nothing in the pipe yet: wait in short slices, watching for Ctrl-C.
                     // SAFETY: one valid pollfd.
-                    unsafe { libc::poll(&mut p, 1, 1000) };
+                    unsafe { libc::poll(&mut p, 1, 200) };
+                    if self.progress.is_cancelled() {
+                        return Err(Error::Interrupted);
+                    }
                 }
                 Some(libc::EINVAL) | Some(libc::ENOSYS) => {
                     // This destination cannot be spliced to: copy the rest, and stop trying.
@@ -563,7 +567,7 @@ pub fn apply(
         }
     }
     let mut pipe_fd: Option<i32> = None;
-    let (reader, name, plan): (Box<dyn Read + Send>, String, Option<Plan>) = match input {
+    let (reader, name, plan): (Box<dyn Read + Send + '_>, String, Option<Plan>) = match input {
         Input::File(p) => {
             let name = p.display().to_string();
             let f = File::open(&p).map_err(|e| Error::input(&name, "open", e))?;
@@ -583,7 +587,8 @@ pub fn apply(
                 pipe_fd = Some(f.as_raw_fd());
             }
             (
-                Box::new(crate::io::WaitingFile::new(f)) as Box<dyn Read + Send>,
+                Box::new(crate::io::WaitingFile::new(f).cancelled_by(progress))
+                    as Box<dyn Read + Send + '_>,
                 name,
                 None,
             )
@@ -611,7 +616,10 @@ pub fn apply(
             ..Default::default()
         },
     };
-    let result = run(&mut ap, &mut dec, plan, opts);
+    let mut result = run(&mut ap, &mut dec, plan, opts);
+    if result.is_err() && progress.is_cancelled() {
+        result = Err(Error::Interrupted);
+    }
     let mut stats = ap.stats;
     let undo_result = match ap.undo.take() {
         Some(u) => u.finish().map(Some),

@@ -95,6 +95,20 @@ pub fn send<W: Write>(
     opts: &SendOptions,
     progress: &Progress,
 ) -> Result<SendStats> {
+    match send_inner(changes, source, out, out_name, opts, progress) {
+        Err(_) if progress.is_cancelled() => Err(Error::Interrupted),
+        r => r,
+    }
+}
+
+fn send_inner<W: Write>(
+    changes: &Changes,
+    source: &SourceDevice,
+    out: &mut W,
+    out_name: &str,
+    opts: &SendOptions,
+    progress: &Progress,
+) -> Result<SendStats> {
     let max = u64::from(opts.max_record.max(1));
     if let Some(last) = changes.ranges().last() {
         if last.end() > source.len() {
