@@ -377,6 +377,26 @@ RSpec.describe "lvmsync executable", :tmpdir do
       expect(err.lines.last).to eq("lvmsync: apply on somehost failed (exit status 1): Handshake failed; protocol mismatch?\n")
     end
 
+    it "skips the backtrace an original receiver's uncaught exception ends with" do
+      set_up
+      old = path("old-lvmsync")
+      File.write(old, <<~'SH')
+        #!/bin/sh
+        cat >/dev/null
+        cat >&2 <<'MSG'
+        /usr/bin/lvmsync:148:in `initialize': No such file or directory @ rb_sysopen - /dev/x (Errno::ENOENT)
+        	from /usr/bin/lvmsync:148:in `open'
+        	from /usr/bin/lvmsync:357:in `<main>'
+        MSG
+        exit 1
+      SH
+      File.chmod(0o755, old)
+      _o, err, st = remote(SNAP, "somehost:#{path('dest.img')}", receiver: old)
+      expect(st.exitstatus).to eq(1)
+      expect(err.lines.last).to eq("lvmsync: apply on somehost failed (exit status 1): /usr/bin/lvmsync:148:in " \
+                                   "`initialize': No such file or directory @ rb_sysopen - /dev/x (Errno::ENOENT)\n")
+    end
+
     it "reports a remote shell that cannot be run" do
       set_up
       _o, err, st = lvmsync("--rsh", path("no-such-ssh"), SNAP, "somehost:#{path('dest.img')}")

@@ -421,8 +421,10 @@ module LVMSync
       st.signaled? ? "killed by signal #{st.termsig}" : "exit status #{st.exitstatus}"
     end
 
+    # The receiver's last message line, skipping the backtrace an uncaught Ruby exception
+    # (in the original lvmsync) ends with.
     def remote_reason(tail)
-      line = tail.reverse.find { |l| !l.strip.empty? }
+      line = tail.reverse.find { |l| !l.strip.empty? && l !~ /\A\s*from \S+:\d+:in / }
       return "no message from the receiver" unless line
 
       line.strip.sub(/\A(lvmsync: |FATAL ERROR: )/, "")
