@@ -130,7 +130,9 @@ pub fn required_len(buf: &[u8]) -> Option<usize> {
         cmd::GCHANNELS | cmd::SCHANNELS => Some(CHANNELS_LEN),
         cmd::GPAUSEPARAM | cmd::SPAUSEPARAM => Some(PAUSE_LEN),
         cmd::GCOALESCE | cmd::SCOALESCE => Some(COALESCE_LEN),
-        cmd::GPERMADDR => u32_at(4).map(|n| 8 + n),
+        // The kernel writes the device's address length (at most MAX_ADDR_LEN), and only
+        // when `size` (the capacity) is at least that.
+        cmd::GPERMADDR => u32_at(4).map(|n| 8 + n.min(MAX_ADDR_LEN)),
         cmd::GSSET_INFO => {
             (buf.len() >= 16).then(|| 16 + 4 * E::read_u64(&buf[8..]).count_ones() as usize)
         }
