@@ -2,7 +2,6 @@
 
 require "digest"
 require "json"
-require "fileutils"
 
 module CheckInterface
   # Counter samples kept between runs, so that rates can be computed. Written atomically
@@ -87,7 +86,11 @@ module CheckInterface
         end
         File.rename(tmp, @path)
       rescue SystemCallError => e
-        FileUtils.rm_f(tmp)
+        begin
+          File.delete(tmp)
+        rescue SystemCallError
+          nil
+        end
         raise Error, "cannot write state file #{@path}: #{e.message}"
       end
     end

@@ -1,15 +1,31 @@
-//! `Rethtool::Handle`: an open ethtool session (a socket, and `/proc/net/dev`) in the caller's
+//! `Rethtool::Handle`: an ethtool session (a socket, and `/proc/net/dev`) in the caller's
 //! network namespace or a named one. The plain-Ruby classes in lib/rethtool/ open one per
-//! query and close it; the query methods live in the other `rethtool_*.rs` files.
+//! query and close it; without a namespace they all share the calling thread's session
+//! (one socket, see `Session::current`). The query methods live in the other
+//! `rethtool_*.rs` files.
 
 use crate::errors;
 use ironshed_core::ethtool::{IfName, Netns, Session, Transport};
-use magnus::{function, method, prelude::*, Error, RClass, RString, Ruby};
+use magnus::{function, method, prelude::*, Error, RClass, RHash, RString, Ruby, Value};
 use std::cell::{Ref, RefCell};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[magnus::wrap(class = "Rethtool::Handle", free_immediately, size)]
-pub struct RbHandle(RefCell<Option<Session>>);
+pub struct RbHandle(RefCell<Option<Arc<Session>>>);
+
+/// A Hash of Symbol keys built in one call (interned keys, one bulk insert): these replies
+/// are built on every query, so they avoid a String allocation and a protected call per key.
+pub fn hash_from(ruby: &Ruby, pairs: &[(&str, Value)]) -> Result<RHash, Error> {
+    let h = ruby.hash_new();
+    let mut flat = Vec::with_capacity(pairs.len() * 2);
+    for (k, v) in pairs {
+        flat.push(ruby.sym_new(*k).as_value());
+        flat.push(*v);
+    }
+    h.bulk_insert(&flat)?;
+    Ok(h)
+}
 
 /// Copies a Ruby String's bytes into a checked interface name.
 pub fn ifname(ruby: &Ruby, name: RString) -> Result<IfName, Error> {
@@ -44,7 +60,11 @@ impl RbHandle {
                 ))
             }
         };
-        Session::open(ns)
+        let session = match ns {
+            None => Session::current(),
+            Some(ns) => Session::open(Some(ns)).map(Arc::new),
+        };
+        session
             .map(|s| RbHandle(RefCell::new(Some(s))))
             .map_err(|e| errors::ethtool(ruby, e))
     }
@@ -58,7 +78,7 @@ impl RbHandle {
                 "closed Rethtool::Handle",
             ));
         }
-        Ok(Ref::map(r, |o| o.as_ref().expect("checked above")))
+        Ok(Ref::map(r, |o| o.as_deref().expect("checked above")))
     }
 
     fn close(&self) {

@@ -3,7 +3,7 @@
 
 use crate::{
     errors,
-    rethtool_handle::{ifname, RbHandle},
+    rethtool_handle::{hash_from, ifname, RbHandle},
 };
 use ironshed_core::ethtool::{link_modes, Kind, LinkMode, SettingsSource};
 use magnus::{function, method, prelude::*, Error, RArray, RClass, RHash, RString, Ruby, Value};
@@ -17,7 +17,7 @@ fn mode_array(ruby: &Ruby, m: &LinkMode) -> RArray {
             media,
         } => (
             ruby.integer_from_u64(*speed as u64).as_value(),
-            ruby.to_symbol(duplex.key()).as_value(),
+            ruby.sym_new(duplex.key()).as_value(),
             ruby.str_new(media).as_value(),
         ),
         _ => (
@@ -29,7 +29,7 @@ fn mode_array(ruby: &Ruby, m: &LinkMode) -> RArray {
     ruby.ary_new_from_values(&[
         ruby.integer_from_u64(m.bit as u64).as_value(),
         ruby.str_new(&m.name).as_value(),
-        ruby.to_symbol(m.kind.key()).as_value(),
+        ruby.sym_new(m.kind.key()).as_value(),
         speed,
         duplex,
         media,
@@ -54,34 +54,33 @@ fn link_settings(ruby: &Ruby, rb_self: &RbHandle, name: RString) -> Result<RHash
     let described = et
         .describe_modes(&ifn, &[&ls.supported, &ls.advertising, &ls.lp_advertising])
         .map_err(|e| errors::ethtool(ruby, e))?;
-    let h = ruby.hash_new();
-    let sym = |k: &str| ruby.to_symbol(k);
-    h.aset(sym("speed"), ls.speed)?;
-    h.aset(sym("duplex"), ls.duplex)?;
-    h.aset(sym("port"), ls.port)?;
-    h.aset(sym("phy_address"), ls.phy_address)?;
-    h.aset(sym("autoneg"), ls.autoneg)?;
-    h.aset(sym("mdio_support"), ls.mdio_support)?;
-    h.aset(sym("eth_tp_mdix"), ls.eth_tp_mdix)?;
-    h.aset(sym("eth_tp_mdix_ctrl"), ls.eth_tp_mdix_ctrl)?;
-    h.aset(sym("transceiver"), ls.transceiver)?;
-    h.aset(sym("master_slave_cfg"), ls.master_slave_cfg)?;
-    h.aset(sym("master_slave_state"), ls.master_slave_state)?;
-    h.aset(sym("rate_matching"), ls.rate_matching)?;
-    match ls.source {
-        SettingsSource::LinkSettings { nwords } => {
-            h.aset(sym("source"), sym("glinksettings"))?;
-            h.aset(sym("link_mode_words"), nwords)?;
-        }
-        SettingsSource::Legacy => {
-            h.aset(sym("source"), sym("gset"))?;
-            h.aset(sym("link_mode_words"), 1)?;
-        }
-    }
-    h.aset(sym("supported"), modes(ruby, &described[0]))?;
-    h.aset(sym("advertising"), modes(ruby, &described[1]))?;
-    h.aset(sym("lp_advertising"), modes(ruby, &described[2]))?;
-    Ok(h)
+    let int = |v: u8| ruby.integer_from_u64(v as u64).as_value();
+    let (source, words) = match ls.source {
+        SettingsSource::LinkSettings { nwords } => ("glinksettings", nwords),
+        SettingsSource::Legacy => ("gset", 1),
+    };
+    hash_from(
+        ruby,
+        &[
+            ("speed", ruby.integer_from_u64(ls.speed as u64).as_value()),
+            ("duplex", int(ls.duplex)),
+            ("port", int(ls.port)),
+            ("phy_address", int(ls.phy_address)),
+            ("autoneg", int(ls.autoneg)),
+            ("mdio_support", int(ls.mdio_support)),
+            ("eth_tp_mdix", int(ls.eth_tp_mdix)),
+            ("eth_tp_mdix_ctrl", int(ls.eth_tp_mdix_ctrl)),
+            ("transceiver", int(ls.transceiver)),
+            ("master_slave_cfg", int(ls.master_slave_cfg)),
+            ("master_slave_state", int(ls.master_slave_state)),
+            ("rate_matching", int(ls.rate_matching)),
+            ("source", ruby.sym_new(source).as_value()),
+            ("link_mode_words", int(words)),
+            ("supported", modes(ruby, &described[0]).as_value()),
+            ("advertising", modes(ruby, &described[1]).as_value()),
+            ("lp_advertising", modes(ruby, &described[2]).as_value()),
+        ],
+    )
 }
 
 fn link_mode_names(ruby: &Ruby, rb_self: &RbHandle, name: RString) -> Result<Vec<String>, Error> {

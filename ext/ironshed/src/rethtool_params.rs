@@ -3,25 +3,27 @@
 
 use crate::{
     errors,
-    rethtool_handle::{ifname, RbHandle},
+    rethtool_handle::{hash_from, ifname, RbHandle},
 };
 use ironshed_core::ethtool::{Channels, RingParam};
-use magnus::{method, prelude::*, Error, RArray, RClass, RHash, RString, Ruby, Symbol};
+use magnus::{
+    method, prelude::*, Error, IntoValue, RArray, RClass, RHash, RString, Ruby, Symbol, Value,
+};
 
 fn hash_of<I: IntoIterator<Item = (&'static str, u64)>>(
     ruby: &Ruby,
     it: I,
 ) -> Result<RHash, Error> {
-    let h = ruby.hash_new();
-    for (k, v) in it {
-        h.aset(ruby.to_symbol(k), v)?;
-    }
-    Ok(h)
+    let pairs: Vec<(&str, Value)> = it
+        .into_iter()
+        .map(|(k, v)| (k, ruby.integer_from_u64(v).as_value()))
+        .collect();
+    hash_from(ruby, &pairs)
 }
 
 /// Reads `key` (a Symbol) from `h` as a u32; missing keys keep `current`.
 fn get_u32(ruby: &Ruby, h: RHash, key: &str, current: u32) -> Result<u32, Error> {
-    match h.get(ruby.to_symbol(key)) {
+    match h.get(ruby.sym_new(key)) {
         None => Ok(current),
         Some(v) if v.is_nil() => Ok(current),
         Some(v) => u32::try_convert(v).map_err(|_| {
@@ -59,22 +61,22 @@ fn driver_info(ruby: &Ruby, rb_self: &RbHandle, name: RString) -> Result<RHash, 
         .ethtool()
         .drvinfo(&ifn)
         .map_err(|e| errors::ethtool(ruby, e))?;
-    let h = hash_of(
+    let int = |v: u32| ruby.integer_from_u64(v as u64).as_value();
+    hash_from(
         ruby,
-        [
-            ("n_priv_flags", d.n_priv_flags as u64),
-            ("n_stats", d.n_stats as u64),
-            ("testinfo_len", d.testinfo_len as u64),
-            ("eedump_len", d.eedump_len as u64),
-            ("regdump_len", d.regdump_len as u64),
+        &[
+            ("driver", ruby.str_new(&d.driver).as_value()),
+            ("version", ruby.str_new(&d.version).as_value()),
+            ("fw_version", ruby.str_new(&d.fw_version).as_value()),
+            ("bus_info", ruby.str_new(&d.bus_info).as_value()),
+            ("erom_version", ruby.str_new(&d.erom_version).as_value()),
+            ("n_priv_flags", int(d.n_priv_flags)),
+            ("n_stats", int(d.n_stats)),
+            ("testinfo_len", int(d.testinfo_len)),
+            ("eedump_len", int(d.eedump_len)),
+            ("regdump_len", int(d.regdump_len)),
         ],
-    )?;
-    h.aset(ruby.to_symbol("driver"), d.driver)?;
-    h.aset(ruby.to_symbol("version"), d.version)?;
-    h.aset(ruby.to_symbol("fw_version"), d.fw_version)?;
-    h.aset(ruby.to_symbol("bus_info"), d.bus_info)?;
-    h.aset(ruby.to_symbol("erom_version"), d.erom_version)?;
-    Ok(h)
+    )
 }
 
 const RING_KEYS: [&str; 8] = [
@@ -204,11 +206,14 @@ fn pause(ruby: &Ruby, rb_self: &RbHandle, name: RString) -> Result<RHash, Error>
         .ethtool()
         .pause(&ifn)
         .map_err(|e| errors::ethtool(ruby, e))?;
-    let h = ruby.hash_new();
-    h.aset(ruby.to_symbol("autoneg"), p.autoneg != 0)?;
-    h.aset(ruby.to_symbol("rx_pause"), p.rx_pause != 0)?;
-    h.aset(ruby.to_symbol("tx_pause"), p.tx_pause != 0)?;
-    Ok(h)
+    hash_from(
+        ruby,
+        &[
+            ("autoneg", (p.autoneg != 0).into_value_with(ruby)),
+            ("rx_pause", (p.rx_pause != 0).into_value_with(ruby)),
+            ("tx_pause", (p.tx_pause != 0).into_value_with(ruby)),
+        ],
+    )
 }
 
 fn coalesce(ruby: &Ruby, rb_self: &RbHandle, name: RString) -> Result<RHash, Error> {

@@ -3,9 +3,9 @@
 
 use crate::{
     errors,
-    rethtool_handle::{ifname, RbHandle},
+    rethtool_handle::{hash_from, ifname, RbHandle},
 };
-use magnus::{method, prelude::*, Error, RArray, RClass, RHash, RString, Ruby};
+use magnus::{method, prelude::*, Error, RArray, RClass, RHash, RString, Ruby, Value};
 
 /// `stats(name)`: `[[name, value], ...]` in the driver's order (names may repeat).
 fn stats(ruby: &Ruby, rb_self: &RbHandle, name: RString) -> Result<RArray, Error> {
@@ -58,11 +58,12 @@ fn counters(ruby: &Ruby, rb_self: &RbHandle, name: RString) -> Result<RHash, Err
     let ifn = ifname(ruby, name)?;
     let s = rb_self.session(ruby)?;
     let c = s.counters(&ifn).map_err(|e| errors::ethtool(ruby, e))?;
-    let h = ruby.hash_new();
-    for (k, v) in c.fields() {
-        h.aset(ruby.to_symbol(k), v)?;
-    }
-    Ok(h)
+    let pairs: Vec<(&str, Value)> = c
+        .fields()
+        .iter()
+        .map(|&(k, v)| (k, ruby.integer_from_u64(v).as_value()))
+        .collect();
+    hash_from(ruby, &pairs)
 }
 
 pub fn init(_ruby: &Ruby, c: RClass) -> Result<(), Error> {

@@ -25,10 +25,13 @@ pub use error::{DecodeError, Error, Result};
 pub use ifname::{IfName, IFNAMSIZ};
 pub use link_modes::{Duplex, Kind, LinkMode, ModeMask};
 pub use netdev::Counters;
-pub use netns::Netns;
+pub use netns::{Netns, OpenNetns};
 pub use transport::{IoctlSocket, NetDevFile, Transport};
 
 use codec::{cmd, sset};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// How many times a read is retried when the kernel says a count changed under it.
 pub const MAX_ATTEMPTS: usize = 5;
@@ -42,12 +45,19 @@ fn op(what: &str, name: &str) -> String {
 #[derive(Debug)]
 pub struct Ethtool<T> {
     transport: T,
+    /// The link-mode word count the kernel asked for last (0: not known yet). The first
+    /// GLINKSETTINGS of a later query starts with it; if the kernel wants another count it
+    /// says so and the handshake runs again.
+    nwords_hint: AtomicU8,
 }
 
 impl<T: Transport> Ethtool<T> {
     /// Wraps a transport.
     pub fn new(transport: T) -> Self {
-        Ethtool { transport }
+        Ethtool {
+            transport,
+            nwords_hint: AtomicU8::new(0),
+        }
     }
 
     /// The transport.
@@ -110,15 +120,19 @@ impl<T: Transport> Ethtool<T> {
 
     fn glinksettings(&self, ifname: &IfName) -> Result<LinkSettings> {
         const W: (&str, &str) = ("get link settings", "ETHTOOL_GLINKSETTINGS");
-        // First request: 0 words. The kernel answers with -N (N = the words it wants).
-        let mut nwords: u8 = 0;
+        // First request: the count learnt earlier, or 0 words, which the kernel answers with
+        // -N (N = the words it wants); any other wrong count gets the same answer.
+        let mut nwords: u8 = self.nwords_hint.load(Ordering::Relaxed);
         for _ in 0..MAX_ATTEMPTS {
             let mut b = codec::encode_link_settings_request(nwords);
             self.call(ifname, W.0, W.1, &mut b)?;
             match codec::decode_link_settings(&b, nwords)
                 .map_err(|e| Self::decode_err(ifname, W.0, W.1, e))?
             {
-                codec::LinkSettingsReply::Settings(s) => return Ok(s),
+                codec::LinkSettingsReply::Settings(s) => {
+                    self.nwords_hint.store(nwords, Ordering::Relaxed);
+                    return Ok(s);
+                }
                 codec::LinkSettingsReply::NeedWords(n) => {
                     if n == 0 || n > i8::MAX as u32 {
                         return Err(Error::kernel(
@@ -351,23 +365,47 @@ impl<T: Transport> Ethtool<T> {
     }
 }
 
-/// An [`Ethtool`] on a real socket, plus the namespace's `/proc/net/dev`, in the calling
-/// thread's namespace or a named one.
+/// An [`Ethtool`] on a real socket, plus the namespace's `/proc/net/dev` (opened on first
+/// use), in the calling thread's namespace or a named one.
 #[derive(Debug)]
 pub struct Session {
     ethtool: Ethtool<IoctlSocket>,
-    netdev: NetDevFile,
+    netdev: OnceLock<NetDevFile>,
     netns: Option<Netns>,
+    opened: Option<OpenNetns>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Arc<Session>>> = const { RefCell::new(None) };
 }
 
 impl Session {
-    /// Opens a session in `netns` (or the calling thread's namespace).
+    /// Opens a session in `netns` (or the calling thread's namespace). The namespace file is
+    /// kept open, so everything this session opens later is in the same namespace.
     pub fn open(netns: Option<Netns>) -> Result<Self> {
-        let (sock, netdev) = transport::open(netns.as_ref())?;
+        let opened = netns.as_ref().map(Netns::open).transpose()?;
+        let sock = transport::open_socket(opened.as_ref())?;
         Ok(Session {
             ethtool: Ethtool::new(sock),
-            netdev,
+            netdev: OnceLock::new(),
             netns,
+            opened,
+        })
+    }
+
+    /// The session of the calling thread's own namespace, created on first use and then
+    /// shared by every later call on this thread (one socket instead of one per query).
+    ///
+    /// It stays in the namespace the thread was in when it was created: a thread that
+    /// switches namespaces itself (setns(2) from other native code) must not use it.
+    pub fn current() -> Result<Arc<Session>> {
+        CURRENT.with(|c| {
+            if let Some(s) = c.borrow().as_ref() {
+                return Ok(Arc::clone(s));
+            }
+            let s = Arc::new(Session::open(None)?);
+            *c.borrow_mut() = Some(Arc::clone(&s));
+            Ok(s)
         })
     }
 
@@ -408,7 +446,14 @@ impl Session {
     /// The interface's standard counters from `/proc/net/dev`.
     pub fn counters(&self, ifname: &IfName) -> Result<Counters> {
         let what = "read interface counters (/proc/net/dev)";
-        let text = self.netdev.read().map_err(|source| Error::Ioctl {
+        let netdev = match self.netdev.get() {
+            Some(d) => d,
+            None => {
+                let d = transport::open_netdev(self.opened.as_ref())?;
+                self.netdev.get_or_init(|| d)
+            }
+        };
+        let text = netdev.read().map_err(|source| Error::Ioctl {
             iface: ifname.to_string(),
             op: what.into(),
             source,

@@ -65,6 +65,20 @@ impl Netns {
         }
     }
 
+    /// Opens the namespace file, so that later work enters exactly this namespace even if
+    /// the name is re-pointed meanwhile.
+    pub fn open(&self) -> Result<OpenNetns> {
+        let file = File::open(self.path()).map_err(|source| Error::System {
+            what: self.describe(),
+            op: "open".to_string(),
+            source,
+        })?;
+        Ok(OpenNetns {
+            file,
+            what: self.describe(),
+        })
+    }
+
     /// Runs `f` on a new thread that has entered this namespace, and returns its result.
     /// `f` reports failures as `(operation, io::Error)`.
     pub fn run<R, F>(&self, f: F) -> Result<R>
@@ -72,12 +86,36 @@ impl Netns {
         R: Send,
         F: FnOnce() -> std::result::Result<R, (String, io::Error)> + Send,
     {
+        self.open()?.run(f)
+    }
+}
+
+/// An opened network namespace.
+#[derive(Debug)]
+pub struct OpenNetns {
+    file: File,
+    what: String,
+}
+
+impl OpenNetns {
+    /// Human description for messages.
+    pub fn describe(&self) -> &str {
+        &self.what
+    }
+
+    /// Runs `f` on a new, short-lived thread that has entered this namespace (the calling
+    /// thread never changes namespace) and returns its result.
+    pub fn run<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send,
+        F: FnOnce() -> std::result::Result<R, (String, io::Error)> + Send,
+    {
         let sys = |op: &str, source| Error::System {
-            what: self.describe(),
+            what: self.what.clone(),
             op: op.to_string(),
             source,
         };
-        let file = File::open(self.path()).map_err(|e| sys("open", e))?;
+        let file = &self.file;
         let out = std::thread::scope(|s| {
             s.spawn(|| {
                 nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)

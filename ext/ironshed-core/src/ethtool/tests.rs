@@ -264,3 +264,23 @@ fn unsupported_commands_keep_their_errno_and_name_the_operation() {
     assert_eq!(e.errno(), Some(libc::EOPNOTSUPP));
     assert_eq!(e.context(), "vA: get ring parameters (ETHTOOL_GRINGPARAM)");
 }
+
+#[test]
+fn later_queries_start_with_the_learnt_word_count_and_recover_if_it_changes() {
+    let mut fk = FakeKernel::new();
+    fk.nwords = Some(4);
+    fk.supported = vec![1, 0, 0, 0];
+    let mut et = Ethtool::new(fk);
+    et.link_settings(&ifn()).unwrap();
+    assert_eq!(et.transport().calls(cmd::GLINKSETTINGS), 2); // handshake + real request
+    et.link_settings(&ifn()).unwrap();
+    assert_eq!(et.transport().calls(cmd::GLINKSETTINGS), 3); // one request
+
+    // A kernel that now wants 5 words answers the remembered 4 with -5: handshake again.
+    et.transport.nwords = Some(5);
+    et.transport.supported = vec![1, 0, 0, 0, 1];
+    let s = et.link_settings(&ifn()).unwrap();
+    assert_eq!(s.source, SettingsSource::LinkSettings { nwords: 5 });
+    assert_eq!(s.supported.bits().collect::<Vec<_>>(), vec![0, 128]);
+    assert_eq!(et.transport().calls(cmd::GLINKSETTINGS), 5);
+}

@@ -3,7 +3,7 @@
 use super::codec;
 use super::error::{Error, Result};
 use super::ifname::IfName;
-use super::netns::Netns;
+use super::netns::OpenNetns;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -130,17 +130,25 @@ impl NetDevFile {
     }
 }
 
-/// Opens the socket and `/proc/net/dev` of `netns` (or of the calling thread's namespace).
-pub fn open(netns: Option<&Netns>) -> Result<(IoctlSocket, NetDevFile)> {
-    let both = || -> std::result::Result<_, (String, io::Error)> {
-        let s = IoctlSocket::open().map_err(|e| ("socket".to_string(), e))?;
-        let d =
-            NetDevFile::open().map_err(|e| ("open /proc/thread-self/net/dev".to_string(), e))?;
-        Ok((s, d))
-    };
+/// Opens a socket in `netns` (or in the calling thread's namespace).
+pub fn open_socket(netns: Option<&OpenNetns>) -> Result<IoctlSocket> {
+    let open = || IoctlSocket::open().map_err(|e| ("socket".to_string(), e));
+    in_netns(netns, open)
+}
+
+/// Opens `/proc/net/dev` of `netns` (or of the calling thread's namespace).
+pub fn open_netdev(netns: Option<&OpenNetns>) -> Result<NetDevFile> {
+    let open = || NetDevFile::open().map_err(|e| ("open /proc/thread-self/net/dev".to_string(), e));
+    in_netns(netns, open)
+}
+
+fn in_netns<R: Send>(
+    netns: Option<&OpenNetns>,
+    f: impl FnOnce() -> std::result::Result<R, (String, io::Error)> + Send,
+) -> Result<R> {
     match netns {
-        Some(ns) => ns.run(both),
-        None => both().map_err(|(op, source)| Error::System {
+        Some(ns) => ns.run(f),
+        None => f().map_err(|(op, source)| Error::System {
             what: "current network namespace".into(),
             op,
             source,
