@@ -11,39 +11,60 @@ require "ironshed"
 #
 # Every check (delta structure, parent CID, destination size) runs before the first write.
 module VMDKSync
-  # What an apply or dry run did. +seconds+ is wall time; +dry_run+ is true when nothing was
-  # written.
-  Result = Struct.new(:grains, :bytes, :extents, :writes, :seconds, :dry_run, keyword_init: true)
+  # What an apply or dry run did. +bytes+ counts destination bytes written or discarded
+  # (+discarded+ of them by --discard-zeros); +seconds+ is wall time; +dry_run+ is true when
+  # nothing was written.
+  Result = Struct.new(:grains, :bytes, :extents, :writes, :discarded, :seconds, :dry_run, keyword_init: true)
+
+  # What a verification found: bytes compared, bytes that differ, and the first differing
+  # ranges as [offset, length] pairs.
+  Verification = Struct.new(:bytes, :mismatched_bytes, :mismatches, keyword_init: true) do
+    def ok?
+      mismatched_bytes.zero?
+    end
+  end
 
   # A validated delta (native class). Opening it reads and checks the descriptor, the extent's
   # header and every grain table, and the parent descriptor when one is named or found.
   class Delta
-    # Opens +path+ (a descriptor like vm-000001.vmdk or an extent like vm-000001-delta.vmdk).
+    # Opens +path+ (a descriptor like vm-000003.vmdk, a KDMV file, or a bare extent like
+    # vm-000001-delta.vmdk) and the snapshot chain below it.
     #
-    # base::          the base disk's descriptor (vm.vmdk); its CID must equal the delta's
-    #                 parentCID. Without it, the descriptor's parentFileNameHint is checked
-    #                 when that file exists.
-    # allow_unclean:: accept a delta whose uncleanShutdown flag is set.
-    def self.open(path, base: nil, allow_unclean: false)
-      _open(path.to_s, base&.to_s, allow_unclean ? true : false)
+    # base::            the descriptor of the disk the destination holds (vm.vmdk, or a
+    #                   snapshot already applied): the chain is followed down to the layer
+    #                   whose parentCID is its CID. Without it, parentFileNameHint is followed
+    #                   to the base as far as the files exist.
+    # allow_unclean::   accept deltas whose headers say they were not closed cleanly.
+    # check_redundant:: compare hosted sparse extents' redundant grain tables with the
+    #                   primary ones and refuse on any difference.
+    def self.open(path, base: nil, allow_unclean: false, check_redundant: false)
+      _open(path.to_s, base&.to_s, allow_unclean ? true : false, check_redundant ? true : false)
     end
 
     # Writes the delta onto +dest+ (a file or block device holding the raw base).
     #
     # allow_larger_destination:: accept a destination larger than the virtual disk.
+    # discard_zeros:: punch holes (files) or zero-out (block devices) where the chain has
+    #                 zeroed grains, instead of writing zeros.
     # dry_run::  check the destination read-only and report, writing nothing.
     # progress:: a callable given (bytes_done, bytes_total) a few times a second.
-    def apply_to(dest, allow_larger_destination: false, dry_run: false, progress: nil)
+    def apply_to(dest, allow_larger_destination: false, discard_zeros: false, dry_run: false, progress: nil)
       started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
       stats = if dry_run
                 _dry_run(dest.to_s, allow_larger_destination ? true : false)
               else
                 Ironshed.with_progress(progress) do |prog|
-                  _apply(dest.to_s, allow_larger_destination ? true : false, prog)
+                  _apply(dest.to_s, allow_larger_destination ? true : false, discard_zeros ? true : false, prog)
                 end
               end
       Result.new(**stats, seconds: Process.clock_gettime(Process::CLOCK_MONOTONIC) - started,
                           dry_run: dry_run)
+    end
+
+    # Re-reads every changed range of +dest+ (its cached pages dropped first, so the data
+    # comes from the device) and compares it with the chain. Returns a Verification.
+    def verify(dest, progress: nil)
+      Verification.new(**Ironshed.with_progress(progress) { |prog| _verify(dest.to_s, prog) })
     end
 
     # Extents as Ruby Ranges of bytes (exclusive end), like the lvmsync API's differences.
@@ -58,10 +79,10 @@ module VMDKSync
   end
 
   # Opens +snapshot+ and applies it to +dest+ (see Delta.open and Delta#apply_to for options).
-  def self.apply(snapshot, dest, base: nil, allow_unclean: false, allow_larger_destination: false,
-                 dry_run: false, progress: nil)
-    Delta.open(snapshot, base: base, allow_unclean: allow_unclean)
-         .apply_to(dest, allow_larger_destination: allow_larger_destination, dry_run: dry_run,
-                         progress: progress)
+  def self.apply(snapshot, dest, base: nil, allow_unclean: false, check_redundant: false,
+                 allow_larger_destination: false, discard_zeros: false, dry_run: false, progress: nil)
+    Delta.open(snapshot, base: base, allow_unclean: allow_unclean, check_redundant: check_redundant)
+         .apply_to(dest, allow_larger_destination: allow_larger_destination, discard_zeros: discard_zeros,
+                         dry_run: dry_run, progress: progress)
   end
 end

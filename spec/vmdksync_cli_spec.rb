@@ -127,7 +127,7 @@ RSpec.describe "vmdksync executable", :tmpdir do
     end
 
     CASES = {
-      "bad magic" => [->(s) { s.poke(s.delta, 0, "XXXX") }, "bad magic"],
+      "bad magic" => [->(s) { s.poke(s.delta, 0, "XXXX") }, "bad magic 58 58 58 58 at byte 0: line 10 of"],
       "version 2" => [->(s) { s.poke_u32(s.delta, 4, 2) }, "header version is 2 at byte 4"],
       "flags 0" => [->(s) { s.poke_u32(s.delta, 8, 0) }, "header flags are 0x0 at byte 8"],
       "grainSize 0" => [->(s) { s.poke_u32(s.delta, 16, 0) }, "grainSize is 0 at byte 16"],
@@ -149,17 +149,17 @@ RSpec.describe "vmdksync executable", :tmpdir do
       "uncleanShutdown" => [->(s) { s.poke_u32(s.delta, 1648, 1) }, "uncleanShutdown is 1 at byte 1648"],
       "truncated extent" => [->(s) { File.truncate(s.delta, 1000) }, "file is 1000 bytes, shorter than the 2048-byte COWD header"],
       "parentCID not the base's CID" => [->(s) { s.edit(s.desc, "parentCID=5a17b9ae", "parentCID=deadbeef") }, "parentCID is deadbeef but the base"],
-      "no parent" => [->(s) { s.edit(s.desc, "parentCID=5a17b9ae", "parentCID=ffffffff") }, "parentCID is ffffffff (no parent)"],
+      "no parent" => [->(s) { s.edit(s.desc, "parentCID=5a17b9ae", "parentCID=ffffffff") }, "parentCID is ffffffff or missing (no parent): this descriptor is not a snapshot delta"],
       "unsupported createType" => [->(s) { s.edit(s.desc, '"vmfsSparse"', '"vmfsThin"') }, "createType \"vmfsThin\" is not a delta"],
       "garbage line" => [->(s) { s.edit(s.desc, "isNativeSnapshot", "garbage\nisNativeSnapshot") }, "line 6: neither 'key=value' nor an extent line"],
       "two extents" => [->(s) { s.edit(s.desc, "# Extent description\n", "# Extent description\nRW 8 ZERO\n") }, "exactly one extent line, found 2"],
       "wrong extent type" => [->(s) { s.edit(s.desc, "VMFSSPARSE", "VMFS") }, "extent type VMFS does not match createType vmfsSparse"],
       "hint points at itself" => [->(s) { s.edit(s.desc, 'parentFileNameHint="vm.vmdk"', 'parentFileNameHint="vm-000001.vmdk"') }, "parentFileNameHint points back at the delta itself"],
-      "base capacity differs" => [->(s) { s.edit(s.path("vm.vmdk"), "RW 8192", "RW 4096") }, "capacity is 8192 sectors but the base"],
+      "base capacity differs" => [->(s) { s.edit(s.path("vm.vmdk"), "RW 8192", "RW 4096") }, "capacity is 8192 sectors but its parent"],
       "extent line vs header" => [lambda { |s|
         File.delete(s.path("vm.vmdk"))
         s.edit(s.desc, "RW 8192", "RW 4096")
-      }, "extent line says 4096 sectors but the delta header"],
+      }, "line 10: extent line says 4096 sectors but the header of"],
       "destination size" => [->(s) { File.truncate(s.instance_variable_get(:@dest), 2 << 20) }, "destination is 2097152 bytes but the virtual disk"]
     }.freeze
 
@@ -194,13 +194,13 @@ RSpec.describe "vmdksync executable", :tmpdir do
       expect(sha(@dest)).to eq(before)
     end
 
-    it "refuses a hosted sparse (KDMV) file as not supported yet" do
+    it "refuses a KDMV file with an unknown header version" do
       set_up
-      File.binwrite(path("kdmv.vmdk"), "KDMV" + "\0" * 508)
+      File.binwrite(path("kdmv.vmdk"), "KDMV" + [7].pack("V") + "\0" * 504)
       before = sha(@dest)
       _out, err, st = run_exe("vmdksync", path("kdmv.vmdk"), @dest)
       expect(st.exitstatus).to eq(1)
-      expect(err).to include("kdmv.vmdk: hosted sparse VMDK (KDMV) deltas are not supported")
+      expect(err).to eq("vmdksync: #{path('kdmv.vmdk')}: sparse header version 7 at byte 4 (known: 1, 2, 3)\n")
       expect(sha(@dest)).to eq(before)
     end
 

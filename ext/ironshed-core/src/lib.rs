@@ -15,6 +15,7 @@ pub mod error;
 pub mod ethtool;
 pub mod io;
 pub mod progress;
+pub mod sectormap;
 pub mod vmdk;
 
 pub use error::IoContext;

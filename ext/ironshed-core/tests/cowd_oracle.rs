@@ -112,7 +112,7 @@ fn writes_only_changed_grains() {
     d.apply(&dest, &ApplyOptions::default(), &Progress::new())
         .unwrap();
     let got = fs::read(&dest).unwrap();
-    let extents = d.extents();
+    let extents = d.extents().unwrap();
     let mut pos = 0usize;
     for (off, len) in &extents {
         let (off, len) = (*off as usize, *len as usize);
@@ -173,6 +173,7 @@ fn never_extends_or_creates_the_destination() {
     );
     let opts = ApplyOptions {
         allow_larger_destination: true,
+        ..Default::default()
     };
     d.apply(&big, &opts, &Progress::new()).unwrap();
     assert_eq!(fs::metadata(&big).unwrap().len(), (4 << 20) + 4096);

@@ -25,6 +25,9 @@ pub enum Layout {
     Shuffled(u64),
     /// Each table followed by its own grains, in a seeded random order (on-demand allocation).
     Interleaved(u64),
+    /// All tables, then grains in the order the model's writes touched them (how ESX
+    /// allocates: the file grows as the guest writes).
+    WriteOrder,
 }
 
 impl Layout {
@@ -35,6 +38,7 @@ impl Layout {
             "reverse" => Layout::Reverse,
             "shuffled" => Layout::Shuffled(seed),
             "interleaved" => Layout::Interleaved(seed),
+            "write-order" => Layout::WriteOrder,
             _ => return None,
         })
     }
@@ -79,6 +83,17 @@ impl CowdLayout {
 /// Writes a COWD extent holding, for every grain any write of `model` touches, that grain of
 /// the written disk (a partial last grain is padded with zeros in the file).
 pub fn write(path: &Path, spec: &CowdSpec, model: &Model) -> io::Result<CowdLayout> {
+    write_layer(path, spec, model, 0)
+}
+
+/// Like [`write`], for snapshot layer `layer` of the model: its grains hold the disk as seen
+/// through that layer. COWD has no zeroed grains: zeroed grains are stored as data.
+pub fn write_layer(
+    path: &Path,
+    spec: &CowdSpec,
+    model: &Model,
+    layer: usize,
+) -> io::Result<CowdLayout> {
     let gs = u64::from(spec.grain_size);
     let gbytes = gs * SECTOR;
     let cap = u64::from(spec.capacity_sectors);
@@ -86,7 +101,7 @@ pub fn write(path: &Path, spec: &CowdSpec, model: &Model) -> io::Result<CowdLayo
     let per_table = GT_ENTRIES * gs;
     let gd_entries = cap.div_ceil(per_table);
     let gd_sectors = (gd_entries * 4).div_ceil(SECTOR);
-    let grains = model.touched_grains(gbytes);
+    let grains: Vec<u64> = model.layer_grains(layer, gbytes).into_keys().collect();
 
     let mut by_table: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for &g in &grains {
@@ -118,7 +133,21 @@ pub fn write(path: &Path, spec: &CowdSpec, model: &Model) -> io::Result<CowdLayo
                 lay.tables.insert(t, next);
                 next += GT_ENTRIES * 4 / SECTOR;
             }
-            order.extend_from_slice(&grains);
+            if spec.layout == Layout::WriteOrder {
+                let mut seen = std::collections::HashSet::new();
+                for w in model.writes.iter().filter(|w| w.layer == layer) {
+                    if w.len == 0 {
+                        continue;
+                    }
+                    for g in w.offset / gbytes..=(w.offset + w.len - 1) / gbytes {
+                        if seen.insert(g) {
+                            order.push(g);
+                        }
+                    }
+                }
+            } else {
+                order.extend_from_slice(&grains);
+            }
             match spec.layout {
                 Layout::Reverse => order.reverse(),
                 Layout::Shuffled(seed) => Rng::new(seed).shuffle(&mut order),
@@ -164,7 +193,7 @@ pub fn write(path: &Path, spec: &CowdSpec, model: &Model) -> io::Result<CowdLayo
         let start = g * gbytes;
         let n = gbytes.min(model.capacity - start) as usize;
         buf.fill(0);
-        model.disk_at(start, &mut buf[..n]);
+        model.disk_at_layer(layer, start, &mut buf[..n]);
         f.write_all_at(&buf, gsec * SECTOR)?;
     }
     Ok(lay)

@@ -5,8 +5,11 @@
 //! not depend on the core), so that a test which writes with one and reads with the other
 //! checks both against the format, and `qemu-img` checks them against the world.
 
+pub mod chain;
 pub mod cowd;
 pub mod descriptor;
 pub mod frames;
 pub mod model;
 pub mod pattern;
+pub mod sesparse;
+pub mod sparse;

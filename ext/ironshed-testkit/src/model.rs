@@ -1,18 +1,43 @@
-//! A disk model: a base made of a pattern, plus writes, each with its own pattern. It answers
-//! "what are the bytes of this range of the base / of the written disk" without holding either.
+//! A disk model: a base made of a pattern, plus writes grouped in layers (one per snapshot),
+//! each write with its own pattern or zeros. It answers "what are the bytes of this range of
+//! the disk as seen through layer k" without holding any of it.
 
 use crate::pattern;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// One guest write: `len` bytes at `offset`, filled with the pattern of `seed`.
+/// What a write puts on the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fill {
+    /// The pattern of this seed.
+    Pattern(u64),
+    /// Zeros, stored as zeroed grains where the format has them.
+    Zero,
+    /// Zeros, stored as "unmapped" grains (seSparse type 1) where the format has them.
+    Unmapped,
+}
+
+/// One guest write: `len` bytes at `offset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Write {
     /// Byte offset.
     pub offset: u64,
     /// Length in bytes.
     pub len: u64,
-    /// Pattern seed of the data.
-    pub seed: u64,
+    /// What it writes.
+    pub fill: Fill,
+    /// The snapshot layer it belongs to (0 = first delta).
+    pub layer: usize,
+}
+
+/// How a layer stores one grain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrainKind {
+    /// Data (the disk's bytes through this layer).
+    Data,
+    /// Every write of this layer touching the grain zeroes it whole.
+    Zero,
+    /// Like `Zero`, but written as unmapped.
+    Unmapped,
 }
 
 /// Base pattern plus an ordered list of writes (later writes win).
@@ -24,6 +49,8 @@ pub struct Model {
     pub base_seed: u64,
     /// The writes, in order.
     pub writes: Vec<Write>,
+    /// The layer new writes go to.
+    pub layer: usize,
     index: std::sync::OnceLock<(Vec<(u64, usize)>, u64)>,
 }
 
@@ -34,20 +61,46 @@ impl Model {
             capacity,
             base_seed,
             writes: Vec::new(),
+            layer: 0,
             index: Default::default(),
         }
     }
 
-    /// Adds a write; its seed is derived from the base seed and its position.
-    pub fn write(&mut self, offset: u64, len: u64) -> &mut Self {
+    /// Starts the next snapshot layer: later writes belong to it.
+    pub fn next_layer(&mut self) -> &mut Self {
+        self.layer += 1;
+        self
+    }
+
+    fn push(&mut self, offset: u64, len: u64, fill: Fill) -> &mut Self {
         assert!(offset + len <= self.capacity, "write past capacity");
+        self.writes.push(Write {
+            offset,
+            len,
+            fill,
+            layer: self.layer,
+        });
+        self.index = Default::default();
+        self
+    }
+
+    /// Adds a data write; its seed is derived from the base seed and its position.
+    pub fn write(&mut self, offset: u64, len: u64) -> &mut Self {
         let seed = self
             .base_seed
             .wrapping_mul(31)
             .wrapping_add(self.writes.len() as u64 + 1);
-        self.writes.push(Write { offset, len, seed });
-        self.index = Default::default();
-        self
+        self.push(offset, len, Fill::Pattern(seed))
+    }
+
+    /// Adds a write of zeros.
+    pub fn zero(&mut self, offset: u64, len: u64) -> &mut Self {
+        self.push(offset, len, Fill::Zero)
+    }
+
+    /// Adds an unmap (reads as zeros).
+    pub fn unmap(&mut self, offset: u64, len: u64) -> &mut Self {
+        self.push(offset, len, Fill::Unmapped)
     }
 
     /// Adds `count` writes of `len` bytes at distinct `len`-aligned offsets chosen by `seed`.
@@ -67,16 +120,42 @@ impl Model {
         self
     }
 
+    /// Number of layers with writes (or started).
+    pub fn layers(&self) -> usize {
+        self.layer + 1
+    }
+
     /// The base's bytes at `offset`.
     pub fn base_at(&self, offset: u64, buf: &mut [u8]) {
         pattern::fill(self.base_seed, offset, buf);
     }
 
-    /// The written disk's bytes at `offset` (base overlaid with every write, in order).
+    /// The disk's bytes at `offset` through every layer.
     pub fn disk_at(&self, offset: u64, buf: &mut [u8]) {
+        self.disk_at_layer(usize::MAX, offset, buf)
+    }
+
+    /// The disk's bytes at `offset` as seen through layer `k` (base + writes of layers ≤ k).
+    pub fn disk_at_layer(&self, k: usize, offset: u64, buf: &mut [u8]) {
         self.base_at(offset, buf);
         let end = offset + buf.len() as u64;
-        let index = self.index.get_or_init(|| {
+        for w in self.hits(offset, end).map(|i| &self.writes[i]) {
+            if w.layer > k {
+                continue;
+            }
+            let s = w.offset.max(offset);
+            let e = (w.offset + w.len).min(end);
+            let out = &mut buf[(s - offset) as usize..(e - offset) as usize];
+            match w.fill {
+                Fill::Pattern(seed) => pattern::fill(seed, s, out),
+                Fill::Zero | Fill::Unmapped => out.fill(0),
+            }
+        }
+    }
+
+    /// Indexes of the writes touching `[start, end)`, in write order.
+    fn hits(&self, start: u64, end: u64) -> impl Iterator<Item = usize> {
+        let (sorted, longest) = self.index.get_or_init(|| {
             let mut v: Vec<(u64, usize)> = self
                 .writes
                 .iter()
@@ -87,32 +166,77 @@ impl Model {
             let longest = self.writes.iter().map(|w| w.len).max().unwrap_or(0);
             (v, longest)
         });
-        let (sorted, longest) = index;
-        let lo = sorted.partition_point(|&(o, _)| o + longest <= offset);
+        let lo = sorted.partition_point(|&(o, _)| o + longest <= start);
         let hi = sorted.partition_point(|&(o, _)| o < end);
-        let mut hits: Vec<usize> = sorted[lo..hi].iter().map(|&(_, i)| i).collect();
+        let mut hits: Vec<usize> = sorted[lo..hi]
+            .iter()
+            .map(|&(_, i)| i)
+            .filter(|&i| {
+                let w = &self.writes[i];
+                w.offset < end && w.offset + w.len > start
+            })
+            .collect();
         hits.sort_unstable();
-        for w in hits.into_iter().map(|i| &self.writes[i]) {
-            let s = w.offset.max(offset);
-            let e = (w.offset + w.len).min(end);
-            if s < e {
-                let out = &mut buf[(s - offset) as usize..(e - offset) as usize];
-                pattern::fill(w.seed, s, out);
-            }
-        }
+        hits.into_iter()
     }
 
-    /// Indexes of the `grain_bytes`-sized grains any write touches, sorted.
+    /// Indexes of the `grain_bytes`-sized grains any write (of any layer) touches, sorted.
     pub fn touched_grains(&self, grain_bytes: u64) -> Vec<u64> {
         let mut set = BTreeSet::new();
-        for w in &self.writes {
-            if w.len == 0 {
-                continue;
-            }
+        for w in self.writes.iter().filter(|w| w.len > 0) {
             for g in w.offset / grain_bytes..=(w.offset + w.len - 1) / grain_bytes {
                 set.insert(g);
             }
         }
         set.into_iter().collect()
+    }
+
+    /// The grains layer `k` stores, with how: zeroed when every write of the layer touching
+    /// the grain zeroes it and together they cover the whole (clipped) grain.
+    pub fn layer_grains(&self, k: usize, grain_bytes: u64) -> BTreeMap<u64, GrainKind> {
+        let mut out = BTreeMap::new();
+        for w in self.writes.iter().filter(|w| w.layer == k && w.len > 0) {
+            for g in w.offset / grain_bytes..=(w.offset + w.len - 1) / grain_bytes {
+                out.entry(g).or_insert(GrainKind::Data);
+            }
+        }
+        for (g, kind) in out.iter_mut() {
+            // Replay this layer's writes over the grain, sector by sector: the grain is zeroed
+            // when every sector was last written by a zero or unmap write.
+            let gs = g * grain_bytes;
+            let ge = (gs + grain_bytes).min(self.capacity);
+            let sectors = (ge - gs).div_ceil(512) as usize;
+            let mut last: Vec<Option<Fill>> = vec![None; sectors];
+            for i in self.hits(gs, ge) {
+                let w = &self.writes[i];
+                if w.layer != k {
+                    continue;
+                }
+                let (s, e) = (w.offset.max(gs) - gs, (w.offset + w.len).min(ge) - gs);
+                for (n, slot) in last.iter_mut().enumerate() {
+                    let (a, b) = (n as u64 * 512, (n as u64 + 1) * 512);
+                    if s < b && e > a {
+                        let whole = s <= a && e >= b.min(ge - gs);
+                        *slot = Some(match w.fill {
+                            Fill::Pattern(seed) => Fill::Pattern(seed),
+                            // A zero write covering part of a sector leaves data in the rest.
+                            z if whole => z,
+                            _ => Fill::Pattern(0),
+                        });
+                    }
+                }
+            }
+            if last
+                .iter()
+                .all(|f| matches!(f, Some(Fill::Zero) | Some(Fill::Unmapped)))
+            {
+                *kind = if last.iter().all(|f| *f == Some(Fill::Unmapped)) {
+                    GrainKind::Unmapped
+                } else {
+                    GrainKind::Zero
+                };
+            }
+        }
+        out
     }
 }

@@ -2,7 +2,7 @@
 //! apply. The Ruby wrapper in lib/vmdksync.rb gives these methods their keyword arguments.
 
 use crate::{errors, gvl, progress::RbProgress};
-use ironshed_core::vmdk::{ApplyOptions, ApplyStats, BaseCheck, Delta, OpenOptions};
+use ironshed_core::vmdk::{ApplyOptions, ApplyStats, BaseCheck, Delta, OpenOptions, VerifyReport};
 use magnus::{function, method, prelude::*, Error, RArray, RHash, Ruby, Symbol};
 use std::path::PathBuf;
 
@@ -15,6 +15,21 @@ fn stats_hash(ruby: &Ruby, s: ApplyStats) -> Result<RHash, Error> {
     h.aset(ruby.to_symbol("bytes"), s.bytes)?;
     h.aset(ruby.to_symbol("extents"), s.extents)?;
     h.aset(ruby.to_symbol("writes"), s.writes)?;
+    h.aset(ruby.to_symbol("discarded"), s.discarded)?;
+    Ok(h)
+}
+
+fn verify_hash(ruby: &Ruby, r: VerifyReport) -> Result<RHash, Error> {
+    let h = ruby.hash_new();
+    h.aset(ruby.to_symbol("bytes"), r.bytes)?;
+    h.aset(ruby.to_symbol("mismatched_bytes"), r.mismatched_bytes)?;
+    let list = ruby.ary_new_capa(r.mismatches.len());
+    for (off, len) in r.mismatches {
+        list.push(
+            ruby.ary_new_from_values(&[ruby.integer_from_u64(off), ruby.integer_from_u64(len)]),
+        )?;
+    }
+    h.aset(ruby.to_symbol("mismatches"), list)?;
     Ok(h)
 }
 
@@ -24,10 +39,12 @@ impl RbDelta {
         path: PathBuf,
         base: Option<PathBuf>,
         allow_unclean: bool,
+        check_redundant: bool,
     ) -> Result<Self, Error> {
         let opts = OpenOptions {
             base,
             allow_unclean,
+            check_redundant,
         };
         Delta::open(&path, &opts)
             .map(RbDelta)
@@ -58,7 +75,7 @@ impl RbDelta {
         self.0.changed_bytes()
     }
     fn extents(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
-        let list = rb_self.0.extents();
+        let list = rb_self.0.extents().map_err(|e| errors::vmdk(ruby, e))?;
         let out = ruby.ary_new_capa(list.len());
         for (off, len) in list {
             out.push(
@@ -97,6 +114,23 @@ impl RbDelta {
     fn warnings(&self) -> Vec<String> {
         self.0.warnings.clone()
     }
+    fn layers(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
+        let out = ruby.ary_new();
+        for l in rb_self.0.layers() {
+            let h = ruby.hash_new();
+            h.aset(ruby.to_symbol("path"), l.path)?;
+            h.aset(ruby.to_symbol("format"), ruby.to_symbol(l.format.key()))?;
+            h.aset(ruby.to_symbol("extents"), l.extents)?;
+            h.aset(ruby.to_symbol("grain_size"), l.grain_size)?;
+            h.aset(ruby.to_symbol("grains"), l.grains)?;
+            h.aset(ruby.to_symbol("zero_grains"), l.zero_grains)?;
+            h.aset(ruby.to_symbol("changed_bytes"), l.changed_bytes)?;
+            h.aset(ruby.to_symbol("cid"), l.cid)?;
+            h.aset(ruby.to_symbol("parent_cid"), l.parent_cid)?;
+            out.push(h)?;
+        }
+        Ok(out)
+    }
     fn dry_run(
         ruby: &Ruby,
         rb_self: &Self,
@@ -105,6 +139,7 @@ impl RbDelta {
     ) -> Result<RHash, Error> {
         let opts = ApplyOptions {
             allow_larger_destination: allow_larger,
+            discard_zeros: false,
         };
         let stats = rb_self
             .0
@@ -117,10 +152,12 @@ impl RbDelta {
         rb_self: &Self,
         dest: PathBuf,
         allow_larger: bool,
+        discard_zeros: bool,
         progress: &RbProgress,
     ) -> Result<RHash, Error> {
         let opts = ApplyOptions {
             allow_larger_destination: allow_larger,
+            discard_zeros,
         };
         let delta = &rb_self.0;
         let prog = progress.0.clone();
@@ -129,12 +166,25 @@ impl RbDelta {
         let stats = result.map_err(|e| errors::vmdk(ruby, e))?;
         stats_hash(ruby, stats)
     }
+    fn verify(
+        ruby: &Ruby,
+        rb_self: &Self,
+        dest: PathBuf,
+        progress: &RbProgress,
+    ) -> Result<RHash, Error> {
+        let delta = &rb_self.0;
+        let prog = progress.0.clone();
+        let result = gvl::without_gvl(&progress.0, move || delta.verify(&dest, &prog))
+            .ok_or_else(|| errors::panic(ruby, "VMDKSync::Delta#verify"))?;
+        let report = result.map_err(|e| errors::vmdk(ruby, e))?;
+        verify_hash(ruby, report)
+    }
 }
 
 pub fn init(ruby: &Ruby) -> Result<(), Error> {
     let m = ruby.define_module("VMDKSync")?;
     let c = m.define_class("Delta", ruby.class_object())?;
-    c.define_singleton_method("_open", function!(RbDelta::open, 3))?;
+    c.define_singleton_method("_open", function!(RbDelta::open, 4))?;
     c.define_method("path", method!(RbDelta::path, 0))?;
     c.define_method("extent_path", method!(RbDelta::extent_path, 0))?;
     c.define_method("format", method!(RbDelta::format, 0))?;
@@ -155,6 +205,8 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     c.define_method("base_note", method!(RbDelta::base_note, 0))?;
     c.define_method("warnings", method!(RbDelta::warnings, 0))?;
     c.define_method("_dry_run", method!(RbDelta::dry_run, 2))?;
-    c.define_method("_apply", method!(RbDelta::apply, 3))?;
+    c.define_method("_apply", method!(RbDelta::apply, 4))?;
+    c.define_method("_verify", method!(RbDelta::verify, 2))?;
+    c.define_method("layers", method!(RbDelta::layers, 0))?;
     Ok(())
 }

@@ -4,11 +4,19 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(c) = ironshed_core::vmdk::cowd::read(data, "fuzz") {
-        // Every run the parser accepts must lie inside the input and the capacity.
+        // Every run the parser accepts lies inside the input and the capacity, in order, and
+        // the runs add up to what the validation pass counted.
         let cap = c.header.capacity_bytes();
-        for (virt, len, file_off) in c.byte_runs() {
-            assert!(virt + len <= cap);
+        let mut end = 0u64;
+        let mut total = 0u64;
+        let res = c.for_each_run(data, "fuzz", 0, u64::MAX, |virt, len, file_off| {
+            assert!(virt >= end && virt + len <= cap);
             assert!(file_off + len <= data.len() as u64);
-        }
+            end = virt + len;
+            total += len;
+            Ok(())
+        });
+        assert!(res.is_ok());
+        assert_eq!(total, c.changed_bytes);
     }
 });

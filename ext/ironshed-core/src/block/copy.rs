@@ -1,5 +1,7 @@
-//! The copy loop: writes a sorted list of segments onto a destination, gathering virtually
-//! adjacent segments into one buffer so that each `pwrite` is large (up to [`BATCH`] bytes).
+//! The copy loop: segments arrive in destination order and are gathered into one buffer while
+//! they are contiguous, so that each `pwrite` is large (up to [`BATCH`] bytes). Producers push
+//! segments one at a time ([`BatchWriter::push`]), so the whole list never has to exist in
+//! memory at once.
 
 use super::{Destination, Error, Result};
 use crate::error::IoContext;
@@ -54,77 +56,174 @@ pub struct CopyStats {
     pub writes: u64,
 }
 
-/// Checks the segment list: sorted, non-overlapping, non-empty segments, all inside the
-/// destination and naming existing sources. Called before the first write.
-pub fn check_segments(segs: &[Segment], sources: &[SourceFile], dest: &Destination) -> Result<()> {
-    let mut end = 0u64;
-    for s in segs {
-        if s.len == 0 || s.dest < end {
-            return Err(Error::UnsortedSegments { offset: s.dest });
-        }
-        dest.check_range(s.dest, s.len)?;
-        if let SegmentSource::Read { file, .. } = s.source {
-            if file as usize >= sources.len() {
-                return Err(Error::UnsortedSegments { offset: s.dest });
-            }
-        }
-        end = s.dest + s.len;
-    }
-    Ok(())
+/// Gathers pushed segments into large positioned writes onto a destination.
+///
+/// Segments must come sorted by destination offset and must not overlap; each is checked
+/// against the destination's size before anything of it is buffered. [`BatchWriter::finish`]
+/// writes what is left and `fdatasync`s the destination.
+pub struct BatchWriter<'a> {
+    dest: &'a Destination,
+    sources: &'a [SourceFile],
+    progress: &'a Progress,
+    buf: Vec<u8>,
+    start: u64,
+    fill: usize,
+    next_free: u64,
+    stats: CopyStats,
 }
 
-/// Writes every segment onto `dest`, then `fdatasync`s it. Checks the whole list first;
-/// stops with [`Error::Interrupted`] between writes once `progress` is cancelled.
+impl<'a> BatchWriter<'a> {
+    /// A writer onto `dest`, reading `Read` segments from `sources`. `expected` (bytes the
+    /// caller will push, if known) sizes the buffer and the progress total.
+    pub fn new(
+        dest: &'a Destination,
+        sources: &'a [SourceFile],
+        progress: &'a Progress,
+        expected: u64,
+    ) -> Self {
+        progress.set_total(expected);
+        let cap = usize::try_from(expected).unwrap_or(BATCH).clamp(1, BATCH);
+        BatchWriter {
+            dest,
+            sources,
+            progress,
+            buf: vec![0u8; cap],
+            start: 0,
+            fill: 0,
+            next_free: 0,
+            stats: CopyStats::default(),
+        }
+    }
+
+    fn check(&self, dest: u64, len: u64) -> Result<()> {
+        if len == 0 || dest < self.next_free {
+            return Err(Error::UnsortedSegments { offset: dest });
+        }
+        self.dest.check_range(dest, len)
+    }
+
+    /// Adds a segment; writes out the buffer first when the segment does not continue it.
+    pub fn push(&mut self, seg: Segment) -> Result<()> {
+        self.check(seg.dest, seg.len)?;
+        let mut done = 0u64;
+        while done < seg.len {
+            let at = seg.dest + done;
+            self.make_room(at)?;
+            let take = (seg.len - done).min((self.buf.len() - self.fill) as u64) as usize;
+            let out = &mut self.buf[self.fill..self.fill + take];
+            match seg.source {
+                SegmentSource::Read { file, offset } => {
+                    let src = self
+                        .sources
+                        .get(file as usize)
+                        .ok_or(Error::UnsortedSegments { offset: seg.dest })?;
+                    let from = offset + done;
+                    src.file.read_exact_at(out, from).map_err(|e| {
+                        IoContext::new(&src.path, format!("read {take} bytes at byte {from}"), e)
+                    })?;
+                }
+                SegmentSource::Zero => out.fill(0),
+            }
+            self.fill += take;
+            done += take as u64;
+        }
+        self.next_free = seg.dest + seg.len;
+        Ok(())
+    }
+
+    /// Adds bytes the caller already holds (for example an inflated grain) at `dest`.
+    pub fn push_bytes(&mut self, dest: u64, data: &[u8]) -> Result<()> {
+        self.check(dest, data.len() as u64)?;
+        let mut done = 0usize;
+        while done < data.len() {
+            self.make_room(dest + done as u64)?;
+            let take = (data.len() - done).min(self.buf.len() - self.fill);
+            self.buf[self.fill..self.fill + take].copy_from_slice(&data[done..done + take]);
+            self.fill += take;
+            done += take;
+        }
+        self.next_free = dest + data.len() as u64;
+        Ok(())
+    }
+
+    /// Makes `[dest, dest+len)` read as zeros by discarding it (see
+    /// [`Destination::discard_zeroes`]); where the destination cannot, writes zeros instead.
+    /// Returns true when the range was discarded.
+    pub fn discard(&mut self, dest: u64, len: u64) -> Result<bool> {
+        self.check(dest, len)?;
+        self.flush()?;
+        if self.progress.is_cancelled() {
+            return Err(Error::Interrupted);
+        }
+        if self.dest.discard_zeroes(dest, len)? {
+            self.next_free = dest + len;
+            self.progress.add_done(len);
+            self.stats.bytes += len;
+            return Ok(true);
+        }
+        self.push(Segment {
+            dest,
+            len,
+            source: SegmentSource::Zero,
+        })?;
+        Ok(false)
+    }
+
+    /// Ensures the buffer can take bytes for destination offset `at` next.
+    fn make_room(&mut self, at: u64) -> Result<()> {
+        let contiguous = self.fill > 0 && self.start + self.fill as u64 == at;
+        if !contiguous || self.fill == self.buf.len() {
+            self.flush()?;
+        }
+        if self.fill == 0 {
+            self.start = at;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.fill == 0 {
+            return Ok(());
+        }
+        if self.progress.is_cancelled() {
+            return Err(Error::Interrupted);
+        }
+        self.dest.write_all_at(&self.buf[..self.fill], self.start)?;
+        self.stats.bytes += self.fill as u64;
+        self.stats.writes += 1;
+        self.progress.add_done(self.fill as u64);
+        self.fill = 0;
+        Ok(())
+    }
+
+    /// Writes what is buffered and makes the destination durable.
+    pub fn finish(mut self) -> Result<CopyStats> {
+        self.flush()?;
+        self.dest.sync()?;
+        Ok(self.stats)
+    }
+}
+
+/// Writes a whole list of segments (sorted, non-overlapping) onto `dest`, then `fdatasync`s
+/// it. The list is checked completely before the first write.
 pub fn write_segments(
     segs: &[Segment],
     sources: &[SourceFile],
     dest: &Destination,
     progress: &Progress,
 ) -> Result<CopyStats> {
-    check_segments(segs, sources, dest)?;
-    let total: u64 = segs.iter().map(|s| s.len).sum();
-    progress.set_total(total);
-    let mut stats = CopyStats::default();
-    let cap = usize::try_from(total).unwrap_or(BATCH).min(BATCH);
-    let mut buf = vec![0u8; cap];
-
-    let mut idx = 0usize;
-    let mut within = 0u64;
-    while idx < segs.len() {
-        if progress.is_cancelled() {
-            return Err(Error::Interrupted);
+    let mut end = 0u64;
+    for s in segs {
+        if s.len == 0 || s.dest < end {
+            return Err(Error::UnsortedSegments { offset: s.dest });
         }
-        let start = segs[idx].dest + within;
-        let mut fill = 0usize;
-        while idx < segs.len() && fill < cap {
-            let seg = &segs[idx];
-            if seg.dest + within != start + fill as u64 {
-                break;
-            }
-            let take = (seg.len - within).min((cap - fill) as u64) as usize;
-            let out = &mut buf[fill..fill + take];
-            match seg.source {
-                SegmentSource::Read { file, offset } => {
-                    let src = &sources[file as usize];
-                    let at = offset + within;
-                    src.file.read_exact_at(out, at).map_err(|e| {
-                        IoContext::new(&src.path, format!("read {take} bytes at byte {at}"), e)
-                    })?;
-                }
-                SegmentSource::Zero => out.fill(0),
-            }
-            fill += take;
-            within += take as u64;
-            if within == seg.len {
-                idx += 1;
-                within = 0;
-            }
-        }
-        dest.write_all_at(&buf[..fill], start)?;
-        stats.bytes += fill as u64;
-        stats.writes += 1;
-        progress.add_done(fill as u64);
+        dest.check_range(s.dest, s.len)?;
+        end = s.dest + s.len;
     }
-    dest.sync()?;
-    Ok(stats)
+    let total = segs.iter().map(|s| s.len).sum();
+    let mut w = BatchWriter::new(dest, sources, progress, total);
+    for s in segs {
+        w.push(*s)?;
+    }
+    w.finish()
 }

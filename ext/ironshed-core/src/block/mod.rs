@@ -10,7 +10,7 @@
 
 mod copy;
 
-pub use copy::{write_segments, CopyStats, Segment, SegmentSource, SourceFile};
+pub use copy::{write_segments, BatchWriter, CopyStats, Segment, SegmentSource, SourceFile, BATCH};
 
 use crate::error::IoContext;
 use std::fs::{File, OpenOptions};
@@ -84,6 +84,7 @@ pub struct Destination {
 }
 
 nix::ioctl_read!(blkgetsize64, 0x12, 114, u64);
+nix::ioctl_write_ptr_bad!(blkzeroout, nix::request_code_none!(0x12, 127), [u64; 2]);
 
 /// Size in bytes of an open regular file or block device.
 pub fn file_size(file: &File) -> io::Result<u64> {
@@ -220,6 +221,51 @@ impl Destination {
             )
         })?;
         Ok(())
+    }
+
+    /// Makes `[offset, offset+len)` read as zeros without writing them: a punched hole in a
+    /// file (`FALLOC_FL_PUNCH_HOLE`), `BLKZEROOUT` on a block device (which the kernel turns
+    /// into an unmap or write-zeroes command where the device guarantees zeros). Returns
+    /// false, having done nothing, when the destination does not support it; the caller then
+    /// writes zeros.
+    pub fn discard_zeroes(&self, offset: u64, len: u64) -> Result<bool> {
+        use std::os::fd::AsRawFd;
+        self.check_range(offset, len)?;
+        let fd = self.file.as_raw_fd();
+        let res = match self.kind {
+            DestKind::File => {
+                let mode = nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
+                    | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
+                nix::fcntl::fallocate(&self.file, mode, offset as i64, len as i64).map(|_| ())
+            }
+            DestKind::BlockDevice => {
+                let range = [offset, len];
+                // SAFETY: BLKZEROOUT reads two u64 (start, length) through the pointer.
+                unsafe { blkzeroout(fd, &range) }.map(|_| ())
+            }
+        };
+        match res {
+            Ok(()) => Ok(true),
+            Err(nix::errno::Errno::EOPNOTSUPP)
+            | Err(nix::errno::Errno::EINVAL)
+            | Err(nix::errno::Errno::ENOTTY) => Ok(false),
+            Err(e) => Err(Error::Io(IoContext::new(
+                &self.path,
+                format!("discard {len} bytes at byte {offset}"),
+                std::io::Error::from(e),
+            ))),
+        }
+    }
+
+    /// Asks the kernel to drop this file's clean cached pages, so that later reads come from
+    /// the device (used by verification after an `fdatasync`). Only this file is affected.
+    pub fn drop_cache(&self) {
+        let _ = nix::fcntl::posix_fadvise(
+            &self.file,
+            0,
+            0,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        );
     }
 
     /// Flushes written data to stable storage (`fdatasync`).

@@ -9,6 +9,7 @@
 use super::error::{Error, Result};
 use crate::error::IoContext;
 use crate::io::ReadAt;
+use crate::sectormap::SectorMap;
 use byteorder::{ByteOrder, LittleEndian as LE};
 use std::path::Path;
 
@@ -81,60 +82,30 @@ impl Header {
     }
 }
 
-/// A run of grains present in the delta: `grains` consecutive virtual grains starting at
-/// grain `virt_grain`, stored contiguously from file sector `file_sector`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GrainRun {
-    /// First virtual grain number.
-    pub virt_grain: u64,
-    /// File sector of its data.
-    pub file_sector: u64,
-    /// Number of grains in the run.
-    pub grains: u64,
-}
-
-/// A validated COWD extent.
+/// A validated COWD extent: its header and grain directory. Grain tables are read again,
+/// one at a time, when the grains are listed ([`Cowd::for_each_run`]), so memory stays bounded
+/// by the directory whatever the size of the delta.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cowd {
     /// The header.
     pub header: Header,
-    /// Present grains, sorted by `virt_grain`, physically contiguous neighbours merged.
-    pub runs: Vec<GrainRun>,
+    /// Grain directory: table sector per entry (0 = no table).
+    pub directory: Vec<u32>,
     /// Number of present grains.
     pub grains: u64,
+    /// Bytes of the virtual disk the present grains cover (a partial last grain clipped).
+    pub changed_bytes: u64,
+    file_sectors: u64,
+    gd_end_sector: u64,
 }
 
-impl Cowd {
-    /// Byte ranges `(virtual offset, length, file offset)` of the present data, each clipped to
-    /// the capacity (a partial last grain is shorter).
-    pub fn byte_runs(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
-        let gb = self.header.grain_bytes();
-        let cap = self.header.capacity_bytes();
-        self.runs.iter().map(move |r| {
-            let start = r.virt_grain * gb;
-            let len = (r.grains * gb).min(cap - start);
-            (start, len, r.file_sector * SECTOR)
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Region {
-    Header,
-    Directory,
-    Table(u64),
-    Grains(u64),
-}
-
-impl Region {
-    fn describe(self) -> String {
-        match self {
-            Region::Header => "the header".into(),
-            Region::Directory => "the grain directory".into(),
-            Region::Table(i) => format!("grain table {i}"),
-            Region::Grains(g) => format!("grain {g}"),
-        }
-    }
+/// One checked grain-table entry: grain `grain` is stored at file sector `sector` and covers
+/// `sectors` sectors of the disk (fewer than a grain for a partial last grain).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    grain: u64,
+    sector: u64,
+    sectors: u64,
 }
 
 /// Reads and validates a COWD extent. `name` is used in every error message.
@@ -163,130 +134,290 @@ pub fn read<R: ReadAt + ?Sized>(src: &R, name: &str) -> Result<Cowd> {
     check_header(&h, name, file_len)?;
 
     let file_sectors = file_len / SECTOR;
-    let gs = u64::from(h.grain_size);
-    let cap = u64::from(h.num_sectors);
     let gd_start = u64::from(h.gd_offset);
     let gd_bytes = u64::from(h.num_gd_entries) * 4;
     let gd_end_sector = gd_start + gd_bytes.div_ceil(SECTOR);
-    let free = u64::from(h.free_sector);
+    let mut raw = vec![0u8; gd_bytes as usize];
+    src.read_exact_at(&mut raw, gd_start * SECTOR)
+        .map_err(|e| {
+            io(
+                format!("read grain directory at byte {}", gd_start * SECTOR),
+                e,
+            )
+        })?;
+    let directory: Vec<u32> = raw.chunks_exact(4).map(LE::read_u32).collect();
+    drop(raw);
 
-    let mut gd = vec![0u8; gd_bytes as usize];
-    src.read_exact_at(&mut gd, gd_start * SECTOR).map_err(|e| {
-        io(
-            format!("read grain directory at byte {}", gd_start * SECTOR),
-            e,
-        )
-    })?;
-
-    let mut regions: Vec<(u64, u64, Region)> = vec![
-        (0, 4, Region::Header),
-        (gd_start, gd_end_sector, Region::Directory),
-    ];
-    let mut runs: Vec<GrainRun> = Vec::new();
-    let mut grains = 0u64;
-    let mut gt = vec![0u8; (GT_ENTRIES * 4) as usize];
-    for i in 0..u64::from(h.num_gd_entries) {
-        let t = u64::from(LE::read_u32(&gd[(i * 4) as usize..]));
+    let mut cowd = Cowd {
+        header: h,
+        directory,
+        grains: 0,
+        changed_bytes: 0,
+        file_sectors,
+        gd_end_sector,
+    };
+    // Every sector belongs to at most one structure: header, directory, a table, a grain.
+    let mut used = SectorMap::new(file_sectors.max(gd_end_sector));
+    let overlap = |cowd: &Cowd, what: String, at: u64| -> Error {
+        let owner = cowd.owner_of(src, name, at, &what);
+        Error::format(name, format!("{what} overlaps {owner} at file sector {at}"))
+    };
+    used.claim(0, 4)
+        .map_err(|at| overlap(&cowd, "the header".into(), at))?;
+    used.claim(gd_start, gd_end_sector - gd_start)
+        .map_err(|at| overlap(&cowd, "the grain directory".into(), at))?;
+    for (i, &t) in cowd.directory.iter().enumerate() {
+        let t = u64::from(t);
         if t == 0 {
             continue;
         }
-        if t < gd_end_sector {
-            return Err(Error::format(
-                name,
-                format!(
-                    "grain directory entry {i} points at sector {t}, inside the header or the directory (which ends at sector {gd_end_sector})"
-                ),
-            ));
-        }
-        if t + GT_SECTORS > file_sectors {
-            return Err(Error::format(
-                name,
-                format!(
-                    "grain directory entry {i}: grain table at sector {t} runs past the end of the file ({} > {file_sectors} sectors)",
-                    t + GT_SECTORS
-                ),
-            ));
-        }
-        regions.push((t, t + GT_SECTORS, Region::Table(i)));
-        src.read_exact_at(&mut gt, t * SECTOR)
-            .map_err(|e| io(format!("read grain table {i} at byte {}", t * SECTOR), e))?;
-        for j in 0..GT_ENTRIES {
-            let e = u64::from(LE::read_u32(&gt[(j * 4) as usize..]));
-            if e == 0 {
-                continue;
-            }
-            let g = i * GT_ENTRIES + j;
-            let vstart = g * gs;
-            if vstart >= cap {
-                return Err(Error::format(
-                    name,
+        cowd.check_table(i as u64, t, name)?;
+        used.claim(t, GT_SECTORS).map_err(|at| {
+            overlap(
+                &cowd,
+                format!("grain table {i} (file sectors {t}..{})", t + GT_SECTORS),
+                at,
+            )
+        })?;
+    }
+    let mut gt = vec![0u8; (GT_ENTRIES * 4) as usize];
+    let (mut grains, mut sectors) = (0u64, 0u64);
+    for i in 0..cowd.directory.len() as u64 {
+        let Some(entries) = cowd.read_table(src, name, i, &mut gt)? else {
+            continue;
+        };
+        for e in entries {
+            let e = e?;
+            used.claim(e.sector, e.sectors).map_err(|at| {
+                overlap(
+                    &cowd,
                     format!(
-                        "grain table {i} entry {j} (grain {g}) is set (sector {e}) but lies beyond the disk's {cap} sectors"
+                        "grain {} (file sectors {}..{})",
+                        e.grain,
+                        e.sector,
+                        e.sector + e.sectors
                     ),
-                ));
-            }
-            if e == 1 {
-                return Err(Error::format(
-                    name,
-                    format!(
-                        "grain table {i} entry {j} (grain {g}) is 1: some tools use it for a zeroed grain, others read sector 1 (header bytes); refusing an ambiguous delta"
-                    ),
-                ));
-            }
-            if e < gd_end_sector {
-                return Err(Error::format(
-                    name,
-                    format!(
-                        "grain table {i} entry {j} (grain {g}) points at sector {e}, inside the header or the grain directory (which ends at sector {gd_end_sector})"
-                    ),
-                ));
-            }
-            let need = gs.min(cap - vstart);
-            let end = e + need;
-            if end > file_sectors {
-                return Err(Error::format(
-                    name,
-                    format!(
-                        "grain table {i} entry {j} (grain {g}) points past the end of the file (sector {e} + {need} > {file_sectors})"
-                    ),
-                ));
-            }
-            if free != 0 && end > free {
-                return Err(Error::format(
-                    name,
-                    format!(
-                        "grain table {i} entry {j} (grain {g}) at sector {e} ends past freeSector {free}: that space was never allocated"
-                    ),
-                ));
-            }
+                    at,
+                )
+            })?;
             grains += 1;
-            match runs.last_mut() {
-                Some(r) if r.virt_grain + r.grains == g && r.file_sector + r.grains * gs == e => {
-                    r.grains += 1;
-                }
-                _ => runs.push(GrainRun {
-                    virt_grain: g,
-                    file_sector: e,
-                    grains: 1,
-                }),
-            }
+            sectors += e.sectors;
         }
     }
-    for r in &runs {
-        let vstart = r.virt_grain * gs;
-        let len = (r.grains * gs).min(cap - vstart);
-        regions.push((
-            r.file_sector,
-            r.file_sector + len,
-            Region::Grains(r.virt_grain),
-        ));
+    cowd.grains = grains;
+    cowd.changed_bytes = sectors * SECTOR;
+    Ok(cowd)
+}
+
+impl Cowd {
+    /// Disk bytes covered by one grain table.
+    pub fn table_span(&self) -> u64 {
+        GT_ENTRIES * self.header.grain_bytes()
     }
-    check_overlaps(&mut regions, name, gs)?;
-    Ok(Cowd {
-        header: h,
-        runs,
-        grains,
-    })
+
+    fn check_table(&self, i: u64, t: u64, name: &str) -> Result<()> {
+        if t < self.gd_end_sector {
+            return Err(Error::format(
+                name,
+                format!(
+                    "grain directory entry {i} points at sector {t}, inside the header or the directory (which ends at sector {})",
+                    self.gd_end_sector
+                ),
+            ));
+        }
+        if t + GT_SECTORS > self.file_sectors {
+            return Err(Error::format(
+                name,
+                format!(
+                    "grain directory entry {i}: grain table at sector {t} runs past the end of the file ({} > {} sectors)",
+                    t + GT_SECTORS,
+                    self.file_sectors
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads grain table `i` into `buf` and returns its checked entries, or `None` when the
+    /// directory has no table there.
+    fn read_table<'b, R: ReadAt + ?Sized>(
+        &'b self,
+        src: &R,
+        name: &'b str,
+        i: u64,
+        buf: &'b mut [u8],
+    ) -> Result<Option<impl Iterator<Item = Result<Entry>> + 'b>> {
+        let t = u64::from(self.directory.get(i as usize).copied().unwrap_or(0));
+        if t == 0 {
+            return Ok(None);
+        }
+        self.check_table(i, t, name)?;
+        src.read_exact_at(buf, t * SECTOR).map_err(|e| {
+            Error::Io(IoContext::new(
+                Path::new(name),
+                format!("read grain table {i} at byte {}", t * SECTOR),
+                e,
+            ))
+        })?;
+        let buf: &'b [u8] = buf;
+        Ok(Some(buf.chunks_exact(4).enumerate().filter_map(
+            move |(j, b)| {
+                let e = u64::from(LE::read_u32(b));
+                (e != 0).then(|| self.check_entry(i, j as u64, e, name))
+            },
+        )))
+    }
+
+    fn check_entry(&self, i: u64, j: u64, e: u64, name: &str) -> Result<Entry> {
+        let gs = u64::from(self.header.grain_size);
+        let cap = u64::from(self.header.num_sectors);
+        let free = u64::from(self.header.free_sector);
+        let g = i * GT_ENTRIES + j;
+        let vstart = g * gs;
+        if vstart >= cap {
+            return Err(Error::format(
+                name,
+                format!("grain table {i} entry {j} (grain {g}) is set (sector {e}) but lies beyond the disk's {cap} sectors"),
+            ));
+        }
+        if e == 1 {
+            return Err(Error::format(
+                name,
+                format!(
+                    "grain table {i} entry {j} (grain {g}) is 1: some tools use it for a zeroed grain, others read sector 1 (header bytes); refusing an ambiguous delta"
+                ),
+            ));
+        }
+        if e < self.gd_end_sector {
+            return Err(Error::format(
+                name,
+                format!(
+                    "grain table {i} entry {j} (grain {g}) points at sector {e}, inside the header or the grain directory (which ends at sector {})",
+                    self.gd_end_sector
+                ),
+            ));
+        }
+        let need = gs.min(cap - vstart);
+        let end = e + need;
+        if end > self.file_sectors {
+            return Err(Error::format(
+                name,
+                format!(
+                    "grain table {i} entry {j} (grain {g}) points past the end of the file (sector {e} + {need} > {})",
+                    self.file_sectors
+                ),
+            ));
+        }
+        if free != 0 && end > free {
+            return Err(Error::format(
+                name,
+                format!("grain table {i} entry {j} (grain {g}) at sector {e} ends past freeSector {free}: that space was never allocated"),
+            ));
+        }
+        Ok(Entry {
+            grain: g,
+            sector: e,
+            sectors: need,
+        })
+    }
+
+    /// Calls `f(virtual byte, length, file byte)` for the present data inside the disk byte
+    /// range `[start, end)`, in disk order, with physically contiguous grains merged. Tables
+    /// are read (and their entries checked again) one at a time.
+    pub fn for_each_run<R: ReadAt + ?Sized, F>(
+        &self,
+        src: &R,
+        name: &str,
+        start: u64,
+        end: u64,
+        mut f: F,
+    ) -> Result<()>
+    where
+        F: FnMut(u64, u64, u64) -> Result<()>,
+    {
+        let cap = self.header.capacity_bytes();
+        let end = end.min(cap);
+        if start >= end {
+            return Ok(());
+        }
+        let span = self.table_span();
+        let mut gt = vec![0u8; (GT_ENTRIES * 4) as usize];
+        let mut run: Option<(u64, u64, u64)> = None;
+        for i in start / span..end.div_ceil(span) {
+            let Some(entries) = self.read_table(src, name, i, &mut gt)? else {
+                continue;
+            };
+            for e in entries {
+                let e = e?;
+                let gb = self.header.grain_bytes();
+                let (mut v, mut len, mut off) =
+                    (e.grain * gb, e.sectors * SECTOR, e.sector * SECTOR);
+                if v + len <= start || v >= end {
+                    continue;
+                }
+                if v < start {
+                    let cut = start - v;
+                    v += cut;
+                    off += cut;
+                    len -= cut;
+                }
+                len = len.min(end - v);
+                match &mut run {
+                    Some((rv, rl, ro)) if *rv + *rl == v && *ro + *rl == off => *rl += len,
+                    _ => {
+                        if let Some((rv, rl, ro)) = run.take() {
+                            f(rv, rl, ro)?;
+                        }
+                        run = Some((v, len, off));
+                    }
+                }
+            }
+        }
+        if let Some((rv, rl, ro)) = run {
+            f(rv, rl, ro)?;
+        }
+        Ok(())
+    }
+
+    /// Names the structure that owns file sector `at` (for overlap messages); `not` is the
+    /// structure being checked, which is skipped.
+    fn owner_of<R: ReadAt + ?Sized>(&self, src: &R, name: &str, at: u64, not: &str) -> String {
+        if at < 4 {
+            return "the header".into();
+        }
+        if at >= u64::from(self.header.gd_offset)
+            && at < self.gd_end_sector
+            && not != "the grain directory"
+        {
+            return "the grain directory".into();
+        }
+        for (i, &t) in self.directory.iter().enumerate() {
+            let t = u64::from(t);
+            if t != 0 && at >= t && at < t + GT_SECTORS {
+                let label = format!("grain table {i} (file sectors {t}..{})", t + GT_SECTORS);
+                if !not.starts_with(&label) {
+                    return label;
+                }
+            }
+        }
+        let mut gt = vec![0u8; (GT_ENTRIES * 4) as usize];
+        for i in 0..self.directory.len() as u64 {
+            if let Ok(Some(entries)) = self.read_table(src, name, i, &mut gt) {
+                for e in entries.flatten() {
+                    let label = format!(
+                        "grain {} (file sectors {}..{})",
+                        e.grain,
+                        e.sector,
+                        e.sector + e.sectors
+                    );
+                    if at >= e.sector && at < e.sector + e.sectors && label != not {
+                        return label;
+                    }
+                }
+            }
+        }
+        "another structure".into()
+    }
 }
 
 fn check_header(h: &Header, name: &str, file_len: u64) -> Result<()> {
@@ -352,31 +483,6 @@ fn check_header(h: &Header, name: &str, file_len: u64) -> Result<()> {
                 h.gd_offset, h.num_gd_entries
             ),
         ));
-    }
-    Ok(())
-}
-
-fn check_overlaps(regions: &mut [(u64, u64, Region)], name: &str, gs: u64) -> Result<()> {
-    regions.sort_unstable_by_key(|r| (r.0, r.1));
-    for w in regions.windows(2) {
-        let (a, b) = (&w[0], &w[1]);
-        if b.0 < a.1 {
-            let label = |r: &(u64, u64, Region)| match r.2 {
-                Region::Grains(g) => {
-                    let n = (r.1 - r.0).div_ceil(gs);
-                    if n == 1 {
-                        format!("grain {g} (file sectors {}..{})", r.0, r.1)
-                    } else {
-                        format!("grains {g}..{} (file sectors {}..{})", g + n - 1, r.0, r.1)
-                    }
-                }
-                other => format!("{} (file sectors {}..{})", other.describe(), r.0, r.1),
-            };
-            return Err(Error::format(
-                name,
-                format!("{} overlaps {} in the file", label(b), label(a)),
-            ));
-        }
     }
     Ok(())
 }

@@ -1,23 +1,34 @@
 //! VMware delta disks and how to apply them onto a raw copy of the base.
 //!
-//! [`Delta::open`] takes what the user names (a text descriptor such as `vm-000001.vmdk`, or
-//! the bare extent `vm-000001-delta.vmdk`), validates the descriptor, the extent and, where
-//! one can be found, the parent descriptor, and turns the delta into a sorted list of
-//! destination segments. [`Delta::apply`] checks the destination and writes the segments with
-//! the shared copy loop. Nothing is written before every check has passed.
+//! [`Delta::open`] takes what the user names — a text descriptor (`vm-000003.vmdk`), a KDMV
+//! file with an embedded descriptor, or a bare extent — validates it, follows
+//! `parentFileNameHint` down the snapshot chain checking every CID link and capacity, and
+//! validates every layer's extents. [`Delta::apply`] checks the destination and writes the
+//! merged chain (newest layer wins; every destination byte written once) through the shared
+//! copy loop. Nothing is written before every check has passed.
+//!
+//! Formats: ESX COWD (vmfsSparse), hosted sparse VMDK4 (monolithicSparse,
+//! twoGbMaxExtentSparse, streamOptimized incl. the footer layout), and ESX seSparse; a chain
+//! may mix them.
 
+pub mod chain;
 pub mod cowd;
 pub mod descriptor;
 mod error;
+pub mod layer;
+pub mod run;
+pub mod sesparse;
+pub mod sparse;
 
 pub use error::{Error, Result};
 
-use crate::block::{self, CopyStats, Destination, Segment, SegmentSource, SourceFile};
-use crate::error::IoContext;
-use crate::io::ReadAt;
+use crate::block::{BatchWriter, CopyStats, Destination, Segment, SegmentSource};
 use crate::progress::Progress;
-use descriptor::{Descriptor, ExtentType, CID_NONE};
-use std::fs::File;
+use chain::Chain;
+use descriptor::Descriptor;
+use layer::{name_of, Layer};
+use run::{DeflateRef, Run, Src};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// Formats a delta extent can have.
@@ -25,19 +36,31 @@ use std::path::{Path, PathBuf};
 pub enum Format {
     /// ESX vmfsSparse redo log (`COWD` magic).
     Cowd,
+    /// Hosted sparse extent (`KDMV`), uncompressed: monolithicSparse, twoGbMaxExtentSparse.
+    Sparse,
+    /// Hosted sparse extent with zlib-compressed grains.
+    StreamOptimized,
+    /// ESX space-efficient sparse.
+    SeSparse,
 }
 
 impl Format {
-    /// Short name used by the Ruby API (`:cowd`).
+    /// Short name used by the Ruby API (`:cowd`, `:sparse`, `:stream_optimized`, `:sesparse`).
     pub fn key(self) -> &'static str {
         match self {
             Format::Cowd => "cowd",
+            Format::Sparse => "sparse",
+            Format::StreamOptimized => "stream_optimized",
+            Format::SeSparse => "sesparse",
         }
     }
     /// Human description.
     pub fn describe(self) -> &'static str {
         match self {
             Format::Cowd => "COWD (ESX vmfsSparse)",
+            Format::Sparse => "hosted sparse VMDK4",
+            Format::StreamOptimized => "streamOptimized VMDK4 (compressed)",
+            Format::SeSparse => "seSparse (ESX)",
         }
     }
 }
@@ -45,12 +68,14 @@ impl Format {
 /// How to open a delta.
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
-    /// The base disk's descriptor (`vm.vmdk`): its CID must equal the delta's parentCID and its
-    /// size the delta's capacity. Without it, the descriptor's `parentFileNameHint` is used
-    /// when that file exists next to the delta.
+    /// The disk the destination holds (`vm.vmdk`, or a snapshot already applied): the chain is
+    /// followed down to the layer whose parentCID is this descriptor's CID. Without it, the
+    /// chain is followed to its base through `parentFileNameHint`, as far as files exist.
     pub base: Option<PathBuf>,
-    /// Accept a delta whose header says it was not closed cleanly.
+    /// Accept deltas whose headers say they were not closed cleanly.
     pub allow_unclean: bool,
+    /// Compare hosted sparse extents' redundant grain tables with the primary ones.
+    pub check_redundant: bool,
 }
 
 /// How to apply a delta.
@@ -58,6 +83,8 @@ pub struct OpenOptions {
 pub struct ApplyOptions {
     /// Accept a destination larger than the virtual disk (only the disk's part is written).
     pub allow_larger_destination: bool,
+    /// Punch holes (files) or zero-out (block devices) instead of writing zero grains.
+    pub discard_zeros: bool,
 }
 
 /// What the parent check found.
@@ -65,334 +92,230 @@ pub struct ApplyOptions {
 pub enum BaseCheck {
     /// A parent descriptor was read and its CID and size match.
     Verified(PathBuf),
-    /// No parent descriptor was available; only the destination size can be checked.
+    /// No parent descriptor was available; the reason.
     NotChecked(String),
 }
 
-/// A validated delta, ready to apply.
+/// One layer of an opened chain, as reported to users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// The file that names the layer.
+    pub path: PathBuf,
+    /// Its format.
+    pub format: Format,
+    /// Its extent files.
+    pub extents: Vec<PathBuf>,
+    /// Grain size in bytes.
+    pub grain_size: u64,
+    /// Grains with data.
+    pub grains: u64,
+    /// Grains reading as zeros.
+    pub zero_grains: u64,
+    /// Disk bytes its grains cover.
+    pub changed_bytes: u64,
+    /// CID, parentCID from its descriptor.
+    pub cid: Option<u32>,
+    /// parentCID.
+    pub parent_cid: Option<u32>,
+}
+
+/// A validated delta (the chain ending at the file the user named), ready to apply.
 #[derive(Debug)]
 pub struct Delta {
     /// What the user named.
     pub path: PathBuf,
-    /// The extent file holding the grains.
+    /// The extent file of the newest layer's first extent.
     pub extent_path: PathBuf,
-    /// Extent format.
+    /// Format of the newest layer.
     pub format: Format,
     /// Virtual disk size in bytes.
     pub capacity: u64,
-    /// Grain size in bytes.
+    /// Grain size of the newest layer, in bytes.
     pub grain_size: u64,
-    /// Number of grains present in the delta.
+    /// Grains in all layers (data and zeroed).
     pub grains: u64,
-    /// The text descriptor, when the user named one.
+    /// The newest layer's descriptor.
     pub descriptor: Option<Descriptor>,
     /// The parent check.
     pub base: BaseCheck,
-    /// The header's uncleanShutdown flag.
+    /// Some layer's header says it was not closed cleanly (and that was allowed).
     pub unclean: bool,
     /// Non-fatal observations worth telling the user.
     pub warnings: Vec<String>,
-    segments: Vec<Segment>,
-    sources: Vec<SourceFile>,
+    changed_bytes: u64,
+    chain: Chain,
 }
 
 /// What an apply (or a dry run) did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ApplyStats {
-    /// Grains written.
+    /// Grains in the chain's layers.
     pub grains: u64,
-    /// Bytes written.
+    /// Destination bytes written (or discarded).
     pub bytes: u64,
     /// Contiguous destination ranges written.
     pub extents: u64,
     /// `pwrite` calls made (0 for a dry run).
     pub writes: u64,
+    /// Bytes discarded instead of written (with `discard_zeros`).
+    pub discarded: u64,
 }
 
-fn name_of(p: &Path) -> String {
-    p.display().to_string()
+/// What a verification found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Bytes compared.
+    pub bytes: u64,
+    /// Bytes that differ.
+    pub mismatched_bytes: u64,
+    /// The first differing ranges `(offset, length)` (at most [`MAX_REPORTED`]).
+    pub mismatches: Vec<(u64, u64)>,
 }
 
-fn open_file(p: &Path) -> Result<File> {
-    File::open(p).map_err(|e| Error::Io(IoContext::new(p, "open", e)))
+/// Most mismatching ranges listed in a [`VerifyReport`].
+pub const MAX_REPORTED: usize = 100;
+
+/// Inflates compressed grains, keeping the last one for the next piece of it.
+struct GrainCache {
+    key: Option<(u32, u64)>,
+    inf: sparse::Inflater,
 }
 
-fn read_head(f: &File, p: &Path, max: usize) -> Result<Vec<u8>> {
-    let len = f.size().map_err(|e| IoContext::new(p, "get size", e))?;
-    let n = (len.min(max as u64)) as usize;
-    let mut buf = vec![0u8; n];
-    ReadAt::read_exact_at(f, &mut buf, 0).map_err(|e| IoContext::new(p, "read", e))?;
-    Ok(buf)
+impl GrainCache {
+    fn new() -> Self {
+        GrainCache {
+            key: None,
+            inf: sparse::Inflater::new(),
+        }
+    }
+
+    /// The bytes `[skip, skip+len)` of the grain `d`.
+    fn slice(&mut self, chain: &Chain, d: DeflateRef, len: u64) -> Result<&[u8]> {
+        let src = &chain.sources[d.file as usize];
+        let name = name_of(&src.path);
+        if self.key != Some((d.file, d.offset)) {
+            self.key = None;
+            let mut data = vec![0u8; d.clen as usize];
+            src.file.read_exact_at(&mut data, d.offset).map_err(|e| {
+                crate::IoContext::new(
+                    &src.path,
+                    format!("read compressed grain at byte {}", d.offset),
+                    e,
+                )
+            })?;
+            self.inf.inflate(&data, d.glen as usize).map_err(|why| {
+                Error::format(&name, format!("grain at byte {}: {why}", d.offset))
+            })?;
+            self.key = Some((d.file, d.offset));
+        }
+        let out = self.inf.inflate_output();
+        let (a, b) = (d.skip as usize, d.skip as usize + len as usize);
+        out.get(a..b).ok_or_else(|| {
+            Error::format(
+                &name,
+                format!(
+                    "grain at byte {} inflates to {} bytes, too short for bytes {a}..{b}",
+                    d.offset,
+                    out.len()
+                ),
+            )
+        })
+    }
 }
 
 impl Delta {
-    /// Opens and validates a delta named by descriptor or extent file.
+    /// Opens and validates a delta and the chain below it.
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Delta> {
-        let file = open_file(path)?;
-        let head = read_head(&file, path, 4)?;
-        let name = name_of(path);
-        if head.starts_with(cowd::MAGIC) {
-            let base = BaseCheck::NotChecked(match &opts.base {
-                Some(b) => format!(
-                    "a bare -delta.vmdk extent carries no parentCID: only the size of {} was checked; name the descriptor (vm-000001.vmdk) to have the chain checked",
-                    b.display()
-                ),
-                None => "a bare -delta.vmdk extent carries no parentCID; name the descriptor (vm-000001.vmdk) to have the chain checked".into(),
-            });
-            let warnings = Vec::new();
-            let mut d =
-                Self::from_cowd(path, path.to_path_buf(), file, None, base, warnings, opts)?;
-            if let Some(b) = &opts.base {
-                let bd = read_base_descriptor(b)?;
-                check_base_size(&bd, b, d.capacity, &name)?;
-            }
-            d.path = path.to_path_buf();
-            return Ok(d);
-        }
-        let text = read_head(&file, path, descriptor::MAX_DESCRIPTOR + 1)?;
-        if !descriptor::looks_like_descriptor(&text) {
-            if head.starts_with(b"KDMV") {
-                return Err(Error::unsupported(
-                    &name,
-                    "hosted sparse VMDK (KDMV) deltas are not supported by this version; only ESX COWD (vmfsSparse) deltas are",
-                ));
-            }
-            return Err(Error::format(
-                &name,
-                format!(
-                    "neither a VMDK text descriptor nor a COWD delta extent (first bytes: {})",
-                    head.iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ),
-            ));
-        }
-        let desc = descriptor::parse(&text, &name)?;
-        Self::from_descriptor(path, desc, opts)
-    }
-
-    fn from_descriptor(path: &Path, desc: Descriptor, opts: &OpenOptions) -> Result<Delta> {
-        let name = name_of(path);
-        let ct = desc
-            .create_type
-            .clone()
-            .ok_or_else(|| Error::format(&name, "descriptor has no createType"))?;
-        if ct != "vmfsSparse" {
-            return Err(Error::unsupported(
-                &name,
-                format!("createType \"{ct}\" is not a delta this version can apply (supported: vmfsSparse)"),
-            ));
-        }
-        if desc.extents.len() != 1 {
-            return Err(Error::format(
-                &name,
-                format!(
-                    "a vmfsSparse descriptor must have exactly one extent line, found {}",
-                    desc.extents.len()
-                ),
-            ));
-        }
-        let ext = &desc.extents[0];
-        if ext.kind != ExtentType::VmfsSparse && ext.kind != ExtentType::Sparse {
-            return Err(Error::format(
-                &name,
-                format!("line {}: extent type {} does not match createType vmfsSparse (expected VMFSSPARSE)", ext.line, ext.kind.name()),
-            ));
-        }
-        if ext.access == descriptor::Access::NoAccess {
-            return Err(Error::format(
-                &name,
-                format!("line {}: extent is NOACCESS", ext.line),
-            ));
-        }
-        if ext.sectors == 0 {
-            return Err(Error::format(
-                &name,
-                format!("line {}: extent has 0 sectors", ext.line),
-            ));
-        }
-        if ext.offset.is_some() {
-            return Err(Error::format(
-                &name,
-                format!("line {}: a VMFSSPARSE extent takes no offset", ext.line),
-            ));
-        }
-        let extent_path = ext.resolve(path).ok_or_else(|| {
-            Error::format(
-                &name,
-                format!("line {}: extent line names no file", ext.line),
-            )
-        })?;
-        if same_file(&extent_path, path) {
-            return Err(Error::format(
-                &name,
-                format!("line {}: the extent names the descriptor itself", ext.line),
-            ));
-        }
-        let parent_cid =
-            match desc.parent_cid {
-                None => {
-                    return Err(Error::format(
-                        &name,
-                        "descriptor has no parentCID: not a snapshot delta",
-                    ))
-                }
-                Some(CID_NONE) => return Err(Error::format(
-                    &name,
-                    "parentCID is ffffffff (no parent): this descriptor is not a snapshot delta",
-                )),
-                Some(c) => c,
-            };
-        let mut warnings = Vec::new();
-        let hint_path = desc
-            .parent_hint
-            .as_ref()
-            .map(|h| descriptor::resolve_relative(path, h));
-        if let Some(hp) = &hint_path {
-            if same_file(hp, path) || same_file(hp, &extent_path) {
-                return Err(Error::format(
-                    &name,
-                    "parentFileNameHint points back at the delta itself",
-                ));
-            }
+        let chain = Chain::open(path, opts)?;
+        let newest: &Layer = &chain.layers[0];
+        let extent_path = newest
+            .extents
+            .first()
+            .map(|x| chain.sources[x.file as usize].path.clone())
+            .unwrap_or_else(|| path.to_path_buf());
+        let changed_bytes = if chain.layers.len() == 1 {
+            newest.changed_bytes
         } else {
-            warnings.push(format!("{name}: descriptor has no parentFileNameHint"));
-        }
-        let capacity = ext.sectors.checked_mul(512).ok_or_else(|| {
-            Error::format(&name, format!("line {}: extent size overflows", ext.line))
-        })?;
-        // The parent: explicit --base, else the hint when it exists.
-        let base = match (&opts.base, &hint_path) {
-            (Some(b), _) => {
-                let bd = read_base_descriptor(b)?;
-                check_base(&bd, b, parent_cid, capacity, &name)?;
-                if let Some(hp) = &hint_path {
-                    if hp.file_name() != b.file_name() {
-                        warnings.push(format!(
-                            "{name}: parentFileNameHint names {} but the base given is {} (CID matches, continuing)",
-                            hp.display(),
-                            b.display()
-                        ));
-                    }
-                }
-                BaseCheck::Verified(b.clone())
-            }
-            (None, Some(hp)) if hp.exists() => {
-                let bd = read_base_descriptor(hp)?;
-                check_base(&bd, hp, parent_cid, capacity, &name)?;
-                BaseCheck::Verified(hp.clone())
-            }
-            (None, Some(hp)) => BaseCheck::NotChecked(format!(
-                "parent descriptor {} not found; parentCID {parent_cid:08x} not checked (use --base to check it)",
-                hp.display()
-            )),
-            (None, None) => BaseCheck::NotChecked("descriptor names no parent; parentCID not checked".into()),
+            let mut n = 0u64;
+            chain.for_each_run(&mut |r| {
+                n += r.len;
+                Ok(())
+            })?;
+            n
         };
-        let file = open_file(&extent_path)?;
-        let head = read_head(&file, &extent_path, 4)?;
-        let ename = name_of(&extent_path);
-        if !head.starts_with(cowd::MAGIC) {
-            if head.starts_with(b"KDMV") {
-                return Err(Error::unsupported(
-                    &ename,
-                    "hosted sparse (KDMV) extents are not supported by this version",
-                ));
-            }
-            return Err(Error::format(
-                &ename,
-                format!(
-                    "bad magic {} at byte 0: the descriptor says VMFSSPARSE but the file is not a COWD delta",
-                    head.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
-                ),
-            ));
-        }
-        let mut d = Self::from_cowd(path, extent_path, file, Some(desc), base, warnings, opts)?;
-        if d.capacity != capacity {
-            return Err(Error::format(
-                &name,
-                format!(
-                    "extent line says {} sectors but the delta header of {} says {}",
-                    capacity / 512,
-                    d.extent_path.display(),
-                    d.capacity / 512
-                ),
-            ));
-        }
-        d.path = path.to_path_buf();
-        Ok(d)
-    }
-
-    fn from_cowd(
-        path: &Path,
-        extent_path: PathBuf,
-        file: File,
-        descriptor: Option<Descriptor>,
-        base: BaseCheck,
-        warnings: Vec<String>,
-        opts: &OpenOptions,
-    ) -> Result<Delta> {
-        let ename = name_of(&extent_path);
-        let c = cowd::read(&file, &ename)?;
-        if c.header.unclean_shutdown != 0 && !opts.allow_unclean {
-            return Err(Error::format(
-                &ename,
-                format!(
-                    "uncleanShutdown is {} at byte 1648: the delta was not closed cleanly (VM still running, or the host crashed); power the VM off cleanly first, or pass --allow-unclean to accept a possibly inconsistent delta",
-                    c.header.unclean_shutdown
-                ),
-            ));
-        }
-        let segments: Vec<Segment> = c
-            .byte_runs()
-            .map(|(dest, len, off)| Segment {
-                dest,
-                len,
-                source: SegmentSource::Read {
-                    file: 0,
-                    offset: off,
-                },
-            })
-            .collect();
         Ok(Delta {
             path: path.to_path_buf(),
-            extent_path: extent_path.clone(),
-            format: Format::Cowd,
-            capacity: c.header.capacity_bytes(),
-            grain_size: c.header.grain_bytes(),
-            grains: c.grains,
-            descriptor,
-            base,
-            unclean: c.header.unclean_shutdown != 0,
-            warnings,
-            segments,
-            sources: vec![SourceFile {
-                path: extent_path,
-                file,
-            }],
+            extent_path,
+            format: newest.format,
+            capacity: newest.capacity,
+            grain_size: newest.grain_size,
+            grains: chain.layers.iter().map(|l| l.grains + l.zero_grains).sum(),
+            descriptor: newest.descriptor.clone(),
+            base: chain.base.clone(),
+            unclean: chain.layers.iter().any(|l| l.unclean.is_some()),
+            warnings: chain.warnings.clone(),
+            changed_bytes,
+            chain,
         })
     }
 
-    /// Bytes the delta changes.
+    /// The chain's layers, newest first.
+    pub fn layers(&self) -> Vec<LayerInfo> {
+        self.chain
+            .layers
+            .iter()
+            .map(|l| LayerInfo {
+                path: l.path.clone(),
+                format: l.format,
+                extents: l
+                    .extents
+                    .iter()
+                    .map(|x| self.chain.sources[x.file as usize].path.clone())
+                    .collect(),
+                grain_size: l.grain_size,
+                grains: l.grains,
+                zero_grains: l.zero_grains,
+                changed_bytes: l.changed_bytes,
+                cid: l.cid(),
+                parent_cid: l.parent_cid(),
+            })
+            .collect()
+    }
+
+    /// Bytes of the disk the chain changes (each byte counted once).
     pub fn changed_bytes(&self) -> u64 {
-        self.segments.iter().map(|s| s.len).sum()
+        self.changed_bytes
+    }
+
+    /// Calls `f` with the merged runs of the chain in disk order.
+    pub fn for_each_run(&self, mut f: impl FnMut(Run) -> Result<()>) -> Result<()> {
+        self.chain.for_each_run(&mut f)
     }
 
     /// Changed destination ranges `(offset, length)` in bytes, sorted, adjacent ones merged.
-    pub fn extents(&self) -> Vec<(u64, u64)> {
+    pub fn extents(&self) -> Result<Vec<(u64, u64)>> {
         let mut out: Vec<(u64, u64)> = Vec::new();
-        for s in &self.segments {
+        self.for_each_run(|r| {
             match out.last_mut() {
-                Some((o, l)) if *o + *l == s.dest => *l += s.len,
-                _ => out.push((s.dest, s.len)),
+                Some((o, l)) if *o + *l == r.virt => *l += r.len,
+                _ => out.push((r.virt, r.len)),
             }
-        }
-        out
+            Ok(())
+        })?;
+        Ok(out)
     }
 
-    /// The segments the apply writes.
-    pub fn segments(&self) -> &[Segment] {
-        &self.segments
+    fn extent_count(&self) -> Result<u64> {
+        let mut n = 0u64;
+        let mut end = None;
+        self.for_each_run(|r| {
+            if end != Some(r.virt) {
+                n += 1;
+            }
+            end = Some(r.end());
+            Ok(())
+        })?;
+        Ok(n)
     }
 
     /// Checks that `dest` can take this delta: same size as the virtual disk (or larger, when
@@ -421,19 +344,16 @@ impl Delta {
     pub fn dry_run(&self, dest: &Path, opts: &ApplyOptions) -> Result<ApplyStats> {
         let d = Destination::open_readonly(dest)?;
         self.check_destination(&d, opts)?;
-        Ok(self.stats(0))
-    }
-
-    fn stats(&self, writes: u64) -> ApplyStats {
-        ApplyStats {
+        Ok(ApplyStats {
             grains: self.grains,
-            bytes: self.changed_bytes(),
-            extents: self.extents().len() as u64,
-            writes,
-        }
+            bytes: self.changed_bytes,
+            extents: self.extent_count()?,
+            writes: 0,
+            discarded: 0,
+        })
     }
 
-    /// Writes the delta onto `dest`. Every check is done before the first write; the
+    /// Writes the chain onto `dest`. Every check is done before the first write; the
     /// destination is `fdatasync`ed before this returns.
     pub fn apply(
         &self,
@@ -443,91 +363,115 @@ impl Delta {
     ) -> Result<ApplyStats> {
         let d = Destination::open(dest)?;
         self.check_destination(&d, opts)?;
-        let CopyStats { writes, .. } =
-            block::write_segments(&self.segments, &self.sources, &d, progress)?;
-        Ok(self.stats(writes))
+        let mut w = BatchWriter::new(&d, &self.chain.sources, progress, self.changed_bytes);
+        let mut cache = GrainCache::new();
+        let (mut extents, mut discarded) = (0u64, 0u64);
+        let mut end = None;
+        self.for_each_run(|r| {
+            if end != Some(r.virt) {
+                extents += 1;
+            }
+            end = Some(r.end());
+            match r.src {
+                Src::Data { file, offset } => w.push(Segment {
+                    dest: r.virt,
+                    len: r.len,
+                    source: SegmentSource::Read { file, offset },
+                })?,
+                Src::Zero if opts.discard_zeros => {
+                    if w.discard(r.virt, r.len)? {
+                        discarded += r.len;
+                    }
+                }
+                Src::Zero => w.push(Segment {
+                    dest: r.virt,
+                    len: r.len,
+                    source: SegmentSource::Zero,
+                })?,
+                Src::Deflate(dr) => {
+                    let bytes = cache.slice(&self.chain, dr, r.len)?;
+                    w.push_bytes(r.virt, bytes)?;
+                }
+            }
+            Ok(())
+        })?;
+        let CopyStats { bytes, writes } = w.finish()?;
+        Ok(ApplyStats {
+            grains: self.grains,
+            bytes,
+            extents,
+            writes,
+            discarded,
+        })
+    }
+
+    /// Re-reads every changed range of `dest` and compares it with the chain's view. The
+    /// destination's cached pages are dropped first, so what is compared comes from the device.
+    pub fn verify(&self, dest: &Path, progress: &Progress) -> Result<VerifyReport> {
+        let d = Destination::open_readonly(dest)?;
+        d.drop_cache();
+        progress.set_total(self.changed_bytes);
+        let mut report = VerifyReport::default();
+        let mut cache = GrainCache::new();
+        let mut want = Vec::new();
+        let mut got = Vec::new();
+        const CHUNK: u64 = 4 << 20;
+        self.for_each_run(|r| {
+            let mut done = 0u64;
+            while done < r.len {
+                if progress.is_cancelled() {
+                    return Err(Error::Destination(crate::block::Error::Interrupted));
+                }
+                let n = (r.len - done).min(CHUNK);
+                let piece = r.slice(r.virt + done, r.virt + done + n);
+                want.resize(n as usize, 0);
+                got.resize(n as usize, 0);
+                match piece.src {
+                    Src::Data { file, offset } => {
+                        let s = &self.chain.sources[file as usize];
+                        s.file.read_exact_at(&mut want, offset).map_err(|e| {
+                            crate::IoContext::new(
+                                &s.path,
+                                format!("read {n} bytes at byte {offset}"),
+                                e,
+                            )
+                        })?;
+                    }
+                    Src::Zero => want.fill(0),
+                    Src::Deflate(dr) => want.copy_from_slice(cache.slice(&self.chain, dr, n)?),
+                }
+                d.read_exact_at(&mut got, piece.virt)?;
+                compare(&want, &got, piece.virt, &mut report);
+                report.bytes += n;
+                progress.add_done(n);
+                done += n;
+            }
+            Ok(())
+        })?;
+        Ok(report)
     }
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => a == b,
+fn compare(want: &[u8], got: &[u8], at: u64, report: &mut VerifyReport) {
+    if want == got {
+        return;
     }
-}
-
-fn read_base_descriptor(p: &Path) -> Result<Descriptor> {
-    let name = name_of(p);
-    let f = open_file(p)?;
-    let text = read_head(&f, p, descriptor::MAX_DESCRIPTOR + 1)?;
-    if !descriptor::looks_like_descriptor(&text) {
-        return Err(Error::BaseMismatch {
-            msg: format!("{name}: the base must be the text descriptor of the base disk (vm.vmdk), not its -flat.vmdk data"),
-        });
-    }
-    let d = descriptor::parse(&text, &name)?;
-    match d.create_type.as_deref() {
-        Some("vmfs") | Some("monolithicFlat") => {}
-        other => {
-            return Err(Error::BaseMismatch {
-                msg: format!(
-                    "{name}: base descriptor has createType {:?}; a raw base is described by \"vmfs\" or \"monolithicFlat\"",
-                    other.unwrap_or("(none)")
-                ),
-            })
+    // Find differing 512-byte sectors and record them as ranges.
+    for (i, (a, b)) in want.chunks(512).zip(got.chunks(512)).enumerate() {
+        if a == b {
+            continue;
+        }
+        let off = at + (i * 512) as u64;
+        let len = a.len() as u64;
+        report.mismatched_bytes += a.iter().zip(b).filter(|(x, y)| x != y).count() as u64;
+        if let Some((o, l)) = report.mismatches.last_mut() {
+            if *o + *l == off {
+                *l += len;
+                continue;
+            }
+        }
+        if report.mismatches.len() < MAX_REPORTED {
+            report.mismatches.push((off, len));
         }
     }
-    if d.extents.len() != 1 {
-        return Err(Error::BaseMismatch {
-            msg: format!(
-                "{name}: base descriptor must have exactly one extent, found {}",
-                d.extents.len()
-            ),
-        });
-    }
-    let e = &d.extents[0];
-    if !matches!(e.kind, ExtentType::Vmfs | ExtentType::Flat) || e.offset.unwrap_or(0) != 0 {
-        return Err(Error::BaseMismatch {
-            msg: format!(
-                "{name}: line {}: base extent must be VMFS or FLAT at offset 0",
-                e.line
-            ),
-        });
-    }
-    Ok(d)
-}
-
-fn check_base_size(base: &Descriptor, base_path: &Path, capacity: u64, delta: &str) -> Result<()> {
-    let sectors = base.total_sectors().unwrap_or(0);
-    if sectors.checked_mul(512) != Some(capacity) {
-        return Err(Error::BaseMismatch {
-            msg: format!(
-                "{delta}: capacity is {} sectors but the base {} has {sectors}",
-                capacity / 512,
-                base_path.display()
-            ),
-        });
-    }
-    Ok(())
-}
-
-fn check_base(
-    base: &Descriptor,
-    base_path: &Path,
-    parent_cid: u32,
-    capacity: u64,
-    delta: &str,
-) -> Result<()> {
-    let bname = base_path.display();
-    let cid = base.cid.ok_or_else(|| Error::BaseMismatch {
-        msg: format!("{bname}: base descriptor has no CID to check the delta's parentCID against"),
-    })?;
-    if cid != parent_cid {
-        return Err(Error::BaseMismatch {
-            msg: format!(
-                "{delta}: parentCID is {parent_cid:08x} but the base {bname} has CID {cid:08x}: the delta was not taken from this base (or the base changed after the snapshot)"
-            ),
-        });
-    }
-    check_base_size(base, base_path, capacity, delta)
 }
