@@ -16,6 +16,7 @@ require "etc"
 require "securerandom"
 require "tmpdir"
 require "rethtool"
+require_relative "bench_helper"
 
 def now
   Process.clock_gettime(Process::CLOCK_MONOTONIC)
@@ -55,8 +56,15 @@ if ARGV[0] == "--inner"
   iface = ARGV[1]
   raise "results differ" unless in_process(iface) == ethtool_parse(iface)
 
-  native = per_call(n: 2000) { in_process(iface) }
-  fork_parse = per_call(n: 40) { ethtool_parse(iface) }
+  # Interleaved batches, so that both sides see the same load on a shared machine.
+  native = []
+  fork_parse = []
+  9.times do
+    native << per_call(n: 2000, batches: 1) { in_process(iface) }
+    fork_parse << per_call(n: 30, batches: 1) { ethtool_parse(iface) }
+  end
+  native = median(native)
+  fork_parse = median(fork_parse)
   puts JSON.generate(native: native, ethtool: fork_parse)
   exit 0
 end
@@ -106,20 +114,19 @@ begin
 
   state = File.join(Dir.tmpdir, "ish-bench-#{tag}.state")
   exe = File.join(root, "exe", "check_interface")
-  plugin = lambda do |*cmd|
-    times = Array.new(15) do
+  args = ["-n", ns, "-i", a, "--speed", "10G", "-s", state]
+  # Wall time with the monotonic clock (GNU time rounds to 10 ms); peak RSS from GNU time.
+  run = lambda do |*cmd|
+    wall = median(Array.new(15) do
       t = now
-      _o, st = Open3.capture2(*cmd, "-n", ns, "-i", a, "--speed", "10G", "-s", state)
-      raise "check_interface exited #{st.exitstatus}" unless st.exitstatus.zero?
-
+      Bench.run!(*cmd)
       now - t
-    end
-    median(times)
+    end)
+    [wall, Bench.measure(*cmd)[1]]
   end
   plugin_direct, plugin_gems, ruby_bare = clean_env do
-    plugin.call(exe) # first run writes the state file
-    [plugin.call(exe), plugin.call(RbConfig.ruby, exe),
-     median(Array.new(15) { t = now; system(RbConfig.ruby, "--disable-gems", "-e", "0"); now - t })]
+    Bench.run!(exe, *args) # the first run writes the state file
+    [run.call(exe, *args), run.call(RbConfig.ruby, exe, *args), run.call(RbConfig.ruby, "--disable-gems", "-e", "0")]
   end
   File.delete(state) if File.exist?(state)
 ensure
@@ -127,23 +134,40 @@ ensure
 end
 
 ratio = fork_parse / native
-cpu = File.read("/proc/cpuinfo")[/model name\s*:\s*(.*)/, 1]
 load = File.read("/proc/loadavg").split.first(3).join(" ")
+rows = [
+  ["in-process `InterfaceSettings.new` + `LinkStatus.new` (GLINKSETTINGS, GDRVINFO, GLINK), inside the namespace",
+   fmt(native), "1×"],
+  ["the same from outside, with `netns:` (each query enters the namespace on a helper thread)",
+   fmt(with_netns), format("%.1f×", with_netns / native)],
+  ["`ethtool IF` spawned and its output parsed (speed, duplex, link), inside the namespace",
+   fmt(fork_parse), format("**%.0f×**", ratio)]
+]
+plugin_rows = [
+  ["`check_interface -n NS -i IF --speed 10G` (the executable as shipped, RubyGems not loaded)",
+   fmt(plugin_direct[0]), "#{plugin_direct[1] / 1024} MiB"],
+  ["the same as `ruby exe/check_interface` (RubyGems loaded, as a gem's wrapper does)",
+   fmt(plugin_gems[0]), "#{plugin_gems[1] / 1024} MiB"],
+  ["`ruby --disable-gems -e 0` (interpreter start-up alone, for scale)", fmt(ruby_bare[0]),
+   "#{ruby_bare[1] / 1024} MiB"]
+]
 puts <<~MD
   ## rethtool / check_interface
 
-  Machine: #{cpu}, #{Etc.nprocessors} cores, Linux #{`uname -r`.strip}, Ruby #{RUBY_VERSION}; load average #{load} at the end of the run (shared machine: expect noise).
-  Reproduce: `bin/bench rethtool` (root: it creates and deletes a network namespace with a veth pair).
+  Machine: #{Bench.machine}; load average #{load} at the end of the run (a shared machine: compare
+  ratios rather than absolute times).
+  Reproduce: `bin/bench rethtool` (as root: it creates a network namespace with a veth pair and
+  deletes it afterwards). Medians of 9 interleaved batches of 2000 in-process queries and of 30
+  ethtool runs, of 7 batches of 500 namespaced queries, and of 15 plugin runs.
 
-  | what | time (median) | vs in-process |
-  |---|---:|---:|
-  | in-process `InterfaceSettings.new` + `LinkStatus.new` (3 ioctls + GLINK), inside the namespace | #{fmt(native)} | 1× |
-  | same, from outside with `netns:` (each query enters the namespace on a helper thread) | #{fmt(with_netns)} | #{format('%.1f', with_netns / native)}× |
-  | `ethtool IF` spawned and its output parsed, inside the namespace | #{fmt(fork_parse)} | #{format('%.0f', ratio)}× |
-  | whole `check_interface -n NS -i IF --speed 10G` run (exe, RubyGems not loaded) | #{fmt(plugin_direct)} | |
-  | the same run as `ruby exe/check_interface` (RubyGems loaded, as a gem-installed wrapper does) | #{fmt(plugin_gems)} | |
-  | `ruby --disable-gems -e 0` (interpreter start-up alone, for scale) | #{fmt(ruby_bare)} | |
+  One query as a monitoring script makes it (speed, duplex, link state of one interface):
+
+  #{Bench.table(%w[how time ratio], rows).strip}
+
+  Whole plugin runs (process start to exit, state file read and written, wall time and peak RSS):
+
+  #{Bench.table(["run", "time", "peak RSS"], plugin_rows).strip}
 
   Targets: in-process query ≥ 100× faster than fork+parse: #{ratio >= 100 ? 'met' : 'NOT met'} (#{format('%.0f', ratio)}×);
-  a plugin run under 150 ms: #{plugin_direct < 0.150 ? 'met' : 'NOT met'} (#{fmt(plugin_direct)}; #{fmt(plugin_gems)} with RubyGems loaded).
+  a plugin run under 150 ms: #{plugin_direct[0] < 0.150 ? 'met' : 'NOT met'} (#{fmt(plugin_direct[0])}).
 MD

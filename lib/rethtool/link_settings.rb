@@ -31,6 +31,7 @@ class Rethtool
                          4 => :master_force, 5 => :slave_force }.freeze
     MASTER_SLAVE_STATE = { 0 => :unsupported, 1 => :unknown, 2 => :master, 3 => :slave, 4 => :error }.freeze
     RATE_MATCHING = { 0 => :none, 1 => :pause, 2 => :crs, 3 => :open_loop }.freeze
+    DUPLEX = { 0 => :half, 1 => :full }.freeze
 
     # One set bit of a link-mode mask: its bit number, the name ethtool prints, and its kind
     # (:speed, :port, :autoneg, :pause, :fec, :other); speed/duplex/media for :speed modes.
@@ -50,7 +51,7 @@ class Rethtool
       @raw = query(interface, netns, handle) { |h, i| h.link_settings(i) }
     end
 
-    # Builds an instance from a Handle#link_settings hash (used by Rethtool::Interface).
+    # Builds an instance from a Handle#link_settings reply.
     def self.from_raw(interface, netns, raw)
       obj = allocate
       obj.instance_variable_set(:@interface, interface)
@@ -61,69 +62,69 @@ class Rethtool
 
     # Speed in Mb/s, or nil when the driver does not know it (no link, virtual NIC).
     def speed
-      s = @raw[:speed]
+      s = @raw.speed
       UNKNOWN_SPEEDS.include?(s) ? nil : s
     end
 
     # :half, :full or :unknown.
     def duplex
-      { 0 => :half, 1 => :full }.fetch(@raw[:duplex], :unknown)
+      DUPLEX.fetch(@raw.duplex, :unknown)
     end
 
     # :tp, :aui, :mii, :fibre, :bnc, :da, :none, :other, or :unknown.
     def port
-      PORTS.fetch(@raw[:port], [:unknown])[0]
+      PORTS.fetch(@raw.port, [:unknown])[0]
     end
 
     # The port as ethtool names it ("Twisted Pair", "FIBRE", "Direct Attach Copper"...).
     def port_name
-      PORTS.fetch(@raw[:port], [nil, "Unknown! (#{@raw[:port]})"])[1]
+      PORTS.fetch(@raw.port, [nil, "Unknown! (#{@raw.port})"])[1]
     end
 
     # Whether autonegotiation is on.
     def autoneg?
-      @raw[:autoneg] == 1
+      @raw.autoneg == 1
     end
 
     # MDIO address of the PHY.
     def phy_address
-      @raw[:phy_address]
+      @raw.phy_address
     end
 
     # :internal or :external (deprecated by the kernel; most drivers say :internal).
     def transceiver
-      @raw[:transceiver] == 1 ? :external : :internal
+      @raw.transceiver == 1 ? :external : :internal
     end
 
     # MDI/MDI-X status: :mdi, :mdi_x, or :unknown.
     def mdix
-      MDIX.fetch(@raw[:eth_tp_mdix], :unknown)
+      MDIX.fetch(@raw.eth_tp_mdix, :unknown)
     end
 
     # MDI/MDI-X control: :mdi, :mdi_x, :auto, or :unknown.
     def mdix_ctrl
-      MDIX.fetch(@raw[:eth_tp_mdix_ctrl], :unknown)
+      MDIX.fetch(@raw.eth_tp_mdix_ctrl, :unknown)
     end
 
     # Master/slave configuration (:unsupported unless the PHY has it, e.g. 1000baseT1).
     def master_slave_cfg
-      MASTER_SLAVE_CFG.fetch(@raw[:master_slave_cfg], :unknown)
+      MASTER_SLAVE_CFG.fetch(@raw.master_slave_cfg, :unknown)
     end
 
     # Master/slave state.
     def master_slave_state
-      MASTER_SLAVE_STATE.fetch(@raw[:master_slave_state], :unknown)
+      MASTER_SLAVE_STATE.fetch(@raw.master_slave_state, :unknown)
     end
 
     # Rate matching mode of the PHY.
     def rate_matching
-      RATE_MATCHING.fetch(@raw[:rate_matching], :none)
+      RATE_MATCHING.fetch(@raw.rate_matching, :none)
     end
 
     # :glinksettings, or :gset on kernels/drivers without ETHTOOL_GLINKSETTINGS (then only the
     # first 32 link-mode bits are known).
     def source
-      @raw[:source]
+      @raw.source
     end
 
     # True if these settings came from the legacy ETHTOOL_GSET.
@@ -133,11 +134,13 @@ class Rethtool
 
     # u32 words per link-mode mask the kernel used.
     def link_mode_words
-      @raw[:link_mode_words]
+      @raw.link_mode_words
     end
 
     %i[supported advertising lp_advertising].each do |mask|
-      define_method(:"#{mask}_bits") { @raw[mask].map { |a| LinkMode.new(*a) } }
+      define_method(:"#{mask}_bits") do
+        (@bits ||= {})[mask] ||= @raw.public_send(mask).map { |a| LinkMode.new(*a).freeze }.freeze
+      end
     end
 
     # Every supported link-mode bit as LinkMode structs (speeds and flags).
@@ -215,7 +218,7 @@ class Rethtool
     # The current speed/duplex/medium as a Mode (speed :unknown when unknown; the medium
     # from the port, as rethtool 0.0.8 did: "T", "F", "AUI", ...).
     def current_mode
-      Mode.new(speed || :unknown, duplex, PORT_MEDIA.fetch(@raw[:port], "Unknown"))
+      Mode.new(speed || :unknown, duplex, PORT_MEDIA.fetch(@raw.port, "Unknown"))
     end
 
     # Everything as a Hash.

@@ -1,11 +1,11 @@
-//! Driver info, rings, channels, pause, coalescing and the permanent address, as Hashes
-//! (`Rethtool::Handle#driver_info`, `#rings`, `#set_rings`, ...).
+//! Driver info (a `Rethtool::DriverInfoData`), and rings, channels, pause, coalescing and the
+//! permanent address as Hashes (`Rethtool::Handle#driver_info`, `#rings`, `#set_rings`, ...).
 
 use crate::{
     errors,
     rethtool_handle::{hash_from, ifname, RbHandle},
 };
-use ironshed_core::ethtool::{Channels, RingParam};
+use ironshed_core::ethtool::{Channels, DrvInfo, RingParam};
 use magnus::{
     method, prelude::*, Error, IntoValue, RArray, RClass, RHash, RString, Ruby, Symbol, Value,
 };
@@ -54,29 +54,51 @@ fn check_keys(ruby: &Ruby, h: RHash, allowed: &[&str]) -> Result<(), Error> {
     Ok(())
 }
 
-fn driver_info(ruby: &Ruby, rb_self: &RbHandle, name: RString) -> Result<RHash, Error> {
+/// `Rethtool::DriverInfoData`: one GDRVINFO reply, fields read on demand.
+#[magnus::wrap(class = "Rethtool::DriverInfoData", free_immediately, size)]
+pub struct RbDrvInfo(DrvInfo);
+
+impl RbDrvInfo {
+    fn driver(&self) -> String {
+        self.0.driver.clone()
+    }
+    fn version(&self) -> String {
+        self.0.version.clone()
+    }
+    fn fw_version(&self) -> String {
+        self.0.fw_version.clone()
+    }
+    fn bus_info(&self) -> String {
+        self.0.bus_info.clone()
+    }
+    fn erom_version(&self) -> String {
+        self.0.erom_version.clone()
+    }
+    fn n_priv_flags(&self) -> u32 {
+        self.0.n_priv_flags
+    }
+    fn n_stats(&self) -> u32 {
+        self.0.n_stats
+    }
+    fn testinfo_len(&self) -> u32 {
+        self.0.testinfo_len
+    }
+    fn eedump_len(&self) -> u32 {
+        self.0.eedump_len
+    }
+    fn regdump_len(&self) -> u32 {
+        self.0.regdump_len
+    }
+}
+
+fn driver_info(ruby: &Ruby, rb_self: &RbHandle, name: RString) -> Result<RbDrvInfo, Error> {
     let ifn = ifname(ruby, name)?;
     let s = rb_self.session(ruby)?;
     let d = s
         .ethtool()
         .drvinfo(&ifn)
         .map_err(|e| errors::ethtool(ruby, e))?;
-    let int = |v: u32| ruby.integer_from_u64(v as u64).as_value();
-    hash_from(
-        ruby,
-        &[
-            ("driver", ruby.str_new(&d.driver).as_value()),
-            ("version", ruby.str_new(&d.version).as_value()),
-            ("fw_version", ruby.str_new(&d.fw_version).as_value()),
-            ("bus_info", ruby.str_new(&d.bus_info).as_value()),
-            ("erom_version", ruby.str_new(&d.erom_version).as_value()),
-            ("n_priv_flags", int(d.n_priv_flags)),
-            ("n_stats", int(d.n_stats)),
-            ("testinfo_len", int(d.testinfo_len)),
-            ("eedump_len", int(d.eedump_len)),
-            ("regdump_len", int(d.regdump_len)),
-        ],
-    )
+    Ok(RbDrvInfo(d))
 }
 
 const RING_KEYS: [&str; 8] = [
@@ -236,7 +258,20 @@ fn perm_addr(ruby: &Ruby, rb_self: &RbHandle, name: RString) -> Result<RString, 
     Ok(ruby.str_from_slice(&a))
 }
 
-pub fn init(_ruby: &Ruby, c: RClass) -> Result<(), Error> {
+pub fn init(ruby: &Ruby, c: RClass) -> Result<(), Error> {
+    let reth = ruby.define_class("Rethtool", ruby.class_object())?;
+    let d = reth.define_class("DriverInfoData", ruby.class_object())?;
+    d.undef_default_alloc_func();
+    d.define_method("driver", method!(RbDrvInfo::driver, 0))?;
+    d.define_method("version", method!(RbDrvInfo::version, 0))?;
+    d.define_method("fw_version", method!(RbDrvInfo::fw_version, 0))?;
+    d.define_method("bus_info", method!(RbDrvInfo::bus_info, 0))?;
+    d.define_method("erom_version", method!(RbDrvInfo::erom_version, 0))?;
+    d.define_method("n_priv_flags", method!(RbDrvInfo::n_priv_flags, 0))?;
+    d.define_method("n_stats", method!(RbDrvInfo::n_stats, 0))?;
+    d.define_method("testinfo_len", method!(RbDrvInfo::testinfo_len, 0))?;
+    d.define_method("eedump_len", method!(RbDrvInfo::eedump_len, 0))?;
+    d.define_method("regdump_len", method!(RbDrvInfo::regdump_len, 0))?;
     c.define_method("driver_info", method!(driver_info, 1))?;
     c.define_method("rings", method!(rings, 1))?;
     c.define_method("set_rings", method!(set_rings, 2))?;
