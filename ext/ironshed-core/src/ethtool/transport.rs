@@ -16,9 +16,28 @@ pub trait Transport {
     fn ethtool(&self, ifname: &IfName, buf: &mut [u8]) -> io::Result<()>;
 }
 
-nix::ioctl_readwrite_bad!(siocethtool, libc::SIOCETHTOOL, libc::ifreq);
-nix::ioctl_readwrite_bad!(siocgifflags, libc::SIOCGIFFLAGS, libc::ifreq);
-nix::ioctl_readwrite_bad!(siocgifindex, libc::SIOCGIFINDEX, libc::ifreq);
+/// The raw ioctl wrappers (private: only the checked methods below call them).
+mod sys {
+    nix::ioctl_readwrite_bad!(
+        /// SIOCETHTOOL with an `ifreq` whose `ifr_data` points at the command buffer.
+        siocethtool,
+        libc::SIOCETHTOOL,
+        libc::ifreq
+    );
+    nix::ioctl_readwrite_bad!(
+        /// SIOCGIFFLAGS: interface flags into `ifr_flags`.
+        siocgifflags,
+        libc::SIOCGIFFLAGS,
+        libc::ifreq
+    );
+    nix::ioctl_readwrite_bad!(
+        /// SIOCGIFINDEX: interface index into `ifr_ifindex`.
+        siocgifindex,
+        libc::SIOCGIFINDEX,
+        libc::ifreq
+    );
+}
+use sys::{siocethtool, siocgifflags, siocgifindex};
 
 fn ifreq(ifname: &IfName) -> libc::ifreq {
     // SAFETY: ifreq is plain old data (bytes, integers, a pointer); all-zero is valid.
