@@ -43,7 +43,6 @@ r["nic"] = nic
 sh("ip", "link", "set", nic, "up")
 wait_for("link up on #{nic}") { sh("ethtool", nic)["out"].include?("Link detected: yes") }
 
-r["ethtool"] = sh("ethtool", nic)
 r["ethtool_i"] = sh("ethtool", "-i", nic)
 r["ethtool_S"] = sh("ethtool", "-S", nic)
 r["ethtool_P"] = sh("ethtool", "-P", nic)
@@ -55,7 +54,18 @@ s = Rethtool::InterfaceSettings.new(nic)
 r["settings"] = { "driver" => s.driver, "bus_info" => s.bus_info, "current" => s.current_mode.to_s,
                   "best" => s.best_mode.to_s, "supported" => s.supported_modes.map(&:to_s),
                   "advertised" => s.advertised_modes.map(&:to_s) }
-ls = Rethtool::LinkSettings.new(nic)
+r["driver_settings"] = Rethtool::DriverSettings.new(nic).to_h.transform_keys(&:to_s)
+# Some fields (MDI-X) settle a moment after the link comes up: read ours between two
+# identical ethtool outputs, so both describe the same state.
+ls = nil
+10.times do
+  before = sh("ethtool", nic)
+  ls = Rethtool::LinkSettings.new(nic)
+  r["ethtool"] = sh("ethtool", nic)
+  break if before == r["ethtool"]
+
+  sleep 0.5
+end
 r["link_settings"] = ls.to_h.transform_keys(&:to_s).merge("port_name" => ls.port_name)
 r["link_up"] = Rethtool::LinkStatus.new(nic).up?
 r["stats"] = Rethtool::Statistics.new(nic).names
