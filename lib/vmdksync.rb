@@ -37,8 +37,13 @@ module VMDKSync
     # allow_unclean::   accept deltas whose headers say they were not closed cleanly.
     # check_redundant:: compare hosted sparse extents' redundant grain tables with the
     #                   primary ones and refuse on any difference.
-    def self.open(path, base: nil, allow_unclean: false, check_redundant: false)
-      _open(path.to_s, base&.to_s, allow_unclean ? true : false, check_redundant ? true : false)
+    # no_parent_check:: accept a chain whose parent file is missing, taking the destination to
+    #                   hold exactly that parent (otherwise refused: the missing file could be
+    #                   another snapshot whose changes would be lost).
+    def self.open(path, base: nil, allow_unclean: false, check_redundant: false, no_parent_check: false)
+      _open(path.to_s, { base: base&.to_s, allow_unclean: allow_unclean ? true : false,
+                         check_redundant: check_redundant ? true : false,
+                         no_parent_check: no_parent_check ? true : false })
     end
 
     # Writes the delta onto +dest+ (a file or block device holding the raw base).
@@ -50,12 +55,12 @@ module VMDKSync
     # progress:: a callable given (bytes_done, bytes_total) a few times a second.
     def apply_to(dest, allow_larger_destination: false, discard_zeros: false, dry_run: false, progress: nil)
       started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      opts = { allow_larger_destination: allow_larger_destination ? true : false,
+               discard_zeros: discard_zeros ? true : false }
       stats = if dry_run
-                _dry_run(dest.to_s, allow_larger_destination ? true : false)
+                _dry_run(dest.to_s, opts)
               else
-                Ironshed.with_progress(progress) do |prog|
-                  _apply(dest.to_s, allow_larger_destination ? true : false, discard_zeros ? true : false, prog)
-                end
+                Ironshed.with_progress(progress) { |prog| _apply(dest.to_s, opts, prog) }
               end
       Result.new(**stats, seconds: Process.clock_gettime(Process::CLOCK_MONOTONIC) - started,
                           dry_run: dry_run)
@@ -79,9 +84,10 @@ module VMDKSync
   end
 
   # Opens +snapshot+ and applies it to +dest+ (see Delta.open and Delta#apply_to for options).
-  def self.apply(snapshot, dest, base: nil, allow_unclean: false, check_redundant: false,
+  def self.apply(snapshot, dest, base: nil, allow_unclean: false, check_redundant: false, no_parent_check: false,
                  allow_larger_destination: false, discard_zeros: false, dry_run: false, progress: nil)
-    Delta.open(snapshot, base: base, allow_unclean: allow_unclean, check_redundant: check_redundant)
+    Delta.open(snapshot, base: base, allow_unclean: allow_unclean, check_redundant: check_redundant,
+                         no_parent_check: no_parent_check)
          .apply_to(dest, allow_larger_destination: allow_larger_destination, discard_zeros: discard_zeros,
                          dry_run: dry_run, progress: progress)
   end

@@ -10,17 +10,23 @@ module VMDKSync
     BANNER = <<~TEXT
       Usage: vmdksync [options] SNAPSHOT DESTINATION
 
-      Apply a VMware snapshot delta onto a raw copy of its base disk, writing only the
-      grains the snapshot changed.
+      Apply a VMware snapshot delta, or a whole chain of them, onto a raw copy of the
+      base disk, writing only what the snapshots changed.
 
-        SNAPSHOT     the snapshot's descriptor (vm-000001.vmdk) or its extent
-                     (vm-000001-delta.vmdk); naming the descriptor lets vmdksync check
-                     the parent CID chain
+        SNAPSHOT     the newest snapshot's descriptor (vm-000003.vmdk), a hosted sparse
+                     file (monolithicSparse, streamOptimized), or a bare extent
+                     (vm-000001-delta.vmdk, vm-000001-sesparse.vmdk). From a descriptor,
+                     parentFileNameHint is followed down to the base and every parentCID
+                     is checked; the whole chain is applied in one pass, newest wins.
         DESTINATION  file or block device holding a raw copy of the base disk
                      (vm-flat.vmdk); it is never created, truncated or extended
 
-      Every check runs before the first write: a bad delta, a wrong base or a wrong-sized
-      destination leaves the destination untouched.
+      Formats: ESX vmfsSparse (COWD) and seSparse; hosted sparse VMDK4 (monolithicSparse,
+      twoGbMaxExtentSparse, streamOptimized). Zeroed and unmapped grains are written as
+      zeros (as QEMU reads them) unless --discard-zeros.
+
+      Every check runs before the first write: a bad delta, a broken chain, a wrong base or a
+      wrong-sized destination leaves the destination untouched.
 
       Options:
     TEXT
@@ -30,7 +36,8 @@ module VMDKSync
       @out = out
       @err = err
       @opts = { verbose: false, quiet: false, dry_run: false, base: nil, allow_unclean: false,
-                allow_larger_destination: false }
+                allow_larger_destination: false, discard_zeros: false, verify: false,
+                verify_only: false, check_redundant: false, no_parent_check: false }
     end
 
     def run
@@ -38,9 +45,16 @@ module VMDKSync
       return usage_error("need SNAPSHOT and DESTINATION (see --help)") unless args.size == 2
 
       snapshot, dest = args
-      delta = Delta.open(snapshot, base: @opts[:base], allow_unclean: @opts[:allow_unclean])
+      delta = Delta.open(snapshot, base: @opts[:base], allow_unclean: @opts[:allow_unclean],
+                                   check_redundant: @opts[:check_redundant],
+                                   no_parent_check: @opts[:no_parent_check])
       report_delta(delta)
-      @opts[:dry_run] ? dry_run(delta, dest) : apply(delta, dest)
+      return dry_run(delta, dest) if @opts[:dry_run]
+      return verify(delta, dest) if @opts[:verify_only]
+
+      status = apply(delta, dest)
+      status = verify(delta, dest) if status.zero? && @opts[:verify]
+      status
     rescue OptionParser::ParseError => e
       usage_error(e.message)
     rescue Interrupt
@@ -62,14 +76,36 @@ module VMDKSync
         o.version = Ironshed::VERSION
         o.summary_width = 30
         o.on("-b", "--base DESCRIPTOR",
-             "base disk descriptor (vm.vmdk): refuse unless its CID is the delta's parentCID",
-             "(default: the descriptor's parentFileNameHint, when that file exists)") do |v|
+             "descriptor of the disk DESTINATION holds (vm.vmdk, or a snapshot already",
+             "applied): the chain is applied down to the layer whose parentCID is its CID,",
+             "and refused if no layer's is (default: follow parentFileNameHint to the base)") do |v|
           @opts[:base] = v
         end
         o.on("-n", "--dry-run", "check everything and list the ranges that would be written;",
              "write nothing") { @opts[:dry_run] = true }
         o.on("--allow-unclean", "apply a delta whose header says it was not closed cleanly") do
           @opts[:allow_unclean] = true
+        end
+        o.on("--discard-zeros", "make zeroed and unmapped grains read as zeros by punching holes",
+             "(files) or BLKZEROOUT (block devices) instead of writing zeros;",
+             "falls back to writing zeros where that is not supported") do
+          @opts[:discard_zeros] = true
+        end
+        o.on("--verify", "after applying, re-read every changed range of DESTINATION from the",
+             "device and compare it with the chain; exit 1 on any difference") do
+          @opts[:verify] = true
+        end
+        o.on("--verify-only", "write nothing: only compare DESTINATION with the chain") do
+          @opts[:verify_only] = true
+        end
+        o.on("--no-parent-check", "DESTINATION holds exactly this snapshot's parent: apply even when",
+             "the parent descriptor is missing (refused otherwise, since a missing",
+             "intermediate snapshot would silently lose its changes)") do
+          @opts[:no_parent_check] = true
+        end
+        o.on("--check-redundant-gd", "compare hosted sparse extents' redundant grain tables with",
+             "the primary ones and refuse on any difference") do
+          @opts[:check_redundant] = true
         end
         o.on("--allow-larger-destination",
              "accept a destination larger than the virtual disk (e.g. an LV",
@@ -110,10 +146,20 @@ module VMDKSync
       info "extent:      #{delta.extent_path}" if delta.extent_path != delta.path
       info "capacity:    #{u.bytes(delta.capacity)} (#{delta.capacity} bytes)"
       info "grain size:  #{u.bytes(delta.grain_size)}"
+      layers = delta.layers
+      if layers.size > 1
+        info "chain:       #{layers.size} snapshots, newest first:"
+        layers.each_with_index do |l, i|
+          cid = l[:cid] ? format(" CID %08x", l[:cid]) : ""
+          info format("  %d. %s (%s, %s grains%s)%s", i + 1, l[:path], l[:format], u.bytes(l[:grain_size]),
+                      l[:zero_grains].positive? ? ", #{l[:zero_grains]} zeroed" : "", cid)
+          info "     #{l[:grains]} grains, #{u.bytes(l[:changed_bytes])}"
+        end
+      end
       info "changed:     #{delta.grain_count} grains, #{u.bytes(delta.changed_bytes)} " \
-           "in #{delta.extents.size} ranges"
+           "in #{delta.extents.size} ranges#{layers.size > 1 ? ' (chain merged: each byte written once)' : ''}"
       if delta.base_verified
-        info "parent:      #{delta.base_verified}: CID #{format('%08x', delta.parent_cid)} matches"
+        info "parent:      #{delta.base_verified}: CID #{format('%08x', layers.last[:parent_cid])} matches"
       else
         info "parent:      not checked: #{delta.base_note}"
       end
@@ -135,13 +181,30 @@ module VMDKSync
     def apply(delta, dest)
       @meter = Ironshed::ProgressMeter.new("vmdksync", io: @err, enabled: !@opts[:quiet] && @err.tty?)
       r = delta.apply_to(dest, allow_larger_destination: @opts[:allow_larger_destination],
-                               progress: @meter)
+                               discard_zeros: @opts[:discard_zeros], progress: @meter)
       @meter.finish
       u = Ironshed::Units
       rate = r.seconds.positive? ? u.rate(r.bytes / r.seconds) : "-"
+      discarded = r.discarded.positive? ? ", #{u.bytes(r.discarded)} of it discarded" : ""
       info "vmdksync: applied #{r.grains} grains, #{u.bytes(r.bytes)} in #{r.extents} ranges " \
-           "(#{r.writes} writes) to #{dest} in #{format('%.2f', r.seconds)} s (#{rate})"
+           "(#{r.writes} writes#{discarded}) to #{dest} in #{format('%.2f', r.seconds)} s (#{rate})"
       0
+    end
+
+    def verify(delta, dest)
+      @meter = Ironshed::ProgressMeter.new("verify", io: @err, enabled: !@opts[:quiet] && @err.tty?)
+      v = delta.verify(dest, progress: @meter)
+      @meter.finish
+      u = Ironshed::Units
+      if v.ok?
+        info "vmdksync: verified #{u.bytes(v.bytes)} of #{dest}: identical to the chain"
+        return 0
+      end
+      ranges = v.mismatches.first(3).map { |o, l| "#{o}+#{l}" }.join(", ")
+      more = v.mismatches.size > 3 ? ", ..." : ""
+      @err.puts "vmdksync: verify failed: #{v.mismatched_bytes} bytes of #{dest} differ from the chain " \
+                "in #{v.mismatches.size}#{v.mismatches.size >= 100 ? '+' : ''} ranges (#{ranges}#{more})"
+      1
     end
   end
 end

@@ -6,7 +6,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 
 /// Positioned reads from something of known length.
-pub trait ReadAt {
+pub trait ReadAt: Sync {
     /// Fills `buf` from byte `offset`; fails with `UnexpectedEof` when the source is too short.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
     /// Total length in bytes.
@@ -29,6 +29,15 @@ impl ReadAt for [u8] {
         let src = self.get(start..end).ok_or_else(eof)?;
         buf.copy_from_slice(src);
         Ok(())
+    }
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.len() as u64)
+    }
+}
+
+impl ReadAt for &[u8] {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        (**self).read_exact_at(buf, offset)
     }
     fn size(&self) -> io::Result<u64> {
         Ok(self.len() as u64)

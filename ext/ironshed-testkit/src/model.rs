@@ -51,6 +51,8 @@ pub struct Model {
     pub writes: Vec<Write>,
     /// The layer new writes go to.
     pub layer: usize,
+    /// Written data compresses about 2:1 (see [`pattern::fill_compressible`]).
+    pub compressible: bool,
     index: std::sync::OnceLock<(Vec<(u64, usize)>, u64)>,
 }
 
@@ -62,6 +64,7 @@ impl Model {
             base_seed,
             writes: Vec::new(),
             layer: 0,
+            compressible: false,
             index: Default::default(),
         }
     }
@@ -147,6 +150,9 @@ impl Model {
             let e = (w.offset + w.len).min(end);
             let out = &mut buf[(s - offset) as usize..(e - offset) as usize];
             match w.fill {
+                Fill::Pattern(seed) if self.compressible => {
+                    pattern::fill_compressible(seed, s, out)
+                }
                 Fill::Pattern(seed) => pattern::fill(seed, s, out),
                 Fill::Zero | Fill::Unmapped => out.fill(0),
             }

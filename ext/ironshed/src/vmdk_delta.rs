@@ -19,6 +19,18 @@ fn stats_hash(ruby: &Ruby, s: ApplyStats) -> Result<RHash, Error> {
     Ok(h)
 }
 
+fn flag(ruby: &Ruby, h: RHash, key: &str) -> Result<bool, Error> {
+    Ok(h.lookup::<_, Option<bool>>(ruby.to_symbol(key))?
+        .unwrap_or(false))
+}
+
+fn apply_options(ruby: &Ruby, h: RHash) -> Result<ApplyOptions, Error> {
+    Ok(ApplyOptions {
+        allow_larger_destination: flag(ruby, h, "allow_larger_destination")?,
+        discard_zeros: flag(ruby, h, "discard_zeros")?,
+    })
+}
+
 fn verify_hash(ruby: &Ruby, r: VerifyReport) -> Result<RHash, Error> {
     let h = ruby.hash_new();
     h.aset(ruby.to_symbol("bytes"), r.bytes)?;
@@ -34,17 +46,13 @@ fn verify_hash(ruby: &Ruby, r: VerifyReport) -> Result<RHash, Error> {
 }
 
 impl RbDelta {
-    fn open(
-        ruby: &Ruby,
-        path: PathBuf,
-        base: Option<PathBuf>,
-        allow_unclean: bool,
-        check_redundant: bool,
-    ) -> Result<Self, Error> {
+    /// `_open(path, {base:, allow_unclean:, check_redundant:, no_parent_check:})`
+    fn open(ruby: &Ruby, path: PathBuf, opts: RHash) -> Result<Self, Error> {
         let opts = OpenOptions {
-            base,
-            allow_unclean,
-            check_redundant,
+            base: opts.lookup::<_, Option<PathBuf>>(ruby.to_symbol("base"))?,
+            allow_unclean: flag(ruby, opts, "allow_unclean")?,
+            check_redundant: flag(ruby, opts, "check_redundant")?,
+            no_parent_check: flag(ruby, opts, "no_parent_check")?,
         };
         Delta::open(&path, &opts)
             .map(RbDelta)
@@ -131,34 +139,24 @@ impl RbDelta {
         }
         Ok(out)
     }
-    fn dry_run(
-        ruby: &Ruby,
-        rb_self: &Self,
-        dest: PathBuf,
-        allow_larger: bool,
-    ) -> Result<RHash, Error> {
-        let opts = ApplyOptions {
-            allow_larger_destination: allow_larger,
-            discard_zeros: false,
-        };
+    /// `_dry_run(dest, {allow_larger_destination:})`
+    fn dry_run(ruby: &Ruby, rb_self: &Self, dest: PathBuf, opts: RHash) -> Result<RHash, Error> {
+        let opts = apply_options(ruby, opts)?;
         let stats = rb_self
             .0
             .dry_run(&dest, &opts)
             .map_err(|e| errors::vmdk(ruby, e))?;
         stats_hash(ruby, stats)
     }
+    /// `_apply(dest, {allow_larger_destination:, discard_zeros:}, progress)`
     fn apply(
         ruby: &Ruby,
         rb_self: &Self,
         dest: PathBuf,
-        allow_larger: bool,
-        discard_zeros: bool,
+        opts: RHash,
         progress: &RbProgress,
     ) -> Result<RHash, Error> {
-        let opts = ApplyOptions {
-            allow_larger_destination: allow_larger,
-            discard_zeros,
-        };
+        let opts = apply_options(ruby, opts)?;
         let delta = &rb_self.0;
         let prog = progress.0.clone();
         let result = gvl::without_gvl(&progress.0, move || delta.apply(&dest, &opts, &prog))
@@ -184,7 +182,7 @@ impl RbDelta {
 pub fn init(ruby: &Ruby) -> Result<(), Error> {
     let m = ruby.define_module("VMDKSync")?;
     let c = m.define_class("Delta", ruby.class_object())?;
-    c.define_singleton_method("_open", function!(RbDelta::open, 4))?;
+    c.define_singleton_method("_open", function!(RbDelta::open, 2))?;
     c.define_method("path", method!(RbDelta::path, 0))?;
     c.define_method("extent_path", method!(RbDelta::extent_path, 0))?;
     c.define_method("format", method!(RbDelta::format, 0))?;
@@ -205,7 +203,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     c.define_method("base_note", method!(RbDelta::base_note, 0))?;
     c.define_method("warnings", method!(RbDelta::warnings, 0))?;
     c.define_method("_dry_run", method!(RbDelta::dry_run, 2))?;
-    c.define_method("_apply", method!(RbDelta::apply, 4))?;
+    c.define_method("_apply", method!(RbDelta::apply, 3))?;
     c.define_method("_verify", method!(RbDelta::verify, 2))?;
     c.define_method("layers", method!(RbDelta::layers, 0))?;
     Ok(())

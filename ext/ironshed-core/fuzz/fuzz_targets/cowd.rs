@@ -9,11 +9,13 @@ fuzz_target!(|data: &[u8]| {
         let cap = c.header.capacity_bytes();
         let mut end = 0u64;
         let mut total = 0u64;
-        let res = c.for_each_run(data, "fuzz", 0, u64::MAX, |virt, len, file_off| {
-            assert!(virt >= end && virt + len <= cap);
-            assert!(file_off + len <= data.len() as u64);
-            end = virt + len;
-            total += len;
+        let res = c.for_each_run(data, "fuzz", 0, 0, u64::MAX, &mut |r| {
+            assert!(r.virt >= end && r.end() <= cap);
+            if let ironshed_core::vmdk::run::Src::Data { offset, .. } = r.src {
+                assert!(offset + r.len <= data.len() as u64);
+            }
+            end = r.end();
+            total += r.len;
             Ok(())
         });
         assert!(res.is_ok());

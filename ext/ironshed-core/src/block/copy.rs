@@ -13,6 +13,10 @@ use std::path::PathBuf;
 /// Largest single write, and the size of the one buffer the loop allocates.
 pub const BATCH: usize = 8 << 20;
 
+/// Segments at least this long are copied with `copy_file_range` when the destination is a
+/// regular file; shorter ones are gathered in the buffer.
+pub const IN_KERNEL_MIN: u64 = 64 << 10;
+
 /// A file segments are read from.
 #[derive(Debug)]
 pub struct SourceFile {
@@ -70,6 +74,7 @@ pub struct BatchWriter<'a> {
     fill: usize,
     next_free: u64,
     stats: CopyStats,
+    in_kernel: bool,
 }
 
 impl<'a> BatchWriter<'a> {
@@ -92,6 +97,7 @@ impl<'a> BatchWriter<'a> {
             fill: 0,
             next_free: 0,
             stats: CopyStats::default(),
+            in_kernel: dest.kind() == super::DestKind::File,
         }
     }
 
@@ -103,8 +109,19 @@ impl<'a> BatchWriter<'a> {
     }
 
     /// Adds a segment; writes out the buffer first when the segment does not continue it.
+    /// Large reads onto a regular file are copied in the kernel (`copy_file_range`), without
+    /// passing through the buffer.
     pub fn push(&mut self, seg: Segment) -> Result<()> {
         self.check(seg.dest, seg.len)?;
+        if let SegmentSource::Read { file, offset } = seg.source {
+            if self.in_kernel
+                && seg.len >= IN_KERNEL_MIN
+                && self.copy_in_kernel(file, offset, seg.dest, seg.len)?
+            {
+                self.next_free = seg.dest + seg.len;
+                return Ok(());
+            }
+        }
         let mut done = 0u64;
         while done < seg.len {
             let at = seg.dest + done;
@@ -129,6 +146,68 @@ impl<'a> BatchWriter<'a> {
         }
         self.next_free = seg.dest + seg.len;
         Ok(())
+    }
+
+    /// Copies `len` bytes from source `file` at `offset` to the destination at `dest` with
+    /// `copy_file_range`. Returns false, having written nothing, when the kernel cannot do it
+    /// for these files (the caller then copies through the buffer, and so do later segments).
+    fn copy_in_kernel(&mut self, file: u32, offset: u64, dest: u64, len: u64) -> Result<bool> {
+        let src = self
+            .sources
+            .get(file as usize)
+            .ok_or(Error::UnsortedSegments { offset: dest })?;
+        self.flush()?;
+        if self.progress.is_cancelled() {
+            return Err(Error::Interrupted);
+        }
+        let (mut off_in, mut off_out, mut left) = (offset as i64, dest as i64, len);
+        while left > 0 {
+            let want = left.min(1 << 30) as usize;
+            match nix::fcntl::copy_file_range(
+                &src.file,
+                Some(&mut off_in),
+                self.dest.file(),
+                Some(&mut off_out),
+                want,
+            ) {
+                Ok(0) => {
+                    return Err(Error::Io(IoContext::new(
+                        &src.path,
+                        format!("read {left} bytes at byte {off_in}"),
+                        std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+                    )))
+                }
+                Ok(n) => left -= n as u64,
+                Err(e)
+                    if left == len
+                        && matches!(
+                            e,
+                            nix::errno::Errno::EXDEV
+                                | nix::errno::Errno::EINVAL
+                                | nix::errno::Errno::ENOSYS
+                                | nix::errno::Errno::EOPNOTSUPP
+                        ) =>
+                {
+                    self.in_kernel = false;
+                    return Ok(false);
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => {
+                    return Err(Error::Io(IoContext::new(
+                        self.dest.path(),
+                        format!(
+                            "copy {left} bytes from {} at byte {off_in} to byte {off_out}",
+                            src.path.display()
+                        ),
+                        std::io::Error::from(e),
+                    )))
+                }
+            }
+        }
+        self.stats.bytes += len;
+        self.stats.writes += 1;
+        self.progress.add_done(len);
+        Ok(true)
     }
 
     /// Adds bytes the caller already holds (for example an inflated grain) at `dest`.

@@ -149,21 +149,39 @@ impl Chain {
             let Some(h) = hint else {
                 break match &explicit {
                     Some((b, bd)) => return Err(link_error(top, pcid, bd, b)),
-                    None => BaseCheck::NotChecked(format!(
-                        "{} names no parent; parentCID not checked",
+                    None if opts.no_parent_check => BaseCheck::NotChecked(format!(
+                        "{} names no parent; parentCID not checked (--no-parent-check)",
                         top.path.display()
                     )),
+                    None => {
+                        return Err(Error::BaseMismatch {
+                            msg: format!(
+                                "{}: the descriptor names no parent file (no parentFileNameHint), so the chain cannot be checked; name the disk the destination holds with --base, or pass --no-parent-check if the destination holds exactly this snapshot's parent",
+                                top.path.display()
+                            ),
+                        })
+                    }
                 };
             };
             if !h.exists() {
                 break match &explicit {
                     Some((b, bd)) => return Err(link_error(top, pcid, bd, b)),
-                    None => BaseCheck::NotChecked(format!(
-                        "parent descriptor {} not found; parentCID {pcid:08x} not checked (use --base to check it)",
+                    None if opts.no_parent_check => BaseCheck::NotChecked(format!(
+                        "parent {} not found; parentCID {pcid:08x} not checked (--no-parent-check)",
                         h.display()
                     )),
+                    None => {
+                        return Err(Error::BaseMismatch {
+                            msg: format!(
+                                "{}: parent {} not found: it may be another snapshot whose changes would be missing; copy it (and the base descriptor) next to the delta, name the disk the destination holds with --base, or pass --no-parent-check if the destination holds exactly this snapshot's parent",
+                                top.path.display(),
+                                h.display()
+                            ),
+                        })
+                    }
                 };
             }
+
             let pd = base_descriptor(&h)?;
             if pd.has_parent() {
                 // Another delta: the link must hold, then it joins the chain.
@@ -213,7 +231,17 @@ impl Chain {
         let mut merged: Vec<Run> = Vec::new();
         let mut ws = 0u64;
         while ws < cap {
+            // Skip stretches no layer has tables for.
+            match self.layers.iter().filter_map(|l| l.next_data(ws)).min() {
+                None => break,
+                Some(next) if next >= ws + WINDOW => {
+                    ws = next - next % WINDOW;
+                    continue;
+                }
+                Some(_) => {}
+            }
             let we = (ws + WINDOW).min(cap);
+
             acc.clear();
             for layer in self.layers.iter().rev() {
                 layer_runs.clear();

@@ -7,6 +7,7 @@
 //! grain runs sorted by virtual position, with physically contiguous neighbours merged.
 
 use super::error::{Error, Result};
+use super::run::{Run, RunSink, Src};
 use crate::error::IoContext;
 use crate::io::ReadAt;
 use crate::sectormap::SectorMap;
@@ -215,6 +216,11 @@ impl Cowd {
         GT_ENTRIES * self.header.grain_bytes()
     }
 
+    /// The first disk byte at or after `from` that a grain table covers (None: no data there).
+    pub fn next_data(&self, from: u64) -> Option<u64> {
+        next_table(&self.directory, self.table_span(), from, |e| *e != 0)
+    }
+
     fn check_table(&self, i: u64, t: u64, name: &str) -> Result<()> {
         if t < self.gd_end_sector {
             return Err(Error::format(
@@ -321,62 +327,43 @@ impl Cowd {
         })
     }
 
-    /// Calls `f(virtual byte, length, file byte)` for the present data inside the disk byte
-    /// range `[start, end)`, in disk order, with physically contiguous grains merged. Tables
-    /// are read (and their entries checked again) one at a time.
-    pub fn for_each_run<R: ReadAt + ?Sized, F>(
+    /// Calls `f` for the present data inside the disk byte range `[start, end)`, in disk
+    /// order, with physically contiguous grains merged; `file` is the source index recorded in
+    /// the runs. Tables are read (and their entries checked again) one at a time.
+    pub fn for_each_run<R: ReadAt + ?Sized>(
         &self,
         src: &R,
         name: &str,
+        file: u32,
         start: u64,
         end: u64,
-        mut f: F,
-    ) -> Result<()>
-    where
-        F: FnMut(u64, u64, u64) -> Result<()>,
-    {
-        let cap = self.header.capacity_bytes();
-        let end = end.min(cap);
+        f: &mut dyn FnMut(Run) -> Result<()>,
+    ) -> Result<()> {
+        let end = end.min(self.header.capacity_bytes());
         if start >= end {
             return Ok(());
         }
         let span = self.table_span();
+        let gb = self.header.grain_bytes();
         let mut gt = vec![0u8; (GT_ENTRIES * 4) as usize];
-        let mut run: Option<(u64, u64, u64)> = None;
+        let mut sink = RunSink::new(start, end, f);
         for i in start / span..end.div_ceil(span) {
             let Some(entries) = self.read_table(src, name, i, &mut gt)? else {
                 continue;
             };
             for e in entries {
                 let e = e?;
-                let gb = self.header.grain_bytes();
-                let (mut v, mut len, mut off) =
-                    (e.grain * gb, e.sectors * SECTOR, e.sector * SECTOR);
-                if v + len <= start || v >= end {
-                    continue;
-                }
-                if v < start {
-                    let cut = start - v;
-                    v += cut;
-                    off += cut;
-                    len -= cut;
-                }
-                len = len.min(end - v);
-                match &mut run {
-                    Some((rv, rl, ro)) if *rv + *rl == v && *ro + *rl == off => *rl += len,
-                    _ => {
-                        if let Some((rv, rl, ro)) = run.take() {
-                            f(rv, rl, ro)?;
-                        }
-                        run = Some((v, len, off));
-                    }
-                }
+                sink.push(Run {
+                    virt: e.grain * gb,
+                    len: e.sectors * SECTOR,
+                    src: Src::Data {
+                        file,
+                        offset: e.sector * SECTOR,
+                    },
+                })?;
             }
         }
-        if let Some((rv, rl, ro)) = run {
-            f(rv, rl, ro)?;
-        }
-        Ok(())
+        sink.finish()
     }
 
     /// Names the structure that owns file sector `at` (for overlap messages); `not` is the
@@ -485,4 +472,20 @@ fn check_header(h: &Header, name: &str, file_len: u64) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// For a directory whose entry `i` covers disk bytes `[i*span, (i+1)*span)`: the first byte at
+/// or after `from` covered by an entry for which `used` holds.
+pub(crate) fn next_table<T>(
+    dir: &[T],
+    span: u64,
+    from: u64,
+    used: impl Fn(&T) -> bool,
+) -> Option<u64> {
+    let first = usize::try_from(from / span).ok()?;
+    dir.iter()
+        .enumerate()
+        .skip(first)
+        .find(|(_, e)| used(e))
+        .map(|(i, _)| (i as u64 * span).max(from))
 }

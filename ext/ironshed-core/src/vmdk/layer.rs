@@ -180,6 +180,22 @@ impl Layer {
         Ok(layer)
     }
 
+    /// A layer with no extents yet (they are added by `add_extent`).
+    fn empty(path: &Path, descriptor: Option<Descriptor>) -> Layer {
+        Layer {
+            path: path.to_path_buf(),
+            format: Format::Cowd,
+            descriptor,
+            capacity: 0,
+            grain_size: 0,
+            grains: 0,
+            zero_grains: 0,
+            changed_bytes: 0,
+            unclean: None,
+            extents: Vec::new(),
+        }
+    }
+
     /// A layer made of one extent file that is also what the user named.
     fn single(
         path: &Path,
@@ -188,18 +204,7 @@ impl Layer {
         sources: &mut Vec<SourceFile>,
         opts: &OpenOptions,
     ) -> Result<Layer> {
-        let mut layer = Layer {
-            path: path.to_path_buf(),
-            format: Format::Cowd,
-            descriptor: desc,
-            capacity: 0,
-            grain_size: 0,
-            grains: 0,
-            zero_grains: 0,
-            changed_bytes: 0,
-            unclean: None,
-            extents: Vec::new(),
-        };
+        let mut layer = Layer::empty(path, desc);
         layer.add_extent(path, f, None, sources, opts)?;
         Ok(layer)
     }
@@ -244,18 +249,7 @@ impl Layer {
                 ),
             ));
         }
-        let mut layer = Layer {
-            path: path.to_path_buf(),
-            format: Format::Cowd,
-            descriptor: None,
-            capacity: 0,
-            grain_size: 0,
-            grains: 0,
-            zero_grains: 0,
-            changed_bytes: 0,
-            unclean: None,
-            extents: Vec::new(),
-        };
+        let mut layer = Layer::empty(path, None);
         for e in &d.extents {
             if !wanted.contains(&e.kind) {
                 return Err(Error::format(
@@ -479,7 +473,25 @@ impl Layer {
             .map(|h| descriptor::resolve_relative(&self.path, h))
     }
 
+    /// The first disk byte at or after `from` where this layer may hold data.
+    pub fn next_data(&self, from: u64) -> Option<u64> {
+        self.extents
+            .iter()
+            .filter(|x| x.start + x.len > from)
+            .filter_map(|x| {
+                let local = from.saturating_sub(x.start);
+                let next = match &x.reader {
+                    Reader::Cowd(c) => c.next_data(local),
+                    Reader::Sparse(s) => s.next_data(local),
+                    Reader::SeSparse(s) => s.next_data(local),
+                };
+                next.map(|n| n + x.start)
+            })
+            .min()
+    }
+
     /// Calls `f` for this layer's runs inside disk bytes `[start, end)`, in order.
+
     pub fn for_each_run(
         &self,
         sources: &[SourceFile],
@@ -500,18 +512,7 @@ impl Layer {
                 f(r)
             };
             match &x.reader {
-                Reader::Cowd(c) => {
-                    c.for_each_run(&src.file, &name, ls, le, |virt, len, offset| {
-                        shift(Run {
-                            virt,
-                            len,
-                            src: super::run::Src::Data {
-                                file: x.file,
-                                offset,
-                            },
-                        })
-                    })?
-                }
+                Reader::Cowd(c) => c.for_each_run(&src.file, &name, x.file, ls, le, &mut shift)?,
                 Reader::Sparse(s) => {
                     s.for_each_run(&src.file, &name, x.file, ls, le, &mut shift)?
                 }

@@ -76,6 +76,10 @@ pub struct OpenOptions {
     pub allow_unclean: bool,
     /// Compare hosted sparse extents' redundant grain tables with the primary ones.
     pub check_redundant: bool,
+    /// Accept a descriptor whose parent file is missing (the destination is taken to hold
+    /// exactly that parent); without it such a chain is refused, since the missing file
+    /// could be another snapshot whose changes would be lost.
+    pub no_parent_check: bool,
 }
 
 /// How to apply a delta.
@@ -364,7 +368,8 @@ impl Delta {
         let d = Destination::open(dest)?;
         self.check_destination(&d, opts)?;
         let mut w = BatchWriter::new(&d, &self.chain.sources, progress, self.changed_bytes);
-        let mut cache = GrainCache::new();
+        let mut pending: Vec<Run> = Vec::new();
+        let mut pending_bytes = 0u64;
         let (mut extents, mut discarded) = (0u64, 0u64);
         let mut end = None;
         self.for_each_run(|r| {
@@ -372,6 +377,19 @@ impl Delta {
                 extents += 1;
             }
             end = Some(r.end());
+            // Compressed runs are gathered and inflated together on every core; everything
+            // else is written in order after them.
+            if let Src::Deflate(dr) = r.src {
+                pending_bytes += u64::from(dr.glen);
+                pending.push(r);
+                if pending_bytes >= INFLATE_BATCH {
+                    self.write_inflated(&mut w, &mut pending)?;
+                    pending_bytes = 0;
+                }
+                return Ok(());
+            }
+            self.write_inflated(&mut w, &mut pending)?;
+            pending_bytes = 0;
             match r.src {
                 Src::Data { file, offset } => w.push(Segment {
                     dest: r.virt,
@@ -388,13 +406,11 @@ impl Delta {
                     len: r.len,
                     source: SegmentSource::Zero,
                 })?,
-                Src::Deflate(dr) => {
-                    let bytes = cache.slice(&self.chain, dr, r.len)?;
-                    w.push_bytes(r.virt, bytes)?;
-                }
+                Src::Deflate(_) => {}
             }
             Ok(())
         })?;
+        self.write_inflated(&mut w, &mut pending)?;
         let CopyStats { bytes, writes } = w.finish()?;
         Ok(ApplyStats {
             grains: self.grains,
@@ -403,6 +419,43 @@ impl Delta {
             writes,
             discarded,
         })
+    }
+
+    /// Inflates the grains behind `runs` (all compressed, in disk order) on every core, writes
+    /// the runs' bytes and empties the list.
+    fn write_inflated(&self, w: &mut BatchWriter, runs: &mut Vec<Run>) -> Result<()> {
+        if runs.is_empty() {
+            return Ok(());
+        }
+        let mut grains: Vec<DeflateRef> = Vec::new();
+        let mut which: Vec<usize> = Vec::with_capacity(runs.len());
+        for r in runs.iter() {
+            let Src::Deflate(d) = r.src else { continue };
+            let key = DeflateRef { skip: 0, ..d };
+            if grains.last() != Some(&key) {
+                grains.push(key);
+            }
+            which.push(grains.len() - 1);
+        }
+        let outs = inflate_many(&self.chain, &grains)?;
+        for (r, &g) in runs.iter().zip(&which) {
+            let Src::Deflate(d) = r.src else { continue };
+            let out = &outs[g];
+            let (a, b) = (d.skip as usize, d.skip as usize + r.len as usize);
+            let bytes = out.get(a..b).ok_or_else(|| {
+                Error::format(
+                    &name_of(&self.chain.sources[d.file as usize].path),
+                    format!(
+                        "grain at byte {} inflates to {} bytes, too short for bytes {a}..{b}",
+                        d.offset,
+                        out.len()
+                    ),
+                )
+            })?;
+            w.push_bytes(r.virt, bytes)?;
+        }
+        runs.clear();
+        Ok(())
     }
 
     /// Re-reads every changed range of `dest` and compares it with the chain's view. The
@@ -474,4 +527,45 @@ fn compare(want: &[u8], got: &[u8], at: u64, report: &mut VerifyReport) {
             report.mismatches.push((off, len));
         }
     }
+}
+
+/// Inflated bytes gathered before they are written (bounds memory for compressed deltas).
+const INFLATE_BATCH: u64 = 8 << 20;
+
+/// Inflates `grains` on every core; the outputs come back in order.
+fn inflate_many(chain: &Chain, grains: &[DeflateRef]) -> Result<Vec<Vec<u8>>> {
+    let threads = sparse::worker_count(grains.len());
+    let chunk = grains.len().div_ceil(threads).max(1);
+    let parts: Vec<Result<Vec<Vec<u8>>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = grains
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    let mut cache = GrainCache::new();
+                    part.iter()
+                        .map(|d| {
+                            cache.slice(chain, *d, 0)?;
+                            Ok(cache.inf.inflate_output().to_vec())
+                        })
+                        .collect::<Result<Vec<Vec<u8>>>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::format(
+                        "inflate",
+                        "internal error while inflating grains",
+                    ))
+                })
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(grains.len());
+    for p in parts {
+        out.extend(p?);
+    }
+    Ok(out)
 }

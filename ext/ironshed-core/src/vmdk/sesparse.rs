@@ -9,7 +9,7 @@
 //! runs are listed.
 
 use super::error::{Error, Result};
-use super::run::{Run, Src};
+use super::run::{Run, RunSink, Src};
 use crate::error::IoContext;
 use crate::io::ReadAt;
 use byteorder::{ByteOrder, LittleEndian as LE};
@@ -350,6 +350,11 @@ impl SeSparse {
         TABLE_ENTRIES * GRAIN_BYTES
     }
 
+    /// The first disk byte at or after `from` that a grain table covers (None: no data there).
+    pub fn next_data(&self, from: u64) -> Option<u64> {
+        super::cowd::next_table(&self.directory, self.table_span(), from, |e| *e != 0)
+    }
+
     fn clip(&self, g: u64) -> u64 {
         GRAIN_BYTES.min(self.header.capacity_bytes() - g * GRAIN_BYTES)
     }
@@ -458,44 +463,29 @@ impl SeSparse {
         }
         let span = self.table_span();
         let mut gt = vec![0u8; (TABLE_SECTORS * SECTOR) as usize];
-        let mut pending: Option<Run> = None;
+        let mut sink = RunSink::new(start, end, f);
         for i in start / span..end.div_ceil(span) {
             let Some(list) = self.read_table(src, name, i, &mut gt)? else {
                 continue;
             };
             for e in list {
-                let run = match e? {
-                    Entry::Zero { g } => Run {
-                        virt: g * GRAIN_BYTES,
-                        len: self.clip(g),
-                        src: Src::Zero,
-                    },
-                    Entry::Grain { g, sector } => Run {
-                        virt: g * GRAIN_BYTES,
-                        len: self.clip(g),
-                        src: Src::Data {
+                let (g, src) = match e? {
+                    Entry::Zero { g } => (g, Src::Zero),
+                    Entry::Grain { g, sector } => (
+                        g,
+                        Src::Data {
                             file,
                             offset: sector * SECTOR,
                         },
-                    },
+                    ),
                 };
-                if run.end() <= start || run.virt >= end {
-                    continue;
-                }
-                let run = run.slice(start, end);
-                if let Some(p) = pending.as_mut() {
-                    if p.try_merge(&run) {
-                        continue;
-                    }
-                }
-                if let Some(p) = pending.replace(run) {
-                    f(p)?;
-                }
+                sink.push(Run {
+                    virt: g * GRAIN_BYTES,
+                    len: self.clip(g),
+                    src,
+                })?;
             }
         }
-        if let Some(p) = pending {
-            f(p)?;
-        }
-        Ok(())
+        sink.finish()
     }
 }

@@ -8,7 +8,7 @@
 //! anything is written. Grain tables are read again one at a time when runs are listed.
 
 use super::error::{Error, Result};
-use super::run::{DeflateRef, Run, Src};
+use super::run::{DeflateRef, Run, RunSink, Src};
 use crate::error::IoContext;
 use crate::io::ReadAt;
 use crate::sectormap::SectorMap;
@@ -438,8 +438,8 @@ pub fn read(src: &dyn ReadAt, name: &str, opts: Options) -> Result<Sparse> {
     };
     let mut gt = vec![0u8; (GTES_PER_GT * 4) as usize];
     let mut rgt = vec![0u8; (GTES_PER_GT * 4) as usize];
-    let mut inflater = Inflater::new();
     let (mut grains, mut zeros, mut bytes) = (0u64, 0u64, 0u64);
+    let mut batch: Vec<(u64, u64, u64)> = Vec::new();
     for i in 0..sp.directory.len() as u64 {
         if opts.check_redundant {
             if let Some(rdir) = &redundant {
@@ -449,30 +449,38 @@ pub fn read(src: &dyn ReadAt, name: &str, opts: Options) -> Result<Sparse> {
         let Some(entries) = sp.read_table(src, name, i, &mut gt)? else {
             continue;
         };
+        batch.clear();
         for e in entries {
             match e? {
                 Entry::Zero { clip, .. } => {
                     zeros += 1;
                     bytes += clip;
                 }
-                Entry::Grain { g, sector, clip } => {
-                    let span = if h.compressed() {
-                        let (clen, _) =
-                            sp.check_marker(src, name, g, sector, clip, &mut inflater)?;
-                        (12 + u64::from(clen)).div_ceil(SECTOR)
-                    } else {
-                        clip.div_ceil(SECTOR)
-                    };
-                    claim(
-                        &mut used,
-                        sector,
-                        span,
-                        &format!("grain {g} (sector {sector})"),
-                    )?;
-                    grains += 1;
-                    bytes += clip;
-                }
+                Entry::Grain { g, sector, clip } => batch.push((g, sector, clip)),
             }
+        }
+        // Compressed grains of the table are inflated once, on every core, to prove they
+        // decode; then every grain claims its sectors.
+        let spans: Vec<u64> = if h.compressed() {
+            sp.check_markers(src, name, &batch)?
+                .into_iter()
+                .map(|clen| (12 + u64::from(clen)).div_ceil(SECTOR))
+                .collect()
+        } else {
+            batch
+                .iter()
+                .map(|&(_, _, clip)| clip.div_ceil(SECTOR))
+                .collect()
+        };
+        for (&(g, sector, clip), span) in batch.iter().zip(spans) {
+            claim(
+                &mut used,
+                sector,
+                span,
+                &format!("grain {g} (sector {sector})"),
+            )?;
+            grains += 1;
+            bytes += clip;
         }
     }
     sp.grains = grains;
@@ -520,6 +528,11 @@ impl Sparse {
     /// Disk bytes covered by one grain table.
     pub fn table_span(&self) -> u64 {
         GTES_PER_GT * self.header.grain_bytes()
+    }
+
+    /// The first disk byte at or after `from` that a grain table covers (None: no data there).
+    pub fn next_data(&self, from: u64) -> Option<u64> {
+        super::cowd::next_table(&self.directory, self.table_span(), from, |e| *e != 0)
     }
 
     fn read_table<'b>(
@@ -650,6 +663,47 @@ impl Sparse {
         Ok((size, n as u32))
     }
 
+    /// [`Sparse::check_marker`] for many grains `(g, sector, clip)`, spread over the CPUs;
+    /// returns their compressed lengths, or the error of the first failing grain.
+    fn check_markers(
+        &self,
+        src: &dyn ReadAt,
+        name: &str,
+        grains: &[(u64, u64, u64)],
+    ) -> Result<Vec<u32>> {
+        let threads = worker_count(grains.len());
+        let chunk = grains.len().div_ceil(threads).max(1);
+        let results: Vec<Result<Vec<u32>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = grains
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut inf = Inflater::new();
+                        part.iter()
+                            .map(|&(g, sector, clip)| {
+                                self.check_marker(src, name, g, sector, clip, &mut inf)
+                                    .map(|(c, _)| c)
+                            })
+                            .collect::<Result<Vec<u32>>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::format(name, "internal error while inflating grains"))
+                    })
+                })
+                .collect()
+        });
+        let mut out = Vec::with_capacity(grains.len());
+        for r in results {
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+
     fn compare_redundant(
         &self,
         src: &dyn ReadAt,
@@ -717,82 +771,85 @@ impl Sparse {
         let span = self.table_span();
         let gb = self.header.grain_bytes();
         let mut gt = vec![0u8; (GTES_PER_GT * 4) as usize];
-        let mut pending: Option<Run> = None;
+        let mut sink = RunSink::new(start, end, f);
         for i in start / span..end.div_ceil(span) {
             let Some(entries) = self.read_table(src, name, i, &mut gt)? else {
                 continue;
             };
             for e in entries {
-                let run = match e? {
-                    Entry::Zero { g, clip } => Run {
-                        virt: g * gb,
-                        len: clip,
-                        src: Src::Zero,
-                    },
-                    Entry::Grain { g, sector, clip } => {
-                        if self.header.compressed() {
-                            let mut m = [0u8; 12];
-                            src.read_exact_at(&mut m, sector * SECTOR).map_err(|e| {
-                                io_err(
-                                    name,
-                                    format!("read grain marker at byte {}", sector * SECTOR),
-                                    e,
-                                )
-                            })?;
-                            let clen = LE::read_u32(&m[8..]);
-                            let glen = if LE::read_u64(&m) == g * self.header.grain_size
-                                && clen > 0
-                                && u64::from(clen) <= 2 * gb
-                            {
-                                gb as u32
-                            } else {
-                                return Err(Error::format(name, format!("grain marker at sector {sector} changed since it was checked")));
-                            };
-                            Run {
-                                virt: g * gb,
-                                len: clip,
-                                src: Src::Deflate(DeflateRef {
-                                    file,
-                                    offset: sector * SECTOR + 12,
-                                    clen,
-                                    glen,
-                                    skip: 0,
-                                }),
-                            }
-                        } else {
-                            Run {
-                                virt: g * gb,
-                                len: clip,
-                                src: Src::Data {
-                                    file,
-                                    offset: sector * SECTOR,
-                                },
-                            }
-                        }
-                    }
+                let (g, clip, src) = match e? {
+                    Entry::Zero { g, clip } => (g, clip, Src::Zero),
+                    Entry::Grain { g, sector, clip } if self.header.compressed() => (
+                        g,
+                        clip,
+                        Src::Deflate(self.deflate_ref(src, name, file, g, sector)?),
+                    ),
+                    Entry::Grain { g, sector, clip } => (
+                        g,
+                        clip,
+                        Src::Data {
+                            file,
+                            offset: sector * SECTOR,
+                        },
+                    ),
                 };
-                if run.end() <= start || run.virt >= end {
-                    continue;
-                }
-                let run = run.slice(start, end);
-                if let Some(p) = pending.as_mut() {
-                    if p.try_merge(&run) {
-                        continue;
-                    }
-                }
-                if let Some(p) = pending.replace(run) {
-                    f(p)?;
-                }
+                sink.push(Run {
+                    virt: g * gb,
+                    len: clip,
+                    src,
+                })?;
             }
         }
-        if let Some(p) = pending {
-            f(p)?;
+        sink.finish()
+    }
+
+    /// The compressed grain behind the marker at `sector` (checked again: it was checked when
+    /// the extent was opened).
+    fn deflate_ref(
+        &self,
+        src: &dyn ReadAt,
+        name: &str,
+        file: u32,
+        g: u64,
+        sector: u64,
+    ) -> Result<DeflateRef> {
+        let gb = self.header.grain_bytes();
+        let mut m = [0u8; 12];
+        src.read_exact_at(&mut m, sector * SECTOR).map_err(|e| {
+            io_err(
+                name,
+                format!("read grain marker at byte {}", sector * SECTOR),
+                e,
+            )
+        })?;
+        let clen = LE::read_u32(&m[8..]);
+        if LE::read_u64(&m) != g * self.header.grain_size || clen == 0 || u64::from(clen) > 2 * gb {
+            return Err(Error::format(
+                name,
+                format!("grain marker at sector {sector} changed since it was checked"),
+            ));
         }
-        Ok(())
+        Ok(DeflateRef {
+            file,
+            offset: sector * SECTOR + 12,
+            clen,
+            glen: gb as u32,
+            skip: 0,
+        })
     }
 }
 
+/// Threads worth using for `items` independent pieces of work: one per CPU (at most 8), but
+/// no more than one per 16 items.
+pub fn worker_count(items: usize) -> usize {
+    let cpus = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    cpus.min(items / 16 + 1).max(1)
+}
+
 /// zlib inflation into a reusable buffer.
+
 pub struct Inflater {
     out: Vec<u8>,
 }

@@ -11,6 +11,14 @@
 //! prints the delta's layout as JSON on stdout.
 //!
 //! ```text
+//! ironshed-testkit chain --dir DIR [--name vm] --capacity SIZE [--seed N]
+//!     (--layer FORMAT[,grain=SECTORS][,layout=L][,extent=SIZE]
+//!      [--write O:L]... [--zero O:L]... [--unmap O:L]... [--random-writes COUNT:LEN])...
+//! ```
+//! writes a base and one delta per --layer (oldest first) in any format (cowd, sparse,
+//! sparse-zeroed, stream, stream-footer, twogb, sesparse), and prints the files as JSON.
+//!
+//! ```text
 //! ironshed-testkit frames [--netns NAME|PATH] --dev IF [--count N] [--size BYTES]
 //!     [--ethertype HEX] [--dst MAC]
 //! ```
@@ -179,6 +187,143 @@ fn cowd_cmd(args: &[String]) {
         .unwrap_or_else(|e| die(&e.to_string()));
 }
 
+/// `chain --dir DIR [--name vm] --capacity SIZE [--seed N]
+///        (--layer FORMAT[,grain=SECTORS][,layout=L][,extent=SIZE] [--write O:L] [--zero O:L]
+///         [--unmap O:L] [--random-writes COUNT:LEN])...`
+/// FORMAT: cowd, sparse, sparse-zeroed, stream, stream-footer, twogb, sesparse.
+fn chain_cmd(args: &[String]) {
+    use ironshed_testkit::chain::{write_chain, LayerFormat, LayerSpec};
+    let mut dir: Option<PathBuf> = None;
+    let mut name = "vm".to_string();
+    let mut capacity = 0u64;
+    let mut seed = 1u64;
+    let mut layers: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    let mut compressible = false;
+    let mut i = 0;
+    let val = |i: &mut usize| -> String {
+        *i += 1;
+        args.get(*i)
+            .cloned()
+            .unwrap_or_else(|| die("option needs a value"))
+    };
+    while i < args.len() {
+        match args[i].as_str() {
+            "--dir" => dir = Some(PathBuf::from(val(&mut i))),
+            "--name" => name = val(&mut i),
+            "--capacity" => capacity = size(&val(&mut i)),
+            "--seed" => seed = size(&val(&mut i)),
+            "--compressible" => compressible = true,
+            "--layer" => layers.push((val(&mut i), Vec::new())),
+            op @ ("--write" | "--zero" | "--unmap" | "--random-writes") => {
+                let v = val(&mut i);
+                layers
+                    .last_mut()
+                    .unwrap_or_else(|| die("--write etc. come after a --layer"))
+                    .1
+                    .push((op.to_string(), v));
+            }
+            other => die(&format!("unknown option {other}")),
+        }
+        i += 1;
+    }
+    let dir = dir.unwrap_or_else(|| die("--dir is required"));
+    if capacity == 0 || capacity % 512 != 0 || layers.is_empty() {
+        die("need --capacity (multiple of 512) and at least one --layer");
+    }
+    let mut model = Model::new(capacity, seed);
+    model.compressible = compressible;
+    let mut specs = Vec::new();
+
+    for (k, (fmt, ops)) in layers.iter().enumerate() {
+        if k > 0 {
+            model.next_layer();
+        }
+        let mut parts = fmt.split(',');
+        let kind = parts.next().unwrap_or("");
+        let (mut grain, mut layout, mut extent) = (None, "sequential".to_string(), 2u64 << 30);
+        for p in parts {
+            match p.split_once('=') {
+                Some(("grain", g)) => grain = Some(size(g)),
+                Some(("layout", l)) => layout = l.to_string(),
+                Some(("extent", e)) => extent = size(e),
+                _ => die(&format!("bad layer option '{p}'")),
+            }
+        }
+        let format = match kind {
+            "cowd" => LayerFormat::Cowd {
+                grain_size: grain.unwrap_or(1) as u32,
+            },
+            "sparse" => LayerFormat::Sparse {
+                grain_size: grain.unwrap_or(128),
+                zeroed: false,
+                redundant: true,
+            },
+            "sparse-zeroed" => LayerFormat::Sparse {
+                grain_size: grain.unwrap_or(128),
+                zeroed: true,
+                redundant: true,
+            },
+            "stream" => LayerFormat::Stream {
+                grain_size: grain.unwrap_or(128),
+                footer: false,
+                zeroed: false,
+            },
+            "stream-footer" => LayerFormat::Stream {
+                grain_size: grain.unwrap_or(128),
+                footer: true,
+                zeroed: true,
+            },
+            "twogb" => LayerFormat::TwoGb {
+                grain_size: grain.unwrap_or(128),
+                extent_bytes: extent,
+            },
+            "sesparse" => LayerFormat::SeSparse,
+            other => die(&format!("unknown layer format '{other}'")),
+        };
+        let layout =
+            cowd::Layout::parse(&layout, seed + k as u64).unwrap_or_else(|| die("bad layout"));
+        specs.push(LayerSpec { format, layout });
+        for (op, v) in ops {
+            let (a, b) = pair(v);
+            match op.as_str() {
+                "--write" => {
+                    model.write(a, b);
+                }
+                "--zero" => {
+                    model.zero(a, b);
+                }
+                "--unmap" => {
+                    model.unmap(a, b);
+                }
+                _ => {
+                    model.random_writes(a, b, seed ^ (k as u64 + 1) * 0x9e37);
+                }
+            }
+        }
+    }
+    let files = write_chain(&dir, &name, &model, &specs).unwrap_or_else(|e| die(&e.to_string()));
+    let layers_json: Vec<String> = files
+        .layers
+        .iter()
+        .zip(&files.extents)
+        .zip(&files.cids)
+        .map(|((l, x), cid)| {
+            let xs: Vec<String> = x.iter().map(|p| format!("\"{}\"", p.display())).collect();
+            format!(
+                "{{\"descriptor\":\"{}\",\"extents\":[{}],\"cid\":{cid}}}",
+                l.display(),
+                xs.join(",")
+            )
+        })
+        .collect();
+    println!(
+        "{{\"flat\":\"{}\",\"base\":\"{}\",\"layers\":[{}]}}",
+        files.flat.display(),
+        files.base.display(),
+        layers_json.join(",")
+    );
+}
+
 fn frames_cmd(args: &[String]) {
     let mut netns: Option<PathBuf> = None;
     let mut spec = frames::FrameSpec {
@@ -239,7 +384,8 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("cowd") => cowd_cmd(&args[1..]),
+        Some("chain") => chain_cmd(&args[1..]),
         Some("frames") => frames_cmd(&args[1..]),
-        _ => die("usage: ironshed-testkit cowd|frames [options] (see the source header)"),
+        _ => die("usage: ironshed-testkit cowd|chain|frames [options] (see the source header)"),
     }
 }

@@ -1,0 +1,40 @@
+//! Chain resolution: up to four files cut from the input (the newest descriptor, its parent,
+//! the base descriptor and an extent) are written to a scratch directory and opened as a
+//! chain; any input gives Ok or a clean error, and an accepted chain lists its runs in order.
+#![no_main]
+use ironshed_core::vmdk::{Delta, OpenOptions};
+use libfuzzer_sys::fuzz_target;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+static DIR: OnceLock<PathBuf> = OnceLock::new();
+const NAMES: [&str; 4] = ["vm-000002.vmdk", "vm-000001.vmdk", "vm.vmdk", "vm-000002-delta.vmdk"];
+
+fuzz_target!(|data: &[u8]| {
+    let dir = DIR.get_or_init(|| {
+        // tmpfs when there is one: the target rewrites its files on every run.
+        let shm = std::path::Path::new("/dev/shm");
+        let base = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
+        let d = base.join(format!("ironshed-fuzz-chain-{}", std::process::id()));
+
+        let _ = std::fs::create_dir_all(&d);
+        d
+    });
+    let mut parts = data.split(|&b| b == 0xff);
+    for name in NAMES {
+        let part = parts.next().unwrap_or(&[]);
+        if std::fs::write(dir.join(name), part).is_err() {
+            return;
+        }
+    }
+    let opts = OpenOptions { no_parent_check: data.len() % 2 == 0, ..Default::default() };
+    if let Ok(d) = Delta::open(&dir.join(NAMES[0]), &opts) {
+        let mut end = 0u64;
+        let _ = d.for_each_run(|r| {
+            assert!(r.virt >= end && r.end() <= d.capacity);
+            end = r.end();
+            Ok(())
+        });
+        let _ = d.extents();
+    }
+});

@@ -1,0 +1,25 @@
+//! seSparse headers, regions, directory and tables: any input gives Ok or a clean error;
+//! accepted runs stay inside the disk and the file.
+#![no_main]
+use ironshed_core::vmdk::run::Src;
+use ironshed_core::vmdk::sesparse;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(s) = sesparse::read(&data, "fuzz") {
+        let cap = s.header.capacity_bytes();
+        let mut end = 0u64;
+        let mut total = 0u64;
+        let res = s.for_each_run(&data, "fuzz", 0, 0, u64::MAX, &mut |r| {
+            assert!(r.virt >= end && r.end() <= cap && r.len > 0);
+            if let Src::Data { offset, .. } = r.src {
+                assert!(offset + r.len <= data.len() as u64);
+            }
+            end = r.end();
+            total += r.len;
+            Ok(())
+        });
+        assert!(res.is_ok());
+        assert_eq!(total, s.changed_bytes);
+    }
+});
