@@ -68,6 +68,21 @@ module SpecHelpers
     Process.uid.zero?
   end
 
+  VM_RUN = File.join(ROOT, "bin", "vm-run")
+
+  # Runs +cmd+ as root in the real-kernel VM (bin/vm-run; Debian's kernel with device-mapper,
+  # the e1000 driver...) from +chdir+, which must be inside the repository for the guest to
+  # write there. Returns [stdout, stderr, Process::Status], stdout and stderr as binary strings.
+  # Specs using it are tagged :vm (bin/test runs them as tier 4).
+  def vm_run(*cmd, e1000: false, timeout: nil, mem: nil, env: {}, chdir: ROOT, host_env: {})
+    args = []
+    args << "--e1000" if e1000
+    args += ["--timeout", timeout.to_s] if timeout
+    args += ["--mem", mem.to_s] if mem
+    env.each { |k, v| args += ["-e", "#{k}=#{v}"] }
+    Open3.capture3(host_env, VM_RUN, *args, "--", *cmd.map(&:to_s), chdir: chdir, binmode: true)
+  end
+
   # Attaches +file+ to a loop device for the block, then detaches it.
   def with_loop_device(file)
     raise "loop device tests need root (bin/test runs as root)" unless root?
