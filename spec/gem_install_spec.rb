@@ -32,5 +32,13 @@ RSpec.describe "the ironshed gem", :tmpdir do
     so, bytes = out.split
     expect(so).to start_with(home)
     expect(bytes).to eq("4096")
+
+    # check_interface through RubyGems' wrapper, and the rethtool API, from the installed gem.
+    out, _err, st = Open3.capture3(env, File.join(home, "bin", "check_interface"), "-i", "lo",
+                                   "-s", File.join(@dir, "ci.state"), chdir: @dir)
+    expect([st.exitstatus, out]).to match([0, /\AINTERFACE OK - lo up, /])
+    out, err, st = Open3.capture3(env, RbConfig.ruby, "-e", 'require "rethtool"; print Rethtool::LinkStatus.new("lo").up?',
+                                  chdir: @dir)
+    expect([st.success?, out]).to eq([true, "true"]), err
   end
 end

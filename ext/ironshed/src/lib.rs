@@ -5,6 +5,10 @@
 mod errors;
 mod gvl;
 mod progress;
+mod rethtool_handle;
+mod rethtool_link;
+mod rethtool_params;
+mod rethtool_stats;
 mod vmdk_delta;
 
 use magnus::{Error, Ruby};
@@ -14,5 +18,9 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     errors::init(ruby)?;
     progress::init(ruby)?;
     vmdk_delta::init(ruby)?;
+    let handle = rethtool_handle::init(ruby)?;
+    rethtool_link::init(ruby, handle)?;
+    rethtool_params::init(ruby, handle)?;
+    rethtool_stats::init(ruby, handle)?;
     Ok(())
 }
