@@ -45,5 +45,12 @@ RSpec.describe "the ironshed gem", :tmpdir do
     script = 'require "lvm"; print LVM::VGConfig.parse(%q(vg { id = "x" }), source: "t").uuid'
     out, err, st = Open3.capture3(env, RbConfig.ruby, "-e", script, chdir: @dir)
     expect([st.success?, out]).to eq([true, "x"]), err
+    # check_interface through RubyGems' wrapper, and the rethtool API, from the installed gem.
+    out, _err, st = Open3.capture3(env, File.join(home, "bin", "check_interface"), "-i", "lo",
+                                   "-s", File.join(@dir, "ci.state"), chdir: @dir)
+    expect([st.exitstatus, out]).to match([0, /\AINTERFACE OK - lo up, /])
+    out, err, st = Open3.capture3(env, RbConfig.ruby, "-e", 'require "rethtool"; print Rethtool::LinkStatus.new("lo").up?',
+                                  chdir: @dir)
+    expect([st.success?, out]).to eq([true, "true"]), err
   end
 end

@@ -8,6 +8,7 @@
 //! * [`snapshot`]: what a snapshot says changed (the dm-snapshot exception store of a classic
 //!   LVM snapshot) as coalesced byte ranges.
 //! * [`wire`]: the lvmsync PROTO[3] stream: codec, sender, receiver and the snapback writer.
+//! * [`ethtool`]: SIOCETHTOOL queries (link settings, driver info, rings, statistics...).
 //! * [`block`]: the destination (file or block device) and the copy loop that writes a plan.
 //! * [`io`]: the read seam every parser uses, so the same code runs on files and in-memory
 //!   images (tests, fuzzing).
@@ -15,6 +16,7 @@
 
 pub mod block;
 pub mod error;
+pub mod ethtool;
 pub mod io;
 pub mod lvm;
 pub mod progress;

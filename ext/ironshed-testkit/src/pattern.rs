@@ -35,7 +35,6 @@ pub fn fill_compressible(seed: u64, offset: u64, buf: &mut [u8]) {
 }
 
 /// A small deterministic generator for layouts and random writes.
-
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
 

@@ -15,12 +15,17 @@
 //!   LVMSync::Error
 //!     LVMSync::ProtocolError          not a PROTO[3] stream, or a truncated one
 //!     LVMSync::SnapbackError          snapback file exists, clashes, or cannot be held
+//!   Rethtool::Error
+//!     Rethtool::InvalidInterfaceName  empty, 16+ bytes, or cut by the kernel (eth0:1)
+//!     Rethtool::InvalidNamespaceName  a network namespace name with '/' or the like
+//!     Rethtool::KernelReplyError      the kernel's reply made no sense (count never settled)
 //! ```
 //! A stream record past the end of the destination is an `Ironshed::DestinationError`.
-//! System call failures become `SystemCallError` (`Errno::ENOENT`...) with a message naming
-//! the file and the operation; a cancelled job becomes `Interrupt`.
+//! System call failures become `SystemCallError` (`Errno::ENOENT`, `Errno::EOPNOTSUPP`...)
+//! with a message naming the file or interface and the operation; a cancelled job becomes
+//! `Interrupt`. `Rethtool` is a class, as in rethtool 0.0.8.
 
-use ironshed_core::{block, lvm, snapshot, vmdk, wire, IoContext};
+use ironshed_core::{block, ethtool, lvm, snapshot, vmdk, wire, IoContext};
 use magnus::{prelude::*, Error, ExceptionClass, Ruby};
 
 pub fn init(ruby: &Ruby) -> Result<(), Error> {
@@ -41,6 +46,11 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     let serr = sync.define_error("Error", base)?;
     sync.define_error("ProtocolError", serr)?;
     sync.define_error("SnapbackError", serr)?;
+    let reth = ruby.define_class("Rethtool", ruby.class_object())?;
+    let rerr = reth.define_error("Error", base)?;
+    reth.define_error("InvalidInterfaceName", rerr)?;
+    reth.define_error("InvalidNamespaceName", rerr)?;
+    reth.define_error("KernelReplyError", rerr)?;
     Ok(())
 }
 
@@ -56,18 +66,35 @@ fn raise(ruby: &Ruby, path: &str, msg: String) -> Error {
     Error::new(class(ruby, path), msg)
 }
 
+/// `SystemCallError.new(message, errno)`: the `Errno::` subclass for `errno` (or a plain
+/// SystemCallError for a number Ruby has no name for, such as the kernel's ETOOSMALL 525).
+fn syscall(ruby: &Ruby, msg: String, errno: i32) -> Error {
+    let cls = ruby.exception_system_call_error();
+    match cls.funcall::<_, _, magnus::Exception>("new", (msg, errno)) {
+        Ok(exc) => Error::from(exc),
+        Err(e) => e,
+    }
+}
+
 /// `SystemCallError.new(message, errno)`, i.e. an `Errno::` instance naming the file.
 pub fn io(ruby: &Ruby, ctx: IoContext) -> Error {
     let msg = format!("{}: {}", ctx.path.display(), ctx.op);
     match ctx.errno() {
-        Some(errno) => {
-            let cls = ruby.exception_system_call_error();
-            match cls.funcall::<_, _, magnus::Exception>("new", (msg, errno)) {
-                Ok(exc) => Error::from(exc),
-                Err(e) => e,
-            }
-        }
+        Some(errno) => syscall(ruby, msg, errno),
         None => raise(ruby, "Ironshed::Error", ctx.to_string()),
+    }
+}
+
+/// ethtool errors: failed system calls stay `SystemCallError` ("Operation not supported -
+/// eth0: get ring parameters (ETHTOOL_GRINGPARAM)"), our own refusals are `Rethtool::*`.
+pub fn ethtool(ruby: &Ruby, e: ethtool::Error) -> Error {
+    use ethtool::Error as E;
+    match (&e, e.errno()) {
+        (E::InvalidName { .. }, _) => raise(ruby, "Rethtool::InvalidInterfaceName", e.to_string()),
+        (E::InvalidNetns { .. }, _) => raise(ruby, "Rethtool::InvalidNamespaceName", e.to_string()),
+        (E::Kernel { .. }, _) => raise(ruby, "Rethtool::KernelReplyError", e.to_string()),
+        (_, Some(errno)) => syscall(ruby, e.context(), errno),
+        (_, None) => raise(ruby, "Rethtool::Error", e.to_string()),
     }
 }
 

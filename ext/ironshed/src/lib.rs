@@ -8,6 +8,10 @@ mod lvm_cow_store;
 mod lvm_metadata;
 mod lvm_sync;
 mod progress;
+mod rethtool_handle;
+mod rethtool_link;
+mod rethtool_params;
+mod rethtool_stats;
 mod vmdk_delta;
 
 use magnus::{Error, Ruby};
@@ -20,5 +24,9 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     lvm_metadata::init(ruby)?;
     lvm_cow_store::init(ruby)?;
     lvm_sync::init(ruby)?;
+    let handle = rethtool_handle::init(ruby)?;
+    rethtool_link::init(ruby, handle)?;
+    rethtool_params::init(ruby, handle)?;
+    rethtool_stats::init(ruby, handle)?;
     Ok(())
 }

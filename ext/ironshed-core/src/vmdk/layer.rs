@@ -491,7 +491,6 @@ impl Layer {
     }
 
     /// Calls `f` for this layer's runs inside disk bytes `[start, end)`, in order.
-
     pub fn for_each_run(
         &self,
         sources: &[SourceFile],

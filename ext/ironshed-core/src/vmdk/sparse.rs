@@ -849,7 +849,6 @@ pub fn worker_count(items: usize) -> usize {
 }
 
 /// zlib inflation into a reusable buffer.
-
 pub struct Inflater {
     out: Vec<u8>,
 }

@@ -19,6 +19,14 @@
 //! sparse-zeroed, stream, stream-footer, twogb, sesparse), and prints the files as JSON.
 //!
 //! ```text
+//! ironshed-testkit frames [--netns NAME|PATH] --dev IF [--count N] [--size BYTES]
+//!     [--ethertype HEX] [--dst MAC]
+//! ```
+//! sends raw Ethernet frames on IF (inside the namespace) and prints
+//! `{"frames":N,"bytes":B}`.
+
+//!
+//! ```text
 //! ironshed-testkit cow --dir DIR --origin-size SIZE --chunk-size SIZE --cow-size SIZE
 //!     [--seed N] [--write OFFSET:LENGTH]... [--random-writes COUNT:LENGTH]
 //!     [--stride-writes COUNT:LENGTH:STEP] [--order first-write|reverse|shuffled] [--magic HEX] [--version N] [--valid N]
@@ -29,7 +37,7 @@
 //! the store's layout as JSON on stdout. `--no-data` leaves the store's data chunks sparse,
 //! `--no-images` writes only the store.
 
-use ironshed_testkit::{cow, cowd, descriptor, model::Model};
+use ironshed_testkit::{cow, cowd, descriptor, frames, model::Model};
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -328,6 +336,62 @@ fn chain_cmd(args: &[String]) {
     );
 }
 
+fn frames_cmd(args: &[String]) {
+    let mut netns: Option<PathBuf> = None;
+    let mut spec = frames::FrameSpec {
+        dev: String::new(),
+        count: 1,
+        size: 100,
+        ethertype: 0x0800,
+        dst: [0xff; 6],
+    };
+    let mut i = 0;
+    let val = |i: &mut usize| -> String {
+        *i += 1;
+        args.get(*i)
+            .cloned()
+            .unwrap_or_else(|| die("option needs a value"))
+    };
+    while i < args.len() {
+        match args[i].as_str() {
+            "--netns" => {
+                let v = val(&mut i);
+                netns = Some(if v.contains('/') {
+                    PathBuf::from(v)
+                } else {
+                    PathBuf::from("/var/run/netns").join(v)
+                });
+            }
+            "--dev" => spec.dev = val(&mut i),
+            "--count" => spec.count = size(&val(&mut i)),
+            "--size" => spec.size = size(&val(&mut i)) as usize,
+            "--ethertype" => {
+                let v = val(&mut i);
+                spec.ethertype = u16::from_str_radix(v.trim_start_matches("0x"), 16)
+                    .unwrap_or_else(|_| die("bad --ethertype"))
+            }
+            "--dst" => {
+                let v = val(&mut i);
+                let b: Vec<u8> = v
+                    .split(':')
+                    .map(|h| u8::from_str_radix(h, 16).unwrap_or_else(|_| die("bad --dst")))
+                    .collect();
+                spec.dst = b.try_into().unwrap_or_else(|_| die("bad --dst"));
+            }
+            other => die(&format!("unknown option {other}")),
+        }
+        i += 1;
+    }
+    if spec.dev.is_empty() {
+        die("--dev is required");
+    }
+    if let Some(ns) = &netns {
+        frames::enter_netns(ns).unwrap_or_else(|e| die(&format!("{}: {e}", ns.display())));
+    }
+    let bytes = frames::send(&spec).unwrap_or_else(|e| die(&format!("{}: {e}", spec.dev)));
+    println!("{{\"frames\":{},\"bytes\":{bytes}}}", spec.count);
+}
+
 fn cow_cmd(args: &[String]) {
     let mut dir: Option<PathBuf> = None;
     let mut origin_size = 0u64;
@@ -453,7 +517,8 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("cowd") => cowd_cmd(&args[1..]),
         Some("chain") => chain_cmd(&args[1..]),
+        Some("frames") => frames_cmd(&args[1..]),
         Some("cow") => cow_cmd(&args[1..]),
-        _ => die("usage: ironshed-testkit cowd|chain|cow --dir DIR ... (see the source header)"),
+        _ => die("usage: ironshed-testkit cowd|chain|frames|cow [options] (see the source header)"),
     }
 }

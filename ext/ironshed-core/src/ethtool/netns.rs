@@ -1,0 +1,169 @@
+//! Network namespaces: which one a query targets, and running a short piece of work inside it.
+//!
+//! The kernel looks an interface name up in the namespace of the *socket* the ioctl is issued
+//! on, and a socket belongs to the namespace of the thread that created it. So a query into a
+//! namespace creates its socket (and opens that namespace's `/proc/net/dev`) on a short-lived
+//! thread that has entered the namespace with `setns(2)`; the thread then exits. The calling
+//! thread never changes namespace.
+
+use super::error::{Error, Result};
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+
+/// Where named namespaces live (`ip netns add NAME` bind-mounts them here).
+pub const NETNS_RUN_DIR: &str = "/var/run/netns";
+
+/// A network namespace to query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Netns {
+    /// A named namespace, as `ip netns` manages them (`/var/run/netns/NAME`).
+    Name(String),
+    /// The namespace of a process (`/proc/PID/ns/net`).
+    Pid(u32),
+    /// A namespace file (a bind mount or `/proc/PID/ns/net`).
+    Path(PathBuf),
+}
+
+impl Netns {
+    /// Validates a namespace name the way `ip netns` would accept it.
+    pub fn name(name: &str) -> Result<Self> {
+        let bad = |reason| {
+            Err(Error::InvalidNetns {
+                ns: name.to_string(),
+                reason,
+            })
+        };
+        if name.is_empty() {
+            return bad("empty");
+        }
+        if name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+            return bad("a namespace name cannot be '.', '..' or contain '/' or NUL");
+        }
+        Ok(Netns::Name(name.to_string()))
+    }
+
+    /// The file to open.
+    pub fn path(&self) -> PathBuf {
+        match self {
+            Netns::Name(n) => PathBuf::from(NETNS_RUN_DIR).join(n),
+            Netns::Pid(p) => PathBuf::from(format!("/proc/{p}/ns/net")),
+            Netns::Path(p) => p.clone(),
+        }
+    }
+
+    /// Human description for messages: "network namespace blue (/var/run/netns/blue)".
+    pub fn describe(&self) -> String {
+        match self {
+            Netns::Name(n) => format!("network namespace {n} ({})", self.path().display()),
+            Netns::Pid(p) => format!(
+                "network namespace of process {p} ({})",
+                self.path().display()
+            ),
+            Netns::Path(p) => format!("network namespace {}", p.display()),
+        }
+    }
+
+    /// Opens the namespace file, so that later work enters exactly this namespace even if
+    /// the name is re-pointed meanwhile.
+    pub fn open(&self) -> Result<OpenNetns> {
+        let file = File::open(self.path()).map_err(|source| Error::System {
+            what: self.describe(),
+            op: "open".to_string(),
+            source,
+        })?;
+        Ok(OpenNetns {
+            file,
+            what: self.describe(),
+        })
+    }
+
+    /// Runs `f` on a new thread that has entered this namespace, and returns its result.
+    /// `f` reports failures as `(operation, io::Error)`.
+    pub fn run<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send,
+        F: FnOnce() -> std::result::Result<R, (String, io::Error)> + Send,
+    {
+        self.open()?.run(f)
+    }
+}
+
+/// An opened network namespace.
+#[derive(Debug)]
+pub struct OpenNetns {
+    file: File,
+    what: String,
+}
+
+impl OpenNetns {
+    /// Human description for messages.
+    pub fn describe(&self) -> &str {
+        &self.what
+    }
+
+    /// Runs `f` on a new, short-lived thread that has entered this namespace (the calling
+    /// thread never changes namespace) and returns its result.
+    pub fn run<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send,
+        F: FnOnce() -> std::result::Result<R, (String, io::Error)> + Send,
+    {
+        let sys = |op: &str, source| Error::System {
+            what: self.what.clone(),
+            op: op.to_string(),
+            source,
+        };
+        let file = &self.file;
+        let out = std::thread::scope(|s| {
+            s.spawn(|| {
+                nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| ("enter (setns)".to_string(), io::Error::from(e)))?;
+                f()
+            })
+            .join()
+        });
+        match out {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err((op, e))) => Err(sys(&op, e)),
+            Err(_) => Err(sys(
+                "run",
+                io::Error::other("the namespace thread panicked"),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_paths() {
+        assert_eq!(
+            Netns::name("blue").unwrap().path(),
+            PathBuf::from("/var/run/netns/blue")
+        );
+        assert!(Netns::name("../etc").is_err());
+        assert!(Netns::name("").is_err());
+        assert!(Netns::name("..").is_err());
+        assert_eq!(Netns::Pid(1).path(), PathBuf::from("/proc/1/ns/net"));
+    }
+
+    #[test]
+    fn missing_namespace_is_enoent_naming_it() {
+        let e = Netns::name("ironshed-no-such-ns")
+            .unwrap()
+            .run(|| Ok(()))
+            .unwrap_err();
+        assert_eq!(e.errno(), Some(libc::ENOENT));
+        assert!(e.to_string().contains("ironshed-no-such-ns"), "{e}");
+    }
+
+    #[test]
+    fn own_namespace_via_pid_runs_the_closure() {
+        let me = std::process::id();
+        assert_eq!(Netns::Pid(me).run(|| Ok(42)).unwrap(), 42);
+    }
+}
