@@ -22,7 +22,7 @@ Gem::Specification.new do |s|
     "ext/ironshed/extconf.rb", "ext/*/Cargo.toml", "ext/*/src/**/*.rs"
   ]
   s.bindir = "exe"
-  s.executables = %w[vmdksync check_interface]
+  s.executables = %w[vmdksync lvmsync check_interface]
   s.require_paths = ["lib"]
   s.extensions = ["ext/ironshed/extconf.rb"]
 end

@@ -33,6 +33,18 @@ RSpec.describe "the ironshed gem", :tmpdir do
     expect(so).to start_with(home)
     expect(bytes).to eq("4096")
 
+    # lvmsync and the LVM:: API from the installed gem: apply a stream, parse metadata.
+    out, err, st = Open3.capture3(env, File.join(home, "bin", "lvmsync"), "--version", chdir: @dir)
+    expect([st.exitstatus, out]).to eq([0, "lvmsync (ironshed) #{Ironshed::VERSION}\n"]), err
+    File.binwrite(File.join(@dir, "target.img"), "\0" * 8192)
+    File.binwrite(File.join(@dir, "stream"), "lvmsync PROTO[3]\n#{[4096, 3].pack('Q>N')}abc")
+    _o, err, st = Open3.capture3(env, File.join(home, "bin", "lvmsync"), "-q", "--apply", "stream", "target.img",
+                                 chdir: @dir)
+    expect(st.exitstatus).to eq(0), err
+    expect(File.binread(File.join(@dir, "target.img"), 3, 4096)).to eq("abc")
+    script = 'require "lvm"; print LVM::VGConfig.parse(%q(vg { id = "x" }), source: "t").uuid'
+    out, err, st = Open3.capture3(env, RbConfig.ruby, "-e", script, chdir: @dir)
+    expect([st.success?, out]).to eq([true, "x"]), err
     # check_interface through RubyGems' wrapper, and the rethtool API, from the installed gem.
     out, _err, st = Open3.capture3(env, File.join(home, "bin", "check_interface"), "-i", "lo",
                                    "-s", File.join(@dir, "ci.state"), chdir: @dir)

@@ -34,8 +34,9 @@ module SpecHelpers
     JSON.parse(testkit(*args, *extra))
   end
 
-  def run_exe(name, *args, stdin_data: "")
-    Open3.capture3(RbConfig.ruby, File.join(ROOT, "exe", name), *args.map(&:to_s), stdin_data: stdin_data)
+  def run_exe(name, *args, stdin_data: "", env: {}, binmode: false)
+    Open3.capture3(env, RbConfig.ruby, File.join(ROOT, "exe", name), *args.map(&:to_s),
+                   stdin_data: stdin_data, binmode: binmode)
   end
 
   def qemu_raw(descriptor, out)

@@ -22,7 +22,7 @@ module Ironshed
       return unless @enabled
 
       t = now
-      return if @last && t - @last < @interval && done < total
+      return if @last && t - @last < @interval && (done < total || !total.positive?)
 
       @last = t
       @io.print("\r#{line(done, total, t - @start)}\e[K")
@@ -37,6 +37,10 @@ module Ironshed
     end
 
     def line(done, total, elapsed)
+      rate = elapsed.positive? ? done / elapsed : 0
+      # Total unknown (a stream read from a pipe): bytes and rate only.
+      return format("%s %s  %s", @label, Units.bytes(done), Units.rate(rate)) unless total.positive?
+
       pct = total.positive? ? 100.0 * done / total : 100.0
       rate = elapsed.positive? ? done / elapsed : 0
       eta = rate.positive? && total > done ? Units.duration((total - done) / rate) : "--:--"

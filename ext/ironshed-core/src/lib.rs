@@ -4,6 +4,10 @@
 //! own error enum; the Ruby binding (`ext/ironshed`) converts them in one place.
 //!
 //! * [`vmdk`]: VMware delta disks (descriptors, COWD) and the plan of what to write.
+//! * [`lvm`]: LVM2 text metadata (what `vgcfgbackup` writes) and the volume group model.
+//! * [`snapshot`]: what a snapshot says changed (the dm-snapshot exception store of a classic
+//!   LVM snapshot) as coalesced byte ranges.
+//! * [`wire`]: the lvmsync PROTO[3] stream: codec, sender, receiver and the snapback writer.
 //! * [`ethtool`]: SIOCETHTOOL queries (link settings, driver info, rings, statistics...).
 //! * [`block`]: the destination (file or block device) and the copy loop that writes a plan.
 //! * [`io`]: the read seam every parser uses, so the same code runs on files and in-memory
@@ -14,9 +18,12 @@ pub mod block;
 pub mod error;
 pub mod ethtool;
 pub mod io;
+pub mod lvm;
 pub mod progress;
 pub mod sectormap;
+pub mod snapshot;
 pub mod vmdk;
+pub mod wire;
 
 pub use error::IoContext;
 pub use progress::Progress;

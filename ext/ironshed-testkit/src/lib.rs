@@ -6,6 +6,7 @@
 //! checks both against the format, and `qemu-img` checks them against the world.
 
 pub mod chain;
+pub mod cow;
 pub mod cowd;
 pub mod descriptor;
 pub mod frames;

@@ -8,16 +8,24 @@
 //!     VMDKSync::FormatError           damaged or inconsistent delta/descriptor
 //!       VMDKSync::UnsupportedFormat   well-formed, but a kind this version does not handle
 //!     VMDKSync::BaseMismatch          delta does not belong to this base/destination
+//!   LVM::Error
+//!     LVM::MetadataError              LVM text metadata that cannot be parsed
+//!     LVM::SnapshotError              exception store unusable (bad magic, version, corrupt)
+//!       LVM::InvalidSnapshot          the snapshot overflowed or failed (valid = 0)
+//!   LVMSync::Error
+//!     LVMSync::ProtocolError          not a PROTO[3] stream, or a truncated one
+//!     LVMSync::SnapbackError          snapback file exists, clashes, or cannot be held
 //!   Rethtool::Error
 //!     Rethtool::InvalidInterfaceName  empty, 16+ bytes, or cut by the kernel (eth0:1)
 //!     Rethtool::InvalidNamespaceName  a network namespace name with '/' or the like
 //!     Rethtool::KernelReplyError      the kernel's reply made no sense (count never settled)
 //! ```
+//! A stream record past the end of the destination is an `Ironshed::DestinationError`.
 //! System call failures become `SystemCallError` (`Errno::ENOENT`, `Errno::EOPNOTSUPP`...)
 //! with a message naming the file or interface and the operation; a cancelled job becomes
 //! `Interrupt`. `Rethtool` is a class, as in rethtool 0.0.8.
 
-use ironshed_core::{block, ethtool, vmdk, IoContext};
+use ironshed_core::{block, ethtool, lvm, snapshot, vmdk, wire, IoContext};
 use magnus::{prelude::*, Error, ExceptionClass, Ruby};
 
 pub fn init(ruby: &Ruby) -> Result<(), Error> {
@@ -29,6 +37,15 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     let fmt = vmdk.define_error("FormatError", verr)?;
     vmdk.define_error("UnsupportedFormat", fmt)?;
     vmdk.define_error("BaseMismatch", verr)?;
+    let lvm = ruby.define_module("LVM")?;
+    let lerr = lvm.define_error("Error", base)?;
+    lvm.define_error("MetadataError", lerr)?;
+    let serr = lvm.define_error("SnapshotError", lerr)?;
+    lvm.define_error("InvalidSnapshot", serr)?;
+    let sync = ruby.define_module("LVMSync")?;
+    let serr = sync.define_error("Error", base)?;
+    sync.define_error("ProtocolError", serr)?;
+    sync.define_error("SnapbackError", serr)?;
     let reth = ruby.define_class("Rethtool", ruby.class_object())?;
     let rerr = reth.define_error("Error", base)?;
     reth.define_error("InvalidInterfaceName", rerr)?;
@@ -97,6 +114,72 @@ pub fn vmdk(ruby: &Ruby, e: vmdk::Error) -> Error {
         vmdk::Error::BaseMismatch { .. } => raise(ruby, "VMDKSync::BaseMismatch", msg),
         vmdk::Error::Destination(b) => block(ruby, b),
         vmdk::Error::Io(ctx) => io(ruby, ctx),
+    }
+}
+
+pub fn lvm(ruby: &Ruby, e: lvm::Error) -> Error {
+    raise(ruby, "LVM::MetadataError", e.to_string())
+}
+
+pub fn snapshot(ruby: &Ruby, e: snapshot::Error) -> Error {
+    let msg = e.to_string();
+    match e {
+        snapshot::Error::Io(ctx) => io(ruby, ctx),
+        snapshot::Error::Invalid { .. } => raise(ruby, "LVM::InvalidSnapshot", msg),
+        _ => raise(ruby, "LVM::SnapshotError", msg),
+    }
+}
+
+/// Maps by the underlying cause, keeping the whole message (which may say how much of the
+/// stream was applied before the error).
+pub fn wire(ruby: &Ruby, e: wire::Error) -> Error {
+    let msg = e.to_string();
+    let cause = match e {
+        wire::Error::Stopped { cause, .. } => *cause,
+        other => other,
+    };
+    match cause {
+        wire::Error::Interrupted => Error::new(ruby.exception_interrupt(), "interrupted"),
+        wire::Error::Empty { .. }
+        | wire::Error::Handshake { .. }
+        | wire::Error::TruncatedHeader { .. }
+        | wire::Error::TruncatedData { .. } => raise(ruby, "LVMSync::ProtocolError", msg),
+        wire::Error::SnapbackExists { .. }
+        | wire::Error::SnapbackClash { .. }
+        | wire::Error::JournalBatch { .. } => raise(ruby, "LVMSync::SnapbackError", msg),
+        wire::Error::PastEnd { .. } => raise(ruby, "Ironshed::DestinationError", msg),
+        wire::Error::Source(s) => match s {
+            snapshot::Error::Io(ctx) => io_with(ruby, ctx, &msg),
+            other => snapshot(ruby, other),
+        },
+        wire::Error::Destination(block::Error::Interrupted) => {
+            Error::new(ruby.exception_interrupt(), "interrupted")
+        }
+        wire::Error::Destination(block::Error::Io(ctx)) | wire::Error::Io(ctx) => {
+            io_with(ruby, ctx, &msg)
+        }
+        wire::Error::Destination(_) => raise(ruby, "Ironshed::DestinationError", msg),
+        wire::Error::Internal(_) => raise(ruby, "Ironshed::Error", msg),
+        wire::Error::Stopped { .. } => raise(ruby, "LVMSync::Error", msg),
+    }
+}
+
+/// Like [`io`], but the message is `full` (the error's whole text) minus the ": <OS reason>"
+/// that SystemCallError adds back itself.
+fn io_with(ruby: &Ruby, ctx: IoContext, full: &str) -> Error {
+    let reason = format!(": {}", ctx.source);
+    let msg = full
+        .contains(&reason)
+        .then(|| full.replacen(&reason, "", 1));
+    match (ctx.errno(), msg) {
+        (Some(errno), Some(m)) => {
+            let cls = ruby.exception_system_call_error();
+            match cls.funcall::<_, _, magnus::Exception>("new", (m, errno)) {
+                Ok(exc) => Error::from(exc),
+                Err(e) => e,
+            }
+        }
+        _ => io(ruby, ctx),
     }
 }
 

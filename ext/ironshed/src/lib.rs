@@ -4,6 +4,9 @@
 
 mod errors;
 mod gvl;
+mod lvm_cow_store;
+mod lvm_metadata;
+mod lvm_sync;
 mod progress;
 mod rethtool_handle;
 mod rethtool_link;
@@ -18,6 +21,9 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     errors::init(ruby)?;
     progress::init(ruby)?;
     vmdk_delta::init(ruby)?;
+    lvm_metadata::init(ruby)?;
+    lvm_cow_store::init(ruby)?;
+    lvm_sync::init(ruby)?;
     let handle = rethtool_handle::init(ruby)?;
     rethtool_link::init(ruby, handle)?;
     rethtool_params::init(ruby, handle)?;

@@ -8,13 +8,22 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 static DIR: OnceLock<PathBuf> = OnceLock::new();
-const NAMES: [&str; 4] = ["vm-000002.vmdk", "vm-000001.vmdk", "vm.vmdk", "vm-000002-delta.vmdk"];
+const NAMES: [&str; 4] = [
+    "vm-000002.vmdk",
+    "vm-000001.vmdk",
+    "vm.vmdk",
+    "vm-000002-delta.vmdk",
+];
 
 fuzz_target!(|data: &[u8]| {
     let dir = DIR.get_or_init(|| {
         // tmpfs when there is one: the target rewrites its files on every run.
         let shm = std::path::Path::new("/dev/shm");
-        let base = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
+        let base = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
         let d = base.join(format!("ironshed-fuzz-chain-{}", std::process::id()));
 
         let _ = std::fs::create_dir_all(&d);
@@ -27,7 +36,10 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     }
-    let opts = OpenOptions { no_parent_check: data.len() % 2 == 0, ..Default::default() };
+    let opts = OpenOptions {
+        no_parent_check: data.len() % 2 == 0,
+        ..Default::default()
+    };
     if let Ok(d) = Delta::open(&dir.join(NAMES[0]), &opts) {
         let mut end = 0u64;
         let _ = d.for_each_run(|r| {

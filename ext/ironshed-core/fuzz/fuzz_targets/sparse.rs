@@ -6,7 +6,9 @@ use ironshed_core::vmdk::sparse;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let opts = sparse::Options { check_redundant: data.len() % 2 == 0 };
+    let opts = sparse::Options {
+        check_redundant: data.len() % 2 == 0,
+    };
     if let Ok(s) = sparse::read(&data, "fuzz", opts) {
         let cap = s.header.capacity_bytes();
         let mut end = 0u64;

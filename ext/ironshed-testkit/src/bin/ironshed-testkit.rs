@@ -25,7 +25,19 @@
 //! sends raw Ethernet frames on IF (inside the namespace) and prints
 //! `{"frames":N,"bytes":B}`.
 
-use ironshed_testkit::{cowd, descriptor, frames, model::Model};
+//!
+//! ```text
+//! ironshed-testkit cow --dir DIR --origin-size SIZE --chunk-size SIZE --cow-size SIZE
+//!     [--seed N] [--write OFFSET:LENGTH]... [--random-writes COUNT:LENGTH]
+//!     [--stride-writes COUNT:LENGTH:STEP] [--order first-write|reverse|shuffled] [--magic HEX] [--version N] [--valid N]
+//!     [--duplicates N] [--no-data] [--no-images]
+//! ```
+//! writes DIR/cow.img (a dm-snapshot exception store recording the writes), DIR/before.img
+//! (the origin when the snapshot was taken) and DIR/origin.img (the origin now), and prints
+//! the store's layout as JSON on stdout. `--no-data` leaves the store's data chunks sparse,
+//! `--no-images` writes only the store.
+
+use ironshed_testkit::{cow, cowd, descriptor, frames, model::Model};
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -380,12 +392,133 @@ fn frames_cmd(args: &[String]) {
     println!("{{\"frames\":{},\"bytes\":{bytes}}}", spec.count);
 }
 
+fn cow_cmd(args: &[String]) {
+    let mut dir: Option<PathBuf> = None;
+    let mut origin_size = 0u64;
+    let mut chunk = 4096u64;
+    let mut cow_size = 0u64;
+    let mut seed = 1u64;
+    let mut writes: Vec<(u64, u64)> = Vec::new();
+    let mut random: Option<(u64, u64)> = None;
+    let mut stride: Option<(u64, u64, u64)> = None;
+    let mut order = "first-write".to_string();
+    let mut magic = cow::MAGIC;
+    let mut version = 1u32;
+    let mut valid: Option<u32> = None;
+    let mut duplicates = 0u64;
+    let mut write_data = true;
+    let mut images = true;
+    let mut i = 0;
+    let val = |i: &mut usize| -> String {
+        *i += 1;
+        args.get(*i)
+            .cloned()
+            .unwrap_or_else(|| die("option needs a value"))
+    };
+    while i < args.len() {
+        match args[i].as_str() {
+            "--dir" => dir = Some(PathBuf::from(val(&mut i))),
+            "--origin-size" => origin_size = size(&val(&mut i)),
+            "--chunk-size" => chunk = size(&val(&mut i)),
+            "--cow-size" => cow_size = size(&val(&mut i)),
+            "--seed" => seed = size(&val(&mut i)),
+            "--write" => writes.push(pair(&val(&mut i))),
+            "--random-writes" => random = Some(pair(&val(&mut i))),
+            "--stride-writes" => {
+                let v = val(&mut i);
+                let p: Vec<u64> = v.split(':').map(size).collect();
+                if p.len() != 3 || p[2] == 0 {
+                    die("--stride-writes takes COUNT:LENGTH:STEP");
+                }
+                stride = Some((p[0], p[1], p[2]));
+            }
+            "--order" => order = val(&mut i),
+            "--magic" => {
+                magic = u32::from_str_radix(&val(&mut i), 16).unwrap_or_else(|_| die("bad hex"))
+            }
+            "--version" => version = size(&val(&mut i)) as u32,
+            "--valid" => valid = Some(size(&val(&mut i)) as u32),
+            "--duplicates" => duplicates = size(&val(&mut i)),
+            "--no-data" => write_data = false,
+            "--no-images" => images = false,
+            other => die(&format!("unknown option {other}")),
+        }
+        i += 1;
+    }
+    let dir = dir.unwrap_or_else(|| die("--dir is required"));
+    if origin_size == 0 || origin_size % 512 != 0 {
+        die("--origin-size must be a non-zero multiple of 512");
+    }
+    if chunk < 512 || !chunk.is_power_of_two() {
+        die("--chunk-size must be a power of two of at least 512");
+    }
+    if cow_size < 2 * chunk {
+        die("--cow-size must hold at least 2 chunks");
+    }
+    let order = cow::Order::parse(&order, seed).unwrap_or_else(|| die("bad --order"));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| die(&e.to_string()));
+    let mut model = Model::new(origin_size, seed);
+    for (o, l) in writes {
+        model.write(o, l);
+    }
+    if let Some((count, len)) = random {
+        model.random_writes(count, len, seed ^ 0xc0ffee);
+    }
+    if let Some((count, len, step)) = stride {
+        for k in 0..count {
+            model.write(k * step, len);
+        }
+    }
+    if images {
+        write_raw(&dir.join("before.img"), &model, false);
+        write_raw(&dir.join("origin.img"), &model, true);
+    }
+    let spec = cow::CowSpec {
+        chunk_size: chunk,
+        cow_size,
+        order,
+        magic,
+        version,
+        valid,
+        write_data,
+        duplicates,
+    };
+    let lay =
+        cow::write(&dir.join("cow.img"), &spec, &model).unwrap_or_else(|e| die(&e.to_string()));
+    let mut out = format!(
+        "{{\"chunk_size\":{chunk},\"per_area\":{},\"valid\":{},\"overflowed\":{},\"exceptions\":{},\"areas\":[{}],\"records\":[",
+        lay.per_area,
+        lay.valid,
+        lay.overflowed,
+        lay.records.len(),
+        lay.areas
+            .iter()
+            .map(|(a, u)| format!("[{a},{u}]"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    if lay.records.len() <= 100_000 {
+        out.push_str(
+            &lay.records
+                .iter()
+                .map(|(o, n)| format!("[{o},{n}]"))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    out.push_str("]}\n");
+    std::io::stdout()
+        .write_all(out.as_bytes())
+        .unwrap_or_else(|e| die(&e.to_string()));
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("cowd") => cowd_cmd(&args[1..]),
         Some("chain") => chain_cmd(&args[1..]),
         Some("frames") => frames_cmd(&args[1..]),
-        _ => die("usage: ironshed-testkit cowd|chain|frames [options] (see the source header)"),
+        Some("cow") => cow_cmd(&args[1..]),
+        _ => die("usage: ironshed-testkit cowd|chain|frames|cow [options] (see the source header)"),
     }
 }

@@ -1,0 +1,231 @@
+//! What a snapshot says changed: byte ranges of the origin that may differ from the snapshot.
+//!
+//! Every change source produces a [`Changes`] (sorted, non-overlapping, adjacent ranges
+//! coalesced), which the sender ([`crate::wire::send`]) streams. Classic LVM snapshots are read
+//! from their dm-snapshot exception store by [`cow_store::CowStore`]; thin snapshots (ranges
+//! from `thin_delta`) plug in here by building a [`Changes`] with [`Changes::from_ranges`].
+
+pub mod cow_store;
+
+pub use cow_store::CowStore;
+
+use crate::error::IoContext;
+
+/// Why a snapshot's change list was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The header is all zero.
+    #[error("{name}: the exception store header is all zero (magic 0 at byte 0): the snapshot was never activated, or this is not a snapshot's -cow device")]
+    Uninitialised {
+        /// The store read.
+        name: String,
+    },
+    /// Not a dm-snapshot store.
+    #[error("{name}: not a device-mapper exception store: magic at byte 0 is 0x{magic:08x}, expected 0x70416e53 (\"SnAp\")")]
+    BadMagic {
+        /// The store read.
+        name: String,
+        /// What was found.
+        magic: u32,
+    },
+    /// A store version other than 1.
+    #[error("{name}: exception store version {version} (header byte 8) is not supported; the kernel only writes version 1")]
+    UnsupportedVersion {
+        /// The store read.
+        name: String,
+        /// What was found.
+        version: u32,
+    },
+    /// `valid == 0`: the snapshot overflowed or failed.
+    #[error("{name}: the snapshot is invalid (header field 'valid' at byte 4 is 0): it overflowed (its COW space filled up) or failed, so its list of changes is incomplete; take a new snapshot and copy the whole volume again")]
+    Invalid {
+        /// The store read.
+        name: String,
+    },
+    /// Structurally impossible content.
+    #[error("{name}: {msg}")]
+    Corrupt {
+        /// The store read.
+        name: String,
+        /// What is wrong and where.
+        msg: String,
+    },
+    /// A changed range lies past the end of the device the data is read from.
+    #[error("{source_name}: the snapshot lists a change at byte {offset}, but this device is only {size} bytes: is it the snapshot's origin?")]
+    PastSource {
+        /// The origin or data source.
+        source_name: String,
+        /// Start of the first range past the end.
+        offset: u64,
+        /// The device's size.
+        size: u64,
+    },
+    /// Reading failed.
+    #[error("{0}")]
+    Io(#[from] IoContext),
+}
+
+/// Result alias for this module.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// `len` bytes at byte `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteRange {
+    /// First byte.
+    pub offset: u64,
+    /// Length in bytes (> 0).
+    pub len: u64,
+}
+
+impl ByteRange {
+    /// One past the last byte.
+    pub fn end(&self) -> u64 {
+        self.offset + self.len
+    }
+}
+
+/// Changed byte ranges: sorted, non-overlapping, adjacent ones merged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    ranges: Vec<ByteRange>,
+}
+
+impl Changes {
+    /// From sorted, distinct chunk numbers of `chunk_size` bytes.
+    pub fn from_sorted_chunks(chunks: &[u64], chunk_size: u64) -> Self {
+        let mut ranges: Vec<ByteRange> = Vec::new();
+        for &c in chunks {
+            let off = c * chunk_size;
+            match ranges.last_mut() {
+                Some(last) if last.end() == off => last.len += chunk_size,
+                _ => ranges.push(ByteRange {
+                    offset: off,
+                    len: chunk_size,
+                }),
+            }
+        }
+        Changes { ranges }
+    }
+
+    /// From any ranges (unsorted, overlapping, empty ones allowed): sorts and merges them.
+    /// Ranges whose end would overflow a u64 are cut at `u64::MAX`.
+    pub fn from_ranges(mut input: Vec<ByteRange>) -> Self {
+        input.retain(|r| r.len > 0);
+        input.sort_unstable();
+        let mut ranges: Vec<ByteRange> = Vec::with_capacity(input.len());
+        for r in input {
+            let end = r.offset.saturating_add(r.len);
+            match ranges.last_mut() {
+                Some(last) if last.end() >= r.offset => {
+                    let new_end = last.end().max(end);
+                    last.len = new_end - last.offset;
+                }
+                _ => ranges.push(ByteRange {
+                    offset: r.offset,
+                    len: end - r.offset,
+                }),
+            }
+        }
+        Changes { ranges }
+    }
+
+    /// The ranges.
+    pub fn ranges(&self) -> &[ByteRange] {
+        &self.ranges
+    }
+    /// Total changed bytes.
+    pub fn total_bytes(&self) -> u64 {
+        self.ranges.iter().map(|r| r.len).sum()
+    }
+    /// True when nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Checks the ranges against the size of the device the data will be read from: a range
+    /// that starts at or past `size` is an error (wrong device); the part of a range past
+    /// `size` (a last chunk sticking out of an origin that is not a whole number of chunks)
+    /// is cut off.
+    pub fn clip_to(&mut self, size: u64, source_name: &str) -> Result<()> {
+        if let Some(bad) = self.ranges.iter().find(|r| r.offset >= size) {
+            return Err(Error::PastSource {
+                source_name: source_name.to_string(),
+                offset: bad.offset,
+                size,
+            });
+        }
+        if let Some(last) = self.ranges.last_mut() {
+            if last.end() > size {
+                last.len = size - last.offset;
+            }
+        }
+        Ok(())
+    }
+
+    /// The ranges cut into pieces of at most `max` bytes (`max` > 0), in order.
+    pub fn pieces(&self, max: u64) -> impl Iterator<Item = ByteRange> + '_ {
+        let max = max.max(1);
+        self.ranges.iter().flat_map(move |r| {
+            let n = r.len.div_ceil(max);
+            (0..n).map(move |i| {
+                let off = r.offset + i * max;
+                ByteRange {
+                    offset: off,
+                    len: max.min(r.end() - off),
+                }
+            })
+        })
+    }
+
+    /// Number of pieces [`Changes::pieces`] yields.
+    pub fn piece_count(&self, max: u64) -> u64 {
+        let max = max.max(1);
+        self.ranges.iter().map(|r| r.len.div_ceil(max)).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn br(offset: u64, len: u64) -> ByteRange {
+        ByteRange { offset, len }
+    }
+
+    #[test]
+    fn chunks_coalesce_when_adjacent() {
+        let c = Changes::from_sorted_chunks(&[0, 1, 2, 5, 7, 8], 4096);
+        assert_eq!(c.ranges(), [br(0, 12288), br(20480, 4096), br(28672, 8192)]);
+        assert_eq!(c.total_bytes(), 24576);
+    }
+
+    #[test]
+    fn ranges_sort_and_merge() {
+        let c = Changes::from_ranges(vec![
+            br(100, 10),
+            br(0, 10),
+            br(10, 5),
+            br(105, 20),
+            br(50, 0),
+        ]);
+        assert_eq!(c.ranges(), [br(0, 15), br(100, 25)]);
+    }
+
+    #[test]
+    fn pieces_are_bounded() {
+        let c = Changes::from_ranges(vec![br(0, 10), br(20, 3)]);
+        let p: Vec<ByteRange> = c.pieces(4).collect();
+        assert_eq!(p, [br(0, 4), br(4, 4), br(8, 2), br(20, 3)]);
+        assert_eq!(c.piece_count(4), 4);
+    }
+
+    #[test]
+    fn clip_cuts_the_tail_and_refuses_ranges_past_the_end() {
+        let mut c = Changes::from_sorted_chunks(&[0, 3], 4096);
+        c.clip_to(14336, "o").unwrap();
+        assert_eq!(c.ranges(), [br(0, 4096), br(12288, 2048)]);
+        let mut c = Changes::from_sorted_chunks(&[0, 3], 4096);
+        let e = c.clip_to(12288, "o").unwrap_err().to_string();
+        assert_eq!(e, "o: the snapshot lists a change at byte 12288, but this device is only 12288 bytes: is it the snapshot's origin?");
+    }
+}

@@ -1,0 +1,721 @@
+//! The receiver: applies a PROTO[3] stream (or a snapback file) to a destination.
+//!
+//! * The destination is opened with [`Destination::open`]: read-write, never created,
+//!   truncated or extended, `O_EXCL` for a block device.
+//! * A record (partly) past the end of the destination is an error naming the record, unless
+//!   [`ApplyOptions::allow_short_destination`] is set: then only the part that fits is written
+//!   and the rest is counted in [`ApplyStats::skipped_bytes`].
+//! * An input that is a regular file is checked whole (handshake, every header, every
+//!   record's length, every record's bounds) before the first write; a pipe is checked record
+//!   by record, and an error there says how much was applied before it.
+//! * Records are gathered into batches ([`BATCH`], or [`SNAPBACK_BATCH`] with a snapback
+//!   file, whose batch's old data is saved and made durable ([`UndoLog`]) before the batch is
+//!   written); adjacent records are written with one `pwrite`.
+//! * A journaled snapback file (see [`super::undo`]) is applied up to its last commit marker;
+//!   the uncommitted tail is skipped and counted in [`ApplyStats::ignored_records`].
+//! * The destination is `fdatasync`ed before returning.
+
+use super::proto3::{Decoder, Record, RecordHeader, HANDSHAKE, HEADER_LEN};
+use super::undo::{Journal, Mark, UndoLog, UndoStats};
+use super::{Error, Result};
+use crate::block::Destination;
+use crate::error::IoContext;
+use crate::progress::Progress;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+/// Bytes of data gathered before a batch is written: small, so the data is still in the CPU
+/// cache when it is written...
+pub const BATCH: usize = 64 << 10;
+/// ... but larger with a snapback file, where each batch costs two `fdatasync`s.
+pub const SNAPBACK_BATCH: usize = 8 << 20;
+/// Most a journaled snapback file read from a pipe may hold between two commits.
+pub const JOURNAL_HOLD_MAX: usize = 64 << 20;
+const MAX_ITEMS: usize = 16384;
+const READ_STEP: usize = 64 << 10;
+/// Records at least this large arriving on a pipe are spliced to the destination.
+const SPLICE_MIN: u64 = 256 << 10;
+
+/// Where the stream comes from.
+pub enum Input {
+    /// A file path: a regular file is checked whole before the first write.
+    File(PathBuf),
+    /// A pipe, socket or other reader, applied as it arrives; the string names it in messages.
+    Stream(Box<dyn Read + Send>, String),
+    /// An open file descriptor (standard input, a pipe from a sender): applied as it arrives;
+    /// from a pipe, large records go to the destination with `splice(2)`, without a copy
+    /// through this process.
+    Fd(File, String),
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::File(p) => write!(f, "Input::File({})", p.display()),
+            Input::Stream(_, n) => write!(f, "Input::Stream({n})"),
+            Input::Fd(_, n) => write!(f, "Input::Fd({n})"),
+        }
+    }
+}
+
+/// How to apply.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Save what is overwritten into this new undo (snapback) file.
+    pub snapback: Option<PathBuf>,
+    /// Write the part of each record that fits and skip the rest, instead of refusing.
+    pub allow_short_destination: bool,
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    /// Data records applied (zero-length records not counted).
+    pub records: u64,
+    /// Bytes written to the destination.
+    pub bytes: u64,
+    /// `pwrite` calls (adjacent records are written together).
+    pub writes: u64,
+    /// Records with a part past the end of the destination (with `allow_short_destination`).
+    pub skipped_records: u64,
+    /// Bytes past the end of the destination that were not written.
+    pub skipped_bytes: u64,
+    /// The input was a journaled snapback file.
+    pub journaled: bool,
+    /// Records of a journaled input's uncommitted tail, not applied.
+    pub ignored_records: u64,
+    /// Their bytes.
+    pub ignored_bytes: u64,
+    /// The whole input was checked before the first write (a regular file).
+    pub checked_first: bool,
+    /// The snapback file written, if any.
+    pub undo: Option<UndoStats>,
+    /// Size of the destination.
+    pub dest_size: u64,
+}
+
+/// What the check of a whole input file found.
+#[derive(Debug, Clone, Copy, Default)]
+struct Plan {
+    journaled: bool,
+    /// Records with an index below this are applied (all of them unless journaled).
+    apply_until: u64,
+    bytes: u64,
+    ignored_records: u64,
+    ignored_bytes: u64,
+}
+
+fn past_end(dest: &Destination, rec: &Record, others: u64) -> Error {
+    Error::PastEnd {
+        dest: dest.path().to_path_buf(),
+        index: rec.index,
+        at: rec.at,
+        offset: rec.header.offset,
+        len: rec.header.len,
+        size: dest.size(),
+        others,
+    }
+}
+
+fn fits(h: &RecordHeader, size: u64) -> bool {
+    h.offset
+        .checked_add(u64::from(h.len))
+        .is_some_and(|e| e <= size)
+}
+
+/// Bytes of a record that fit in the destination.
+fn fitting(h: &RecordHeader, size: u64) -> u64 {
+    if h.offset >= size {
+        0
+    } else {
+        (size - h.offset).min(u64::from(h.len))
+    }
+}
+
+/// Data records, bytes to write, and the first record past the end (with how many more).
+#[derive(Debug, Default)]
+struct Tally {
+    records: u64,
+    bytes: u64,
+    past: Option<(Record, u64)>,
+}
+
+impl Tally {
+    fn merge(&mut self, other: Tally) {
+        self.records += other.records;
+        self.bytes += other.bytes;
+        match (&mut self.past, other.past) {
+            (Some((_, n)), Some((_, m))) => *n += m + 1,
+            (None, p) => self.past = p,
+            (Some(_), None) => {}
+        }
+    }
+}
+
+/// Walks the headers of a whole file with positioned reads (data is not read).
+fn check_file(file: &File, name: &str, dest: &Destination, opts: &ApplyOptions) -> Result<Plan> {
+    let size = file
+        .metadata()
+        .map_err(|e| Error::input(name, "stat", e))?
+        .len();
+    // The handshake, through the decoder's own rules.
+    let mut head = vec![0u8; (size.min(64)) as usize];
+    file.read_exact_at(&mut head, 0)
+        .map_err(|e| Error::input(name, "read the handshake", e))?;
+    Decoder::new(&head[..], name)?;
+    let mut pos = HANDSHAKE.len() as u64;
+    if head.get(HANDSHAKE.len() - 1) == Some(&b'\r') {
+        pos += 1;
+    }
+    let mut plan = Plan::default();
+    let mut index = 0u64;
+    let mut journal = Journal::default();
+    // Committed records (all records of a plain stream), and the current journal batch.
+    let mut done = Tally::default();
+    let mut batch = Tally::default();
+    while pos < size {
+        let at = pos;
+        if size - pos < HEADER_LEN as u64 {
+            if plan.journaled {
+                batch.records += 1;
+                break;
+            }
+            return Err(Error::TruncatedHeader {
+                name: name.to_string(),
+                index,
+                at,
+                got: (size - pos) as usize,
+            });
+        }
+        let mut hb = [0u8; HEADER_LEN];
+        file.read_exact_at(&mut hb, pos)
+            .map_err(|e| Error::input(name, format!("read at byte {pos}"), e))?;
+        let h = RecordHeader::decode(&hb);
+        let rec = Record {
+            header: h,
+            index,
+            at,
+        };
+        index += 1;
+        pos += HEADER_LEN as u64;
+        if rec.index == 0 && h.is_commit() {
+            plan.journaled = true;
+            plan.apply_until = 1;
+            continue;
+        }
+        if plan.journaled {
+            match journal.classify(&h) {
+                Mark::Commit => {
+                    done.merge(std::mem::take(&mut batch));
+                    plan.apply_until = index;
+                    continue;
+                }
+                Mark::Anomaly => break,
+                Mark::Data => {}
+            }
+        }
+        let len = u64::from(h.len);
+        if size - pos < len {
+            if plan.journaled {
+                batch.records += 1;
+                break;
+            }
+            return Err(Error::TruncatedData {
+                name: name.to_string(),
+                index: rec.index,
+                at,
+                offset: h.offset,
+                len: h.len,
+                got: size - pos,
+            });
+        }
+        pos += len;
+        if len == 0 {
+            continue;
+        }
+        batch.records += 1;
+        batch.bytes += if opts.allow_short_destination {
+            fitting(&h, dest.size())
+        } else {
+            len
+        };
+        if !fits(&h, dest.size()) {
+            match &mut batch.past {
+                Some((_, n)) => *n += 1,
+                None => batch.past = Some((rec, 0)),
+            }
+        }
+    }
+    if plan.journaled {
+        // What follows the last commit is the uncommitted tail.
+        plan.ignored_records = batch.records;
+        plan.ignored_bytes = batch.bytes;
+    } else {
+        done.merge(batch);
+        plan.apply_until = index;
+    }
+    plan.bytes = done.bytes;
+    if let (Some((rec, others)), false) = (done.past, opts.allow_short_destination) {
+        return Err(past_end(dest, &rec, others));
+    }
+    Ok(plan)
+}
+
+/// One destination range gathered in the batch buffer.
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    dest: u64,
+    buf: usize,
+    len: usize,
+}
+
+struct Applier<'a> {
+    dest: &'a Destination,
+    /// The input pipe, when records may be spliced from it.
+    pipe_fd: Option<i32>,
+    undo: Option<UndoLog>,
+    progress: &'a Progress,
+    buf: Vec<u8>,
+    items: Vec<Item>,
+    /// Records whose data is all in the batch (counted when the batch is written).
+    batch_records: u64,
+    stats: ApplyStats,
+}
+
+impl Applier<'_> {
+    fn used(&self) -> usize {
+        self.items.last().map_or(0, |i| i.buf + i.len)
+    }
+
+    /// Saves (with a snapback) and writes the batch.
+    fn flush(&mut self) -> Result<()> {
+        if self.items.is_empty() {
+            self.stats.records += self.batch_records;
+            self.batch_records = 0;
+            return Ok(());
+        }
+        if let Some(u) = self.undo.as_mut() {
+            // Adjacent pieces saved as one range, so the undo file gets one record per run.
+            let mut run: Option<(u64, u64)> = None;
+            for it in &self.items {
+                match run {
+                    Some((s, l)) if s + l == it.dest => run = Some((s, l + it.len as u64)),
+                    _ => {
+                        if let Some((s, l)) = run {
+                            u.save(self.dest, s, l)?;
+                        }
+                        run = Some((it.dest, it.len as u64));
+                    }
+                }
+            }
+            if let Some((s, l)) = run {
+                u.save(self.dest, s, l)?;
+            }
+            u.commit()?;
+        }
+        let mut i = 0;
+        while i < self.items.len() {
+            let first = self.items[i];
+            let mut end = i + 1;
+            let mut len = first.len;
+            while end < self.items.len()
+                && self.items[end].dest == first.dest + len as u64
+                && self.items[end].buf == first.buf + len
+            {
+                len += self.items[end].len;
+                end += 1;
+            }
+            self.dest
+                .write_all_at(&self.buf[first.buf..first.buf + len], first.dest)?;
+            self.stats.writes += 1;
+            self.stats.bytes += len as u64;
+            self.progress.add_done(len as u64);
+            i = end;
+        }
+        self.stats.records += self.batch_records;
+        self.batch_records = 0;
+        self.items.clear();
+        if self.progress.is_cancelled() {
+            return Err(Error::Interrupted);
+        }
+        Ok(())
+    }
+
+    /// Moves a whole record from the input pipe to the destination: the bytes the decoder
+    /// already read ahead are written from memory, the rest is spliced (kernel to kernel).
+    fn splice_record<R: Read>(
+        &mut self,
+        dec: &mut Decoder<R>,
+        fd: i32,
+        offset: u64,
+        len: u64,
+    ) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        // Earlier records first: a later record may overlap them.
+        self.flush()?;
+        let mut off = offset;
+        let mut left = len;
+        let ahead = dec.buffered_data();
+        if ahead > 0 {
+            if self.buf.len() < ahead {
+                self.buf.resize(ahead, 0);
+            }
+            dec.read_data(&mut self.buf[..ahead])?;
+            self.dest.write_all_at(&self.buf[..ahead], off)?;
+            self.stats.writes += 1;
+            self.stats.bytes += ahead as u64;
+            self.progress.add_done(ahead as u64);
+            off += ahead as u64;
+            left -= ahead as u64;
+        }
+        let out = self.dest.file().as_raw_fd();
+        while left > 0 {
+            let mut at = off as libc::loff_t;
+            let want = left.min(1 << 30) as usize;
+            // SAFETY: both descriptors are open for the call; `at` is a valid offset pointer.
+            let n = unsafe {
+                libc::splice(
+                    fd,
+                    std::ptr::null_mut(),
+                    out,
+                    &mut at,
+                    want,
+                    libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+                )
+            };
+            if n > 0 {
+                let n = n as u64;
+                dec.took_directly(n, false)?;
+                self.stats.writes += 1;
+                self.stats.bytes += n;
+                self.progress.add_done(n);
+                off += n;
+                left -= n;
+                continue;
+            }
+            if n == 0 {
+                dec.took_directly(0, true)?;
+                break;
+            }
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => {
+                    let mut p = libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // Nothing in the pipe yet: wait in short slices, watching for Ctrl-C.
+                    // SAFETY: one valid pollfd.
+                    unsafe { libc::poll(&mut p, 1, 200) };
+                    if self.progress.is_cancelled() {
+                        return Err(Error::Interrupted);
+                    }
+                }
+                Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+                    // This destination cannot be spliced to: copy the rest, and stop trying.
+                    self.pipe_fd = None;
+                    return self.copy_rest(dec, off, left);
+                }
+                _ => {
+                    return Err(Error::Destination(crate::block::Error::Io(IoContext::new(
+                        self.dest.path(),
+                        format!("write {left} bytes at byte {off} (splice)"),
+                        e,
+                    ))))
+                }
+            }
+        }
+        self.stats.records += 1;
+        if self.progress.is_cancelled() {
+            return Err(Error::Interrupted);
+        }
+        Ok(())
+    }
+
+    /// The rest of a record through memory (the fallback of [`Applier::splice_record`]).
+    fn copy_rest<R: Read>(
+        &mut self,
+        dec: &mut Decoder<R>,
+        mut off: u64,
+        mut left: u64,
+    ) -> Result<()> {
+        while left > 0 {
+            let n = left.min(READ_STEP as u64) as usize;
+            if self.buf.len() < n {
+                self.buf.resize(n, 0);
+            }
+            dec.read_data(&mut self.buf[..n])?;
+            self.dest.write_all_at(&self.buf[..n], off)?;
+            self.stats.writes += 1;
+            self.stats.bytes += n as u64;
+            self.progress.add_done(n as u64);
+            off += n as u64;
+            left -= n as u64;
+        }
+        self.stats.records += 1;
+        Ok(())
+    }
+
+    /// Discards the batch (an uncommitted journal tail).
+    fn discard(&mut self) {
+        self.stats.ignored_records += self.batch_records;
+        self.stats.ignored_bytes += self.items.iter().map(|i| i.len as u64).sum::<u64>();
+        self.batch_records = 0;
+        self.items.clear();
+    }
+
+    /// Reads the current record's data into the batch: the part that fits the destination
+    /// (all of it unless short destinations are allowed), flushing full batches unless `hold`.
+    fn take_record<R: Read>(
+        &mut self,
+        dec: &mut Decoder<R>,
+        rec: &Record,
+        hold: bool,
+    ) -> Result<()> {
+        let h = rec.header;
+        let keep = fitting(&h, self.dest.size());
+        if let Some(fd) = self.pipe_fd {
+            if !hold && self.undo.is_none() && keep == u64::from(h.len) && keep >= SPLICE_MIN {
+                return self.splice_record(dec, fd, h.offset, keep);
+            }
+        }
+        let mut off = h.offset;
+        let mut left = keep;
+        // Data is written in pieces as it arrives (so it is still in the CPU cache): a stream
+        // cut inside a record may leave that record partly written, which the error reports.
+        let base = if self.undo.is_some() {
+            SNAPBACK_BATCH
+        } else {
+            BATCH
+        };
+        while left > 0 {
+            let mut used = self.used();
+            let cap = if hold { JOURNAL_HOLD_MAX } else { base };
+            if used >= cap || self.items.len() >= MAX_ITEMS {
+                if hold {
+                    return Err(Error::JournalBatch {
+                        name: dec.name().to_string(),
+                        at: rec.at,
+                        limit: JOURNAL_HOLD_MAX as u64,
+                    });
+                }
+                self.flush()?;
+                used = 0;
+            }
+            let n = (left as usize).min(cap - used).min(READ_STEP);
+            if self.buf.len() < used + n {
+                self.buf.resize(used + n, 0);
+            }
+            dec.read_data(&mut self.buf[used..used + n])?;
+            self.items.push(Item {
+                dest: off,
+                buf: used,
+                len: n,
+            });
+            off += n as u64;
+            left -= n as u64;
+        }
+        let rest = u64::from(h.len) - keep;
+        if rest > 0 {
+            dec.skip_data(rest)?;
+            self.stats.skipped_records += 1;
+            self.stats.skipped_bytes += rest;
+        }
+        self.batch_records += 1;
+        Ok(())
+    }
+}
+
+fn same_file(a: &Path, b: &std::fs::Metadata) -> bool {
+    std::fs::metadata(a).is_ok_and(|m| m.dev() == b.dev() && m.ino() == b.ino())
+}
+
+/// Applies `input` to the destination at `dest_path`. Nothing is written (and no snapback
+/// file is created) if the handshake is wrong, the destination cannot be opened, or — for a
+/// regular file input — any record is truncated or out of bounds.
+pub fn apply(
+    input: Input,
+    dest_path: &Path,
+    opts: &ApplyOptions,
+    progress: &Progress,
+) -> Result<ApplyStats> {
+    let dest = Destination::open(dest_path)?;
+    if let Some(sb) = &opts.snapback {
+        let dm = dest
+            .file()
+            .metadata()
+            .map_err(|e| IoContext::new(dest_path, "stat", e))?;
+        if same_file(sb, &dm) {
+            return Err(Error::SnapbackClash {
+                path: sb.clone(),
+                what: "destination",
+            });
+        }
+        if let Input::File(p) = &input {
+            if let Ok(im) = std::fs::metadata(p) {
+                if same_file(sb, &im) {
+                    return Err(Error::SnapbackClash {
+                        path: sb.clone(),
+                        what: "input stream",
+                    });
+                }
+            }
+        }
+    }
+    let mut pipe_fd: Option<i32> = None;
+    let (reader, name, plan): (Box<dyn Read + Send + '_>, String, Option<Plan>) = match input {
+        Input::File(p) => {
+            let name = p.display().to_string();
+            let f = File::open(&p).map_err(|e| Error::input(&name, "open", e))?;
+            let meta = f.metadata().map_err(|e| Error::input(&name, "stat", e))?;
+            let plan = if meta.is_file() {
+                Some(check_file(&f, &name, &dest, opts)?)
+            } else {
+                None
+            };
+            (Box::new(f), name, plan)
+        }
+        Input::Stream(r, name) => (r, name, None),
+        Input::Fd(f, name) => {
+            use std::os::fd::AsRawFd;
+            use std::os::unix::fs::FileTypeExt;
+            if f.metadata().is_ok_and(|m| m.file_type().is_fifo()) {
+                pipe_fd = Some(f.as_raw_fd());
+            }
+            (
+                Box::new(crate::io::WaitingFile::new(f).cancelled_by(progress))
+                    as Box<dyn Read + Send + '_>,
+                name,
+                None,
+            )
+        }
+    };
+    if let Some(p) = &plan {
+        progress.set_total(p.bytes);
+    }
+    let mut dec = Decoder::new(reader, &name)?;
+    let undo = match &opts.snapback {
+        Some(p) => Some(UndoLog::create(p)?),
+        None => None,
+    };
+    let mut ap = Applier {
+        dest: &dest,
+        pipe_fd,
+        undo,
+        progress,
+        buf: Vec::new(),
+        items: Vec::new(),
+        batch_records: 0,
+        stats: ApplyStats {
+            checked_first: plan.is_some(),
+            dest_size: dest.size(),
+            ..Default::default()
+        },
+    };
+    let mut result = run(&mut ap, &mut dec, plan, opts);
+    if result.is_err() && progress.is_cancelled() {
+        result = Err(Error::Interrupted);
+    }
+    let mut stats = ap.stats;
+    let undo_result = match ap.undo.take() {
+        Some(u) => u.finish().map(Some),
+        None => Ok(None),
+    };
+    match result {
+        Ok(()) => {
+            dest.sync()?;
+            stats.undo = undo_result?;
+            Ok(stats)
+        }
+        Err(e) => {
+            let _ = dest.sync();
+            if stats.records > 0 && !e.is_interrupted() {
+                Err(Error::Stopped {
+                    cause: Box::new(e),
+                    records: stats.records,
+                    bytes: stats.bytes,
+                })
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+fn run<R: Read>(
+    ap: &mut Applier,
+    dec: &mut Decoder<R>,
+    plan: Option<Plan>,
+    opts: &ApplyOptions,
+) -> Result<()> {
+    let mut journal = Journal::default();
+    let mut journaled = false;
+    // A journaled stream is held batch by batch until its commit marker arrives.
+    let mut hold = false;
+    loop {
+        if let Some(p) = plan {
+            if dec.records_read() >= p.apply_until {
+                break;
+            }
+        }
+        let rec = match dec.next_record() {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(e) if hold && is_truncation(&e) => {
+                ap.batch_records += 1;
+                break;
+            }
+            Err(e) => return Err(e),
+        };
+        if rec.index == 0 && rec.header.is_commit() {
+            journaled = true;
+            ap.stats.journaled = true;
+            hold = plan.is_none();
+            continue;
+        }
+        if journaled {
+            match journal.classify(&rec.header) {
+                Mark::Commit => {
+                    ap.flush()?;
+                    continue;
+                }
+                Mark::Anomaly => break,
+                Mark::Data => {}
+            }
+        } else if rec.header.len == 0 {
+            continue;
+        }
+        if !opts.allow_short_destination && !fits(&rec.header, ap.dest.size()) {
+            return Err(past_end(ap.dest, &rec, 0));
+        }
+        match ap.take_record(dec, &rec, hold) {
+            Ok(()) => {}
+            Err(e) if hold && is_truncation(&e) => {
+                ap.batch_records += 1;
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if hold {
+        ap.discard();
+    } else {
+        ap.flush()?;
+    }
+    if let Some(p) = plan {
+        ap.stats.ignored_records += p.ignored_records;
+        ap.stats.ignored_bytes += p.ignored_bytes;
+    }
+    Ok(())
+}
+
+fn is_truncation(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::TruncatedHeader { .. } | Error::TruncatedData { .. }
+    )
+}

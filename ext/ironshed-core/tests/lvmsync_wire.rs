@@ -1,0 +1,481 @@
+//! The PROTO[3] sender and receiver against an encoder and a decoder written here from the
+//! format description (handshake line, big-endian u64 offset, big-endian u32 length, data),
+//! independently of the core's codec; and the whole send → apply path on images written by
+//! ironshed-testkit.
+
+use ironshed_core::io::SourceDevice;
+use ironshed_core::snapshot::{ByteRange, Changes, CowStore};
+use ironshed_core::wire::{self, apply, ApplyOptions, Input, SendOptions};
+use ironshed_core::Progress;
+use ironshed_testkit::cow::{self, CowSpec, Order};
+use ironshed_testkit::model::Model;
+use std::fs;
+use std::path::Path;
+
+/// An independent PROTO[3] encoder: what the original sender writes.
+fn encode(records: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let mut v = b"lvmsync PROTO[3]\n".to_vec();
+    for (off, data) in records {
+        for i in (0..8).rev() {
+            v.push((off >> (8 * i)) as u8);
+        }
+        let len = data.len() as u32;
+        for i in (0..4).rev() {
+            v.push((len >> (8 * i)) as u8);
+        }
+        v.extend_from_slice(data);
+    }
+    v
+}
+
+/// An independent decoder: the records of a complete stream.
+fn decode(s: &[u8]) -> Vec<(u64, Vec<u8>)> {
+    assert!(s.starts_with(b"lvmsync PROTO[3]\n"), "handshake");
+    let mut p = 17;
+    let mut out = Vec::new();
+    while p < s.len() {
+        let off = s[p..p + 8].iter().fold(0u64, |a, &b| a << 8 | u64::from(b));
+        let len = s[p + 8..p + 12]
+            .iter()
+            .fold(0usize, |a, &b| a << 8 | usize::from(b));
+        p += 12;
+        out.push((off, s[p..p + len].to_vec()));
+        p += len;
+    }
+    assert_eq!(p, s.len(), "stream ends inside a record");
+    out
+}
+
+fn pattern(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn apply_file(stream: &Path, dest: &Path, opts: &ApplyOptions) -> wire::Result<wire::ApplyStats> {
+    apply(
+        Input::File(stream.to_path_buf()),
+        dest,
+        opts,
+        &Progress::new(),
+    )
+}
+
+fn apply_pipe(stream: &[u8], dest: &Path, opts: &ApplyOptions) -> wire::Result<wire::ApplyStats> {
+    let data = stream.to_vec();
+    apply(
+        Input::Stream(Box::new(std::io::Cursor::new(data)), "-".into()),
+        dest,
+        opts,
+        &Progress::new(),
+    )
+}
+
+#[test]
+fn applies_a_stream_from_the_original_sender_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("dest");
+    fs::write(&dest, vec![b'O'; 1 << 20]).unwrap();
+    // Unsorted, one record per chunk, two adjacent pairs (as the original sends them).
+    let recs = vec![
+        (0u64, pattern(1, 4096)),
+        (1_048_576 - 8192, pattern(2, 4096)),
+        (1_048_576 - 4096, pattern(3, 4096)),
+        (4096, pattern(4, 4096)),
+        (500_000, pattern(5, 100)),
+    ];
+    let mut expected = vec![b'O'; 1 << 20];
+    for (o, d) in &recs {
+        expected[*o as usize..*o as usize + d.len()].copy_from_slice(d);
+    }
+    let s = encode(&recs);
+    let f = dir.path().join("stream");
+    fs::write(&f, &s).unwrap();
+    let st = apply_file(&f, &dest, &ApplyOptions::default()).unwrap();
+    assert_eq!(fs::read(&dest).unwrap(), expected);
+    assert_eq!((st.records, st.bytes), (5, 4 * 4096 + 100));
+    assert_eq!(
+        st.writes, 4,
+        "the adjacent pair that arrived together is written at once"
+    );
+    assert!(st.checked_first);
+    fs::write(&dest, vec![b'O'; 1 << 20]).unwrap();
+    let st = apply_pipe(&s, &dest, &ApplyOptions::default()).unwrap();
+    assert_eq!(fs::read(&dest).unwrap(), expected);
+    assert!(!st.checked_first);
+}
+
+fn fixture(dir: &Path, chunk: u64, model: &Model, order: Order) -> CowStore {
+    let s = CowSpec {
+        chunk_size: chunk,
+        cow_size: 64 << 20,
+        order,
+        magic: cow::MAGIC,
+        version: 1,
+        valid: None,
+        write_data: true,
+        duplicates: 0,
+    };
+    cow::write(&dir.join("cow.img"), &s, model).unwrap();
+    let mut buf = vec![0u8; model.capacity as usize];
+    model.base_at(0, &mut buf);
+    fs::write(dir.join("before.img"), &buf).unwrap();
+    model.disk_at(0, &mut buf);
+    fs::write(dir.join("origin.img"), &buf).unwrap();
+    CowStore::open(&dir.join("cow.img")).unwrap()
+}
+
+fn send_to_vec(changes: &Changes, origin: &Path, max: u32) -> (Vec<u8>, wire::SendStats) {
+    let src = SourceDevice::open(origin).unwrap();
+    let mut out = Vec::new();
+    let st = wire::send(
+        changes,
+        &src,
+        &mut out,
+        "out",
+        &SendOptions { max_record: max },
+        &Progress::new(),
+    )
+    .unwrap();
+    (out, st)
+}
+
+#[test]
+fn sends_coalesced_bounded_records_furthest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = Model::new(16 << 20, 3);
+    m.write(0, 3 << 20) // 768 adjacent chunks: 3 records of 1 MiB
+        .write(5 << 20, 4096)
+        .write((5 << 20) + 8192, 4096)
+        .write((16 << 20) - 4096, 100);
+    m.random_writes(50, 4096, 8);
+    let st = fixture(dir.path(), 4096, &m, Order::Shuffled(1));
+    let mut ch = st.changes();
+    ch.clip_to(16 << 20, "origin").unwrap();
+    let (stream, stats) = send_to_vec(&ch, &dir.path().join("origin.img"), 1 << 20);
+    let recs = decode(&stream);
+    assert_eq!(stats.records, recs.len() as u64);
+    assert_eq!(stats.stream_bytes, stream.len() as u64);
+    // Furthest first, then ascending; none longer than 1 MiB; all data equal the origin now.
+    let origin = fs::read(dir.path().join("origin.img")).unwrap();
+    assert_eq!(recs[0].0, (16 << 20) - 4096);
+    assert!(recs[1..]
+        .windows(2)
+        .all(|w| w[0].0 + w[0].1.len() as u64 <= w[1].0));
+    assert!(recs.iter().all(|(_, d)| d.len() <= 1 << 20));
+    for (o, d) in &recs {
+        assert_eq!(
+            &origin[*o as usize..*o as usize + d.len()],
+            &d[..],
+            "record at {o}"
+        );
+    }
+    assert_eq!(&recs[1].0, &0);
+    assert_eq!(recs[1].1.len(), 1 << 20);
+    let total: usize = recs.iter().map(|(_, d)| d.len()).sum();
+    assert_eq!(total as u64, ch.total_bytes());
+    assert_eq!(stats.bytes, ch.total_bytes());
+
+    // Apply onto the pre-snapshot copy: the destination becomes the origin.
+    let dest = dir.path().join("dest");
+    fs::copy(dir.path().join("before.img"), &dest).unwrap();
+    let a = apply_pipe(&stream, &dest, &ApplyOptions::default()).unwrap();
+    assert_eq!(fs::read(&dest).unwrap(), origin);
+    assert_eq!(a.records, recs.len() as u64);
+}
+
+#[test]
+fn send_and_apply_for_several_chunk_sizes_and_record_limits() {
+    for (chunk, max) in [
+        (512u64, 4096u32),
+        (4096, 1 << 20),
+        (65536, 65536),
+        (65536, 100_000),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Model::new(32 << 20, chunk);
+        m.random_writes(120, 4096, chunk + 1)
+            .write(1 << 20, 3 << 20);
+        let st = fixture(dir.path(), chunk, &m, Order::FirstWrite);
+        let mut ch = st.changes();
+        ch.clip_to(32 << 20, "o").unwrap();
+        let (stream, _) = send_to_vec(&ch, &dir.path().join("origin.img"), max);
+        assert!(decode(&stream).iter().all(|(_, d)| d.len() <= max as usize));
+        let dest = dir.path().join("dest");
+        fs::copy(dir.path().join("before.img"), &dest).unwrap();
+        let f = dir.path().join("stream");
+        fs::write(&f, &stream).unwrap();
+        apply_file(&f, &dest, &ApplyOptions::default()).unwrap();
+        assert_eq!(
+            fs::read(&dest).unwrap(),
+            fs::read(dir.path().join("origin.img")).unwrap(),
+            "chunk {chunk} max {max}"
+        );
+    }
+}
+
+#[test]
+fn send_refuses_ranges_past_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("small");
+    fs::write(&src, vec![0u8; 8192]).unwrap();
+    let ch = Changes::from_ranges(vec![ByteRange {
+        offset: 4096,
+        len: 8192,
+    }]);
+    let s = SourceDevice::open(&src).unwrap();
+    let mut out = Vec::new();
+    let e = wire::send(
+        &ch,
+        &s,
+        &mut out,
+        "out",
+        &SendOptions::default(),
+        &Progress::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.ends_with("small: the snapshot lists a change at byte 8192, but this device is only 8192 bytes: is it the snapshot's origin?"), "{e}");
+    assert!(out.is_empty(), "nothing sent");
+}
+
+#[test]
+fn refusals_before_the_first_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("dest");
+    fs::write(&dest, vec![b'O'; 65536]).unwrap();
+    let f = dir.path().join("stream");
+    let check = |bytes: &[u8], want: &str| {
+        fs::write(&f, bytes).unwrap();
+        let e = apply_file(&f, &dest, &ApplyOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e.replace(&f.display().to_string(), "IN")
+                .replace(&dest.display().to_string(), "DEST"),
+            want
+        );
+        assert_eq!(
+            fs::read(&dest).unwrap(),
+            vec![b'O'; 65536],
+            "destination untouched"
+        );
+    };
+    let good = encode(&[(0, pattern(1, 4096)), (8192, pattern(2, 4096))]);
+    check(b"lvmsync PROTO[2]\n", "IN: handshake failed: saw 'lvmsync PROTO[2]', expected 'lvmsync PROTO[3]' (protocol mismatch, or not an lvmsync stream)");
+    check(
+        b"",
+        "IN: the stream is empty: no handshake (did the sender fail before sending anything?)",
+    );
+    check(&good[..good.len() - 1], "IN: stream ends inside record 1 (stream byte 4125: 4096 bytes for offset 8192): only 4095 data bytes arrived; the sender stopped or the file is truncated");
+    check(&good[..17 + 4108 + 5], "IN: stream ends inside the header of record 1 at stream byte 4125 (5 of 12 bytes): the sender stopped or the file is truncated");
+    let past = encode(&[
+        (0, pattern(1, 4096)),
+        (65536 - 512, pattern(2, 4096)),
+        (1 << 40, pattern(3, 10)),
+    ]);
+    check(&past, "DEST: record 1 (stream byte 4125) writes 4096 bytes at byte 65024, past the end of the destination (65536 bytes), and 1 more records do too; the destination is smaller than the volume the stream was made from (--allow-short-destination writes only what fits)");
+    let huge = encode(&[(u64::MAX - 10, pattern(1, 100))]);
+    check(&huge, "DEST: record 0 (stream byte 17) writes 100 bytes at byte 18446744073709551605, past the end of the destination (65536 bytes); the destination is smaller than the volume the stream was made from (--allow-short-destination writes only what fits)");
+}
+
+#[test]
+fn stream_errors_say_what_was_already_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("dest");
+    fs::write(&dest, vec![b'O'; 65536]).unwrap();
+    // A record, then a record past the end: a pipe cannot be checked up front, but the bad
+    // record is in the same batch, so nothing is written.
+    let s = encode(&[(0, pattern(1, 4096)), (70000, pattern(2, 16))]);
+    let e = apply_pipe(&s, &dest, &ApplyOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(&format!(
+            "{}: record 1 (stream byte 4125) writes 16 bytes at byte 70000",
+            dest.display()
+        )),
+        "{e}"
+    );
+    assert_eq!(fs::read(&dest).unwrap(), vec![b'O'; 65536]);
+    // A truncated pipe stream: what was written before is reported.
+    let big = dir.path().join("big");
+    fs::write(&big, vec![b'O'; 16 << 20]).unwrap();
+    let recs: Vec<(u64, Vec<u8>)> = (0..9)
+        .map(|i| (i << 20, pattern(i as u8, 1 << 20)))
+        .collect();
+    let s = encode(&recs);
+    let e = apply_pipe(&s[..s.len() - 10], &big, &ApplyOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.ends_with("only 1048566 data bytes arrived; the sender stopped or the file is truncated; by then 8 records were complete and 9371648 bytes had been written"), "{e}");
+    let got = fs::read(&big).unwrap();
+    assert!(got[..8 << 20] == s_data(&recs)[..8 << 20]);
+    assert!(
+        got[(9 << 20) - 10..(9 << 20)] == [b'O'; 10],
+        "the missing bytes are not written"
+    );
+}
+
+fn s_data(recs: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    recs.iter().flat_map(|(_, d)| d.clone()).collect()
+}
+
+#[test]
+fn short_destination_writes_what_fits_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("dest");
+    fs::write(&dest, vec![b'O'; 10000]).unwrap();
+    let s = encode(&[
+        (0, pattern(1, 100)),
+        (9000, pattern(2, 2000)),
+        (20000, pattern(3, 50)),
+    ]);
+    let f = dir.path().join("s");
+    fs::write(&f, &s).unwrap();
+    let opts = ApplyOptions {
+        allow_short_destination: true,
+        ..Default::default()
+    };
+    let st = apply_file(&f, &dest, &opts).unwrap();
+    let mut want = vec![b'O'; 10000];
+    want[..100].copy_from_slice(&pattern(1, 100));
+    want[9000..].copy_from_slice(&pattern(2, 2000)[..1000]);
+    assert_eq!(fs::read(&dest).unwrap(), want);
+    assert_eq!(fs::metadata(&dest).unwrap().len(), 10000, "never extended");
+    assert_eq!(
+        (st.records, st.bytes, st.skipped_records, st.skipped_bytes),
+        (3, 1100, 2, 1050)
+    );
+}
+
+#[test]
+fn snapback_restores_the_destination_including_overlapping_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("dest");
+    let before = pattern(9, 3 << 20);
+    fs::write(&dest, &before).unwrap();
+    // Overlapping and repeated records across batches (more than 8 MiB in all).
+    let mut recs = Vec::new();
+    for i in 0..12u64 {
+        recs.push(((i % 3) << 20, pattern(i as u8, 1 << 20)));
+    }
+    recs.push((4096, pattern(77, 10)));
+    recs.push((100, pattern(78, 5000)));
+    let s = encode(&recs);
+    let sb = dir.path().join("undo");
+    let opts = ApplyOptions {
+        snapback: Some(sb.clone()),
+        ..Default::default()
+    };
+    let st = apply_pipe(&s, &dest, &opts).unwrap();
+    let undo = st.undo.unwrap();
+    assert_eq!(undo.bytes, 3 << 20, "each byte saved once");
+    assert_eq!(
+        undo.commits, 2,
+        "the opening marker and one batch (the second batch saved nothing new)"
+    );
+    let mut after = before.clone();
+    for (o, d) in &recs {
+        after[*o as usize..*o as usize + d.len()].copy_from_slice(d);
+    }
+    assert_eq!(fs::read(&dest).unwrap(), after);
+    // The undo file is a PROTO[3] stream: the independent decoder reads it, and applying it
+    // in stream order with a plain writer restores the old content.
+    let u = fs::read(&sb).unwrap();
+    let mut naive = after.clone();
+    for (o, d) in decode(&u) {
+        naive[o as usize..o as usize + d.len()].copy_from_slice(&d);
+    }
+    assert_eq!(naive, before);
+    // lvmsync --apply of the undo file restores it too (from a file and from a pipe).
+    let st = apply_file(&sb, &dest, &ApplyOptions::default()).unwrap();
+    assert!(st.journaled);
+    assert_eq!(st.ignored_records, 0);
+    assert_eq!(fs::read(&dest).unwrap(), before);
+    fs::write(&dest, &after).unwrap();
+    apply_pipe(&u, &dest, &ApplyOptions::default()).unwrap();
+    assert_eq!(fs::read(&dest).unwrap(), before);
+    // An existing snapback file is never overwritten.
+    let e = apply_pipe(&s, &dest, &opts).unwrap_err().to_string();
+    assert!(e.contains("snapback file exists and is not empty"), "{e}");
+    assert_eq!(fs::read(&dest).unwrap(), before);
+    assert_eq!(fs::read(&sb).unwrap(), u);
+}
+
+#[test]
+fn snapback_file_cannot_be_the_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("dest");
+    fs::write(&dest, vec![0u8; 4096]).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&dest, &link).unwrap();
+    let opts = ApplyOptions {
+        snapback: Some(link.clone()),
+        ..Default::default()
+    };
+    let e = apply_pipe(&encode(&[(0, vec![1])]), &dest, &opts)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{}: the snapback file is the same file as the destination",
+            link.display()
+        )
+    );
+}
+
+/// From a real pipe, large records are spliced to the destination: same result, and a stream
+/// cut inside a spliced record is reported with what was written.
+#[test]
+fn applies_from_a_pipe_with_splice() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("dest");
+    fs::write(&dest, vec![b'O'; 8 << 20]).unwrap();
+    let recs: Vec<(u64, Vec<u8>)> = vec![
+        (0, pattern(1, 1 << 20)),
+        (3 << 20, pattern(2, 100)),
+        (4 << 20, pattern(3, (1 << 20) + 512)),
+        (2 << 20, pattern(4, 300_000)),
+    ];
+    let mut want = vec![b'O'; 8 << 20];
+    for (o, d) in &recs {
+        want[*o as usize..*o as usize + d.len()].copy_from_slice(d);
+    }
+    let through_pipe = |bytes: Vec<u8>| {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let writer = std::thread::spawn(move || {
+            let mut f = fs::File::from(w);
+            use std::io::Write;
+            let _ = f.write_all(&bytes);
+        });
+        let res = apply(
+            Input::Fd(fs::File::from(r), "pipe".into()),
+            &dest,
+            &ApplyOptions::default(),
+            &Progress::new(),
+        );
+        writer.join().unwrap();
+        res
+    };
+    let st = through_pipe(encode(&recs)).unwrap();
+    assert!(fs::read(&dest).unwrap() == want);
+    assert_eq!(
+        (st.records, st.bytes),
+        (4, (1 << 20) + 100 + (1 << 20) + 512 + 300_000)
+    );
+    // Cut 1000 bytes before the end of the third record.
+    fs::write(&dest, vec![b'O'; 8 << 20]).unwrap();
+    let s = encode(&recs);
+    let cut = 17 + (12 + (1 << 20)) + (12 + 100) + 12 + (1 << 20) + 512 - 1000;
+    let e = through_pipe(s[..cut].to_vec()).unwrap_err().to_string();
+    assert!(e.starts_with("pipe: stream ends inside record 2"), "{e}");
+    assert!(
+        e.ends_with("by then 2 records were complete and 2096764 bytes had been written"),
+        "{e}"
+    );
+    let got = fs::read(&dest).unwrap();
+    assert!(got[..1 << 20] == want[..1 << 20]);
+    assert!(got[(4 << 20) + (1 << 20) - 488..(4 << 20) + (1 << 20) + 512] == [b'O'; 1000][..]);
+}

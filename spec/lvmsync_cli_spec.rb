@@ -1,0 +1,428 @@
+# frozen_string_literal: true
+
+require_relative "support/lvm_env"
+require "lvmsync"
+
+# The lvmsync executable, run as a user runs it. The sender side needs LVM: here a stand-in
+# answers `lvs` and `vgcfgbackup` and $DM_DEV_DIR/mapper holds the devices (image files
+# written by ironshed-testkit, or loop devices); the real kernel runs the same scenarios on
+# real dm-snapshot LVs (spec/guest). Every result is checked by content against the origin.
+RSpec.describe "lvmsync executable", :tmpdir do
+  SNAP = "/dev/vg-sync/src-snap"
+
+  def path(name)
+    File.join(@dir, name)
+  end
+
+  # Writes the snapshot (origin now, origin when snapped, exception store) and the stand-in
+  # LVM, and a destination holding the copy taken when the snapshot was made.
+  def set_up(writes: ["0:8K", "1M:300K", "8M:4K"], random: "200:4K", origin_size: "12M", cow_size: "4M",
+             chunk: "4K", extra: [], metadata: {}, nodes: {})
+    args = ["cow", "--dir", @dir, "--origin-size", origin_size, "--chunk-size", chunk, "--cow-size", cow_size]
+    writes.each { |w| args += ["--write", w] }
+    args += ["--random-writes", random] if random
+    @layout = JSON.parse(testkit(*args, *extra))
+    FileUtils.cp(path("before.img"), path("dest.img"))
+    FileUtils.cp(path("before.img"), path("snapview.img"))
+    @env = LvmEnv.build(
+      @dir,
+      vgs: { "vg-sync" => LvmEnv.classic_metadata(**metadata) },
+      lvs: { SNAP => %w[vg-sync src-snap], "/dev/vg-sync/src-lv" => %w[vg-sync src-lv],
+             "vg-sync/src-snap" => %w[vg-sync src-snap] },
+      nodes: { "vg--sync-src--lv" => path("origin.img"), "vg--sync-src--snap" => path("snapview.img"),
+               "vg--sync-src--snap-cow" => path("cow.img") }.merge(nodes)
+    )
+  end
+
+  def lvmsync(*args, stdin_data: "", binmode: false)
+    run_exe("lvmsync", *args, env: @env || {}, stdin_data: stdin_data, binmode: binmode)
+  end
+
+  def origin
+    File.binread(path("origin.img"))
+  end
+
+  # Compares by digest, so a failure prints two hashes rather than megabytes of bytes.
+  def expect_content(file, bytes)
+    expect(Digest::SHA256.file(file).hexdigest).to eq(Digest::SHA256.hexdigest(bytes)), "content of #{file}"
+  end
+
+  it "prints help and version" do
+    out, _err, st = lvmsync("--help")
+    expect(st.exitstatus).to eq(0)
+    expect(out).to include("Usage: lvmsync [options] SNAPSHOT [HOST:]DESTINATION", "--stdout", "--apply FILE",
+                           "--snapback FILE", "--data-source DEV", "--rsh CMD", "--allow-short-destination",
+                           "Exit status:")
+    out, _err, st = lvmsync("-V")
+    expect([st.exitstatus, out]).to eq([0, "lvmsync (ironshed) #{Ironshed::VERSION}\n"])
+  end
+
+  it "exits 1 with a usage line on wrong arguments" do
+    [[[], "no SNAPSHOT given"],
+     [[SNAP], "no DESTINATION given"],
+     [["--apply", "x"], "--apply needs exactly one DESTINATION"],
+     [["-q", "-v", SNAP, "x"], "cannot be quiet and verbose at the same time"],
+     [["--stdout", "--snapback", "f", SNAP], "--snapback cannot be used with --stdout"],
+     [["--bogus"], "invalid option: --bogus"]].each do |args, msg|
+      out, err, st = lvmsync(*args)
+      expect([st.exitstatus, out]).to eq([1, ""]), args.inspect
+        expect(err.lines.first).to start_with("lvmsync: #{msg}")
+      expect(err.lines.last).to start_with("Usage: lvmsync")
+    end
+  end
+
+  it "syncs locally onto a file: the destination becomes the origin" do
+    set_up
+    out, err, st = lvmsync(SNAP, path("dest.img"))
+    expect([st.exitstatus, out]).to eq([0, ""]), err
+    expect_content(path("dest.img"), origin)
+    expect(err).to match(/\Alvmsync: sent .* in \d+ records \(#{@layout['exceptions']} changed chunks\) in [\d.]+ s \(.*\), [\d.]+x less than a full copy \(12\.0 MiB\)\nlvmsync: applied \d+ records, .* to #{Regexp.escape(path('dest.img'))} in /)
+  end
+
+  it "accepts the snapshot as /dev/mapper path and as VG/LV, like lvs does" do
+    set_up
+    _out, err, st = lvmsync("-q", "vg-sync/src-snap", path("dest.img"))
+    expect([st.exitstatus, err]).to eq([0, ""])
+    expect_content(path("dest.img"), origin)
+  end
+
+  it "syncs onto a loop device, reading the exception store and origin with O_DIRECT" do
+    set_up
+    with_loop_device(path("cow.img")) do |cow|
+      with_loop_device(path("origin.img")) do |orig|
+        with_loop_device(path("dest.img")) do |dest|
+          File.delete(File.join(@dir, "dev/mapper/vg--sync-src--snap-cow"))
+          File.delete(File.join(@dir, "dev/mapper/vg--sync-src--lv"))
+          File.symlink(cow, File.join(@dir, "dev/mapper/vg--sync-src--snap-cow"))
+          File.symlink(orig, File.join(@dir, "dev/mapper/vg--sync-src--lv"))
+          _out, err, st = lvmsync("-v", SNAP, dest)
+          expect(st.exitstatus).to eq(0), err
+          expect(err).to include("exception store #{@dir}/dev/mapper/vg--sync-src--snap-cow (read O_DIRECT)",
+                                 "chunk size 4.0 KiB; #{@layout['exceptions']} exceptions in #{@layout['areas'].size} metadata areas",
+                                 "data source: #{@dir}/dev/mapper/vg--sync-src--lv")
+        end
+      end
+    end
+    expect_content(path("dest.img"), origin)
+  end
+
+  it "writes the stream with --stdout, then applies it with --apply (the original's argument order too)" do
+    set_up
+    out, err, st = lvmsync(SNAP, path("dest.img"), "--stdout", binmode: true)
+    expect(st.exitstatus).to eq(0), err
+    expect(err).to include("lvmsync: note: with --stdout, #{path('dest.img')} is ignored")
+    expect_content(path("dest.img"), File.binread(path("before.img")))
+    expect(out).to start_with("lvmsync PROTO[3]\n")
+    File.binwrite(path("changes"), out)
+    _o, err, st = lvmsync("--apply", path("changes"), path("dest.img"))
+    expect(st.exitstatus).to eq(0), err
+    expect_content(path("dest.img"), origin)
+    # ... and from standard input.
+    FileUtils.cp(path("before.img"), path("dest.img"))
+    _o, err, st = lvmsync("--apply", "-", path("dest.img"), stdin_data: out, binmode: true)
+    expect(st.exitstatus).to eq(0), err
+    expect_content(path("dest.img"), origin)
+  end
+
+  it "snapback: saves what it overwrites; applying the snapbacks newest first restores each state" do
+    set_up
+    state0 = File.binread(path("dest.img"))
+    _o, err, st = lvmsync(SNAP, path("dest.img"), "--snapback", path("sb1"))
+    expect(st.exitstatus).to eq(0), err
+    expect(err).to include("lvmsync: snapback: saved", "undo with: lvmsync --apply #{path('sb1')} #{path('dest.img')}")
+    state1 = File.binread(path("dest.img"))
+    expect(state1).to eq(origin)
+    # A second round: other changes to the same volume, on top.
+    FileUtils.rm_rf(Dir[File.join(@dir, "{dev,fakebin,meta}")])
+    set_up(writes: ["2M:1M", "0:4K"], random: "50:4K")
+    File.binwrite(path("dest.img"), state1)
+    _o, err, st = lvmsync(SNAP, path("dest.img"), "-b", path("sb2"))
+    expect(st.exitstatus).to eq(0), err
+    state2 = state1.dup
+    @layout["records"].each { |old, _new| state2[old * 4096, 4096] = origin[old * 4096, 4096] }
+    expect_content(path("dest.img"), state2)
+    _o, err, st = lvmsync("--apply", path("sb2"), path("dest.img"))
+    expect(st.exitstatus).to eq(0), err
+    expect_content(path("dest.img"), state1)
+    _o, err, st = lvmsync("--apply", path("sb1"), path("dest.img"))
+    expect(st.exitstatus).to eq(0), err
+    expect_content(path("dest.img"), state0)
+  end
+
+  it "refuses to overwrite an existing snapback file, before writing anything" do
+    set_up
+    File.write(path("sb"), "earlier snapback")
+    _o, err, st = lvmsync(SNAP, path("dest.img"), "--snapback", path("sb"))
+    expect(st.exitstatus).to eq(1)
+    expect(err).to end_with("lvmsync: #{path('sb')}: snapback file exists and is not empty (16 bytes); " \
+                            "refusing to overwrite an earlier snapback: choose a new file name\n")
+    expect(File.read(path("sb"))).to eq("earlier snapback")
+    expect_content(path("dest.img"), File.binread(path("before.img")))
+  end
+
+  it "--data-source reads the data from another device, the change list from the snapshot" do
+    set_up
+    File.binwrite(path("other.img"), Random.new(5).bytes(12 << 20))
+    out, err, st = lvmsync("-v", "--stdout", "--data-source", path("other.img"), SNAP, binmode: true)
+    expect(st.exitstatus).to eq(0), err
+    expect(err).to include("data source: #{path('other.img')}")
+    other = File.binread(path("other.img"))
+    recs = Proto3.decode(out)
+    expect(recs.map { |o, d| d.bytesize }.sum).to eq(@layout["exceptions"] * 4096)
+    recs.each { |off, data| expect(data).to eq(other.byteslice(off, data.bytesize)) }
+  end
+
+  it "-q prints nothing; the destination path may contain a colon after a slash" do
+    set_up
+    FileUtils.cp(path("before.img"), path("a:b.img"))
+    out, err, st = lvmsync("-q", SNAP, path("a:b.img"))
+    expect([st.exitstatus, out, err]).to eq([0, "", ""])
+    expect_content(path("a:b.img"), origin)
+  end
+
+  describe "refusals: exit 1, one line naming the cause, destination unchanged" do
+    def refuse(*args, message)
+      before = sha(path("dest.img"))
+      out, err, st = lvmsync(*args)
+      expect([st.exitstatus, out]).to eq([1, ""])
+      expect(err.lines.size).to eq(1), err
+      expect(err).to start_with("lvmsync: ")
+      expect(err).to include(message)
+      expect(sha(path("dest.img"))).to eq(before)
+    end
+
+    it "not a snapshot" do
+      set_up
+      refuse("/dev/vg-sync/src-lv", path("dest.img"), "/dev/vg-sync/src-lv: not a snapshot (vg-sync/src-lv is a striped LV)")
+    end
+
+    it "an LV LVM does not know" do
+      set_up
+      refuse("/dev/vg-src/nope", path("dest.img"),
+             "Failed to interrogate LVM about '/dev/vg-src/nope' (Failed to find logical volume \"/dev/vg-src/nope\")")
+    end
+
+    it "an overflowed (invalid) snapshot" do
+      set_up(writes: ["0:8M"], random: nil, cow_size: "1M")
+      expect(@layout["overflowed"]).to be(true)
+      refuse(SNAP, path("dest.img"), "vg--sync-src--snap-cow: the snapshot is invalid (header field 'valid' at byte 4 is 0): " \
+                                     "it overflowed (its COW space filled up) or failed")
+    end
+
+    it "a store with a wrong magic or version" do
+      set_up(extra: ["--magic", "deadbeef"])
+      refuse(SNAP, path("dest.img"), "not a device-mapper exception store: magic at byte 0 is 0xdeadbeef")
+    end
+
+    it "a store of an unsupported version" do
+      set_up(extra: ["--version", "2"])
+      refuse(SNAP, path("dest.img"), "exception store version 2 (header byte 8) is not supported")
+    end
+
+    it "a snapshot being merged" do
+      set_up(metadata: { merging: true })
+      refuse(SNAP, path("dest.img"), "the snapshot is being merged into its origin")
+    end
+
+    it "an inactive snapshot (no -cow device)" do
+      set_up
+      File.delete(File.join(@dir, "dev/mapper/vg--sync-src--snap-cow"))
+      refuse(SNAP, path("dest.img"), "vg--sync-src--snap-cow does not exist: is the snapshot active? " \
+                                     "(lvchange -ay vg-sync/src-snap)")
+    end
+
+    it "a destination smaller than the changes (nothing written: the furthest record goes first)" do
+      set_up
+      File.truncate(path("dest.img"), 8 << 20)
+      refuse(SNAP, path("dest.img"), "past the end of the destination (8388608 bytes)")
+    end
+
+    it "the origin as destination" do
+      set_up
+      refuse(SNAP, File.join(@dir, "dev/mapper/vg--sync-src--lv"), "is the data source")
+    end
+
+    it "a block device another program holds exclusively" do
+      set_up
+      with_loop_device(path("dest.img")) do |dev|
+        File.open(dev, File::RDWR | File::EXCL) do
+          refuse(SNAP, dev, "#{dev}: block device is in use")
+        end
+      end
+    end
+
+    it "a stream with the wrong handshake, or a truncated one" do
+      set_up
+      File.binwrite(path("s"), "lvmsync PROTO[2]\n#{"\0" * 20}")
+      refuse("--apply", path("s"), path("dest.img"), "handshake failed: saw 'lvmsync PROTO[2]', expected 'lvmsync PROTO[3]'")
+      out, = lvmsync("--stdout", SNAP, binmode: true)
+      File.binwrite(path("s"), out.byteslice(0, out.bytesize - 100))
+      refuse("--apply", path("s"), path("dest.img"), "only #{Proto3.decode(out).last[1].bytesize - 100} data bytes arrived")
+    end
+  end
+
+  it "--allow-short-destination writes what fits and says what it skipped" do
+    set_up
+    File.truncate(path("dest.img"), 8 << 20)
+    _o, err, st = lvmsync("--allow-short-destination", SNAP, path("dest.img"))
+    expect(st.exitstatus).to eq(0), err
+    expect(err).to match(/lvmsync: warning: \d+ records had \d+ bytes past the end of .*dest\.img \(8388608 bytes\)/)
+    expect(File.size(path("dest.img"))).to eq(8 << 20)
+    expect_content(path("dest.img"), origin.byteslice(0, 8 << 20))
+  end
+
+  describe "Ctrl-C while a peer stalls" do
+    # Starts lvmsync with +args+, lets it block on the stalled pipe, sends SIGINT, and returns
+    # [exit status, stderr, seconds it took to stop].
+    def interrupt(*args, stdin: nil, stdout: nil)
+      err_r, err_w = IO.pipe
+      opts = { err: err_w }
+      opts[:in] = stdin if stdin
+      opts[:out] = stdout if stdout
+      pid = Process.spawn(@env || {}, RbConfig.ruby, File.join(SpecHelpers::ROOT, "exe", "lvmsync"), *args, **opts)
+      err_w.close
+      sleep 3
+      t = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      Process.kill("INT", pid)
+      status = nil
+      50.times do
+        _, status = Process.wait2(pid, Process::WNOHANG)
+        break if status
+
+        sleep 0.1
+      end
+      unless status
+        Process.kill("KILL", pid)
+        Process.wait(pid)
+      end
+      [status&.exitstatus, err_r.read, Process.clock_gettime(Process::CLOCK_MONOTONIC) - t]
+    ensure
+      err_r&.close
+    end
+
+    it "the receiver stops while waiting for a sender that sends nothing" do
+      set_up
+      r, w = IO.pipe
+      w.write("lvmsync PROTO[3]\n")
+      rc, err, _secs = interrupt("--apply", "-", path("dest.img"), stdin: r)
+      w.close
+      r.close
+      expect(rc).to eq(130), err
+      expect(err).to include("lvmsync: interrupted")
+    end
+
+    it "the sender stops while the receiver reads nothing" do
+      set_up(writes: ["0:8M"], random: nil, cow_size: "12M")
+      r, w = IO.pipe
+      rc, err, _secs = interrupt("--stdout", SNAP, stdout: w)
+      w.close
+      r.close
+      expect(rc).to eq(130), err
+    end
+  end
+
+  describe "remote (HOST:DEST through --rsh)" do
+    # Stands in for ssh: logs its argv, drops the host, and runs the rest as ssh does, joined
+    # with spaces through the remote shell.
+    def fake_rsh
+      f = path("fake-rsh")
+      File.write(f, <<~SH)
+        #!/bin/sh
+        printf '%s\\n' "$@" > "#{path('rsh.log')}"
+        while [ "$1" = "-o" ]; do shift 2; done
+        shift
+        exec sh -c "$*"
+      SH
+      File.chmod(0o755, f)
+      f
+    end
+
+    def remote(*args, receiver: "#{RbConfig.ruby} #{File.join(SpecHelpers::ROOT, 'exe', 'lvmsync')}")
+      lvmsync("--rsh", "#{fake_rsh} -o BatchMode=yes", "--remote-lvmsync", receiver, *args)
+    end
+
+    it "streams to the receiver; a destination name with spaces and shell characters stays one word" do
+      set_up
+      odd = path("my dest $(touch pwned) ;.img")
+      FileUtils.cp(path("before.img"), odd)
+      _o, err, st = remote("-b", path("remote sb"), SNAP, "somehost:#{odd}")
+      expect(st.exitstatus).to eq(0), err
+      expect_content(odd, origin)
+      expect(File.exist?(path("pwned"))).to be(false)
+      expect(File.exist?(path("remote sb"))).to be(true)
+      log = File.read(path("rsh.log")).lines.map(&:chomp)
+      expect(log[0, 2]).to eq(["-o", "BatchMode=yes"])
+      expect(log[2]).to eq("somehost")
+      expect(log[-5..]).to eq(["--apply", "-", "--snapback", Shellwords.escape(path("remote sb")), Shellwords.escape(odd)])
+      expect(err).to match(/^remote: lvmsync: applied \d+ records/)
+      expect(err).to match(/^lvmsync: sent /)
+    end
+
+    it "reports the receiver's own reason and exits 1 when it fails" do
+      set_up
+      _o, err, st = remote(SNAP, "somehost:#{path('missing.img')}")
+      expect(st.exitstatus).to eq(1)
+      expect(err).to include("remote: lvmsync: #{path('missing.img')}: stat: No such file or directory\n")
+      expect(err.lines.last).to eq("lvmsync: apply on somehost failed (exit status 1): " \
+                                   "#{path('missing.img')}: stat: No such file or directory\n")
+    end
+
+    it "understands an original receiver's FATAL ERROR lines" do
+      set_up
+      old = path("old-lvmsync")
+      File.write(old, "#!/bin/sh\ncat >/dev/null\necho 'FATAL ERROR: Handshake failed; protocol mismatch?' >&2\nexit 1\n")
+      File.chmod(0o755, old)
+      _o, err, st = remote(SNAP, "somehost:#{path('dest.img')}", receiver: old)
+      expect(st.exitstatus).to eq(1)
+      expect(err.lines.last).to eq("lvmsync: apply on somehost failed (exit status 1): Handshake failed; protocol mismatch?\n")
+    end
+
+    it "skips the backtrace an original receiver's uncaught exception ends with" do
+      set_up
+      old = path("old-lvmsync")
+      File.write(old, <<~'SH')
+        #!/bin/sh
+        cat >/dev/null
+        cat >&2 <<'MSG'
+        /usr/bin/lvmsync:148:in `initialize': No such file or directory @ rb_sysopen - /dev/x (Errno::ENOENT)
+        	from /usr/bin/lvmsync:148:in `open'
+        	from /usr/bin/lvmsync:357:in `<main>'
+        MSG
+        exit 1
+      SH
+      File.chmod(0o755, old)
+      _o, err, st = remote(SNAP, "somehost:#{path('dest.img')}", receiver: old)
+      expect(st.exitstatus).to eq(1)
+      expect(err.lines.last).to eq("lvmsync: apply on somehost failed (exit status 1): /usr/bin/lvmsync:148:in " \
+                                   "`initialize': No such file or directory @ rb_sysopen - /dev/x (Errno::ENOENT)\n")
+    end
+
+    it "reports a remote shell that cannot be run" do
+      set_up
+      _o, err, st = lvmsync("--rsh", path("no-such-ssh"), SNAP, "somehost:#{path('dest.img')}")
+      expect(st.exitstatus).to eq(1)
+      expect(err).to include(path("no-such-ssh"))
+      expect_content(path("dest.img"), File.binread(path("before.img")))
+    end
+  end
+end
+
+# An independent PROTO[3] reader for the specs (pack/unpack, not the gem's codec).
+module Proto3
+  def self.decode(bytes)
+    bytes = bytes.b
+    raise "handshake" unless bytes.start_with?("lvmsync PROTO[3]\n")
+
+    pos = 17
+    out = []
+    while pos < bytes.bytesize
+      off, len = bytes.byteslice(pos, 12).unpack("Q>N")
+      data = bytes.byteslice(pos + 12, len)
+      raise "truncated" unless data && data.bytesize == len
+
+      out << [off, data]
+      pos += 12 + len
+    end
+    out
+  end
+end
