@@ -10,6 +10,7 @@
 #       VMDKSync::FormatError         damaged or inconsistent delta or descriptor
 #         VMDKSync::UnsupportedFormat well-formed, but not a kind this version handles
 #       VMDKSync::BaseMismatch        delta does not belong to this base / destination
+#       VMDKSync::UndoError           the --undo file exists already
 #
 # System call failures are raised as SystemCallError (Errno::ENOENT, ...) whose message names
 # the file and the operation; an interrupted native job raises Interrupt.

@@ -14,7 +14,8 @@ module VMDKSync
   # What an apply or dry run did. +bytes+ counts destination bytes written or discarded
   # (+discarded+ of them by --discard-zeros); +seconds+ is wall time; +dry_run+ is true when
   # nothing was written.
-  Result = Struct.new(:grains, :bytes, :extents, :writes, :discarded, :seconds, :dry_run, keyword_init: true)
+  Result = Struct.new(:grains, :bytes, :extents, :writes, :discarded, :undo_bytes, :seconds, :dry_run,
+                      keyword_init: true)
 
   # What a verification found: bytes compared, bytes that differ, and the first differing
   # ranges as [offset, length] pairs.
@@ -51,12 +52,16 @@ module VMDKSync
     # allow_larger_destination:: accept a destination larger than the virtual disk.
     # discard_zeros:: punch holes (files) or zero-out (block devices) where the chain has
     #                 zeroed grains, instead of writing zeros.
+    # undo::     path of a new file to save the bytes about to be overwritten to (lvmsync
+    #            PROTO[3] format: `lvmsync --apply FILE DEST` restores them), each batch made
+    #            durable before it is overwritten; an existing file is refused.
     # dry_run::  check the destination read-only and report, writing nothing.
     # progress:: a callable given (bytes_done, bytes_total) a few times a second.
-    def apply_to(dest, allow_larger_destination: false, discard_zeros: false, dry_run: false, progress: nil)
+    def apply_to(dest, allow_larger_destination: false, discard_zeros: false, undo: nil, dry_run: false,
+                 progress: nil)
       started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
       opts = { allow_larger_destination: allow_larger_destination ? true : false,
-               discard_zeros: discard_zeros ? true : false }
+               discard_zeros: discard_zeros ? true : false, undo: undo&.to_s }
       stats = if dry_run
                 _dry_run(dest.to_s, opts)
               else
@@ -85,10 +90,10 @@ module VMDKSync
 
   # Opens +snapshot+ and applies it to +dest+ (see Delta.open and Delta#apply_to for options).
   def self.apply(snapshot, dest, base: nil, allow_unclean: false, check_redundant: false, no_parent_check: false,
-                 allow_larger_destination: false, discard_zeros: false, dry_run: false, progress: nil)
+                 allow_larger_destination: false, discard_zeros: false, undo: nil, dry_run: false, progress: nil)
     Delta.open(snapshot, base: base, allow_unclean: allow_unclean, check_redundant: check_redundant,
                          no_parent_check: no_parent_check)
          .apply_to(dest, allow_larger_destination: allow_larger_destination, discard_zeros: discard_zeros,
-                         dry_run: dry_run, progress: progress)
+                         undo: undo, dry_run: dry_run, progress: progress)
   end
 end

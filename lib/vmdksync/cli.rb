@@ -37,7 +37,7 @@ module VMDKSync
       @err = err
       @opts = { verbose: false, quiet: false, dry_run: false, base: nil, allow_unclean: false,
                 allow_larger_destination: false, discard_zeros: false, verify: false,
-                verify_only: false, check_redundant: false, no_parent_check: false }
+                verify_only: false, check_redundant: false, no_parent_check: false, undo: nil }
     end
 
     def run
@@ -49,6 +49,9 @@ module VMDKSync
                                    check_redundant: @opts[:check_redundant],
                                    no_parent_check: @opts[:no_parent_check])
       report_delta(delta)
+      if @opts[:undo] && (@opts[:dry_run] || @opts[:verify_only])
+        return usage_error("--undo writes an undo file while applying; it makes no sense with --dry-run or --verify-only")
+      end
       return dry_run(delta, dest) if @opts[:dry_run]
       return verify(delta, dest) if @opts[:verify_only]
 
@@ -59,8 +62,9 @@ module VMDKSync
       usage_error(e.message)
     rescue Interrupt
       @meter&.finish
+      undo = @opts[:undo] ? " To go back instead: lvmsync --apply #{@opts[:undo]} DESTINATION." : ""
       @err.puts "vmdksync: interrupted; the destination is partly updated. Run the same command " \
-                "again to finish: applying a delta twice gives the same result."
+                "again to finish: applying a delta twice gives the same result.#{undo}"
       130
     rescue Ironshed::Error, SystemCallError => e
       @meter&.finish
@@ -94,6 +98,11 @@ module VMDKSync
         o.on("--verify", "after applying, re-read every changed range of DESTINATION from the",
              "device and compare it with the chain; exit 1 on any difference") do
           @opts[:verify] = true
+        end
+        o.on("-u", "--undo FILE", "before overwriting anything, save the old bytes to FILE (a new",
+             "file; lvmsync PROTO[3]): `lvmsync --apply FILE DESTINATION` restores",
+             "the destination, even after a crash in the middle of the apply") do |v|
+          @opts[:undo] = v
         end
         o.on("--verify-only", "write nothing: only compare DESTINATION with the chain") do
           @opts[:verify_only] = true
@@ -181,13 +190,17 @@ module VMDKSync
     def apply(delta, dest)
       @meter = Ironshed::ProgressMeter.new("vmdksync", io: @err, enabled: !@opts[:quiet] && @err.tty?)
       r = delta.apply_to(dest, allow_larger_destination: @opts[:allow_larger_destination],
-                               discard_zeros: @opts[:discard_zeros], progress: @meter)
+                               discard_zeros: @opts[:discard_zeros], undo: @opts[:undo], progress: @meter)
       @meter.finish
       u = Ironshed::Units
       rate = r.seconds.positive? ? u.rate(r.bytes / r.seconds) : "-"
       discarded = r.discarded.positive? ? ", #{u.bytes(r.discarded)} of it discarded" : ""
       info "vmdksync: applied #{r.grains} grains, #{u.bytes(r.bytes)} in #{r.extents} ranges " \
            "(#{r.writes} writes#{discarded}) to #{dest} in #{format('%.2f', r.seconds)} s (#{rate})"
+      if @opts[:undo]
+        info "vmdksync: saved #{u.bytes(r.undo_bytes)} of old data to #{@opts[:undo]}; " \
+             "undo with: lvmsync --apply #{@opts[:undo]} #{dest}"
+      end
       0
     end
 

@@ -8,6 +8,7 @@
 //!     VMDKSync::FormatError           damaged or inconsistent delta/descriptor
 //!       VMDKSync::UnsupportedFormat   well-formed, but a kind this version does not handle
 //!     VMDKSync::BaseMismatch          delta does not belong to this base/destination
+//!     VMDKSync::UndoError             the undo file exists already, or clashes
 //!   LVM::Error
 //!     LVM::MetadataError              LVM text metadata that cannot be parsed
 //!     LVM::SnapshotError              exception store unusable (bad magic, version, corrupt)
@@ -37,6 +38,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     let fmt = vmdk.define_error("FormatError", verr)?;
     vmdk.define_error("UnsupportedFormat", fmt)?;
     vmdk.define_error("BaseMismatch", verr)?;
+    vmdk.define_error("UndoError", verr)?;
     let lvm = ruby.define_module("LVM")?;
     let lerr = lvm.define_error("Error", base)?;
     lvm.define_error("MetadataError", lerr)?;
@@ -114,6 +116,11 @@ pub fn vmdk(ruby: &Ruby, e: vmdk::Error) -> Error {
         vmdk::Error::BaseMismatch { .. } => raise(ruby, "VMDKSync::BaseMismatch", msg),
         vmdk::Error::Destination(b) => block(ruby, b),
         vmdk::Error::Io(ctx) => io(ruby, ctx),
+        vmdk::Error::UndoExists { .. } => raise(ruby, "VMDKSync::UndoError", msg),
+        vmdk::Error::Undo(w) => match w {
+            wire::Error::SnapbackClash { .. } => raise(ruby, "VMDKSync::UndoError", msg),
+            other => wire(ruby, other),
+        },
     }
 }
 

@@ -16,6 +16,7 @@ fn stats_hash(ruby: &Ruby, s: ApplyStats) -> Result<RHash, Error> {
     h.aset(ruby.to_symbol("extents"), s.extents)?;
     h.aset(ruby.to_symbol("writes"), s.writes)?;
     h.aset(ruby.to_symbol("discarded"), s.discarded)?;
+    h.aset(ruby.to_symbol("undo_bytes"), s.undo_bytes)?;
     Ok(h)
 }
 
@@ -28,6 +29,7 @@ fn apply_options(ruby: &Ruby, h: RHash) -> Result<ApplyOptions, Error> {
     Ok(ApplyOptions {
         allow_larger_destination: flag(ruby, h, "allow_larger_destination")?,
         discard_zeros: flag(ruby, h, "discard_zeros")?,
+        undo: h.lookup::<_, Option<PathBuf>>(ruby.to_symbol("undo"))?,
     })
 }
 

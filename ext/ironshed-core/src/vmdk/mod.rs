@@ -24,6 +24,7 @@ pub use error::{Error, Result};
 
 use crate::block::{BatchWriter, CopyStats, Destination, Segment, SegmentSource};
 use crate::progress::Progress;
+use crate::wire::UndoLog;
 use chain::Chain;
 use descriptor::Descriptor;
 use layer::{name_of, Layer};
@@ -83,13 +84,20 @@ pub struct OpenOptions {
 }
 
 /// How to apply a delta.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ApplyOptions {
     /// Accept a destination larger than the virtual disk (only the disk's part is written).
     pub allow_larger_destination: bool,
     /// Punch holes (files) or zero-out (block devices) instead of writing zero grains.
     pub discard_zeros: bool,
+    /// Save the bytes about to be overwritten to this new file (PROTO[3], restorable with
+    /// `lvmsync --apply FILE DEST`), each batch durable before it is overwritten.
+    pub undo: Option<PathBuf>,
 }
+
+/// Bytes of runs whose old contents are saved to the undo file, and committed, before any of
+/// them is written.
+const UNDO_BATCH: u64 = 32 << 20;
 
 /// What the parent check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +171,8 @@ pub struct ApplyStats {
     pub writes: u64,
     /// Bytes discarded instead of written (with `discard_zeros`).
     pub discarded: u64,
+    /// Destination bytes saved to the undo file (0 without one).
+    pub undo_bytes: u64,
 }
 
 /// What a verification found.
@@ -354,6 +364,7 @@ impl Delta {
             extents: self.extent_count()?,
             writes: 0,
             discarded: 0,
+            undo_bytes: 0,
         })
     }
 
@@ -367,57 +378,62 @@ impl Delta {
     ) -> Result<ApplyStats> {
         let d = Destination::open(dest)?;
         self.check_destination(&d, opts)?;
-        let mut w = BatchWriter::new(&d, &self.chain.sources, progress, self.changed_bytes);
-        let mut pending: Vec<Run> = Vec::new();
-        let mut pending_bytes = 0u64;
-        let (mut extents, mut discarded) = (0u64, 0u64);
-        let mut end = None;
+        // Created only now: a refused apply leaves no undo file behind. An existing one is
+        // refused (it may be the only way back from an earlier run).
+        let mut undo = match &opts.undo {
+            Some(p) => Some(UndoLog::create(p).map_err(|e| match e {
+                crate::wire::Error::SnapbackExists { path, size } => {
+                    Error::UndoExists { path, size }
+                }
+                other => Error::Undo(other),
+            })?),
+            None => None,
+        };
+        let mut rw = RunWriter {
+            delta: self,
+            w: BatchWriter::new(&d, &self.chain.sources, progress, self.changed_bytes),
+            pending: Vec::new(),
+            pending_bytes: 0,
+            discard: opts.discard_zeros,
+            discarded: 0,
+        };
+        let mut held: Vec<Run> = Vec::new();
+        let mut held_bytes = 0u64;
+        let (mut extents, mut end) = (0u64, None);
         self.for_each_run(|r| {
             if end != Some(r.virt) {
                 extents += 1;
             }
             end = Some(r.end());
-            // Compressed runs are gathered and inflated together on every core; everything
-            // else is written in order after them.
-            if let Src::Deflate(dr) = r.src {
-                pending_bytes += u64::from(dr.glen);
-                pending.push(r);
-                if pending_bytes >= INFLATE_BATCH {
-                    self.write_inflated(&mut w, &mut pending)?;
-                    pending_bytes = 0;
-                }
-                return Ok(());
-            }
-            self.write_inflated(&mut w, &mut pending)?;
-            pending_bytes = 0;
-            match r.src {
-                Src::Data { file, offset } => w.push(Segment {
-                    dest: r.virt,
-                    len: r.len,
-                    source: SegmentSource::Read { file, offset },
-                })?,
-                Src::Zero if opts.discard_zeros => {
-                    if w.discard(r.virt, r.len)? {
-                        discarded += r.len;
+            match undo.as_mut() {
+                None => rw.write(r),
+                Some(u) => {
+                    held_bytes += r.len;
+                    held.push(r);
+                    if held_bytes >= UNDO_BATCH {
+                        held_bytes = 0;
+                        release(u, &d, &mut held, &mut rw)?;
                     }
+                    Ok(())
                 }
-                Src::Zero => w.push(Segment {
-                    dest: r.virt,
-                    len: r.len,
-                    source: SegmentSource::Zero,
-                })?,
-                Src::Deflate(_) => {}
             }
-            Ok(())
         })?;
-        self.write_inflated(&mut w, &mut pending)?;
-        let CopyStats { bytes, writes } = w.finish()?;
+        if let Some(u) = undo.as_mut() {
+            release(u, &d, &mut held, &mut rw)?;
+        }
+        let discarded = rw.discarded;
+        let CopyStats { bytes, writes } = rw.finish()?;
+        let undo_bytes = match undo {
+            Some(u) => u.finish()?.bytes,
+            None => 0,
+        };
         Ok(ApplyStats {
             grains: self.grains,
             bytes,
             extents,
             writes,
             discarded,
+            undo_bytes,
         })
     }
 
@@ -568,4 +584,76 @@ fn inflate_many(chain: &Chain, grains: &[DeflateRef]) -> Result<Vec<Vec<u8>>> {
         out.extend(p?);
     }
     Ok(out)
+}
+
+/// Saves the old contents of every held run to the undo file and commits it, then writes the
+/// runs: nothing is overwritten before its old bytes are durable.
+fn release(
+    undo: &mut UndoLog,
+    d: &Destination,
+    held: &mut Vec<Run>,
+    rw: &mut RunWriter,
+) -> Result<()> {
+    for r in held.iter() {
+        undo.save(d, r.virt, r.len)?;
+    }
+    undo.commit()?;
+    for r in held.drain(..) {
+        rw.write(r)?;
+    }
+    Ok(())
+}
+
+/// Writes merged runs through a [`BatchWriter`]: reads, zeros or discards in order, compressed
+/// runs gathered and inflated together on every core.
+struct RunWriter<'a> {
+    delta: &'a Delta,
+    w: BatchWriter<'a>,
+    pending: Vec<Run>,
+    pending_bytes: u64,
+    discard: bool,
+    discarded: u64,
+}
+
+impl RunWriter<'_> {
+    fn write(&mut self, r: Run) -> Result<()> {
+        if let Src::Deflate(dr) = r.src {
+            self.pending_bytes += u64::from(dr.glen);
+            self.pending.push(r);
+            if self.pending_bytes >= INFLATE_BATCH {
+                self.flush_inflated()?;
+            }
+            return Ok(());
+        }
+        self.flush_inflated()?;
+        match r.src {
+            Src::Data { file, offset } => self.w.push(Segment {
+                dest: r.virt,
+                len: r.len,
+                source: SegmentSource::Read { file, offset },
+            })?,
+            Src::Zero if self.discard => {
+                if self.w.discard(r.virt, r.len)? {
+                    self.discarded += r.len;
+                }
+            }
+            Src::Zero => self.w.push(Segment {
+                dest: r.virt,
+                len: r.len,
+                source: SegmentSource::Zero,
+            })?,
+            Src::Deflate(_) => {}
+        }
+        Ok(())
+    }
+
+    fn flush_inflated(&mut self) -> Result<()> {
+        self.pending_bytes = 0;
+        self.delta.write_inflated(&mut self.w, &mut self.pending)
+    }
+
+    fn finish(mut self) -> Result<CopyStats> {
+        self.flush_inflated()?;
+        Ok(self.w.finish()?)
+    }
 }
