@@ -13,6 +13,8 @@
 //!     LVM::MetadataError              LVM text metadata that cannot be parsed
 //!     LVM::SnapshotError              exception store unusable (bad magic, version, corrupt)
 //!       LVM::InvalidSnapshot          the snapshot overflowed or failed (valid = 0)
+//!       LVM::ThinDeltaError           thin_delta missing, failed, or printed what we can't read
+//!     LVM::MetadataSnapshotError      a thin pool's metadata snapshot can't be reserved/released
 //!   LVMSync::Error
 //!     LVMSync::ProtocolError          not a PROTO[3] stream, or a truncated one
 //!     LVMSync::SnapbackError          snapback file exists, clashes, or cannot be held
@@ -44,6 +46,8 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     lvm.define_error("MetadataError", lerr)?;
     let serr = lvm.define_error("SnapshotError", lerr)?;
     lvm.define_error("InvalidSnapshot", serr)?;
+    lvm.define_error("ThinDeltaError", serr)?;
+    lvm.define_error("MetadataSnapshotError", lerr)?;
     let sync = ruby.define_module("LVMSync")?;
     let serr = sync.define_error("Error", base)?;
     sync.define_error("ProtocolError", serr)?;
@@ -133,6 +137,10 @@ pub fn snapshot(ruby: &Ruby, e: snapshot::Error) -> Error {
     match e {
         snapshot::Error::Io(ctx) => io(ruby, ctx),
         snapshot::Error::Invalid { .. } => raise(ruby, "LVM::InvalidSnapshot", msg),
+        snapshot::Error::Interrupted => Error::new(ruby.exception_interrupt(), "interrupted"),
+        snapshot::Error::ThinDelta { .. } | snapshot::Error::ThinTool { .. } => {
+            raise(ruby, "LVM::ThinDeltaError", msg)
+        }
         _ => raise(ruby, "LVM::SnapshotError", msg),
     }
 }

@@ -7,6 +7,7 @@ mod gvl;
 mod lvm_cow_store;
 mod lvm_metadata;
 mod lvm_sync;
+mod lvm_thin_delta;
 mod progress;
 mod rethtool_handle;
 mod rethtool_link;
@@ -24,6 +25,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     lvm_metadata::init(ruby)?;
     lvm_cow_store::init(ruby)?;
     lvm_sync::init(ruby)?;
+    lvm_thin_delta::init(ruby)?;
     let handle = rethtool_handle::init(ruby)?;
     rethtool_link::init(ruby, handle)?;
     rethtool_params::init(ruby, handle)?;

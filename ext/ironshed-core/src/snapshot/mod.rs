@@ -6,8 +6,10 @@
 //! from `thin_delta`) plug in here by building a [`Changes`] with [`Changes::from_ranges`].
 
 pub mod cow_store;
+pub mod thin;
 
 pub use cow_store::CowStore;
+pub use thin::{ThinDelta, ThinDeltaCommand};
 
 use crate::error::IoContext;
 
@@ -60,6 +62,27 @@ pub enum Error {
         /// The device's size.
         size: u64,
     },
+    /// `thin_delta`'s output is not what it should be.
+    #[error("{name}: at byte {at}: {msg}")]
+    ThinDelta {
+        /// What was read ("output of thin_delta ...").
+        name: String,
+        /// Byte of the output where the problem is.
+        at: u64,
+        /// What is wrong.
+        msg: String,
+    },
+    /// `thin_delta` could not be run, or failed.
+    #[error("{command}: {msg}")]
+    ThinTool {
+        /// The command line.
+        command: String,
+        /// Why (with the tool's own message).
+        msg: String,
+    },
+    /// The caller cancelled the job.
+    #[error("interrupted")]
+    Interrupted,
     /// Reading failed.
     #[error("{0}")]
     Io(#[from] IoContext),
@@ -104,6 +127,14 @@ impl Changes {
                 }),
             }
         }
+        Changes { ranges }
+    }
+
+    /// From ranges already sorted, non-overlapping and with adjacent ones merged (as
+    /// [`Changes::ranges`] returns them); checked in debug builds.
+    pub fn from_sorted_ranges(ranges: Vec<ByteRange>) -> Self {
+        debug_assert!(ranges.iter().all(|r| r.len > 0));
+        debug_assert!(ranges.windows(2).all(|w| w[0].end() < w[1].offset));
         Changes { ranges }
     }
 
