@@ -1,0 +1,121 @@
+# frozen_string_literal: true
+
+require "lvm"
+
+# lvmsync on thin snapshots on a real kernel: a real thin pool, thin_delta on a real reserved
+# metadata snapshot, blkdiscard, ssh, dm-flakey; one boot of the QEMU guest
+# (spec/guest/lvmsync_thin.sh does the work and prints KEY=VALUE lines).
+RSpec.describe "lvmsync on real thin snapshots", :vm do
+  before(:context) do
+    FileUtils.mkdir_p(File.join(SpecHelpers::ROOT, "tmp"))
+    @out = Dir.mktmpdir("lvmsync-thin-vm", File.join(SpecHelpers::ROOT, "tmp"))
+    out, @err, @status = vm_run(File.join(SpecHelpers::ROOT, "spec", "guest", "lvmsync_thin.sh"), @out, timeout: 1200)
+    @log = out
+    @kv = out.lines.grep(/\A\w+=/).to_h { |l| l.chomp.split("=", 2) }
+  end
+
+  after(:context) do
+    FileUtils.rm_rf(@out)
+  end
+
+  def kv(key)
+    expect(@kv).to have_key(key), "no #{key} from the guest; stdout:\n#{@log}\nstderr:\n#{@err}"
+    @kv[key]
+  end
+
+  def err_of(name)
+    File.read(File.join(@out, "#{name}.err"))
+  end
+
+  it "ran every step in the guest" do
+    expect(@status.exitstatus).to eq(0), "stdout:\n#{@log}\nstderr:\n#{@err}"
+    expect(@log).to end_with("DONE\n")
+  end
+
+  it "the origin changed after the copy, and its discarded range reads as zeros" do
+    expect(kv("dst_copy_sum")).to eq(kv("s1_sum"))
+    expect(kv("src_sum")).not_to eq(kv("s1_sum"))
+    expect(kv("src_discarded_zero")).to eq("0")
+  end
+
+  it "the API's ranges are thin_delta's own (its XML read here independently), and it released the metadata snapshot" do
+    xml = File.read(File.join(@out, "thin_delta.xml"))
+    bs = Integer(xml[/data_block_size="(\d+)"/, 1]) * 512
+    expect(kv("api_block_size")).to eq(bs.to_s)
+    expect(kv("api_class")).to eq("LVM::ThinSnapshot")
+    runs = xml.scan(/<(different|right_only|left_only) begin="(\d+)" length="(\d+)"/)
+    expect(runs.map(&:first)).to include("different", "right_only", "left_only")
+    blocks = ->(kinds) { runs.select { |k, _, _| kinds.include?(k) }.flat_map { |_, b, l| (b.to_i...(b.to_i + l.to_i)).to_a } }
+    extents = lambda do |bl|
+      bl.sort.slice_when { |a, b| b != a + 1 }.map { |r| "#{r.first * bs}+#{r.size * bs}" }.join(",")
+    end
+    expect(kv("api_changed")).to eq(extents.call(blocks.call(%w[different right_only])))
+    expect(kv("api_unmapped")).to eq(extents.call(blocks.call(%w[left_only])))
+    # The 2 MiB discard at 4 MiB is unmapped; the 4 KiB one inside a block is not a change.
+    expect(kv("api_unmapped")).to include("#{4 << 20}+#{2 << 20}")
+    expect(kv("held_after_api")).to eq("-")
+    # The real vgcfgbackup of a pool with three thin snapshots parses.
+    vg = LVM::VGConfig.load(File.join(@out, "thin-snapshots.vg"))
+    expect(%w[s1 s2 s3].map { |n| vg.logical_volumes[n]&.origin }).to eq(%w[src src src])
+  end
+
+  it "plain sync to a thin LV: equal to the source, unmapped blocks sent as zeros" do
+    expect(kv("plain_rc")).to eq("0"), err_of("plain")
+    expect(kv("plain_sum")).to eq(kv("src_sum"))
+    expect(err_of("plain")).to include("metadata snapshot released")
+    expect(kv("held_after_plain")).to eq("-")
+  end
+
+  it "--discards to a file: equal to the source, with a hole where the origin was discarded" do
+    expect(kv("file_rc")).to eq("0"), err_of("file")
+    expect(kv("file_sum")).to eq(kv("src_sum"))
+    expect(kv("file_hole_at_4m")).to eq((4 << 20).to_s)
+  end
+
+  it "--discards to a thin LV: equal to the source, and the discarded blocks unmapped there" do
+    expect(kv("discards_rc")).to eq("0"), err_of("discards")
+    expect(kv("discards_sum")).to eq(kv("src_sum"))
+    expect(kv("dst_mapped_before").to_i - kv("dst_mapped_after").to_i).to be >= (2 << 20) / 512
+    expect(kv("plain_mapped").to_i).to eq(kv("dst_mapped_before").to_i)
+  end
+
+  it "remote over ssh with --discards --verify" do
+    expect(kv("remote_rc")).to eq("0"), err_of("remote")
+    expect(kv("remote_sum")).to eq(kv("src_sum"))
+    expect(err_of("remote")).to include("supports: discards verify", "remote: lvmsync: discarded")
+    expect(err_of("remote")).to match(/verify: all \d+ ranges read back from 127\.0\.0\.1:\/dev\/vgt\/dst match/)
+  end
+
+  it "increments over three snapshots, then the origin: each round gives that snapshot's content" do
+    %w[inc1 inc2 inc3].each { |n| expect(kv("#{n}_rc")).to eq("0"), err_of(n) }
+    expect(kv("inc1_sum")).to eq(kv("s2_sum"))
+    expect(kv("inc2_sum")).to eq(kv("s3_sum"))
+    expect(kv("inc3_sum")).to eq(kv("src2_sum"))
+    expect([kv("s1_sum"), kv("s2_sum"), kv("s3_sum"), kv("src2_sum")].uniq.size).to eq(4)
+    expect(err_of("inc1")).to match(/changes from vgt\/s1 \(thin id \d+\) to vgt\/s2/)
+    expect(err_of("inc3")).to match(/verify: all \d+ ranges/)
+    expect(kv("held_after_inc")).to eq("-")
+  end
+
+  it "an interrupted run leaves no metadata snapshot reserved" do
+    %w[INT TERM].each do |sig|
+      expect(kv("held_during_#{sig}")).to match(/\A\d+\z/)
+      expect(kv("held_after_#{sig}")).to eq("-"), err_of("sig#{sig}")
+    end
+    expect(kv("sigINT_rc")).to eq("130")
+    expect(kv("sigTERM_rc")).to eq((128 + 15).to_s)
+  end
+
+  it "a metadata snapshot held by someone else is named, and left alone" do
+    expect(kv("busy_rc")).to eq("1")
+    expect(err_of("busy")).to include("a metadata snapshot is already reserved",
+                                      "dmsetup message vgt-pool-tpool 0 release_metadata_snap")
+    expect(kv("held_after_busy")).to match(/\A\d+\z/)
+  end
+
+  it "--verify catches a destination that silently drops writes (dm-flakey)" do
+    expect(kv("flaky_rc")).to eq("1")
+    expect(err_of("flaky")).to match(/verify FAILED: \d+ of \d+ ranges of \/dev\/mapper\/flaky do not match the source: bytes \d+\.\.\d+ \(differs\)/)
+    expect(kv("flaky_unchanged")).to eq("yes")
+  end
+end
