@@ -9,7 +9,6 @@ require_relative "support/thin_env"
 # records the metadata-snapshot reservations, and device images built to match the mappings.
 # The real kernel runs the same workflows on a real thin pool (spec/lvmsync_thin_vm_spec.rb).
 RSpec.describe "lvmsync on thin snapshots", :tmpdir do
-  B = ThinEnv::BLOCK
 
   def path(name) = File.join(@dir, name)
 
@@ -27,7 +26,7 @@ RSpec.describe "lvmsync on thin snapshots", :tmpdir do
                 .merge(5 => 1005, 6 => 1006, 50 => 1050, 200 => 1200, 201 => 1201, 400 => 1400)
     origin = snap2.reject { |b, _| b == 70 }.merge(60 => 2060, 401 => 2401, 511 => 2511)
     @maps = { "thin-snap" => snap, "thin-snap2" => snap2, "thin1" => origin }
-    data = (snap.values + snap2.values + origin.values).uniq.to_h { |d| [d, rng.bytes(B)] }
+    data = (snap.values + snap2.values + origin.values).uniq.to_h { |d| [d, rng.bytes(ThinEnv::BLOCK)] }
     ThinEnv.metadata(path("tmeta"), { 1 => origin, 2 => snap, 3 => snap2 })
     @maps.each { |lv, map| ThinEnv.image(path("#{lv}.img"), map, data) }
     FileUtils.cp(path("thin-snap.img"), path("dest.img"))
@@ -38,12 +37,12 @@ RSpec.describe "lvmsync on thin snapshots", :tmpdir do
   # an independent computation from the mappings, coalesced.
   def differing(a, b)
     blocks = (a.keys | b.keys).select { |k| a[k] != b[k] }.sort
-    blocks.slice_when { |x, y| y != x + 1 }.map { |run| [run.first * B, run.size * B] }
+    blocks.slice_when { |x, y| y != x + 1 }.map { |run| [run.first * ThinEnv::BLOCK, run.size * ThinEnv::BLOCK] }
   end
 
   def unmapped(a, b)
     blocks = (a.keys - b.keys).sort
-    blocks.slice_when { |x, y| y != x + 1 }.map { |run| [run.first * B, run.size * B] }
+    blocks.slice_when { |x, y| y != x + 1 }.map { |run| [run.first * ThinEnv::BLOCK, run.size * ThinEnv::BLOCK] }
   end
 
   def lvmsync(*args, env: @env)
@@ -100,7 +99,7 @@ RSpec.describe "lvmsync on thin snapshots", :tmpdir do
         want = differing(@maps["thin-snap"], @maps["thin1"]).map { |o, l| o..(o + l - 1) }
         expect(snap.differences).to eq(want)
         d = snap.delta
-        expect(d.block_size).to eq(B)
+        expect(d.block_size).to eq(ThinEnv::BLOCK)
         expect([d.left, d.right]).to eq([2, 1])
         expect(d.unmapped_extents).to eq(unmapped(@maps["thin-snap"], @maps["thin1"]))
         expect(d.block_counts.values_at(:different, :right_only, :left_only)).to eq([4, 5, 8])

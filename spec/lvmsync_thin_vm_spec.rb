@@ -1,31 +1,14 @@
 # frozen_string_literal: true
 
 require "lvm"
+require_relative "support/guest_script"
 
 # lvmsync on thin snapshots on a real kernel: a real thin pool, thin_delta on a real reserved
 # metadata snapshot, blkdiscard, ssh, dm-flakey; one boot of the QEMU guest
 # (spec/guest/lvmsync_thin.sh does the work and prints KEY=VALUE lines).
 RSpec.describe "lvmsync on real thin snapshots", :vm do
-  before(:context) do
-    FileUtils.mkdir_p(File.join(SpecHelpers::ROOT, "tmp"))
-    @out = Dir.mktmpdir("lvmsync-thin-vm", File.join(SpecHelpers::ROOT, "tmp"))
-    out, @err, @status = vm_run(File.join(SpecHelpers::ROOT, "spec", "guest", "lvmsync_thin.sh"), @out, timeout: 1200)
-    @log = out
-    @kv = out.lines.grep(/\A\w+=/).to_h { |l| l.chomp.split("=", 2) }
-  end
-
-  after(:context) do
-    FileUtils.rm_rf(@out)
-  end
-
-  def kv(key)
-    expect(@kv).to have_key(key), "no #{key} from the guest; stdout:\n#{@log}\nstderr:\n#{@err}"
-    @kv[key]
-  end
-
-  def err_of(name)
-    File.read(File.join(@out, "#{name}.err"))
-  end
+  include GuestScript
+  run_guest_script "lvmsync_thin.sh", timeout: 1200
 
   it "ran every step in the guest" do
     expect(@status.exitstatus).to eq(0), "stdout:\n#{@log}\nstderr:\n#{@err}"

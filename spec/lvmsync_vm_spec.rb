@@ -2,6 +2,7 @@
 
 require "lvm"
 require_relative "support/lvm_fixtures"
+require_relative "support/guest_script"
 
 # lvmsync on a real kernel: real LVM, real dm-snapshot, real ssh, in one boot of the QEMU
 # guest (spec/guest/lvmsync.sh does the work and prints KEY=VALUE lines). The original
@@ -9,26 +10,8 @@ require_relative "support/lvm_fixtures"
 RSpec.describe "lvmsync on a real kernel", :vm do
   MIB = 1 << 20
 
-  before(:context) do
-    FileUtils.mkdir_p(File.join(SpecHelpers::ROOT, "tmp"))
-    @out = Dir.mktmpdir("lvmsync-vm", File.join(SpecHelpers::ROOT, "tmp"))
-    out, @err, @status = vm_run(File.join(SpecHelpers::ROOT, "spec", "guest", "lvmsync.sh"), @out, timeout: 900)
-    @log = out
-    @kv = out.lines.grep(/\A\w+=/).to_h { |l| l.chomp.split("=", 2) }
-  end
-
-  after(:context) do
-    FileUtils.rm_rf(@out)
-  end
-
-  def kv(key)
-    expect(@kv).to have_key(key), "no #{key} from the guest; stdout:\n#{@log}\nstderr:\n#{@err}"
-    @kv[key]
-  end
-
-  def err_of(name)
-    File.read(File.join(@out, "#{name}.err"))
-  end
+  include GuestScript
+  run_guest_script "lvmsync.sh", timeout: 900
 
   it "ran every scenario in the guest" do
     expect(@status.exitstatus).to eq(0), "stdout:\n#{@log}\nstderr:\n#{@err}"

@@ -16,9 +16,8 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 lvmsync=(ruby "$repo/exe/lvmsync")
 mkdir -p "$out/fixtures"
 
-kv() { printf '%s=%s\n' "$1" "$2"; }
-sum() { dd if="$1" bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1; }
-q() { "$@" >/dev/null; }
+# shellcheck source=spec/guest/lib.sh
+. "$repo/spec/guest/lib.sh"
 
 modprobe -a dm-snapshot dm-thin-pool loop
 for i in 0 1 2 3; do truncate -s 160M "/tmp/pv$i.img"; done
@@ -120,14 +119,7 @@ set -e
 kv restore_sum "$(sum /dev/vg-sync/dest)"
 
 # 4. Remote: through --rsh (real ssh) to a receiver on 127.0.0.1.
-rm -f /etc/ssh/ssh_host_*
-ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
-ssh-keygen -q -t ed25519 -N '' -f /tmp/client
-: >/root/.bashrc
-mkdir -p -m 700 /root/.ssh
-cp /tmp/client.pub /root/.ssh/authorized_keys
-/usr/sbin/sshd -o ListenAddress=127.0.0.1 -o Port=2222 -o UsePAM=no -h /etc/ssh/ssh_host_ed25519_key
-rsh="ssh -p 2222 -i /tmp/client -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=error"
+start_sshd
 reset_dest
 set +e
 "${lvmsync[@]}" --rsh "$rsh" --remote-lvmsync "ruby $repo/exe/lvmsync" -b "/tmp/remote snapback" \

@@ -19,10 +19,9 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 lvmsync=(ruby "$repo/exe/lvmsync")
 MIB=1048576
 
-kv() { printf '%s=%s\n' "$1" "$2"; }
-sum() { dd if="$1" bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1; }
+# shellcheck source=spec/guest/lib.sh
+. "$repo/spec/guest/lib.sh"
 fsum() { sha256sum "$1" | cut -d' ' -f1; }
-q() { "$@" >/dev/null; }
 held() { dmsetup status vgt-pool-tpool | cut -d' ' -f7; }
 mapped() { dmsetup status "$1" | cut -d' ' -f4; }
 run() { # run NAME CMD...: exit status as NAME_rc, stderr in OUT/NAME.err
@@ -97,14 +96,7 @@ run discards "${lvmsync[@]}" --discards vgt/s1 /dev/vgt/dst
 kv discards_sum "$(sum /dev/vgt/dst)"
 kv dst_mapped_after "$(mapped vgt-dst)"
 # 1d. remote over ssh, --discards --verify.
-rm -f /etc/ssh/ssh_host_*
-ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
-ssh-keygen -q -t ed25519 -N '' -f /tmp/client
-: >/root/.bashrc
-mkdir -p -m 700 /root/.ssh
-cp /tmp/client.pub /root/.ssh/authorized_keys
-/usr/sbin/sshd -o ListenAddress=127.0.0.1 -o Port=2222 -o UsePAM=no -h /etc/ssh/ssh_host_ed25519_key
-rsh="ssh -p 2222 -i /tmp/client -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=error"
+start_sshd
 reset_dst
 run remote "${lvmsync[@]}" -v --rsh "$rsh" --remote-lvmsync "ruby $repo/exe/lvmsync" --discards --verify \
   vgt/s1 root@127.0.0.1:/dev/vgt/dst

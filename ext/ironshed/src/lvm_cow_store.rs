@@ -55,19 +55,25 @@ impl RbCowStore {
         self.changes.piece_count(max)
     }
     fn extents(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
-        let r = rb_self.changes.ranges();
-        let out = ruby.ary_new_capa(r.len());
-        for x in r {
-            out.push(ruby.ary_new_from_values(&[
-                ruby.integer_from_u64(x.offset),
-                ruby.integer_from_u64(x.len),
-            ]))?;
-        }
-        Ok(out)
+        extents(ruby, &rb_self.changes)
     }
     fn chunks(&self) -> Vec<u64> {
         self.store.chunks().to_vec()
     }
+}
+
+/// `[[offset, length], ...]` of coalesced ranges (the form every change source's `#extents`
+/// returns).
+pub fn extents(ruby: &Ruby, c: &Changes) -> Result<RArray, Error> {
+    let r = c.ranges();
+    let out = ruby.ary_new_capa(r.len());
+    for x in r {
+        out.push(ruby.ary_new_from_values(&[
+            ruby.integer_from_u64(x.offset),
+            ruby.integer_from_u64(x.len),
+        ]))?;
+    }
+    Ok(out)
 }
 
 pub fn init(ruby: &Ruby) -> Result<(), Error> {

@@ -2,6 +2,7 @@
 //! reported it (parsed as a stream, natively). `LVM::ThinPool` (lib/lvm/thin_pool.rb) reserves
 //! and releases the pool's metadata snapshot around [`RbThinDelta::run`].
 
+use crate::lvm_cow_store::extents;
 use crate::{errors, gvl, progress::RbProgress};
 use ironshed_core::snapshot::thin::{self, ThinDelta, ThinDeltaCommand};
 use ironshed_core::snapshot::Changes;
@@ -12,18 +13,6 @@ use std::path::PathBuf;
 pub struct RbThinDelta {
     pub delta: ThinDelta,
     command: Option<String>,
-}
-
-fn extents(ruby: &Ruby, c: &Changes) -> Result<RArray, Error> {
-    let r = c.ranges();
-    let out = ruby.ary_new_capa(r.len());
-    for x in r {
-        out.push(ruby.ary_new_from_values(&[
-            ruby.integer_from_u64(x.offset),
-            ruby.integer_from_u64(x.len),
-        ]))?;
-    }
-    Ok(out)
 }
 
 impl RbThinDelta {

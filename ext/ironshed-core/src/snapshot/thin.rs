@@ -146,12 +146,14 @@ impl Parser<'_> {
         let bs = self.delta.block_size;
         let (off, len) = match (begin.checked_mul(bs), length.checked_mul(bs)) {
             (Some(o), Some(l)) if o.checked_add(l).is_some() => (o, l),
-            _ => return Err(self.err(
-                pos,
-                format!(
+            _ => {
+                return Err(self.err(
+                    pos,
+                    format!(
                     "run begin={begin} length={length} (blocks of {bs} bytes) lies past 2^64 bytes"
                 ),
-            )),
+                ))
+            }
         };
         if length == 0 {
             return Ok(());
@@ -633,15 +635,19 @@ mod tests {
         assert_eq!(d.changed.ranges(), [br(4096, 8192), br(9 * 4096, 4096)]);
     }
 
-    #[test]
-    fn a_missing_tool_is_named() {
-        let cmd = ThinDeltaCommand {
-            program: "/nonexistent/thin_delta".into(),
-            metadata: "/dev/null".into(),
+    fn command(program: &str, metadata: &str, metadata_snap: bool) -> ThinDeltaCommand {
+        ThinDeltaCommand {
+            program: program.into(),
+            metadata: metadata.into(),
             left: 1,
             right: 2,
-            metadata_snap: true,
-        };
+            metadata_snap,
+        }
+    }
+
+    #[test]
+    fn a_missing_tool_is_named() {
+        let cmd = command("/nonexistent/thin_delta", "/dev/null", true);
         let e = run_thin_delta(&cmd, &Progress::new())
             .unwrap_err()
             .to_string();
@@ -651,13 +657,7 @@ mod tests {
 
     #[test]
     fn a_failing_tool_reports_its_own_message() {
-        let cmd = ThinDeltaCommand {
-            program: "sh".into(),
-            metadata: "x".into(),
-            left: 1,
-            right: 2,
-            metadata_snap: false,
-        };
+        let cmd = command("sh", "x", false);
         // `sh --snap1 ...` fails with sh's own complaint on stderr.
         let e = run_thin_delta(&cmd, &Progress::new())
             .unwrap_err()
