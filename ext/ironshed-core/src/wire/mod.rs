@@ -5,15 +5,18 @@
 //!   bounded records;
 //! * [`apply`]: the receiver loop: a stream (or a snapback file) → a destination, bounds
 //!   checked, optionally saving what it overwrites;
+//! * [`digest`]: XXH3-64 range digests for `--verify` and their comparison;
 //! * [`undo`]: the crash-safe snapback ("undo") writer, reusable by any tool that overwrites a
 //!   destination (its files are PROTO[3] streams that `lvmsync --apply` restores).
 
 pub mod apply;
+pub mod digest;
 pub mod proto3;
 pub mod send;
 pub mod undo;
 
 pub use apply::{apply, ApplyOptions, ApplyStats, Input};
+pub use digest::{compare_digests, Digest, DigestReport, Mismatch, MismatchKind};
 pub use proto3::{Decoder, Record, RecordHeader, HANDSHAKE, HANDSHAKE_LINE, MAX_SEND_RECORD};
 pub use send::{send, SendOptions, SendStats};
 pub use undo::{UndoLog, UndoStats};
