@@ -84,6 +84,7 @@ fn apply(
     let opts = ApplyOptions {
         snapback,
         allow_short_destination: allow_short,
+        ..Default::default()
     };
     let prog = progress.0.clone();
     let result = gvl::without_gvl(&progress.0, move || wire::apply(input, &dest, &opts, &prog))
