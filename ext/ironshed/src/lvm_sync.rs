@@ -43,10 +43,14 @@ fn send(
         .map_err(|e| errors::snapshot(ruby, e))?;
     let out_file = dup_fd(ruby, out_fd, &out_name)?;
     let prog = progress.0.clone();
-    let opts = SendOptions { max_record };
+    let opts = SendOptions {
+        max_record,
+        ..Default::default()
+    };
     let result = gvl::without_gvl(&progress.0, || {
         let mut out = WaitingFile::new(out_file).cancelled_by(&prog);
-        wire::send(&changes, &src, &mut out, &out_name, &opts, &prog)
+        let none = ironshed_core::snapshot::Changes::default();
+        wire::send(&changes, &none, &src, &mut out, &out_name, &opts, &prog)
     })
     .ok_or_else(|| errors::panic(ruby, "LVMSync.send"))?;
     let st = result.map_err(|e| errors::wire(ruby, e))?;
