@@ -10,39 +10,78 @@ require "lvm"
 #   LVMSync.apply("changes", "/dev/vg1/copy", snapback: "/var/tmp/copy.snapback")
 #
 # Both loops run natively without the GVL, with memory bounded by metadata.
+#
+# Two extensions, both opt-in and understood only by this project's receiver:
+# * discards: a stream with the handshake PROTOCOL_DISCARDS may carry discard records (a range
+#   that must read as zeros, with no data), which the receiver applies by punching holes or
+#   unmapping. The original lvmsync refuses that handshake before writing anything.
+# * verify: the sender keeps a digest (XXH3-64) per record it sent, the receiver re-reads what
+#   it wrote after fdatasync and computes the same list; compare_digests says what differs.
+#
+#   sent = LVMSync.send_changes(store, origin, io, discards: true, digests: true)
+#   got = LVMSync.apply(stream, dest, verify: true)
+#   LVMSync.compare_digests(sent.digests, got.digests) # => {matched: 1024, mismatches: 0, examples: []}
 module LVMSync
   # The handshake line.
   PROTOCOL = Native::PROTOCOL
+  # The handshake line of a stream that may carry discard records.
+  PROTOCOL_DISCARDS = Native::PROTOCOL_DISCARDS
+  # Extensions this side supports (a sender may ask a remote receiver before using them).
+  CAPABILITIES = %w[discards verify].freeze
   # Largest record sent (bytes): chunks are coalesced up to this size.
   MAX_RECORD = Native::MAX_SEND_RECORD
+  # Bytes of one packed digest: big-endian u64 offset, u64 length, u64 hash.
+  DIGEST_BYTES = 24
+  # Prefix of the text form of a digest (see digest_lines).
+  DIGEST_LINE_PREFIX = "lvmsync-verify"
 
-  # What a send did. +read_mode+ says how the source was read ("O_DIRECT"...).
-  SendResult = Struct.new(:records, :bytes, :stream_bytes, :ranges, :source_size, :read_mode, :seconds,
-                          keyword_init: true)
+  # What a send did. +read_mode+ says how the source was read ("O_DIRECT"...). +records+ and
+  # +bytes+ count data records; +discard_records+ and +discard_bytes+ the discard records (0
+  # unless sent with discards: true). +digests+ is nil, or with digests: true a binary String
+  # of DIGEST_BYTES per record sent, in stream order.
+  SendResult = Struct.new(:records, :bytes, :stream_bytes, :ranges, :source_size, :read_mode,
+                          :discard_records, :discard_bytes, :digests, :seconds, keyword_init: true)
 
   # What an apply did. +snapback+ is nil or a Hash (:records, :bytes, :commits, :file_bytes);
   # +ignored_*+ count a journaled snapback file's uncommitted tail; +skipped_*+ the bytes past
   # the end of a short destination; +checked_first+ is true when the whole input was checked
-  # before the first write (a regular file).
+  # before the first write (a regular file). +discards_in_stream+ is true when the stream had
+  # the PROTOCOL_DISCARDS handshake; +discard_records+ / +discard_bytes+ count the discard
+  # records applied and the bytes they made read as zeros, of which +discard_zeroed_bytes+
+  # had to be written as zeros (the destination could not unmap them). +digests+ is nil, or
+  # with verify: true the packed digests of the ranges read back (see send_changes).
   ApplyResult = Struct.new(:records, :bytes, :writes, :skipped_records, :skipped_bytes, :journaled,
                            :ignored_records, :ignored_bytes, :checked_first, :dest_size, :snapback,
-                           :seconds, keyword_init: true)
+                           :discard_records, :discard_bytes, :discard_zeroed_bytes, :discards_in_stream,
+                           :digests, :seconds, keyword_init: true)
 
-  # Streams the changes of +store+ (an LVM::CowStore, or the path of a -cow device) read from
-  # +source+ (the origin, or another device with the same content) to +io+ (an IO with a file
-  # descriptor). +progress+ is called with (bytes_done, bytes_total); +job+ (an
-  # Ironshed::Progress) can be given to cancel the send from another thread.
-  def self.send_changes(store, source, io, name: nil, max_record: MAX_RECORD, progress: nil, job: nil)
-    store = LVM::CowStore.open(store) unless store.is_a?(LVM::CowStore)
+  # Streams the changes of +store+ read from +source+ (the origin, or another device with the
+  # same content) to +io+ (an IO with a file descriptor). +store+ is an LVM::CowStore, the path
+  # of a -cow device, or any other change source the native layer knows. +progress+ is called
+  # with (bytes_done, bytes_total); +job+ (an Ironshed::Progress) can be given to cancel the send
+  # from another thread.
+  #
+  # With +discards+, the stream has the PROTOCOL_DISCARDS handshake and the ranges the source
+  # knows were discarded go out as discard records (no data); only a receiver listing
+  # "discards" in CAPABILITIES accepts it. Without it (the default, byte-identical to the
+  # original format), discarded ranges are sent as data, read from the source as zeros.
+  # With +digests+, the result's +digests+ holds one digest per record sent (for verify).
+  def self.send_changes(store, source, io, name: nil, max_record: MAX_RECORD, discards: false, digests: false,
+                        progress: nil, job: nil)
+    store = LVM::CowStore.open(store) if store.is_a?(String) || store.respond_to?(:to_path)
     io.flush if io.respond_to?(:flush)
     timed(SendResult, progress, job) do |prog|
-      Native.send(store, source.to_s, io.fileno, name || describe_io(io), Integer(max_record), prog)
+      Native.send(store, source.to_s, io.fileno, name || describe_io(io), Integer(max_record), discards ? true : false,
+                  digests ? true : false, prog)
     end
   end
 
-  # Applies a PROTO[3] stream or snapback file to +dest+. +input+ is a path ("-" for standard
-  # input) or an IO. A regular file is checked whole before the first write.
-  def self.apply(input, dest, snapback: nil, allow_short_destination: false, progress: nil, job: nil)
+  # Applies a PROTO[3] stream (plain or with discard records) or snapback file to +dest+.
+  # +input+ is a path ("-" for standard input) or an IO. A regular file is checked whole before
+  # the first write. With +verify+, after everything is written and flushed the destination's
+  # cached pages are dropped and every range written is read back: the result's +digests+ then
+  # compares with the sender's (compare_digests).
+  def self.apply(input, dest, snapback: nil, allow_short_destination: false, verify: false, progress: nil, job: nil)
     path, fd, name = if input == "-"
                        [nil, $stdin.fileno, "standard input"]
                      elsif input.is_a?(String) || input.respond_to?(:to_path)
@@ -51,8 +90,56 @@ module LVMSync
                        [nil, input.fileno, describe_io(input)]
                      end
     timed(ApplyResult, progress, job) do |prog|
-      Native.apply(path, fd, name, dest.to_s, snapback&.to_s, allow_short_destination ? true : false, prog)
+      Native.apply(path, fd, name, dest.to_s, snapback&.to_s, allow_short_destination ? true : false,
+                   verify ? true : false, prog)
     end
+  end
+
+  # Text form of packed digests, for a remote channel: one line per digest,
+  # "lvmsync-verify OFFSET LEN HASH" (decimal offset and length, 16 lowercase hex digits of
+  # hash), without line ends.
+  def self.digest_lines(packed)
+    packed = packed.to_s.b
+    unless (packed.bytesize % DIGEST_BYTES).zero?
+      raise Error, "digests: #{packed.bytesize} bytes is not a whole number of #{DIGEST_BYTES}-byte digests"
+    end
+
+    packed.unpack("Q>*").each_slice(3).map { |off, len, hash| format("%s %d %d %016x", DIGEST_LINE_PREFIX, off, len, hash) }
+  end
+
+  DIGEST_LINE = /\A#{DIGEST_LINE_PREFIX} (0|[1-9][0-9]{0,19}) (0|[1-9][0-9]{0,19}) ([0-9a-fA-F]{16})\z/
+  private_constant :DIGEST_LINE
+
+  # Parses digest_lines' form back into packed digests. +lines+ is an Array of lines (or a
+  # String of them); line ends are ignored. Raises LVMSync::Error naming the first line that
+  # is not a digest line.
+  def self.parse_digest_lines(lines)
+    lines = lines.each_line if lines.is_a?(String)
+    out = []
+    lines.each_with_index do |line, i|
+      text = line.to_s.chomp
+      m = DIGEST_LINE.match(text)
+      off = m && Integer(m[1], 10)
+      len = m && Integer(m[2], 10)
+      unless m && off < 2**64 && len < 2**64
+        raise Error, "digest line #{i + 1} is malformed: #{text[0, 80].inspect} " \
+                     "(expected \"#{DIGEST_LINE_PREFIX} OFFSET LEN HASH16HEX\")"
+      end
+
+      out << off << len << m[3].to_i(16)
+    end
+    out.pack("Q>*")
+  end
+
+  # Compares the sender's packed digests with the receiver's, record by record (both in
+  # stream order). Returns {matched: Integer, mismatches: Integer (all of them),
+  # examples: [[offset, len, "differs" | "missing" | "unexpected"], ...] (the first 20)}:
+  # "differs" when the hash, offset or length disagree, "missing" for a record only the sender
+  # has, "unexpected" for one only the receiver has.
+  def self.compare_digests(sent, received)
+    Native.compare_digests(sent.to_s.b, received.to_s.b)
+  rescue ArgumentError => e
+    raise Error, e.message
   end
 
   def self.describe_io(io)

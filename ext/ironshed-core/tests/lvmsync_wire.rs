@@ -130,10 +130,14 @@ fn send_to_vec(changes: &Changes, origin: &Path, max: u32) -> (Vec<u8>, wire::Se
     let mut out = Vec::new();
     let st = wire::send(
         changes,
+        &Changes::default(),
         &src,
         &mut out,
         "out",
-        &SendOptions { max_record: max },
+        &SendOptions {
+            max_record: max,
+            ..Default::default()
+        },
         &Progress::new(),
     )
     .unwrap();
@@ -227,6 +231,7 @@ fn send_refuses_ranges_past_the_source() {
     let mut out = Vec::new();
     let e = wire::send(
         &ch,
+        &Changes::default(),
         &s,
         &mut out,
         "out",

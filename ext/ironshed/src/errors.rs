@@ -158,7 +158,8 @@ pub fn wire(ruby: &Ruby, e: wire::Error) -> Error {
         wire::Error::Empty { .. }
         | wire::Error::Handshake { .. }
         | wire::Error::TruncatedHeader { .. }
-        | wire::Error::TruncatedData { .. } => raise(ruby, "LVMSync::ProtocolError", msg),
+        | wire::Error::TruncatedData { .. }
+        | wire::Error::ZeroDiscard { .. } => raise(ruby, "LVMSync::ProtocolError", msg),
         wire::Error::SnapbackExists { .. }
         | wire::Error::SnapbackClash { .. }
         | wire::Error::JournalBatch { .. } => raise(ruby, "LVMSync::SnapbackError", msg),

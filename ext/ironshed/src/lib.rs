@@ -4,6 +4,7 @@
 
 mod errors;
 mod gvl;
+mod lvm_changes;
 mod lvm_cow_store;
 mod lvm_metadata;
 mod lvm_sync;

@@ -1,17 +1,44 @@
-//! PROTO[3] decoder and receiver: any stream is applied or refused cleanly, never writes past
-//! the destination, and a refused file input leaves the destination untouched.
+//! PROTO[3] decoder and receiver, plain and extended (discard records): any stream is applied
+//! or refused cleanly, never writes past the destination, a refused file input leaves the
+//! destination untouched, a file and a stream give the same result, `verify` reads back what
+//! is there, and a snapback file restores the destination exactly.
+//!
+//! Input: taken as a whole stream when it starts with "lvmsync" (the seeds); otherwise its
+//! first byte chooses the handshake put before the rest (bit 0: extended "discards" one, else
+//! plain) and bit 1 makes discard records take the read-back-and-zero fallback.
 #![no_main]
-use ironshed_core::wire::{apply, ApplyOptions, Decoder, Input};
+use ironshed_core::wire::{
+    apply, ApplyOptions, Decoder, Digest, Input, HANDSHAKE, HANDSHAKE_DISCARDS,
+};
 use ironshed_core::Progress;
 use libfuzzer_sys::fuzz_target;
 use std::io::Write;
 
-fuzz_target!(|data: &[u8]| {
+fuzz_target!(|input: &[u8]| {
+    let (data, fallback): (Vec<u8>, Option<u64>) = if input.starts_with(b"lvmsync") {
+        (input.to_vec(), None)
+    } else if let Some((&sel, rest)) = input.split_first() {
+        let hs = if sel & 1 == 1 {
+            HANDSHAKE_DISCARDS
+        } else {
+            HANDSHAKE
+        };
+        let mut v = hs.to_vec();
+        v.extend_from_slice(rest);
+        (v, (sel & 2 == 2).then_some(4096))
+    } else {
+        (Vec::new(), None)
+    };
+    let data = &data[..];
     // The decoder alone.
     if let Ok(mut d) = Decoder::new(data, "fuzz") {
         let mut buf = vec![0u8; 4096];
         while let Ok(Some(r)) = d.next_record() {
-            let n = (r.header.len as usize).min(buf.len());
+            assert!(
+                !(r.is_discard() && r.header.len == 0),
+                "zero-length discard passed"
+            );
+            let n = (r.data_len() as usize).min(buf.len());
             if d.read_data(&mut buf[..n]).is_err() {
                 break;
             }
@@ -27,20 +54,24 @@ fuzz_target!(|data: &[u8]| {
     let dir = base.join(format!("ironshed-fuzz-proto3-{}", std::process::id()));
     let input = dir.join("in");
     let dest = dir.join("dest");
+    let undo = dir.join("undo");
     let written = std::fs::create_dir_all(&dir)
         .and_then(|_| std::fs::File::create(&input))
         .and_then(|mut f| f.write_all(data));
     if written.is_err() {
         return; // no scratch space this run: nothing to check
     }
+    let before: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8 | 1).collect();
+    let mut results: Vec<Option<Vec<u8>>> = Vec::new();
     for (short, from_file) in [(false, true), (true, true), (false, false)] {
-        let before = vec![0xa5u8; 65536];
         if std::fs::write(&dest, &before).is_err() {
             return;
         }
         let opts = ApplyOptions {
             allow_short_destination: short,
             snapback: None,
+            verify: true,
+            force_discard_fallback: fallback,
         };
         let inp = if from_file {
             Input::File(input.clone())
@@ -58,5 +89,53 @@ fuzz_target!(|data: &[u8]| {
                 "refused file input wrote to the destination"
             );
         }
+        if let Ok(st) = &r {
+            assert_eq!(
+                st.digests.len() as u64,
+                st.records + st.discard_records,
+                "one digest per record applied"
+            );
+            for d in &st.digests {
+                let (o, l) = (d.offset as usize, d.len as usize);
+                assert!(o + l <= after.len() || l == 0, "digest range past the end");
+                if l > 0 {
+                    assert_eq!(
+                        *d,
+                        Digest::of(d.offset, &after[o..o + l]),
+                        "read-back digest"
+                    );
+                }
+            }
+        }
+        if !short {
+            results.push(r.is_ok().then_some(after));
+        }
     }
+    if let [Some(a), Some(b)] = &results[..] {
+        assert!(a == b, "a file and a stream applied differently");
+    }
+    // With a snapback file: applying it afterwards restores the destination exactly.
+    if std::fs::write(&dest, &before).is_err() {
+        return;
+    }
+    let _ = std::fs::remove_file(&undo);
+    let opts = ApplyOptions {
+        snapback: Some(undo.clone()),
+        force_discard_fallback: fallback,
+        ..Default::default()
+    };
+    if apply(Input::File(input.clone()), &dest, &opts, &Progress::new()).is_ok() {
+        let restored = apply(
+            Input::File(undo.clone()),
+            &dest,
+            &ApplyOptions::default(),
+            &Progress::new(),
+        );
+        assert!(restored.is_ok(), "snapback file refused: {restored:?}");
+        let Ok(after) = std::fs::read(&dest) else {
+            return;
+        };
+        assert!(after == before, "snapback did not restore the destination");
+    }
+    let _ = std::fs::remove_file(&undo);
 });

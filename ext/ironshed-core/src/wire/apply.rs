@@ -13,9 +13,17 @@
 //!   written); adjacent records are written with one `pwrite`.
 //! * A journaled snapback file (see [`super::undo`]) is applied up to its last commit marker;
 //!   the uncommitted tail is skipped and counted in [`ApplyStats::ignored_records`].
-//! * The destination is `fdatasync`ed before returning.
+//! * A stream with the extended handshake may carry discard records: the range is made to
+//!   read as zeros with [`Destination::discard`] (holes punched, devices unmapped, zeros
+//!   written only where that is not enough), in stream order with the data records, checked
+//!   and clipped like them, and saved into the snapback file first like them. Journaled
+//!   snapback files are always plain streams, so an extended stream is never taken for one.
+//! * The destination is `fdatasync`ed before returning; with [`ApplyOptions::verify`] its
+//!   cached pages are then dropped and every range written is read back and hashed
+//!   ([`ApplyStats::digests`], to compare with the sender's).
 
-use super::proto3::{Decoder, Record, RecordHeader, HANDSHAKE, HEADER_LEN};
+use super::digest::{Digest, RangeHasher};
+use super::proto3::{Decoder, Record, RecordHeader, RecordKind, HEADER_LEN};
 use super::undo::{Journal, Mark, UndoLog, UndoStats};
 use super::{Error, Result};
 use crate::block::Destination;
@@ -67,20 +75,40 @@ pub struct ApplyOptions {
     pub snapback: Option<PathBuf>,
     /// Write the part of each record that fits and skip the rest, instead of refusing.
     pub allow_short_destination: bool,
+    /// After everything is written and `fdatasync`ed, re-read every record's range (as
+    /// clipped to the destination) and report its digest in [`ApplyStats::digests`].
+    pub verify: bool,
+    /// Testing aid: discard records take the fallback path of [`Destination::discard`]
+    /// (see [`Destination::force_discard_fallback`], whose granule this is).
+    pub force_discard_fallback: Option<u64>,
 }
 
 /// What an apply did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyStats {
     /// Data records applied (zero-length records not counted).
     pub records: u64,
-    /// Bytes written to the destination.
+    /// Data bytes written to the destination.
     pub bytes: u64,
+    /// Discard records applied.
+    pub discard_records: u64,
+    /// Bytes they made read as zeros (the parts inside the destination).
+    pub discard_bytes: u64,
+    /// Of those, bytes that had to be written as zeros (the destination could not unmap
+    /// them, or a best-effort unmap left them non-zero).
+    pub discard_zeroed_bytes: u64,
+    /// The stream had the extended handshake (`lvmsync PROTO[3] discards`).
+    pub discards_in_stream: bool,
+    /// With [`ApplyOptions::verify`]: one digest per record applied (data and discard,
+    /// zero-length records excepted), in stream order, of its range as clipped to the
+    /// destination, read back after the final `fdatasync`.
+    pub digests: Vec<Digest>,
     /// `pwrite` calls (adjacent records are written together).
     pub writes: u64,
-    /// Records with a part past the end of the destination (with `allow_short_destination`).
+    /// Records (data or discard) with a part past the end of the destination (with
+    /// `allow_short_destination`).
     pub skipped_records: u64,
-    /// Bytes past the end of the destination that were not written.
+    /// Bytes past the end of the destination that were not written (or discarded).
     pub skipped_bytes: u64,
     /// The input was a journaled snapback file.
     pub journaled: bool,
@@ -114,6 +142,7 @@ fn past_end(dest: &Destination, rec: &Record, others: u64) -> Error {
         at: rec.at,
         offset: rec.header.offset,
         len: rec.header.len,
+        discard: rec.is_discard(),
         size: dest.size(),
         others,
     }
@@ -164,11 +193,9 @@ fn check_file(file: &File, name: &str, dest: &Destination, opts: &ApplyOptions) 
     let mut head = vec![0u8; (size.min(64)) as usize];
     file.read_exact_at(&mut head, 0)
         .map_err(|e| Error::input(name, "read the handshake", e))?;
-    Decoder::new(&head[..], name)?;
-    let mut pos = HANDSHAKE.len() as u64;
-    if head.get(HANDSHAKE.len() - 1) == Some(&b'\r') {
-        pos += 1;
-    }
+    let hs = Decoder::new(&head[..], name)?;
+    let discards = hs.discards();
+    let mut pos = hs.position();
     let mut plan = Plan::default();
     let mut index = 0u64;
     let mut journal = Journal::default();
@@ -192,15 +219,23 @@ fn check_file(file: &File, name: &str, dest: &Destination, opts: &ApplyOptions) 
         let mut hb = [0u8; HEADER_LEN];
         file.read_exact_at(&mut hb, pos)
             .map_err(|e| Error::input(name, format!("read at byte {pos}"), e))?;
-        let h = RecordHeader::decode(&hb);
+        let (h, kind) = RecordHeader::decode_in(&hb, discards);
         let rec = Record {
             header: h,
+            kind,
             index,
             at,
         };
+        if rec.is_discard() && h.len == 0 {
+            return Err(Error::ZeroDiscard {
+                name: name.to_string(),
+                index,
+                at,
+            });
+        }
         index += 1;
         pos += HEADER_LEN as u64;
-        if rec.index == 0 && h.is_commit() {
+        if rec.index == 0 && h.is_commit() && !discards {
             plan.journaled = true;
             plan.apply_until = 1;
             continue;
@@ -217,7 +252,8 @@ fn check_file(file: &File, name: &str, dest: &Destination, opts: &ApplyOptions) 
             }
         }
         let len = u64::from(h.len);
-        if size - pos < len {
+        let data = rec.data_len();
+        if size - pos < data {
             if plan.journaled {
                 batch.records += 1;
                 break;
@@ -231,7 +267,7 @@ fn check_file(file: &File, name: &str, dest: &Destination, opts: &ApplyOptions) 
                 got: size - pos,
             });
         }
-        pos += len;
+        pos += data;
         if len == 0 {
             continue;
         }
@@ -263,12 +299,14 @@ fn check_file(file: &File, name: &str, dest: &Destination, opts: &ApplyOptions) 
     Ok(plan)
 }
 
-/// One destination range gathered in the batch buffer.
+/// One destination range of the batch: data gathered in the batch buffer, or a discard.
 #[derive(Debug, Clone, Copy)]
 struct Item {
     dest: u64,
+    /// Where its data starts in the buffer (unused for a discard).
     buf: usize,
     len: usize,
+    discard: bool,
 }
 
 struct Applier<'a> {
@@ -279,21 +317,38 @@ struct Applier<'a> {
     progress: &'a Progress,
     buf: Vec<u8>,
     items: Vec<Item>,
+    /// Bytes of the batch buffer in use.
+    fill: usize,
     /// Records whose data is all in the batch (counted when the batch is written).
     batch_records: u64,
+    /// Discard records of the batch.
+    batch_discards: u64,
+    /// With `verify`: the ranges of the records of the batch, and of those applied before.
+    batch_ranges: Vec<(u64, u64)>,
+    ranges: Option<Vec<(u64, u64)>>,
     stats: ApplyStats,
 }
 
 impl Applier<'_> {
     fn used(&self) -> usize {
-        self.items.last().map_or(0, |i| i.buf + i.len)
+        self.fill
+    }
+
+    /// The batch's records are applied: count them (and keep their ranges for `verify`).
+    fn batch_done(&mut self) {
+        self.stats.records += self.batch_records;
+        self.stats.discard_records += self.batch_discards;
+        self.batch_records = 0;
+        self.batch_discards = 0;
+        if let Some(r) = self.ranges.as_mut() {
+            r.append(&mut self.batch_ranges);
+        }
     }
 
     /// Saves (with a snapback) and writes the batch.
     fn flush(&mut self) -> Result<()> {
         if self.items.is_empty() {
-            self.stats.records += self.batch_records;
-            self.batch_records = 0;
+            self.batch_done();
             return Ok(());
         }
         if let Some(u) = self.undo.as_mut() {
@@ -318,9 +373,19 @@ impl Applier<'_> {
         let mut i = 0;
         while i < self.items.len() {
             let first = self.items[i];
+            if first.discard {
+                let len = first.len as u64;
+                let done = self.dest.discard(first.dest, len)?;
+                self.stats.discard_bytes += len;
+                self.stats.discard_zeroed_bytes += done.zeroed;
+                self.progress.add_done(len);
+                i += 1;
+                continue;
+            }
             let mut end = i + 1;
             let mut len = first.len;
             while end < self.items.len()
+                && !self.items[end].discard
                 && self.items[end].dest == first.dest + len as u64
                 && self.items[end].buf == first.buf + len
             {
@@ -334,9 +399,9 @@ impl Applier<'_> {
             self.progress.add_done(len as u64);
             i = end;
         }
-        self.stats.records += self.batch_records;
-        self.batch_records = 0;
+        self.batch_done();
         self.items.clear();
+        self.fill = 0;
         if self.progress.is_cancelled() {
             return Err(Error::Interrupted);
         }
@@ -460,12 +525,41 @@ impl Applier<'_> {
         Ok(())
     }
 
-    /// Discards the batch (an uncommitted journal tail).
-    fn discard(&mut self) {
-        self.stats.ignored_records += self.batch_records;
+    /// Drops the batch unapplied (an uncommitted journal tail).
+    fn drop_batch(&mut self) {
+        self.stats.ignored_records += self.batch_records + self.batch_discards;
         self.stats.ignored_bytes += self.items.iter().map(|i| i.len as u64).sum::<u64>();
         self.batch_records = 0;
+        self.batch_discards = 0;
+        self.batch_ranges.clear();
         self.items.clear();
+        self.fill = 0;
+    }
+
+    /// Adds a discard record to the batch: the part that fits the destination (all of it
+    /// unless short destinations are allowed). It is applied in stream order with the data
+    /// records when the batch is written, after its old data is saved with a snapback.
+    fn take_discard(&mut self, rec: &Record) -> Result<()> {
+        let h = rec.header;
+        let keep = fitting(&h, self.dest.size());
+        if keep > 0 {
+            if self.items.len() >= MAX_ITEMS {
+                self.flush()?;
+            }
+            self.items.push(Item {
+                dest: h.offset,
+                buf: 0,
+                len: keep as usize,
+                discard: true,
+            });
+        }
+        let rest = u64::from(h.len) - keep;
+        if rest > 0 {
+            self.stats.skipped_records += 1;
+            self.stats.skipped_bytes += rest;
+        }
+        self.batch_discards += 1;
+        Ok(())
     }
 
     /// Reads the current record's data into the batch: the part that fits the destination
@@ -515,7 +609,9 @@ impl Applier<'_> {
                 dest: off,
                 buf: used,
                 len: n,
+                discard: false,
             });
+            self.fill = used + n;
             off += n as u64;
             left -= n as u64;
         }
@@ -543,7 +639,11 @@ pub fn apply(
     opts: &ApplyOptions,
     progress: &Progress,
 ) -> Result<ApplyStats> {
-    let dest = Destination::open(dest_path)?;
+    let mut dest = Destination::open(dest_path)?;
+    if let Some(g) = opts.force_discard_fallback {
+        dest.force_discard_fallback(g);
+    }
+    let dest = dest;
     if let Some(sb) = &opts.snapback {
         let dm = dest
             .file()
@@ -609,10 +709,15 @@ pub fn apply(
         progress,
         buf: Vec::new(),
         items: Vec::new(),
+        fill: 0,
         batch_records: 0,
+        batch_discards: 0,
+        batch_ranges: Vec::new(),
+        ranges: opts.verify.then(Vec::new),
         stats: ApplyStats {
             checked_first: plan.is_some(),
             dest_size: dest.size(),
+            discards_in_stream: dec.discards(),
             ..Default::default()
         },
     };
@@ -620,7 +725,8 @@ pub fn apply(
     if result.is_err() && progress.is_cancelled() {
         result = Err(Error::Interrupted);
     }
-    let mut stats = ap.stats;
+    let mut stats = std::mem::take(&mut ap.stats);
+    let ranges = ap.ranges.take();
     let undo_result = match ap.undo.take() {
         Some(u) => u.finish().map(Some),
         None => Ok(None),
@@ -629,21 +735,56 @@ pub fn apply(
         Ok(()) => {
             dest.sync()?;
             stats.undo = undo_result?;
+            if let Some(r) = ranges {
+                stats.digests = read_digests(&dest, &r, progress)?;
+            }
             Ok(stats)
         }
         Err(e) => {
             let _ = dest.sync();
-            if stats.records > 0 && !e.is_interrupted() {
+            if (stats.records > 0 || stats.discard_records > 0) && !e.is_interrupted() {
                 Err(Error::Stopped {
                     cause: Box::new(e),
                     records: stats.records,
                     bytes: stats.bytes,
+                    discards: stats.discard_records,
                 })
             } else {
                 Err(e)
             }
         }
     }
+}
+
+/// What `verify` does after an apply: drops the destination's cached pages (they must be
+/// clean: call it after an `fdatasync`) and reads every `(offset, len)` range back from the
+/// device, in order, returning one [`Digest`] per range. Also usable alone, to re-check a
+/// destination against digests received earlier.
+pub fn read_digests(
+    dest: &Destination,
+    ranges: &[(u64, u64)],
+    progress: &Progress,
+) -> Result<Vec<Digest>> {
+    const STEP: u64 = 1 << 20;
+    dest.drop_cache();
+    let longest = ranges.iter().map(|r| r.1).max().unwrap_or(0);
+    let mut buf = vec![0u8; longest.min(STEP) as usize];
+    let mut out = Vec::with_capacity(ranges.len());
+    for &(offset, len) in ranges {
+        let mut h = RangeHasher::new(offset, len);
+        let mut at = offset;
+        while at < offset + len {
+            let n = (offset + len - at).min(STEP) as usize;
+            dest.read_exact_at(&mut buf[..n], at)?;
+            h.update(&buf[..n]);
+            at += n as u64;
+            if progress.is_cancelled() {
+                return Err(Error::Interrupted);
+            }
+        }
+        out.push(h.finish());
+    }
+    Ok(out)
 }
 
 fn run<R: Read>(
@@ -671,7 +812,8 @@ fn run<R: Read>(
             }
             Err(e) => return Err(e),
         };
-        if rec.index == 0 && rec.header.is_commit() {
+        // Snapback files are plain streams: an extended stream is never journaled.
+        if rec.index == 0 && rec.header.is_commit() && !dec.discards() {
             journaled = true;
             ap.stats.journaled = true;
             hold = plan.is_none();
@@ -692,8 +834,17 @@ fn run<R: Read>(
         if !opts.allow_short_destination && !fits(&rec.header, ap.dest.size()) {
             return Err(past_end(ap.dest, &rec, 0));
         }
-        match ap.take_record(dec, &rec, hold) {
-            Ok(()) => {}
+        let taken = match rec.kind {
+            RecordKind::Data => ap.take_record(dec, &rec, hold),
+            RecordKind::Discard => ap.take_discard(&rec),
+        };
+        match taken {
+            Ok(()) => {
+                if opts.verify {
+                    let keep = fitting(&rec.header, ap.dest.size());
+                    ap.batch_ranges.push((rec.header.offset, keep));
+                }
+            }
             Err(e) if hold && is_truncation(&e) => {
                 ap.batch_records += 1;
                 break;
@@ -702,7 +853,7 @@ fn run<R: Read>(
         }
     }
     if hold {
-        ap.discard();
+        ap.drop_batch();
     } else {
         ap.flush()?;
     }

@@ -1,20 +1,27 @@
 //! The lvmsync "PROTO[3]" wire format and what moves over it.
 //!
-//! * [`proto3`]: the byte format (handshake, big-endian record headers) and its decoder;
+//! * [`proto3`]: the byte format (handshake, big-endian record headers) and its decoder,
+//!   with the opt-in `discards` extension (discard records, extended handshake);
 //! * [`send`]: the sender loop: changed ranges of a source device → a stream, coalesced into
-//!   bounded records;
+//!   bounded records, with discard records and digests when asked;
 //! * [`apply`]: the receiver loop: a stream (or a snapback file) → a destination, bounds
-//!   checked, optionally saving what it overwrites;
+//!   checked, optionally saving what it overwrites, and re-reading what it wrote (`verify`);
+//! * [`digest`]: XXH3-64 range digests for `--verify` and their comparison;
 //! * [`undo`]: the crash-safe snapback ("undo") writer, reusable by any tool that overwrites a
 //!   destination (its files are PROTO[3] streams that `lvmsync --apply` restores).
 
 pub mod apply;
+pub mod digest;
 pub mod proto3;
 pub mod send;
 pub mod undo;
 
-pub use apply::{apply, ApplyOptions, ApplyStats, Input};
-pub use proto3::{Decoder, Record, RecordHeader, HANDSHAKE, HANDSHAKE_LINE, MAX_SEND_RECORD};
+pub use apply::{apply, read_digests, ApplyOptions, ApplyStats, Input};
+pub use digest::{compare_digests, Digest, DigestReport, Mismatch, MismatchKind};
+pub use proto3::{
+    Decoder, Record, RecordHeader, RecordKind, DISCARD_FLAG, HANDSHAKE, HANDSHAKE_DISCARDS,
+    HANDSHAKE_DISCARDS_LINE, HANDSHAKE_LINE, MAX_EXTENDED_LEN, MAX_SEND_RECORD,
+};
 pub use send::{send, SendOptions, SendStats};
 pub use undo::{UndoLog, UndoStats};
 
@@ -70,8 +77,18 @@ pub enum Error {
         /// Data bytes present.
         got: u64,
     },
+    /// A discard record of length 0 (extended streams only): a discard always covers bytes.
+    #[error("{name}: record {index} (stream byte {at}) is a discard record of length 0, which is invalid: the stream is corrupt")]
+    ZeroDiscard {
+        /// The stream.
+        name: String,
+        /// 0-based record number.
+        index: u64,
+        /// Stream byte of the header.
+        at: u64,
+    },
     /// A record lies (partly) past the end of the destination.
-    #[error("{}: record {index} (stream byte {at}) writes {len} bytes at byte {offset}, past the end of the destination ({size} bytes){}; the destination is smaller than the volume the stream was made from (--allow-short-destination writes only what fits)", dest.display(), if *others > 0 { format!(", and {others} more records do too") } else { String::new() })]
+    #[error("{}: record {index} (stream byte {at}) {} {len} bytes at byte {offset}, past the end of the destination ({size} bytes){}; the destination is smaller than the volume the stream was made from (--allow-short-destination writes only what fits)", dest.display(), if *discard { "discards" } else { "writes" }, if *others > 0 { format!(", and {others} more records do too") } else { String::new() })]
     PastEnd {
         /// The destination.
         dest: PathBuf,
@@ -83,6 +100,8 @@ pub enum Error {
         offset: u64,
         /// Record length.
         len: u32,
+        /// It is a discard record.
+        discard: bool,
         /// Destination size.
         size: u64,
         /// Further records past the end (known when the input was checked up front).
@@ -115,14 +134,16 @@ pub enum Error {
         limit: u64,
     },
     /// An error after part of the stream was already applied.
-    #[error("{cause}; by then {records} records were complete and {bytes} bytes had been written")]
+    #[error("{cause}; by then {records} records were complete and {bytes} bytes had been written{}", if *discards > 0 { format!(", and {discards} discard records applied") } else { String::new() })]
     Stopped {
         /// What went wrong.
         cause: Box<Error>,
-        /// Records completely written before it.
+        /// Data records completely written before it.
         records: u64,
         /// Bytes written before it (a record cut short may be partly written).
         bytes: u64,
+        /// Discard records applied before it.
+        discards: u64,
     },
     /// The change list does not fit the source device.
     #[error("{0}")]

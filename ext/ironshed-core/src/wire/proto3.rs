@@ -13,6 +13,16 @@
 //!
 //! A zero-length record is a no-op for every receiver (it seeks, then writes nothing). The
 //! snapback writer ([`super::undo`]) uses zero-length records at offset 0 as commit markers.
+//!
+//! # The `discards` extension
+//! A stream that starts with the handshake line `lvmsync PROTO[3] discards` ([`HANDSHAKE_DISCARDS`])
+//! may carry **discard records**: a header whose length has the top bit set (`0x8000_0000`)
+//! says that `len & 0x7fff_ffff` bytes at `offset` must read as zeros, and no data follows it.
+//! Data records of such a stream are shorter than 2^31 bytes; a zero-length discard record is
+//! invalid ([`Error::ZeroDiscard`]). The original lvmsync compares the first line with
+//! `lvmsync PROTO[3]` exactly and exits before writing anything when it differs, so an old
+//! receiver refuses an extended stream instead of misreading it. In a plain stream the top bit
+//! means nothing special: it is part of a data length, as it always was.
 
 use super::Error;
 use std::io::{BufRead, BufReader, Read};
@@ -21,6 +31,15 @@ use std::io::{BufRead, BufReader, Read};
 pub const HANDSHAKE_LINE: &str = "lvmsync PROTO[3]";
 /// The handshake as sent: the line and a newline.
 pub const HANDSHAKE: &[u8] = b"lvmsync PROTO[3]\n";
+/// The handshake line of a stream with discard records, without its newline.
+pub const HANDSHAKE_DISCARDS_LINE: &str = "lvmsync PROTO[3] discards";
+/// The extended handshake as sent: the line and a newline.
+pub const HANDSHAKE_DISCARDS: &[u8] = b"lvmsync PROTO[3] discards\n";
+/// In a stream with the extended handshake, the length bit that marks a discard record.
+pub const DISCARD_FLAG: u32 = 0x8000_0000;
+/// Longest discard record (and bound on data records) of a stream with the extended
+/// handshake: the length field's low 31 bits.
+pub const MAX_EXTENDED_LEN: u32 = 0x7fff_ffff;
 /// Bytes in a record header.
 pub const HEADER_LEN: usize = 12;
 /// Largest record the sender emits. Coalesced ranges are cut at this size: the original
@@ -33,19 +52,28 @@ pub const MAX_SEND_RECORD: u32 = 1 << 20;
 pub struct RecordHeader {
     /// Destination byte offset.
     pub offset: u64,
-    /// Data length in bytes.
+    /// Length in bytes of the range (for a data record, of the data that follows).
     pub len: u32,
 }
 
 impl RecordHeader {
-    /// The 12 header bytes: big-endian u64 offset, big-endian u32 length.
+    /// The 12 header bytes of a data record: big-endian u64 offset, big-endian u32 length.
     pub fn encode(&self) -> [u8; HEADER_LEN] {
+        Self::encode_raw(self.offset, self.len)
+    }
+    /// The 12 header bytes of a discard record of an extended stream: the length with
+    /// [`DISCARD_FLAG`] set. `len` must be 1..=[`MAX_EXTENDED_LEN`].
+    pub fn encode_discard(&self) -> [u8; HEADER_LEN] {
+        debug_assert!(self.len > 0 && self.len <= MAX_EXTENDED_LEN);
+        Self::encode_raw(self.offset, self.len | DISCARD_FLAG)
+    }
+    fn encode_raw(offset: u64, len: u32) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
-        b[..8].copy_from_slice(&self.offset.to_be_bytes());
-        b[8..].copy_from_slice(&self.len.to_be_bytes());
+        b[..8].copy_from_slice(&offset.to_be_bytes());
+        b[8..].copy_from_slice(&len.to_be_bytes());
         b
     }
-    /// Decodes 12 header bytes.
+    /// Decodes 12 header bytes as they are (the length field whole, as in a plain stream).
     pub fn decode(b: &[u8; HEADER_LEN]) -> Self {
         let mut o = [0u8; 8];
         o.copy_from_slice(&b[..8]);
@@ -56,17 +84,44 @@ impl RecordHeader {
             len: u32::from_be_bytes(l),
         }
     }
+    /// Decodes 12 header bytes of a stream that may carry discard records (`discards`):
+    /// returns the header with the flag taken out of the length, and whether it was set.
+    pub fn decode_in(b: &[u8; HEADER_LEN], discards: bool) -> (Self, RecordKind) {
+        let h = Self::decode(b);
+        if discards && h.len & DISCARD_FLAG != 0 {
+            (
+                RecordHeader {
+                    offset: h.offset,
+                    len: h.len & MAX_EXTENDED_LEN,
+                },
+                RecordKind::Discard,
+            )
+        } else {
+            (h, RecordKind::Data)
+        }
+    }
     /// True for the zero-length record at offset 0 (a commit marker in snapback files).
     pub fn is_commit(&self) -> bool {
         self.offset == 0 && self.len == 0
     }
 }
 
+/// What a record asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    /// Write the data that follows the header.
+    Data,
+    /// Make the range read as zeros; no data follows (extended streams only).
+    Discard,
+}
+
 /// A record as the decoder met it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record {
-    /// Its header.
+    /// Its header (for a discard record, the length without the flag).
     pub header: RecordHeader,
+    /// Data or discard.
+    pub kind: RecordKind,
     /// 0-based number of the record in the stream.
     pub index: u64,
     /// Stream byte where its header starts.
@@ -83,6 +138,7 @@ pub struct Decoder<R: Read> {
     /// Data bytes of the current record not yet read.
     remaining: u64,
     current: Option<Record>,
+    discards: bool,
 }
 
 /// Buffer of the decoder's reader.
@@ -103,8 +159,34 @@ fn printable(bytes: &[u8]) -> String {
     s
 }
 
+impl Record {
+    /// True for a discard record.
+    pub fn is_discard(&self) -> bool {
+        self.kind == RecordKind::Discard
+    }
+    /// Data bytes that follow the header in the stream.
+    pub fn data_len(&self) -> u64 {
+        match self.kind {
+            RecordKind::Data => u64::from(self.header.len),
+            RecordKind::Discard => 0,
+        }
+    }
+}
+
+/// Checks a handshake line (without its line end): `Some(discards)` when it is one of ours.
+fn handshake_kind(body: &[u8]) -> Option<bool> {
+    if body == HANDSHAKE_LINE.as_bytes() {
+        Some(false)
+    } else if body == HANDSHAKE_DISCARDS_LINE.as_bytes() {
+        Some(true)
+    } else {
+        None
+    }
+}
+
 impl<R: Read> Decoder<R> {
-    /// Reads and checks the handshake. `name` names the stream in messages ("-" or a path).
+    /// Reads and checks the handshake (plain, or extended with discard records). `name` names
+    /// the stream in messages ("-" or a path).
     pub fn new(r: R, name: &str) -> Result<Self, Error> {
         let mut r = BufReader::with_capacity(READ_BUF, r);
         let mut line = Vec::new();
@@ -121,13 +203,13 @@ impl<R: Read> Decoder<R> {
         let body = line
             .strip_suffix(b"\n")
             .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-        if body != Some(HANDSHAKE_LINE.as_bytes()) {
+        let Some(discards) = body.and_then(handshake_kind) else {
             let shown = body.unwrap_or(&line);
             return Err(Error::Handshake {
                 name: name.to_string(),
                 saw: printable(shown),
             });
-        }
+        };
         Ok(Decoder {
             r,
             name: name.to_string(),
@@ -135,7 +217,14 @@ impl<R: Read> Decoder<R> {
             next_index: 0,
             remaining: 0,
             current: None,
+            discards,
         })
+    }
+
+    /// True when the stream has the extended handshake (`lvmsync PROTO[3] discards`), so its
+    /// records may be discard records.
+    pub fn discards(&self) -> bool {
+        self.discards
     }
 
     /// The stream's name.
@@ -170,13 +259,22 @@ impl<R: Read> Decoder<R> {
                 got,
             });
         }
+        let (header, kind) = RecordHeader::decode_in(&b, self.discards);
         let rec = Record {
-            header: RecordHeader::decode(&b),
+            header,
+            kind,
             index: self.next_index,
             at,
         };
+        if rec.is_discard() && header.len == 0 {
+            return Err(Error::ZeroDiscard {
+                name: self.name.clone(),
+                index: rec.index,
+                at,
+            });
+        }
         self.next_index += 1;
-        self.remaining = u64::from(rec.header.len);
+        self.remaining = rec.data_len();
         self.current = Some(rec);
         Ok(Some(rec))
     }
@@ -354,6 +452,172 @@ mod tests {
         assert!(e(b"\x00\x01binary garbage without newline")
             .contains("saw '\\x00\\x01binary garbage without newl"));
         assert!(Decoder::new(&b"lvmsync PROTO[3]\r\n"[..], "in").is_ok());
+    }
+
+    /// An extended stream: `(offset, Some(data))` data records, `(offset, None)` with a
+    /// length for discard records.
+    fn ext_stream(recs: &[(u64, Result<&[u8], u32>)]) -> Vec<u8> {
+        let mut v = HANDSHAKE_DISCARDS.to_vec();
+        for (off, r) in recs {
+            match r {
+                Ok(data) => {
+                    v.extend_from_slice(&off.to_be_bytes());
+                    v.extend_from_slice(&(data.len() as u32).to_be_bytes());
+                    v.extend_from_slice(data);
+                }
+                Err(len) => {
+                    v.extend_from_slice(&off.to_be_bytes());
+                    v.extend_from_slice(&(len | 0x8000_0000).to_be_bytes());
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn extended_handshake_is_a_different_first_line() {
+        // The original receiver compares the chomped first line with "lvmsync PROTO[3]".
+        let first = HANDSHAKE_DISCARDS.split(|&b| b == b'\n').next().unwrap();
+        assert_ne!(first, HANDSHAKE_LINE.as_bytes());
+        assert_eq!(first, HANDSHAKE_DISCARDS_LINE.as_bytes());
+        assert_eq!(HANDSHAKE_DISCARDS, b"lvmsync PROTO[3] discards\n");
+        assert!(!Decoder::new(&b"lvmsync PROTO[3]\n"[..], "s")
+            .unwrap()
+            .discards());
+        let d = Decoder::new(&b"lvmsync PROTO[3] discards\r\n"[..], "s").unwrap();
+        assert!(d.discards());
+        assert_eq!(d.position(), 27);
+        for bad in [
+            &b"lvmsync PROTO[3] discard\n"[..],
+            b"lvmsync PROTO[3]  discards\n",
+            b"lvmsync PROTO[3] discards",
+        ] {
+            assert!(matches!(
+                Decoder::new(bad, "s"),
+                Err(Error::Handshake { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn extended_stream_round_trip() {
+        // Built with our encoder, checked against ext_stream's independent bytes.
+        let mut ours = HANDSHAKE_DISCARDS.to_vec();
+        ours.extend_from_slice(
+            &RecordHeader {
+                offset: 4096,
+                len: 4,
+            }
+            .encode(),
+        );
+        ours.extend_from_slice(b"abcd");
+        ours.extend_from_slice(
+            &RecordHeader {
+                offset: 1 << 33,
+                len: MAX_EXTENDED_LEN,
+            }
+            .encode_discard(),
+        );
+        ours.extend_from_slice(&RecordHeader { offset: 0, len: 1 }.encode_discard());
+        ours.extend_from_slice(&RecordHeader { offset: 9, len: 2 }.encode());
+        ours.extend_from_slice(b"xy");
+        let s = ext_stream(&[
+            (4096, Ok(b"abcd")),
+            (1 << 33, Err(0x7fff_ffff)),
+            (0, Err(1)),
+            (9, Ok(b"xy")),
+        ]);
+        assert_eq!(ours, s);
+        let mut d = Decoder::new(&s[..], "s").unwrap();
+        assert!(d.discards());
+        let r = d.next_record().unwrap().unwrap();
+        assert_eq!(
+            (r.kind, r.header.offset, r.header.len, r.at),
+            (RecordKind::Data, 4096, 4, 26)
+        );
+        // Data left unread is skipped; a discard record has none.
+        let r = d.next_record().unwrap().unwrap();
+        assert_eq!(
+            (r.kind, r.header.offset, r.header.len, r.at),
+            (RecordKind::Discard, 1 << 33, 0x7fff_ffff, 42)
+        );
+        assert!(r.is_discard());
+        assert_eq!((r.data_len(), d.remaining()), (0, 0));
+        let r = d.next_record().unwrap().unwrap();
+        assert_eq!(
+            (r.kind, r.header.len, r.at, r.index),
+            (RecordKind::Discard, 1, 54, 2)
+        );
+        let r = d.next_record().unwrap().unwrap();
+        assert_eq!(
+            (r.kind, r.header.offset, r.header.len),
+            (RecordKind::Data, 9, 2)
+        );
+        let mut b = [0u8; 2];
+        d.read_data(&mut b).unwrap();
+        assert_eq!(&b, b"xy");
+        assert!(d.next_record().unwrap().is_none());
+        assert_eq!(d.position(), s.len() as u64);
+    }
+
+    #[test]
+    fn top_bit_is_a_plain_length_in_a_plain_stream() {
+        // Header claims 2^31 + 16 data bytes; only 20 follow.
+        let mut s = HANDSHAKE.to_vec();
+        s.extend_from_slice(&7u64.to_be_bytes());
+        s.extend_from_slice(&0x8000_0010u32.to_be_bytes());
+        s.extend_from_slice(&[1u8; 20]);
+        let mut d = Decoder::new(&s[..], "p").unwrap();
+        assert!(!d.discards());
+        let r = d.next_record().unwrap().unwrap();
+        assert_eq!(
+            (r.kind, r.header.len, r.data_len()),
+            (RecordKind::Data, 0x8000_0010, 0x8000_0010)
+        );
+        let e = d.next_record().unwrap_err().to_string();
+        assert_eq!(e, "p: stream ends inside record 0 (stream byte 17: 2147483664 bytes for offset 7): only 20 data bytes arrived; the sender stopped or the file is truncated");
+        // The same header in an extended stream is a discard of 16 bytes, and the 20 bytes
+        // that follow are the next record's header and data.
+        let mut x = HANDSHAKE_DISCARDS.to_vec();
+        x.extend_from_slice(&s[17..]);
+        let mut d = Decoder::new(&x[..], "x").unwrap();
+        let r = d.next_record().unwrap().unwrap();
+        assert_eq!(
+            (r.kind, r.header.offset, r.header.len),
+            (RecordKind::Discard, 7, 16)
+        );
+        let r = d.next_record().unwrap().unwrap();
+        assert_eq!(
+            (r.kind, r.header.offset, r.header.len),
+            (RecordKind::Data, 0x0101_0101_0101_0101, 0x0101_0101)
+        );
+    }
+
+    #[test]
+    fn zero_length_discard_is_refused() {
+        let s = ext_stream(&[(0, Ok(b"ab")), (4096, Err(0))]);
+        let mut d = Decoder::new(&s[..], "z").unwrap();
+        d.next_record().unwrap();
+        let e = d.next_record().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::ZeroDiscard {
+                    index: 1,
+                    at: 40,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "z: record 1 (stream byte 40) is a discard record of length 0, which is invalid: the stream is corrupt");
+        // In a plain stream the same bytes are a data record of 2^31 bytes.
+        let mut p = HANDSHAKE.to_vec();
+        p.extend_from_slice(&s[26..]);
+        let mut d = Decoder::new(&p[..], "p").unwrap();
+        d.next_record().unwrap();
+        let r = d.next_record().unwrap().unwrap();
+        assert_eq!((r.kind, r.header.len), (RecordKind::Data, 0x8000_0000));
     }
 
     #[test]

@@ -6,13 +6,24 @@
 //!   sent first: a receiver whose destination is too small then refuses the stream at its
 //!   first record, before writing anything. The order never matters for the result, since
 //!   records never overlap.
+//! * With [`SendOptions::discards`], the stream has the extended handshake and the discard
+//!   ranges go out as discard records (a header, no data), cut at 2^31-1 bytes, interleaved
+//!   with the data records in the same order (the furthest-reaching record of either kind
+//!   first). Without it there are no discard records: the caller merges discarded ranges into
+//!   the data ranges, and they are read from the source, where they read as zeros.
+//! * With [`SendOptions::digests`], each record's [`Digest`] is computed from its data while it
+//!   is in the arena (a record split over several fills is hashed in pieces), and a discard
+//!   record's from `len` zero bytes, never read.
 //! * Data is read with the source's [`SourceDevice`] (`O_DIRECT` for block devices) into an
 //!   aligned arena of [`ARENA`] bytes (small enough to stay in the CPU cache), adjacent data
 //!   with one read, and written out with vectored writes (header and data slices, no copy);
 //!   a record larger than the arena goes out in several writes. Memory stays at the arena
 //!   size whatever the amount of data.
 
-use super::proto3::{RecordHeader, HANDSHAKE, MAX_SEND_RECORD};
+use super::digest::{Digest, RangeHasher, ZeroHashes};
+use super::proto3::{
+    RecordHeader, HANDSHAKE, HANDSHAKE_DISCARDS, MAX_EXTENDED_LEN, MAX_SEND_RECORD,
+};
 use super::{Error, Result};
 use crate::error::IoContext;
 use crate::io::{AlignedBuf, SourceDevice, DIRECT_ALIGN};
@@ -29,27 +40,42 @@ const MAX_RECORDS_PER_WRITE: usize = 500;
 /// How to send.
 #[derive(Debug, Clone, Copy)]
 pub struct SendOptions {
-    /// Largest record (bytes, > 0).
+    /// Largest data record (bytes, > 0; at most 2^31-1 with `discards`).
     pub max_record: u32,
+    /// Extended stream (`lvmsync PROTO[3] discards`): discard ranges go out as discard
+    /// records. Only a receiver of this project understands it; the original lvmsync refuses
+    /// the handshake before writing anything.
+    pub discards: bool,
+    /// Compute a [`Digest`] per record ([`SendStats::digests`]).
+    pub digests: bool,
 }
 
 impl Default for SendOptions {
     fn default() -> Self {
         SendOptions {
             max_record: MAX_SEND_RECORD,
+            discards: false,
+            digests: false,
         }
     }
 }
 
 /// What a send did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SendStats {
-    /// Records sent.
+    /// Data records sent.
     pub records: u64,
     /// Data bytes sent.
     pub bytes: u64,
     /// Stream bytes written (handshake and headers included).
     pub stream_bytes: u64,
+    /// Discard records sent.
+    pub discard_records: u64,
+    /// Bytes covered by discard records.
+    pub discard_bytes: u64,
+    /// One digest per record (data and discard), in stream order, with
+    /// [`SendOptions::digests`]; empty otherwise.
+    pub digests: Vec<Digest>,
 }
 
 struct Out<'a, W: Write> {
@@ -84,37 +110,34 @@ impl<W: Write> Out<'_, W> {
     }
 }
 
-/// Sends `changes` read from `source` to `out` (named `out_name` in messages). Every range
-/// must lie inside the source (see [`Changes::clip_to`]); this is checked before anything is
-/// written.
+/// Sends `changes` (data ranges) and `discards` (ranges that must read as zeros) read from
+/// `source` to `out` (named `out_name` in messages).
+///
+/// Every range must lie inside the source (see [`Changes::clip_to`]), and the two lists must
+/// not overlap; both are checked before anything is written. Without
+/// [`SendOptions::discards`], `discards` must be empty ([`Error::Internal`] otherwise: the
+/// caller merges them into `changes`).
 pub fn send<W: Write>(
     changes: &Changes,
+    discards: &Changes,
     source: &SourceDevice,
     out: &mut W,
     out_name: &str,
     opts: &SendOptions,
     progress: &Progress,
 ) -> Result<SendStats> {
-    match send_inner(changes, source, out, out_name, opts, progress) {
+    match send_inner(changes, discards, source, out, out_name, opts, progress) {
         Err(_) if progress.is_cancelled() => Err(Error::Interrupted),
         r => r,
     }
 }
 
-fn send_inner<W: Write>(
-    changes: &Changes,
-    source: &SourceDevice,
-    out: &mut W,
-    out_name: &str,
-    opts: &SendOptions,
-    progress: &Progress,
-) -> Result<SendStats> {
-    let max = u64::from(opts.max_record.max(1));
-    if let Some(last) = changes.ranges().last() {
+fn check_inside(list: &Changes, source: &SourceDevice) -> Result<()> {
+    if let Some(last) = list.ranges().last() {
         if last.end() > source.len() {
             return Err(Error::Source(crate::snapshot::Error::PastSource {
                 source_name: source.path().display().to_string(),
-                offset: changes
+                offset: list
                     .ranges()
                     .iter()
                     .find(|r| r.end() > source.len())
@@ -123,23 +146,111 @@ fn send_inner<W: Write>(
             }));
         }
     }
+    Ok(())
+}
+
+/// Refuses data and discard ranges that overlap (both lists are sorted: one merge pass).
+fn check_disjoint(data: &[ByteRange], discards: &[ByteRange]) -> Result<()> {
+    let (mut i, mut j) = (0, 0);
+    while i < data.len() && j < discards.len() {
+        let (a, b) = (data[i], discards[j]);
+        if a.end() <= b.offset {
+            i += 1;
+        } else if b.end() <= a.offset {
+            j += 1;
+        } else {
+            return Err(Error::Internal(format!(
+                "data range of {} bytes at byte {} overlaps discard range of {} bytes at byte {}",
+                a.len, a.offset, b.len, b.offset
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A record to send: a data range, or a discard range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Piece {
+    range: ByteRange,
+    discard: bool,
+}
+
+/// The pieces of both lists in ascending offset order.
+fn merged<'a>(
+    data: impl Iterator<Item = ByteRange> + 'a,
+    discards: impl Iterator<Item = ByteRange> + 'a,
+) -> impl Iterator<Item = Piece> + 'a {
+    let mut a = data.peekable();
+    let mut b = discards.peekable();
+    std::iter::from_fn(move || {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => x.offset <= y.offset,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return None,
+        };
+        if take_a {
+            a.next().map(|range| Piece {
+                range,
+                discard: false,
+            })
+        } else {
+            b.next().map(|range| Piece {
+                range,
+                discard: true,
+            })
+        }
+    })
+}
+
+fn send_inner<W: Write>(
+    changes: &Changes,
+    discards: &Changes,
+    source: &SourceDevice,
+    out: &mut W,
+    out_name: &str,
+    opts: &SendOptions,
+    progress: &Progress,
+) -> Result<SendStats> {
+    if !opts.discards && !discards.is_empty() {
+        return Err(Error::Internal(format!(
+            "{} discard ranges given for a plain PROTO[3] stream: merge them into the data ranges (they read as zeros from the source)",
+            discards.ranges().len()
+        )));
+    }
+    let mut max = u64::from(opts.max_record.max(1));
+    if opts.discards {
+        // The length's top bit marks discard records in an extended stream.
+        max = max.min(u64::from(MAX_EXTENDED_LEN));
+    }
+    let dmax = u64::from(MAX_EXTENDED_LEN);
+    check_inside(changes, source)?;
+    check_inside(discards, source)?;
+    check_disjoint(changes.ranges(), discards.ranges())?;
     progress.set_total(changes.total_bytes());
     let mut out = Out {
         w: out,
         name: out_name,
         stats: SendStats::default(),
     };
-    out.write_all_vectored(&mut [IoSlice::new(HANDSHAKE)])?;
+    let handshake = if opts.discards {
+        HANDSHAKE_DISCARDS
+    } else {
+        HANDSHAKE
+    };
+    out.write_all_vectored(&mut [IoSlice::new(handshake)])?;
 
-    let count = changes.piece_count(max);
-    let last = changes.pieces(max).last();
-    let order = last
-        .into_iter()
-        .chain(changes.pieces(max).take(count.saturating_sub(1) as usize));
+    // The furthest-reaching piece first (the last of either list), then all others in order.
+    let count = changes.piece_count(max) + discards.piece_count(dmax);
+    let last = merged(changes.pieces(max), discards.pieces(dmax)).last();
+    let order = last.into_iter().chain(
+        merged(changes.pieces(max), discards.pieces(dmax)).take(count.saturating_sub(1) as usize),
+    );
+    let mut digests = opts.digests.then(Digester::default);
 
     let mut arena = AlignedBuf::new(ARENA);
     let mut ops: Vec<Op> = Vec::with_capacity(2 * MAX_RECORDS_PER_WRITE);
-    let mut headers: Vec<[u8; 12]> = Vec::with_capacity(MAX_RECORDS_PER_WRITE);
+    let mut headers: Vec<Header> = Vec::with_capacity(MAX_RECORDS_PER_WRITE);
     // A pending read: source offset, arena offset, length (grows while data is adjacent).
     let mut pending: Option<(u64, usize, usize)> = None;
     let mut used = 0usize;
@@ -156,24 +267,36 @@ fn send_inner<W: Write>(
     };
 
     for piece in order {
-        let ByteRange { offset, len } = piece;
+        let ByteRange { offset, len } = piece.range;
         if headers.len() >= MAX_RECORDS_PER_WRITE {
             if let Some(p) = pending.take() {
                 read(&mut arena, p)?;
             }
-            flush(&mut out, &arena, &headers, &ops, progress)?;
+            flush(&mut out, &arena, &headers, &ops, digests.as_mut(), progress)?;
             ops.clear();
             headers.clear();
             used = 0;
         }
-        headers.push(
-            RecordHeader {
-                offset,
-                len: len as u32,
-            }
-            .encode(),
-        );
+        let h = RecordHeader {
+            offset,
+            len: len as u32,
+        };
+        headers.push(Header {
+            bytes: if piece.discard {
+                h.encode_discard()
+            } else {
+                h.encode()
+            },
+            offset,
+            len,
+            discard: piece.discard,
+        });
         ops.push(Op::Header(headers.len() - 1));
+        if piece.discard {
+            out.stats.discard_records += 1;
+            out.stats.discard_bytes += len;
+            continue;
+        }
         // The data, in as many arena fills as it takes (a record may be larger than the
         // arena: the stream is a byte stream, so its data may go out in several writes).
         let mut src = offset;
@@ -195,7 +318,7 @@ fn send_inner<W: Write>(
                 if let Some(p) = pending.take() {
                     read(&mut arena, p)?;
                 }
-                flush(&mut out, &arena, &headers, &ops, progress)?;
+                flush(&mut out, &arena, &headers, &ops, digests.as_mut(), progress)?;
                 ops.clear();
                 // Keep the header of the record in flight if it was not written yet (it
                 // was, with the flush): nothing to carry over.
@@ -225,9 +348,55 @@ fn send_inner<W: Write>(
     if let Some(p) = pending.take() {
         read(&mut arena, p)?;
     }
-    flush(&mut out, &arena, &headers, &ops, progress)?;
+    flush(&mut out, &arena, &headers, &ops, digests.as_mut(), progress)?;
     out.w.flush().map_err(|e| out.err(e))?;
+    if let Some(d) = digests {
+        if d.current.is_some() {
+            return Err(Error::Internal(
+                "a record's digest was left incomplete".into(),
+            ));
+        }
+        out.stats.digests = d.out;
+    }
     Ok(out.stats)
+}
+
+/// A record header as encoded, and what it says (for the digests).
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    bytes: [u8; 12],
+    offset: u64,
+    len: u64,
+    discard: bool,
+}
+
+/// Digests of the records written so far, and the one whose data is still arriving.
+#[derive(Default)]
+struct Digester {
+    current: Option<RangeHasher>,
+    zeros: ZeroHashes,
+    out: Vec<Digest>,
+}
+
+impl Digester {
+    fn header(&mut self, h: &Header) {
+        if h.discard {
+            self.out.push(self.zeros.digest(h.offset, h.len));
+        } else if h.len == 0 {
+            self.out.push(Digest::of(h.offset, &[]));
+        } else {
+            self.current = Some(RangeHasher::new(h.offset, h.len));
+        }
+    }
+    fn data(&mut self, bytes: &[u8]) {
+        if let Some(c) = self.current.as_mut() {
+            c.update(bytes);
+            if c.complete() {
+                self.out.push(c.finish());
+                self.current = None;
+            }
+        }
+    }
 }
 
 /// One slice of a vectored write: a record header, or data at (arena offset, length).
@@ -240,8 +409,9 @@ enum Op {
 fn flush<W: Write>(
     out: &mut Out<'_, W>,
     arena: &AlignedBuf,
-    headers: &[[u8; 12]],
+    headers: &[Header],
     ops: &[Op],
+    mut digests: Option<&mut Digester>,
     progress: &Progress,
 ) -> Result<()> {
     if ops.is_empty() {
@@ -251,10 +421,18 @@ fn flush<W: Write>(
     let mut bytes = 0u64;
     for op in ops {
         match *op {
-            Op::Header(i) => slices.push(IoSlice::new(&headers[i])),
+            Op::Header(i) => {
+                slices.push(IoSlice::new(&headers[i].bytes));
+                if let Some(d) = digests.as_deref_mut() {
+                    d.header(&headers[i]);
+                }
+            }
             Op::Data(at, len) => {
                 slices.push(IoSlice::new(&arena[at..at + len]));
                 bytes += len as u64;
+                if let Some(d) = digests.as_deref_mut() {
+                    d.data(&arena[at..at + len]);
+                }
             }
         }
     }

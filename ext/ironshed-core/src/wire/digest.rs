@@ -1,0 +1,327 @@
+//! Range digests for `lvmsync --verify`: after a live sync, the sender proves that the
+//! destination holds what it sent, record by record.
+//!
+//! * A [`Digest`] is `(offset, len, hash)` with `hash` = XXH3-64 (seed 0) of the `len` bytes at
+//!   `offset`. The sender computes one per record from the data as it passes through its
+//!   arena (a discard record's is the hash of `len` zero bytes, computed, not read); the
+//!   receiver re-reads every range it wrote, after `fdatasync` and dropping the cached pages,
+//!   and computes the same list.
+//! * [`compare_digests`] pairs the two lists by position.
+//! * [`pack`] / [`unpack`]: the binary form the Ruby API passes around, 24 bytes per digest
+//!   (big-endian u64 offset, u64 len, u64 hash).
+
+use xxhash_rust::xxh3::{xxh3_64, Xxh3Default};
+
+/// Bytes of one packed digest.
+pub const DIGEST_BYTES: usize = 24;
+/// Mismatches [`compare_digests`] lists as examples (the rest are only counted).
+pub const MAX_EXAMPLES: usize = 20;
+
+/// The hash of one record's range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Digest {
+    /// First byte of the range.
+    pub offset: u64,
+    /// Length of the range in bytes.
+    pub len: u64,
+    /// XXH3-64, seed 0, of the range's bytes.
+    pub hash: u64,
+}
+
+impl Digest {
+    /// The digest of `data` found at `offset`.
+    pub fn of(offset: u64, data: &[u8]) -> Self {
+        Digest {
+            offset,
+            len: data.len() as u64,
+            hash: xxh3_64(data),
+        }
+    }
+
+    /// The digest of `len` zero bytes at `offset` (a discard record), computed.
+    pub fn of_zeros(offset: u64, len: u64) -> Self {
+        Digest {
+            offset,
+            len,
+            hash: zeros_hash(len),
+        }
+    }
+
+    /// Packed form: big-endian offset, length, hash.
+    pub fn to_bytes(&self) -> [u8; DIGEST_BYTES] {
+        let mut b = [0u8; DIGEST_BYTES];
+        b[..8].copy_from_slice(&self.offset.to_be_bytes());
+        b[8..16].copy_from_slice(&self.len.to_be_bytes());
+        b[16..].copy_from_slice(&self.hash.to_be_bytes());
+        b
+    }
+
+    /// From the packed form.
+    pub fn from_bytes(b: &[u8; DIGEST_BYTES]) -> Self {
+        let u = |r: std::ops::Range<usize>| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&b[r]);
+            u64::from_be_bytes(x)
+        };
+        Digest {
+            offset: u(0..8),
+            len: u(8..16),
+            hash: u(16..24),
+        }
+    }
+}
+
+/// Packs digests, 24 bytes each, in order.
+pub fn pack(digests: &[Digest]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(digests.len() * DIGEST_BYTES);
+    for d in digests {
+        v.extend_from_slice(&d.to_bytes());
+    }
+    v
+}
+
+/// Unpacks [`pack`]'s form; `None` when the length is not a multiple of 24.
+pub fn unpack(b: &[u8]) -> Option<Vec<Digest>> {
+    if b.len() % DIGEST_BYTES != 0 {
+        return None;
+    }
+    Some(
+        b.chunks_exact(DIGEST_BYTES)
+            .map(|c| {
+                let mut a = [0u8; DIGEST_BYTES];
+                a.copy_from_slice(c);
+                Digest::from_bytes(&a)
+            })
+            .collect(),
+    )
+}
+
+const ZERO_BLOCK: usize = 64 << 10;
+static ZEROS: [u8; ZERO_BLOCK] = [0u8; ZERO_BLOCK];
+
+/// XXH3-64 of `len` zero bytes (streamed from a static zero block: no allocation).
+pub fn zeros_hash(len: u64) -> u64 {
+    if len <= ZERO_BLOCK as u64 {
+        return xxh3_64(&ZEROS[..len as usize]);
+    }
+    let mut h = Xxh3Default::new();
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(ZERO_BLOCK as u64) as usize;
+        h.update(&ZEROS[..n]);
+        left -= n as u64;
+    }
+    h.digest()
+}
+
+/// Remembers the zero hashes already computed: discard records of a thin snapshot mostly
+/// share a few lengths (whole pool blocks), and a long one costs a pass over its length.
+#[derive(Debug, Default)]
+pub struct ZeroHashes(std::collections::HashMap<u64, u64>);
+
+impl ZeroHashes {
+    /// The digest of `len` zero bytes at `offset` (computed once per length).
+    pub fn digest(&mut self, offset: u64, len: u64) -> Digest {
+        let hash = *self.0.entry(len).or_insert_with(|| zeros_hash(len));
+        Digest { offset, len, hash }
+    }
+}
+
+/// Hashes one range fed in pieces (a record whose data is split over several buffers).
+#[derive(Clone)]
+pub struct RangeHasher {
+    offset: u64,
+    len: u64,
+    fed: u64,
+    h: Xxh3Default,
+}
+
+impl RangeHasher {
+    /// A hasher for the `len` bytes at `offset`.
+    pub fn new(offset: u64, len: u64) -> Self {
+        RangeHasher {
+            offset,
+            len,
+            fed: 0,
+            h: Xxh3Default::new(),
+        }
+    }
+    /// Feeds the next bytes of the range.
+    pub fn update(&mut self, data: &[u8]) {
+        self.h.update(data);
+        self.fed += data.len() as u64;
+    }
+    /// True once `len` bytes were fed.
+    pub fn complete(&self) -> bool {
+        self.fed >= self.len
+    }
+    /// The digest of what was fed.
+    pub fn finish(&self) -> Digest {
+        Digest {
+            offset: self.offset,
+            len: self.len,
+            hash: self.h.digest(),
+        }
+    }
+}
+
+/// How a record's digests disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MismatchKind {
+    /// Both sides have the record, but the hash (or its offset or length) differs.
+    Differs,
+    /// The sender sent it; the receiver reported nothing for it (fewer digests).
+    Missing,
+    /// The receiver reported it; the sender sent nothing there (more digests).
+    Unexpected,
+}
+
+impl MismatchKind {
+    /// "differs", "missing" or "unexpected".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MismatchKind::Differs => "differs",
+            MismatchKind::Missing => "missing",
+            MismatchKind::Unexpected => "unexpected",
+        }
+    }
+}
+
+/// One disagreeing record: the sender's range (the receiver's for [`MismatchKind::Unexpected`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mismatch {
+    /// First byte of the range.
+    pub offset: u64,
+    /// Length of the range.
+    pub len: u64,
+    /// How it disagrees.
+    pub kind: MismatchKind,
+}
+
+/// The result of [`compare_digests`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DigestReport {
+    /// Records whose offset, length and hash agree.
+    pub matched: u64,
+    /// Records that disagree (all of them).
+    pub mismatches: u64,
+    /// The first [`MAX_EXAMPLES`] of them, in stream order.
+    pub examples: Vec<Mismatch>,
+}
+
+impl DigestReport {
+    /// True when every record matched and both lists have the same length.
+    pub fn ok(&self) -> bool {
+        self.mismatches == 0
+    }
+}
+
+/// Compares the sender's digests with the receiver's, pairing them by position (both are in
+/// stream order): a pair matches when offset, length and hash agree; a pair that does not is
+/// [`MismatchKind::Differs`]; digests past the end of the shorter list are
+/// [`MismatchKind::Missing`] (only sent) or [`MismatchKind::Unexpected`] (only received).
+pub fn compare_digests(sent: &[Digest], received: &[Digest]) -> DigestReport {
+    let mut r = DigestReport::default();
+    let note = |r: &mut DigestReport, d: &Digest, kind| {
+        r.mismatches += 1;
+        if r.examples.len() < MAX_EXAMPLES {
+            r.examples.push(Mismatch {
+                offset: d.offset,
+                len: d.len,
+                kind,
+            });
+        }
+    };
+    for (s, g) in sent.iter().zip(received) {
+        if s == g {
+            r.matched += 1;
+        } else {
+            note(&mut r, s, MismatchKind::Differs);
+        }
+    }
+    for s in sent.iter().skip(received.len()) {
+        note(&mut r, s, MismatchKind::Missing);
+    }
+    for g in received.iter().skip(sent.len()) {
+        note(&mut r, g, MismatchKind::Unexpected);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xxh3_is_the_reference_function() {
+        // XXH3_64bits("") with seed 0, from the xxHash reference implementation.
+        assert_eq!(Digest::of(0, b"").hash, 0x2D06_8005_38D3_94C2);
+        // Streaming and one-shot agree, across the zero block size.
+        for len in [0u64, 1, 240, 241, 65535, 65536, 65537, 300_000] {
+            let z = vec![0u8; len as usize];
+            assert_eq!(zeros_hash(len), xxh3_64(&z), "len {len}");
+            let mut h = RangeHasher::new(5, len);
+            for c in z.chunks(7777) {
+                h.update(c);
+            }
+            assert!(h.complete());
+            assert_eq!(h.finish(), Digest::of(5, &z));
+        }
+        let mut cache = ZeroHashes::default();
+        assert_eq!(cache.digest(9, 4096), Digest::of_zeros(9, 4096));
+        assert_eq!(cache.digest(1 << 20, 4096).offset, 1 << 20);
+    }
+
+    #[test]
+    fn packed_form_is_big_endian_and_round_trips() {
+        let d = Digest {
+            offset: 0x0102_0304_0506_0708,
+            len: 0x1112_1314_1516_1718,
+            hash: 0x2122_2324_2526_2728,
+        };
+        let b = pack(&[d, d]);
+        assert_eq!(b.len(), 48);
+        assert_eq!(&b[..8], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(
+            &b[16..24],
+            &[0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28]
+        );
+        assert_eq!(unpack(&b).unwrap(), vec![d, d]);
+        assert!(unpack(&b[..47]).is_none());
+        assert_eq!(unpack(&[]).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn compare_pairs_by_position() {
+        let d = |o: u64, h: u64| Digest {
+            offset: o,
+            len: 10,
+            hash: h,
+        };
+        let sent = [d(0, 1), d(10, 2), d(20, 3), d(30, 4)];
+        let r = compare_digests(&sent, &sent);
+        assert_eq!((r.matched, r.mismatches, r.examples.len()), (4, 0, 0));
+        assert!(r.ok());
+        // A changed hash, a shifted offset, one missing.
+        let got = [d(0, 1), d(10, 9), d(21, 3)];
+        let r = compare_digests(&sent, &got);
+        assert_eq!((r.matched, r.mismatches), (1, 3));
+        let kinds: Vec<_> = r.examples.iter().map(|m| (m.offset, m.kind)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (10, MismatchKind::Differs),
+                (20, MismatchKind::Differs),
+                (30, MismatchKind::Missing)
+            ]
+        );
+        let r = compare_digests(&sent[..1], &sent[..2]);
+        assert_eq!(r.examples[0].kind, MismatchKind::Unexpected);
+        assert_eq!(r.examples[0].offset, 10);
+        // Only the first 20 are listed, all are counted.
+        let many: Vec<Digest> = (0..50).map(|i| d(i * 10, i)).collect();
+        let r = compare_digests(&many, &[]);
+        assert_eq!((r.mismatches, r.examples.len()), (50, MAX_EXAMPLES));
+        assert_eq!(r.examples[19].offset, 190);
+    }
+}
