@@ -124,10 +124,14 @@ RSpec.describe "LVM:: API (compatible with lvmsync's lib/lvm)" do
       expect(LVM::LogicalVolume.new("vg-sync", "dest").changes).to eq([])
     end
 
-    it "refuses a thin snapshot's changes with a clear reason" do
-      expect { LVM::ThinSnapshot.new("vgfix", "thin-snap").differences }
-        .to raise_error(LVM::Error, "vgfix/thin-snap: thin snapshots are not supported by this version " \
-                                    "(only classic dm-snapshot snapshots are)")
+    it "a thin snapshot's changes need its pool active, and a thin LV (clear reasons)" do
+      vgcfg = LVM::VGConfig.load(LvmFixtures.path("thin.vg"))
+      expect { LVM::ThinSnapshot.new("vgfix", "thin-snap", vgcfg: vgcfg).differences }
+        .to raise_error(LVM::MetadataSnapshotError,
+                        "thin pool vgfix/pool is not active (no #{@dir}/dev/mapper/vgfix-pool-tpool): activate " \
+                        "it, or a thin LV in it (lvchange -ay vgfix/pool)")
+      expect { LVM::ThinSnapshot.new("vgfix", "lin", vgcfg: LVM::VGConfig.load(LvmFixtures.path("linear.vg"))) }
+        .to raise_error(LVM::Error, "vgfix/lin: not a thin LV")
     end
 
     it "raises LVM::Error for a path lvs does not know" do
