@@ -66,7 +66,7 @@ RSpec.describe "lvmsync on real thin snapshots", :vm do
     expect(kv("remote_rc")).to eq("0"), err_of("remote")
     expect(kv("remote_sum")).to eq(kv("src_sum"))
     expect(err_of("remote")).to include("supports: discards verify", "remote: lvmsync: discarded")
-    expect(err_of("remote")).to match(/verify: all \d+ ranges read back from 127\.0\.0\.1:\/dev\/vgt\/dst match/)
+    expect(err_of("remote")).to match(/verify: all \d+ ranges read back from root@127\.0\.0\.1:\/dev\/vgt\/dst match/)
   end
 
   it "increments over three snapshots, then the origin: each round gives that snapshot's content" do

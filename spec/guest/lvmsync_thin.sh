@@ -75,7 +75,6 @@ ruby -I "$repo/lib" -e '
        "api_unmapped=#{d.unmapped_extents.map { |o, l| "#{o}+#{l}" }.join(",")}",
        "api_differences=#{lv.changes.map { |r| "#{r.first}-#{r.last}" }.join(",")}"'
 kv held_after_api "$(held)"
-vgcfgbackup -q -f "$out/thin-snapshots.vg" vgt >/dev/null
 
 # 1a. plain PROTO[3] to the thin LV: unmapped blocks written as zeros.
 run plain "${lvmsync[@]}" -v vgt/s1 /dev/vgt/dst
@@ -127,6 +126,8 @@ kv held_after_inc "$(held)"
 mkdir -p /tmp/slowbin
 printf '#!/bin/sh\nsleep 20\nexec /usr/sbin/thin_delta "$@"\n' >/tmp/slowbin/thin_delta
 chmod +x /tmp/slowbin/thin_delta
+# Job control on: a non-interactive shell starts background commands with SIGINT ignored.
+set -m
 for sig in INT TERM; do
   PATH=/tmp/slowbin:$PATH "${lvmsync[@]}" vgt/s1 /tmp/dest.img 2>"$out/sig$sig.err" &
   pid=$!
@@ -137,6 +138,7 @@ for sig in INT TERM; do
   set +e; wait $pid; kv "sig${sig}_rc" $?; set -e
   kv "held_after_$sig" "$(held)"
 done
+set +m
 dmsetup message vgt-pool-tpool 0 reserve_metadata_snap
 run busy "${lvmsync[@]}" vgt/s1 /tmp/dest.img
 kv held_after_busy "$(held)"
@@ -147,10 +149,12 @@ truncate -s 32M /tmp/flaky.img
 dd if=/dev/vgt/s1 of=/tmp/flaky.img bs=1M iflag=direct conv=notrunc status=none
 floop=$(losetup --find --show /tmp/flaky.img)
 dmsetup create flaky --table "0 65536 flakey $floop 0 0 1 1 drop_writes"
+dmsetup mknodes flaky
 run flaky "${lvmsync[@]}" --verify vgt/s1 /dev/mapper/flaky
 kv flaky_unchanged "$([ "$(fsum /tmp/flaky.img)" = "$s1_sum" ] && echo yes || echo no)"
 dmsetup remove flaky
 losetup -d "$floop"
 
+vgcfgbackup -q -f "$out/thin-snapshots.vg" vgt >/dev/null
 q vgchange -q -an vgt
 echo DONE
