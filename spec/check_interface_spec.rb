@@ -160,6 +160,17 @@ RSpec.describe "check_interface", :tmpdir do
     end
   end
 
+  it "-t: UNKNOWN, saying so, when the check does not finish in time" do
+    # A state file that blocks its reader: a FIFO nobody writes to.
+    fifo = File.join(@dir, "blocking.state")
+    File.mkfifo(fifo)
+    t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    rc, out, = check("-i", "lo", "-s", fifo, "-t", "1.5")
+    took = Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0
+    expect([rc, out]).to eq([3, "INTERFACE UNKNOWN - timed out after 1.5 s\n"])
+    expect(took).to be_between(1.4, 30)
+  end
+
   it "keeps the state file atomic and private, and starts over when counters reset" do
     with_veth do |bed|
       args = ["-n", bed.ns, "-i", bed.a, "-s", state_file, "--min-tx-rate", "0"]
