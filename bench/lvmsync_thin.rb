@@ -108,7 +108,7 @@ rows = []
   .each do |name, extra|
   cmd = "#{sh(*LVMSYNC, '-q', *extra, '--stdout', 'vgfix/thin-snap')} | #{sh(*LVMSYNC, '-q', '--apply', '-', dest)}"
   t, rss = Bench.median_of(RUNS, *plain_env, "sh", "-c", cmd)
-  rows << [name, format("%.2f s", t), format("%.0f MiB/s", changed_bytes / 1048576.0 / t), rss]
+  rows << [name, format("%.2f s", t), format("%.0f MiB/s", changed_bytes / 1048576.0 / t), "#{rss / 1024} MiB"]
 end
 # Every changed block arrived.
 File.open(origin, "rb") do |o|
@@ -152,7 +152,7 @@ puts <<~MD
   (the same #{count} MiB, sequential). After the runs, changed blocks of the destination are
   compared with the origin.
 
-  #{Bench.table(['mode', 'lvmsync', 'throughput', 'peak RSS (KiB)', 'dd', 'ratio (dd time / lvmsync time)'],
+  #{Bench.table(['mode', 'lvmsync', 'throughput', 'peak RSS (either side)', 'dd', 'ratio (dd time / lvmsync time)'],
                 rows.map { |r| r + [format('%.2f s', dd), format('%.2f×', dd / Float(r[1].to_f))] })}
   The changed blocks are scattered: about #{ranges.to_i} separate ranges, each a positioned read and a
   positioned write of 64 KiB or a little more, where dd makes one sequential pass.

@@ -28,7 +28,7 @@ RSpec.describe "lvmsync executable", :tmpdir do
       @dir,
       vgs: { "vg-sync" => LvmEnv.classic_metadata(**metadata) },
       lvs: { SNAP => %w[vg-sync src-snap], "/dev/vg-sync/src-lv" => %w[vg-sync src-lv],
-             "vg-sync/src-snap" => %w[vg-sync src-snap] },
+             "vg-sync/src-snap" => %w[vg-sync src-snap], "vg-sync/tiny" => %w[vg-sync tiny] },
       nodes: { "vg--sync-src--lv" => path("origin.img"), "vg--sync-src--snap" => path("snapview.img"),
                "vg--sync-src--snap-cow" => path("cow.img") }.merge(nodes)
     )
@@ -170,6 +170,24 @@ RSpec.describe "lvmsync executable", :tmpdir do
     recs = Proto3.decode(out)
     expect(recs.map { |o, d| d.bytesize }.sum).to eq(@layout["exceptions"] * 4096)
     recs.each { |off, data| expect(data).to eq(other.byteslice(off, data.bytesize)) }
+  end
+
+  it "--from OLDER NEWER with classic snapshots: OLDER's list of changes, the data read from NEWER" do
+    set_up(nodes: { "vg--sync-tiny" => path("newer.img") })
+    # NEWER ("tiny", taken after src-snap) shows the origin as it was then: here, the origin
+    # now except for one changed chunk that was written only after NEWER was taken.
+    newer = origin.dup
+    old = @layout["records"].first.first
+    newer[old * 4096, 4096] = File.binread(path("before.img"), 4096, old * 4096)
+    expect(newer).not_to eq(origin)
+    File.binwrite(path("newer.img"), newer)
+    _o, err, st = lvmsync("-v", "--from", "vg-sync/src-snap", "vg-sync/tiny", path("dest.img"))
+    expect(st.exitstatus).to eq(0), err
+    expect_content(path("dest.img"), newer)
+    expect(err).to include("changes since vg-sync/src-snap (its exception store", "data read from snapshot vg-sync/tiny")
+    _o, err, st = lvmsync("--from", "vg-sync/tiny", "vg-sync/src-snap", path("dest.img"))
+    expect(st.exitstatus).to eq(1)
+    expect(err).to include("--from vg-sync/tiny was created after vg-sync/src-snap")
   end
 
   it "-q prints nothing; the destination path may contain a colon after a slash" do

@@ -80,6 +80,14 @@ RSpec.describe "lvmsync on a real kernel", :vm do
     expect(err_of("remote")).to match(/^remote: lvmsync: applied \d+ records, 3\.1 MiB/)
   end
 
+  it "a rolling round with classic snapshots: --from OLDER NEWER gives NEWER's content" do
+    expect(kv("from_rc")).to eq("0"), err_of("from")
+    expect(kv("from_sum")).to eq(kv("snap2_sum"))
+    expect(kv("snap2_sum")).not_to eq(kv("src_after_snap2_sum"))
+    expect(kv("snap2_sum")).not_to eq(kv("copy_sum"))
+    expect(err_of("from")).to include("changes since vg-sync/src-snap", "data read from snapshot vg-sync/snap2")
+  end
+
   it "a failed remote apply reports the receiver's own reason and exits 1" do
     expect(kv("remote_fail_rc")).to eq("1")
     expect(err_of("remote-fail").lines.last).to eq(

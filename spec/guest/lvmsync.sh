@@ -134,7 +134,21 @@ set +e
 kv remote_fail_rc $?
 set -e
 
-# 5. An overflowed snapshot is refused, and the destination is left alone.
+# 5. A rolling round with classic snapshots: dest holds src-snap's content; --from src-snap
+#    snap2 brings it to snap2's (the data read from snap2, not from the origin, which moves on).
+reset_dest
+q lvcreate -q -s -c 4k -L 8M -n snap2 vg-sync/src-lv
+dd if=/dev/urandom of=/dev/vg-sync/src-lv bs=4096 count=4 seek=100 oflag=direct status=none
+kv snap2_sum "$(sum /dev/vg-sync/snap2)"
+kv src_after_snap2_sum "$(sum /dev/vg-sync/src-lv)"
+set +e
+"${lvmsync[@]}" -v --from vg-sync/src-snap vg-sync/snap2 /dev/vg-sync/dest 2>"$out/from.err"
+kv from_rc $?
+set -e
+kv from_sum "$(sum /dev/vg-sync/dest)"
+q lvremove -q -f vg-sync/snap2
+
+# 6. An overflowed snapshot is refused, and the destination is left alone.
 q lvcreate -q -s -c 4k -L 4M -n tiny vg-sync/src-lv
 dd if=/dev/urandom of=/dev/vg-sync/src-lv bs=1M count=8 oflag=direct status=none
 kv tiny_status "$(dmsetup status vg--sync-tiny)"
