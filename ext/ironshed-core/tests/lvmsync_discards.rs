@@ -608,6 +608,37 @@ fn file_to_file_digests_match_and_corruption_is_detected() {
 }
 
 #[test]
+fn read_back_digests_of_any_range_list() {
+    // Ranges in any order: overlapping, repeated, scattered with small and large gaps (read
+    // together or apart), longer than the read buffer, empty, ending at the last byte.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("d");
+    let data = pattern(12, (8 * MIB) as usize);
+    fs::write(&p, &data).unwrap();
+    let mut list: Vec<(u64, u64)> = vec![(8 * MIB - 100, 100), (0, 4096)];
+    list.extend((0..300u64).map(|i| (8192 + i * 8192, 4096)));
+    list.extend([
+        (3 * MIB, 1),
+        (3 * MIB + 64 * KIB + 1, 10),
+        (3 * MIB + 200 * KIB, 2 * MIB + 3),
+        (3 * MIB + 100, 0),
+        (100, 5000),
+        (100, 5000),
+        (6 * MIB, MIB),
+        (7 * MIB, MIB - 100),
+        (8 * MIB - 100, 100),
+    ]);
+    let d = Destination::open_readonly(&p).unwrap();
+    let got = wire::read_digests(&d, &list, &Progress::new()).unwrap();
+    let want: Vec<Digest> = list
+        .iter()
+        .map(|&(o, l)| Digest::of(o, &data[o as usize..(o + l) as usize]))
+        .collect();
+    assert_eq!(got, want);
+    assert!(wire::read_digests(&d, &[(8 * MIB - 1, 2)], &Progress::new()).is_err());
+}
+
+#[test]
 fn discards_punch_holes_in_a_file() {
     let t = Sync::new();
     let (s, _) = t.send();

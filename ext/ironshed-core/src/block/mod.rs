@@ -495,6 +495,18 @@ impl Destination {
         Ok(())
     }
 
+    /// Tells the kernel that `[offset, offset+len)` will be read soon
+    /// (`POSIX_FADV_WILLNEED`): it starts reading it in the background, so many small
+    /// scattered reads queue up on the device together instead of one after another.
+    pub fn will_need(&self, offset: u64, len: u64) {
+        let _ = nix::fcntl::posix_fadvise(
+            &self.file,
+            offset as i64,
+            len as i64,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
+        );
+    }
+
     /// Asks the kernel to drop this file's clean cached pages, so that later reads come from
     /// the device (used by verification after an `fdatasync`). Only this file is affected.
     pub fn drop_cache(&self) {
