@@ -281,6 +281,10 @@ module LVMSync
 
     def run_send(args)
       return usage_error("no SNAPSHOT given (see --help)") if args.empty?
+      if @opts[:verify] && @opts[:allow_short]
+        return usage_error("--verify compares every byte sent with the destination: it cannot be used with " \
+                           "--allow-short-destination, which leaves some out")
+      end
 
       if @opts[:stdout]
         return usage_error("--snapback cannot be used with --stdout: give it to the --apply side") if @opts[:snapback]
