@@ -91,8 +91,8 @@ module VMDKSync
           @opts[:allow_unclean] = true
         end
         o.on("--discard-zeros", "make zeroed and unmapped grains read as zeros by punching holes",
-             "(files) or BLKZEROOUT (block devices) instead of writing zeros;",
-             "falls back to writing zeros where that is not supported") do
+             "(files) or unmapping (block devices: a thin LV is not filled) instead",
+             "of writing zeros; writes zeros where that is not supported") do
           @opts[:discard_zeros] = true
         end
         o.on("--verify", "after applying, re-read every changed range of DESTINATION from the",

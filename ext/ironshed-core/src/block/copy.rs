@@ -225,27 +225,21 @@ impl<'a> BatchWriter<'a> {
         Ok(())
     }
 
-    /// Makes `[dest, dest+len)` read as zeros by discarding it (see
-    /// [`Destination::discard_zeroes`]); where the destination cannot, writes zeros instead.
-    /// Returns true when the range was discarded.
-    pub fn discard(&mut self, dest: u64, len: u64) -> Result<bool> {
+    /// Makes `[dest, dest+len)` read as zeros by discarding it ([`Destination::discard`]: a
+    /// punched hole in a file; on a block device an unmap that does not fill a thin
+    /// destination, with zeros written only where a best-effort discard left data). Returns
+    /// the bytes that read as zeros without being written.
+    pub fn discard(&mut self, dest: u64, len: u64) -> Result<u64> {
         self.check(dest, len)?;
         self.flush()?;
         if self.progress.is_cancelled() {
             return Err(Error::Interrupted);
         }
-        if self.dest.discard_zeroes(dest, len)? {
-            self.next_free = dest + len;
-            self.progress.add_done(len);
-            self.stats.bytes += len;
-            return Ok(true);
-        }
-        self.push(Segment {
-            dest,
-            len,
-            source: SegmentSource::Zero,
-        })?;
-        Ok(false)
+        let unmapped = self.dest.discard(dest, len)?.unmapped;
+        self.next_free = dest + len;
+        self.progress.add_done(len);
+        self.stats.bytes += len;
+        Ok(unmapped)
     }
 
     /// Ensures the buffer can take bytes for destination offset `at` next.

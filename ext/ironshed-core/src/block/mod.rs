@@ -104,7 +104,6 @@ impl DiscardOutcome {
 }
 
 nix::ioctl_read!(blkgetsize64, 0x12, 114, u64);
-nix::ioctl_write_ptr_bad!(blkzeroout, nix::request_code_none!(0x12, 127), [u64; 2]);
 nix::ioctl_write_ptr_bad!(blkdiscard, nix::request_code_none!(0x12, 119), [u64; 2]);
 nix::ioctl_read_bad!(blksszget, nix::request_code_none!(0x12, 104), libc::c_int);
 
@@ -259,40 +258,6 @@ impl Destination {
             )
         })?;
         Ok(())
-    }
-
-    /// Makes `[offset, offset+len)` read as zeros without writing them: a punched hole in a
-    /// file (`FALLOC_FL_PUNCH_HOLE`), `BLKZEROOUT` on a block device (which the kernel turns
-    /// into an unmap or write-zeroes command where the device guarantees zeros). Returns
-    /// false, having done nothing, when the destination does not support it; the caller then
-    /// writes zeros.
-    pub fn discard_zeroes(&self, offset: u64, len: u64) -> Result<bool> {
-        use std::os::fd::AsRawFd;
-        self.check_range(offset, len)?;
-        let fd = self.file.as_raw_fd();
-        let res = match self.kind {
-            DestKind::File => {
-                let mode = nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
-                    | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
-                nix::fcntl::fallocate(&self.file, mode, offset as i64, len as i64).map(|_| ())
-            }
-            DestKind::BlockDevice => {
-                let range = [offset, len];
-                // SAFETY: BLKZEROOUT reads two u64 (start, length) through the pointer.
-                unsafe { blkzeroout(fd, &range) }.map(|_| ())
-            }
-        };
-        match res {
-            Ok(()) => Ok(true),
-            Err(nix::errno::Errno::EOPNOTSUPP)
-            | Err(nix::errno::Errno::EINVAL)
-            | Err(nix::errno::Errno::ENOTTY) => Ok(false),
-            Err(e) => Err(Error::Io(IoContext::new(
-                &self.path,
-                format!("discard {len} bytes at byte {offset}"),
-                std::io::Error::from(e),
-            ))),
-        }
     }
 
     /// Makes `[offset, offset+len)` read as zeros, unmapping what can be unmapped, and says how

@@ -633,9 +633,7 @@ impl RunWriter<'_> {
                 source: SegmentSource::Read { file, offset },
             })?,
             Src::Zero if self.discard => {
-                if self.w.discard(r.virt, r.len)? {
-                    self.discarded += r.len;
-                }
+                self.discarded += self.w.discard(r.virt, r.len)?;
             }
             Src::Zero => self.w.push(Segment {
                 dest: r.virt,
