@@ -52,6 +52,7 @@ RSpec.describe "lvmsync executable", :tmpdir do
     expect(st.exitstatus).to eq(0)
     expect(out).to include("Usage: lvmsync [options] SNAPSHOT [HOST:]DESTINATION", "--stdout", "--apply FILE",
                            "--snapback FILE", "--data-source DEV", "--rsh CMD", "--allow-short-destination",
+                           "--from OLDER", "--discards", "--verify", "--capabilities", "Rolling syncs",
                            "Exit status:")
     out, _err, st = lvmsync("-V")
     expect([st.exitstatus, out]).to eq([0, "lvmsync (ironshed) #{Ironshed::VERSION}\n"])

@@ -60,15 +60,17 @@ module LVMSync
         lvremove vg0/web01-s1
         virsh shutdown web01; lvcreate -s -n web01-s3 vg0/web01
         lvmsync --verify --from vg0/web01-s2 vg0/web01-s3 new:/dev/vg1/web01
-      (thin snapshots must be active to be read: lvchange -ay -K vg0/web01-s2)
+      (--from reads the newer snapshot, which must be active; thin snapshots skip
+      activation by default: lvchange -ay -K vg0/web01-s2 before its round)
 
       A snapback file undoes the sync it was made by: lvmsync --apply FILE DESTINATION.
       Undo several syncs newest first. Snapback files are never overwritten, and stay
       restorable whenever the sync that writes them is interrupted (even by a crash).
 
-      Exit status: 0 done; 1 refused or failed (reason on stderr, nothing written when the
-      problem could be seen before the first write); 130 interrupted (run the same command
-      again: applying the same changes twice gives the same result).
+      Exit status: 0 done; 1 refused or failed, or --verify found a difference (reason on
+      stderr, nothing written when the problem could be seen before the first write);
+      130 interrupted, 143 stopped by SIGTERM (run the same command again: applying the
+      same changes twice gives the same result).
     TEXT
 
     def initialize(argv, out: $stdout, err: $stderr)
