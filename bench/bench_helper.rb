@@ -21,6 +21,13 @@ module Bench
     dir
   end
 
+  # Copies +src+ to +dest+ and flushes it, so that a timed run that ends with fdatasync
+  # (vmdksync, lvmsync) flushes only its own writes, not the dirty pages of this copy.
+  def fresh_copy(src, dest)
+    FileUtils.cp(src, dest)
+    File.open(dest, "r+", &:fsync)
+  end
+
   def run!(*cmd, **opts)
     out, err, st = Open3.capture3(*cmd.map(&:to_s), **opts)
     raise "#{cmd.join(' ')} failed (#{st.exitstatus}): #{err}" unless st.success?

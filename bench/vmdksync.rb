@@ -15,7 +15,7 @@ end
 
 def vmdksync_run(dir)
   dest = File.join(dir, "dest.raw")
-  reset = -> { FileUtils.cp(File.join(dir, "vm-flat.vmdk"), dest) }
+  reset = -> { Bench.fresh_copy(File.join(dir, "vm-flat.vmdk"), dest) }
   Bench.median_of(RUNS, *VMDKSYNC, File.join(dir, "vm-000001.vmdk"), dest, setup: reset)
 end
 
@@ -95,7 +95,7 @@ ch = chain_fixture(cw, "sesparse,layout=write-order", "sesparse,layout=write-ord
 cdest = File.join(cw, "dest.raw")
 FileUtils.cp(ch["flat"], cdest)
 union = dry_run_bytes(ch["layers"].last["descriptor"], cdest)
-reset_c = -> { FileUtils.cp(ch["flat"], cdest) }
+reset_c = -> { Bench.fresh_copy(ch["flat"], cdest) }
 chain_t, chain_rss = Bench.median_of(RUNS, *VMDKSYNC, ch["layers"].last["descriptor"], cdest, setup: reset_c)
 # The same three deltas applied one after the other (each with --base its parent).
 per_layer = ch["layers"].each_with_index.map do |l, i|
@@ -117,7 +117,7 @@ sdest = File.join(sw, "dest.raw")
 FileUtils.cp(st["flat"], sdest)
 sbytes = dry_run_bytes(st["layers"].last["descriptor"], sdest)
 stream_size = File.size(st["layers"].last["descriptor"])
-reset_s = -> { FileUtils.cp(st["flat"], sdest) }
+reset_s = -> { Bench.fresh_copy(st["flat"], sdest) }
 stream_t, stream_rss = Bench.median_of(RUNS, *VMDKSYNC, st["layers"].last["descriptor"], sdest, setup: reset_s)
 ssrc = File.join(sw, "same-bytes.bin")
 Bench.run!("sh", "-c", "head -c #{sbytes} \"$1\" > \"$2\"", "sh", st["flat"], ssrc)
