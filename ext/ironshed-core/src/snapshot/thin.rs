@@ -178,8 +178,8 @@ impl Parser<'_> {
 
     fn open(&mut self, e: &BytesStart<'_>, empty: bool, pos: u64) -> Result<()> {
         let n = name_of(e);
-        match (self.at, n.as_str()) {
-            (At::Top, "superblock") => {
+        match (self.at, n.as_str(), Kind::from_name(&n)) {
+            (At::Top, "superblock", _) => {
                 let bs = self.need(e, "data_block_size", pos)?;
                 if bs == 0 {
                     return Err(self.err(pos, "<superblock> data_block_size is 0"));
@@ -192,29 +192,28 @@ impl Parser<'_> {
                 })?;
                 self.at = if empty { At::Done } else { At::Superblock };
             }
-            (At::Superblock, "diff") => {
+            (At::Superblock, "diff", _) => {
                 self.delta.left = self.attr(e, "left", pos)?.unwrap_or(0);
                 self.delta.right = self.attr(e, "right", pos)?.unwrap_or(0);
                 if !empty {
                     self.at = At::Diff;
                 }
             }
-            (At::Diff, kind) if Kind::from_name(kind).is_some() => {
-                let k = Kind::from_name(kind).expect("checked");
+            (At::Diff, _, Some(k)) => {
                 if empty {
                     self.run(k, e, pos)?;
                 } else {
                     self.at = At::Container(k);
                 }
             }
-            (At::Container(k), "range") if empty => self.run(k, e, pos)?,
-            (At::Top, _) => {
+            (At::Container(k), "range", _) if empty => self.run(k, e, pos)?,
+            (At::Top, _, _) => {
                 return Err(self.err(
                     pos,
                     format!("expected <superblock> first, found <{n}>: not thin_delta output"),
                 ))
             }
-            (where_, _) => {
+            (where_, _, _) => {
                 return Err(self.err(
                     pos,
                     format!(
