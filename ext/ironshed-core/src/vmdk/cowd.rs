@@ -489,3 +489,6 @@ pub(crate) fn next_table<T>(
         .find(|(_, e)| used(e))
         .map(|(i, _)| (i as u64 * span).max(from))
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,6 +15,8 @@ pub mod chain;
 pub mod cowd;
 pub mod descriptor;
 mod error;
+#[cfg(test)]
+mod fixture;
 pub mod layer;
 pub mod run;
 pub mod sesparse;
