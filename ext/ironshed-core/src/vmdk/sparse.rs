@@ -895,3 +895,6 @@ impl Inflater {
         Ok(&self.out)
     }
 }
+
+#[cfg(test)]
+mod tests;
