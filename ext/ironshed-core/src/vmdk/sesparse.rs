@@ -489,3 +489,6 @@ impl SeSparse {
         sink.finish()
     }
 }
+
+#[cfg(test)]
+mod tests;
