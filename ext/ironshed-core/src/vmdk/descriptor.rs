@@ -481,29 +481,73 @@ mod tests {
         assert_eq!(d.total_sectors(), Some(105));
     }
 
+    /// Every refusal: the text, whether it is a kind this build does not handle (rather than
+    /// a malformed descriptor), and what the message must say after the file name.
     #[test]
     fn refusals_name_the_line() {
-        let cases: &[(&str, &str)] = &[
-            ("hello\n", "line 1"),
-            ("# Disk DescriptorFile\nCID=xyz\n", "line 2: CID 'xyz'"),
-            (
-                "# Disk DescriptorFile\nCID=1\nCID=2\n",
-                "line 3: CID is given twice",
-            ),
-            (
-                "# Disk DescriptorFile\nRW abc VMFS \"x\"\n",
-                "line 2: bad extent line",
-            ),
-            ("# Disk DescriptorFile\nRW 1 VMFS \"x\n", "unterminated"),
-            ("# Disk DescriptorFile\njunk line\n", "line 2: neither"),
-            ("# Disk DescriptorFile\nversion=9\n", "descriptor version 9"),
-            ("", "empty"),
+        let h = "# Disk DescriptorFile\n";
+        let cases: Vec<(String, bool, &str)> = vec![
+            ("hello\n".into(), false, "line 1: a descriptor must start with '# Disk DescriptorFile' or 'version=', found 'hello'"),
+            (format!("{h}junk line\n"), false, "line 2: neither 'key=value' nor an extent line: 'junk line'"),
+            (format!("{h}CID=xyz\n"), false, "line 2: CID 'xyz' is not 1 to 8 hex digits"),
+            (format!("{h}parentCID=123456789\n"), false, "line 2: parentCID '123456789' is not 1 to 8 hex digits"),
+            (format!("{h}CID=\n"), false, "line 2: CID '' is not 1 to 8 hex digits"),
+            (format!("{h}CID=1\nCID=2\n"), false, "line 3: CID is given twice"),
+            (format!("{h}createType=\"a\"\ncreateType=\"b\"\n"), false, "line 3: createType is given twice"),
+            (format!("{h}version=x\n"), false, "line 2: version 'x' is not a number"),
+            (format!("{h}version=9\n"), true, "line 2: descriptor version 9 (known: 1, 2, 3)"),
+            (format!("{h}RW\n"), false, "line 2: bad extent line (no sector count): 'RW'"),
+            (format!("{h}RW abc VMFS \"x\"\n"), false, "line 2: bad extent line (sector count is not a number): 'RW abc VMFS \"x\"'"),
+            (format!("{h}\nRDONLY 100\n"), false, "line 3: bad extent line (no extent type): 'RDONLY 100'"),
+            (format!("{h}RW 1 VMFS x.vmdk\n"), false, "line 2: bad extent line (file name is not in double quotes): 'RW 1 VMFS x.vmdk'"),
+            (format!("{h}RW 1 VMFS \"x\n"), false, "line 2: bad extent line (unterminated file name): 'RW 1 VMFS \"x'"),
+            (format!("{h}RW 1 VMFS \"\"\n"), false, "line 2: bad extent line (empty file name): 'RW 1 VMFS \"\"'"),
+            (format!("{h}RW 1 FLAT \"x\" zero\n"), false, "line 2: bad extent line (offset is not a number): 'RW 1 FLAT \"x\" zero'"),
+            (format!("{h}RW 1 FLAT \"x\" 0 more\n"), false, "line 2: bad extent line (unexpected text after the offset): 'RW 1 FLAT \"x\" 0 more'"),
+            ("".into(), false, "descriptor is empty"),
+            ("\n  \r\n\0\0".into(), false, "descriptor is empty"),
         ];
-        for (text, want) in cases {
-            let err = parse(text.as_bytes(), "d.vmdk").unwrap_err().to_string();
-            assert!(err.contains(want), "{text:?}: {err}");
-            assert!(err.starts_with("d.vmdk: "), "{err}");
+        for (text, unsupported, want) in &cases {
+            match parse(text.as_bytes(), "d.vmdk") {
+                Err(Error::Format { file, msg }) if !unsupported => {
+                    assert_eq!((file.as_str(), msg.as_str()), ("d.vmdk", *want), "{text:?}")
+                }
+                Err(Error::Unsupported { file, msg }) if *unsupported => {
+                    assert_eq!((file.as_str(), msg.as_str()), ("d.vmdk", *want), "{text:?}")
+                }
+                other => panic!("{text:?}: {other:?}"),
+            }
         }
+    }
+
+    #[test]
+    fn refuses_binary_text_and_oversized_input() {
+        let e = |data: &[u8]| match parse(data, "d.vmdk") {
+            Err(Error::Format { file, msg }) if file == "d.vmdk" => msg,
+            other => panic!("{other:?}"),
+        };
+        let mut nul = ESX.as_bytes().to_vec();
+        nul[40] = 0;
+        assert_eq!(
+            e(&nul),
+            "descriptor contains NUL bytes inside its text: not a text descriptor"
+        );
+        let big = vec![b'#'; MAX_DESCRIPTOR + 1];
+        assert_eq!(
+            e(&big),
+            format!(
+                "descriptor is {} bytes, larger than the 1048576-byte limit",
+                MAX_DESCRIPTOR + 1
+            )
+        );
+        assert_eq!(
+            e(b"# Disk DescriptorFile\n\xff=1\n"),
+            "line 2: key is not valid text"
+        );
+        assert_eq!(
+            e(b"# Disk DescriptorFile\ncreateType=\"\xff\"\n"),
+            "line 2: value of createType is not valid text"
+        );
     }
 
     #[test]
