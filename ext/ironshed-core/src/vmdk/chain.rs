@@ -267,3 +267,6 @@ impl Chain {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

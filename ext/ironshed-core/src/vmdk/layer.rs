@@ -563,3 +563,6 @@ pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
         _ => a == b,
     }
 }
+
+#[cfg(test)]
+mod tests;
