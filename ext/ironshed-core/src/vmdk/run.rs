@@ -160,6 +160,52 @@ pub fn overlay(older: &[Run], newer: &[Run], out: &mut Vec<Run>) {
     }
 }
 
+/// Takes runs in disk order, clips them to a window `[start, end)`, merges contiguous ones
+/// and hands the result to a callback: the tail end of every reader's `for_each_run`.
+pub struct RunSink<'f> {
+    start: u64,
+    end: u64,
+    pending: Option<Run>,
+    f: &'f mut dyn FnMut(Run) -> crate::vmdk::Result<()>,
+}
+
+impl<'f> RunSink<'f> {
+    /// A sink for the window `[start, end)`.
+    pub fn new(start: u64, end: u64, f: &'f mut dyn FnMut(Run) -> crate::vmdk::Result<()>) -> Self {
+        RunSink {
+            start,
+            end,
+            pending: None,
+            f,
+        }
+    }
+
+    /// Adds a run (ignored when outside the window).
+    pub fn push(&mut self, run: Run) -> crate::vmdk::Result<()> {
+        if run.end() <= self.start || run.virt >= self.end {
+            return Ok(());
+        }
+        let run = run.slice(self.start, self.end);
+        if let Some(p) = self.pending.as_mut() {
+            if p.try_merge(&run) {
+                return Ok(());
+            }
+        }
+        match self.pending.replace(run) {
+            Some(p) => (self.f)(p),
+            None => Ok(()),
+        }
+    }
+
+    /// Hands over the last run.
+    pub fn finish(mut self) -> crate::vmdk::Result<()> {
+        match self.pending.take() {
+            Some(p) => (self.f)(p),
+            None => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,51 +285,5 @@ mod tests {
         assert_eq!(out.len(), 3);
         assert_eq!(out[2].src, Src::Deflate(DeflateRef { skip: 8192, ..d }));
         assert_eq!((out[2].virt, out[2].len), (65536 + 8192, 65536 - 8192));
-    }
-}
-
-/// Takes runs in disk order, clips them to a window `[start, end)`, merges contiguous ones
-/// and hands the result to a callback: the tail end of every reader's `for_each_run`.
-pub struct RunSink<'f> {
-    start: u64,
-    end: u64,
-    pending: Option<Run>,
-    f: &'f mut dyn FnMut(Run) -> crate::vmdk::Result<()>,
-}
-
-impl<'f> RunSink<'f> {
-    /// A sink for the window `[start, end)`.
-    pub fn new(start: u64, end: u64, f: &'f mut dyn FnMut(Run) -> crate::vmdk::Result<()>) -> Self {
-        RunSink {
-            start,
-            end,
-            pending: None,
-            f,
-        }
-    }
-
-    /// Adds a run (ignored when outside the window).
-    pub fn push(&mut self, run: Run) -> crate::vmdk::Result<()> {
-        if run.end() <= self.start || run.virt >= self.end {
-            return Ok(());
-        }
-        let run = run.slice(self.start, self.end);
-        if let Some(p) = self.pending.as_mut() {
-            if p.try_merge(&run) {
-                return Ok(());
-            }
-        }
-        match self.pending.replace(run) {
-            Some(p) => (self.f)(p),
-            None => Ok(()),
-        }
-    }
-
-    /// Hands over the last run.
-    pub fn finish(mut self) -> crate::vmdk::Result<()> {
-        match self.pending.take() {
-            Some(p) => (self.f)(p),
-            None => Ok(()),
-        }
     }
 }
