@@ -1,7 +1,7 @@
 //! seSparse headers, regions, directory and tables: any input gives Ok or a clean error;
 //! accepted runs stay inside the disk and the file.
 #![no_main]
-use ironshed_core::vmdk::run::Src;
+use ironshed_core::vmdk::run::{ExtentReader, Src};
 use ironshed_core::vmdk::sesparse;
 use libfuzzer_sys::fuzz_target;
 

@@ -1,7 +1,7 @@
 //! Hosted sparse (KDMV) header/footer, directories, tables and grain markers: any input gives
 //! Ok or a clean error; accepted runs stay inside the extent and the file.
 #![no_main]
-use ironshed_core::vmdk::run::Src;
+use ironshed_core::vmdk::run::{ExtentReader, Src};
 use ironshed_core::vmdk::sparse;
 use libfuzzer_sys::fuzz_target;
 

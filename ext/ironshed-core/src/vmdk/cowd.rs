@@ -7,7 +7,7 @@
 //! grain runs sorted by virtual position, with physically contiguous neighbours merged.
 
 use super::error::{Error, Result};
-use super::run::{Run, RunSink, Src};
+use super::run::{GrainTables, Run, Src};
 use crate::error::IoContext;
 use crate::io::ReadAt;
 use crate::sectormap::SectorMap;
@@ -84,8 +84,8 @@ impl Header {
 }
 
 /// A validated COWD extent: its header and grain directory. Grain tables are read again,
-/// one at a time, when the grains are listed ([`Cowd::for_each_run`]), so memory stays bounded
-/// by the directory whatever the size of the delta.
+/// one at a time, when the grains are listed ([`super::run::ExtentReader::for_each_run`]), so
+/// memory stays bounded by the directory whatever the size of the delta.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cowd {
     /// The header.
@@ -103,14 +103,14 @@ pub struct Cowd {
 /// One checked grain-table entry: grain `grain` is stored at file sector `sector` and covers
 /// `sectors` sectors of the disk (fewer than a grain for a partial last grain).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Entry {
+pub(crate) struct Entry {
     grain: u64,
     sector: u64,
     sectors: u64,
 }
 
 /// Reads and validates a COWD extent. `name` is used in every error message.
-pub fn read<R: ReadAt + ?Sized>(src: &R, name: &str) -> Result<Cowd> {
+pub fn read(src: &dyn ReadAt, name: &str) -> Result<Cowd> {
     let io = |op: String, e| Error::Io(IoContext::new(Path::new(name), op, e));
     let file_len = src.size().map_err(|e| io("get size".into(), e))?;
     if file_len < HEADER_BYTES as u64 {
@@ -181,7 +181,7 @@ pub fn read<R: ReadAt + ?Sized>(src: &R, name: &str) -> Result<Cowd> {
             )
         })?;
     }
-    let mut gt = vec![0u8; (GT_ENTRIES * 4) as usize];
+    let mut gt = vec![0u8; Cowd::TABLE_BYTES];
     let (mut grains, mut sectors) = (0u64, 0u64);
     for i in 0..cowd.directory.len() as u64 {
         let Some(entries) = cowd.read_table(src, name, i, &mut gt)? else {
@@ -211,16 +211,6 @@ pub fn read<R: ReadAt + ?Sized>(src: &R, name: &str) -> Result<Cowd> {
 }
 
 impl Cowd {
-    /// Disk bytes covered by one grain table.
-    pub fn table_span(&self) -> u64 {
-        GT_ENTRIES * self.header.grain_bytes()
-    }
-
-    /// The first disk byte at or after `from` that a grain table covers (None: no data there).
-    pub fn next_data(&self, from: u64) -> Option<u64> {
-        next_table(&self.directory, self.table_span(), from, |e| *e != 0)
-    }
-
     fn check_table(&self, i: u64, t: u64, name: &str) -> Result<()> {
         if t < self.gd_end_sector {
             return Err(Error::format(
@@ -244,34 +234,75 @@ impl Cowd {
         Ok(())
     }
 
-    /// Reads grain table `i` into `buf` and returns its checked entries, or `None` when the
-    /// directory has no table there.
-    fn read_table<'b, R: ReadAt + ?Sized>(
-        &'b self,
-        src: &R,
-        name: &'b str,
-        i: u64,
-        buf: &'b mut [u8],
-    ) -> Result<Option<impl Iterator<Item = Result<Entry>> + 'b>> {
+    /// Names the structure that owns file sector `at` (for overlap messages); `not` is the
+    /// structure being checked, which is skipped.
+    fn owner_of(&self, src: &dyn ReadAt, name: &str, at: u64, not: &str) -> String {
+        if at < 4 {
+            return "the header".into();
+        }
+        if at >= u64::from(self.header.gd_offset)
+            && at < self.gd_end_sector
+            && not != "the grain directory"
+        {
+            return "the grain directory".into();
+        }
+        for (i, &t) in self.directory.iter().enumerate() {
+            let t = u64::from(t);
+            if t != 0 && at >= t && at < t + GT_SECTORS {
+                let label = format!("grain table {i} (file sectors {t}..{})", t + GT_SECTORS);
+                if !not.starts_with(&label) {
+                    return label;
+                }
+            }
+        }
+        let mut gt = vec![0u8; Self::TABLE_BYTES];
+        for i in 0..self.directory.len() as u64 {
+            if let Ok(Some(entries)) = self.read_table(src, name, i, &mut gt) {
+                for e in entries.flatten() {
+                    let label = format!(
+                        "grain {} (file sectors {}..{})",
+                        e.grain,
+                        e.sector,
+                        e.sector + e.sectors
+                    );
+                    if at >= e.sector && at < e.sector + e.sectors && label != not {
+                        return label;
+                    }
+                }
+            }
+        }
+        "another structure".into()
+    }
+}
+
+impl GrainTables for Cowd {
+    type Entry = Entry;
+    const ENTRY_BYTES: usize = 4;
+    const TABLE_BYTES: usize = (GT_ENTRIES * 4) as usize;
+
+    fn capacity_bytes(&self) -> u64 {
+        self.header.capacity_bytes()
+    }
+
+    fn table_span(&self) -> u64 {
+        GT_ENTRIES * self.header.grain_bytes()
+    }
+
+    fn table_count(&self) -> u64 {
+        self.directory.len() as u64
+    }
+
+    fn has_table(&self, i: u64) -> bool {
+        self.directory.get(i as usize).is_some_and(|&t| t != 0)
+    }
+
+    fn table_at(&self, i: u64, name: &str) -> Result<Option<(u64, u64)>> {
         let t = u64::from(self.directory.get(i as usize).copied().unwrap_or(0));
         if t == 0 {
             return Ok(None);
         }
         self.check_table(i, t, name)?;
-        src.read_exact_at(buf, t * SECTOR).map_err(|e| {
-            Error::Io(IoContext::new(
-                Path::new(name),
-                format!("read grain table {i} at byte {}", t * SECTOR),
-                e,
-            ))
-        })?;
-        let buf: &'b [u8] = buf;
-        Ok(Some(buf.chunks_exact(4).enumerate().filter_map(
-            move |(j, b)| {
-                let e = u64::from(LE::read_u32(b));
-                (e != 0).then(|| self.check_entry(i, j as u64, e, name))
-            },
-        )))
+        Ok(Some((t * SECTOR, i)))
     }
 
     fn check_entry(&self, i: u64, j: u64, e: u64, name: &str) -> Result<Entry> {
@@ -327,83 +358,16 @@ impl Cowd {
         })
     }
 
-    /// Calls `f` for the present data inside the disk byte range `[start, end)`, in disk
-    /// order, with physically contiguous grains merged; `file` is the source index recorded in
-    /// the runs. Tables are read (and their entries checked again) one at a time.
-    pub fn for_each_run<R: ReadAt + ?Sized>(
-        &self,
-        src: &R,
-        name: &str,
-        file: u32,
-        start: u64,
-        end: u64,
-        f: &mut dyn FnMut(Run) -> Result<()>,
-    ) -> Result<()> {
-        let end = end.min(self.header.capacity_bytes());
-        if start >= end {
-            return Ok(());
-        }
-        let span = self.table_span();
-        let gb = self.header.grain_bytes();
-        let mut gt = vec![0u8; (GT_ENTRIES * 4) as usize];
-        let mut sink = RunSink::new(start, end, f);
-        for i in start / span..end.div_ceil(span) {
-            let Some(entries) = self.read_table(src, name, i, &mut gt)? else {
-                continue;
-            };
-            for e in entries {
-                let e = e?;
-                sink.push(Run {
-                    virt: e.grain * gb,
-                    len: e.sectors * SECTOR,
-                    src: Src::Data {
-                        file,
-                        offset: e.sector * SECTOR,
-                    },
-                })?;
-            }
-        }
-        sink.finish()
-    }
-
-    /// Names the structure that owns file sector `at` (for overlap messages); `not` is the
-    /// structure being checked, which is skipped.
-    fn owner_of<R: ReadAt + ?Sized>(&self, src: &R, name: &str, at: u64, not: &str) -> String {
-        if at < 4 {
-            return "the header".into();
-        }
-        if at >= u64::from(self.header.gd_offset)
-            && at < self.gd_end_sector
-            && not != "the grain directory"
-        {
-            return "the grain directory".into();
-        }
-        for (i, &t) in self.directory.iter().enumerate() {
-            let t = u64::from(t);
-            if t != 0 && at >= t && at < t + GT_SECTORS {
-                let label = format!("grain table {i} (file sectors {t}..{})", t + GT_SECTORS);
-                if !not.starts_with(&label) {
-                    return label;
-                }
-            }
-        }
-        let mut gt = vec![0u8; (GT_ENTRIES * 4) as usize];
-        for i in 0..self.directory.len() as u64 {
-            if let Ok(Some(entries)) = self.read_table(src, name, i, &mut gt) {
-                for e in entries.flatten() {
-                    let label = format!(
-                        "grain {} (file sectors {}..{})",
-                        e.grain,
-                        e.sector,
-                        e.sector + e.sectors
-                    );
-                    if at >= e.sector && at < e.sector + e.sectors && label != not {
-                        return label;
-                    }
-                }
-            }
-        }
-        "another structure".into()
+    #[inline]
+    fn run(&self, _: &dyn ReadAt, _: &str, file: u32, e: Entry) -> Result<Run> {
+        Ok(Run {
+            virt: e.grain * self.header.grain_bytes(),
+            len: e.sectors * SECTOR,
+            src: Src::Data {
+                file,
+                offset: e.sector * SECTOR,
+            },
+        })
     }
 }
 
@@ -472,22 +436,6 @@ fn check_header(h: &Header, name: &str, file_len: u64) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// For a directory whose entry `i` covers disk bytes `[i*span, (i+1)*span)`: the first byte at
-/// or after `from` covered by an entry for which `used` holds.
-pub(crate) fn next_table<T>(
-    dir: &[T],
-    span: u64,
-    from: u64,
-    used: impl Fn(&T) -> bool,
-) -> Option<u64> {
-    let first = usize::try_from(from / span).ok()?;
-    dir.iter()
-        .enumerate()
-        .skip(first)
-        .find(|(_, e)| used(e))
-        .map(|(i, _)| (i as u64 * span).max(from))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use super::descriptor::{self, Access, Descriptor, ExtentType, CID_NONE};
 use super::error::{Error, Result};
-use super::run::Run;
+use super::run::{ExtentReader, Run};
 use super::{cowd, sesparse, sparse, Format, OpenOptions};
 use crate::block::SourceFile;
 use crate::error::IoContext;
@@ -17,6 +17,16 @@ enum Reader {
     Cowd(cowd::Cowd),
     Sparse(sparse::Sparse),
     SeSparse(sesparse::SeSparse),
+}
+
+impl Reader {
+    fn extent(&self) -> &dyn ExtentReader {
+        match self {
+            Reader::Cowd(c) => c,
+            Reader::Sparse(s) => s,
+            Reader::SeSparse(s) => s,
+        }
+    }
 }
 
 /// One extent of a layer: `len` bytes of the disk from byte `start`, read from source `file`.
@@ -480,12 +490,7 @@ impl Layer {
             .filter(|x| x.start + x.len > from)
             .filter_map(|x| {
                 let local = from.saturating_sub(x.start);
-                let next = match &x.reader {
-                    Reader::Cowd(c) => c.next_data(local),
-                    Reader::Sparse(s) => s.next_data(local),
-                    Reader::SeSparse(s) => s.next_data(local),
-                };
-                next.map(|n| n + x.start)
+                x.reader.extent().next_data(local).map(|n| n + x.start)
             })
             .min()
     }
@@ -510,15 +515,9 @@ impl Layer {
                 r.virt += xs;
                 f(r)
             };
-            match &x.reader {
-                Reader::Cowd(c) => c.for_each_run(&src.file, &name, x.file, ls, le, &mut shift)?,
-                Reader::Sparse(s) => {
-                    s.for_each_run(&src.file, &name, x.file, ls, le, &mut shift)?
-                }
-                Reader::SeSparse(s) => {
-                    s.for_each_run(&src.file, &name, x.file, ls, le, &mut shift)?
-                }
-            }
+            x.reader
+                .extent()
+                .for_each_run(&src.file, &name, x.file, ls, le, &mut shift)?;
         }
         Ok(())
     }

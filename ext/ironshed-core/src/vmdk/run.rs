@@ -1,5 +1,10 @@
 //! What every extent reader produces: runs of the virtual disk and where their bytes come
-//! from, plus the newest-wins overlay used to merge the layers of a snapshot chain.
+//! from, plus the newest-wins overlay used to merge the layers of a snapshot chain, and the
+//! walk over an extent's grain tables that every reader shares ([`ExtentReader`]).
+
+use super::Result;
+use crate::io::ReadAt;
+use byteorder::{ByteOrder, LittleEndian as LE};
 
 /// Where the bytes of a run come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,12 +171,12 @@ pub struct RunSink<'f> {
     start: u64,
     end: u64,
     pending: Option<Run>,
-    f: &'f mut dyn FnMut(Run) -> crate::vmdk::Result<()>,
+    f: &'f mut dyn FnMut(Run) -> Result<()>,
 }
 
 impl<'f> RunSink<'f> {
     /// A sink for the window `[start, end)`.
-    pub fn new(start: u64, end: u64, f: &'f mut dyn FnMut(Run) -> crate::vmdk::Result<()>) -> Self {
+    pub fn new(start: u64, end: u64, f: &'f mut dyn FnMut(Run) -> Result<()>) -> Self {
         RunSink {
             start,
             end,
@@ -181,7 +186,7 @@ impl<'f> RunSink<'f> {
     }
 
     /// Adds a run (ignored when outside the window).
-    pub fn push(&mut self, run: Run) -> crate::vmdk::Result<()> {
+    pub fn push(&mut self, run: Run) -> Result<()> {
         if run.end() <= self.start || run.virt >= self.end {
             return Ok(());
         }
@@ -198,11 +203,129 @@ impl<'f> RunSink<'f> {
     }
 
     /// Hands over the last run.
-    pub fn finish(mut self) -> crate::vmdk::Result<()> {
+    pub fn finish(mut self) -> Result<()> {
         match self.pending.take() {
             Some(p) => (self.f)(p),
             None => Ok(()),
         }
+    }
+}
+
+/// What differs between the extent formats (COWD, hosted sparse, seSparse): where the grain
+/// tables are, each covering [`GrainTables::table_span`] bytes of the disk, and what a table
+/// entry means. Reading a table ([`GrainTables::read_table`]) and the walk over the tables
+/// ([`ExtentReader`], which every implementation gets) are written once, here.
+pub(crate) trait GrainTables {
+    /// A checked table entry.
+    type Entry;
+    /// Bytes of one table entry (a little-endian integer; 0 means "not in this extent").
+    const ENTRY_BYTES: usize;
+    /// Bytes of one grain table.
+    const TABLE_BYTES: usize;
+    /// Disk bytes the extent covers.
+    fn capacity_bytes(&self) -> u64;
+    /// Disk bytes one grain table covers.
+    fn table_span(&self) -> u64;
+    /// Entries of the grain directory.
+    fn table_count(&self) -> u64;
+    /// True when directory entry `i` names a table.
+    fn has_table(&self, i: u64) -> bool;
+    /// Where the table of directory entry `i` lies, checked: its byte offset and the number
+    /// that names it in messages; `None` when the directory names no table there.
+    fn table_at(&self, i: u64, name: &str) -> Result<Option<(u64, u64)>>;
+    /// Checks entry `j` (raw value `e`, not 0) of the table of directory entry `i`.
+    fn check_entry(&self, i: u64, j: u64, e: u64, name: &str) -> Result<Self::Entry>;
+    /// The run of the disk an entry stands for; `file` is the source index recorded in it.
+    fn run(&self, src: &dyn ReadAt, name: &str, file: u32, entry: Self::Entry) -> Result<Run>;
+
+    /// Reads the table of directory entry `i` into `buf` ([`GrainTables::TABLE_BYTES`]) and
+    /// returns its present entries in disk order, each checked; `None` when the directory
+    /// names no table there.
+    fn read_table<'b>(
+        &'b self,
+        src: &dyn ReadAt,
+        name: &'b str,
+        i: u64,
+        buf: &'b mut [u8],
+    ) -> Result<Option<impl Iterator<Item = Result<Self::Entry>> + 'b>> {
+        let Some((at, n)) = self.table_at(i, name)? else {
+            return Ok(None);
+        };
+        src.read_exact_at(buf, at).map_err(|e| {
+            super::Error::Io(crate::IoContext::new(
+                std::path::Path::new(name),
+                format!("read grain table {n} at byte {at}"),
+                e,
+            ))
+        })?;
+        let buf: &'b [u8] = buf;
+        Ok(Some(
+            buf.chunks_exact(Self::ENTRY_BYTES)
+                .enumerate()
+                .filter_map(move |(j, b)| {
+                    let e = if Self::ENTRY_BYTES == 4 {
+                        u64::from(LE::read_u32(b))
+                    } else {
+                        LE::read_u64(b)
+                    };
+                    (e != 0).then(|| self.check_entry(i, j as u64, e, name))
+                }),
+        ))
+    }
+}
+
+/// What a layer asks of an extent, whatever its format.
+pub trait ExtentReader {
+    /// The first disk byte at or after `from` that a grain table covers (None: no data there).
+    fn next_data(&self, from: u64) -> Option<u64>;
+    /// Calls `f` for the runs inside the disk byte range `[start, end)`, in disk order, with
+    /// contiguous runs merged; `file` is the source index recorded in the runs. Tables are
+    /// read (and their entries checked again) one at a time, so memory stays bounded by one
+    /// table whatever the size of the extent.
+    fn for_each_run(
+        &self,
+        src: &dyn ReadAt,
+        name: &str,
+        file: u32,
+        start: u64,
+        end: u64,
+        f: &mut dyn FnMut(Run) -> Result<()>,
+    ) -> Result<()>;
+}
+
+impl<T: GrainTables> ExtentReader for T {
+    fn next_data(&self, from: u64) -> Option<u64> {
+        let span = self.table_span();
+        (from / span..self.table_count())
+            .find(|&i| self.has_table(i))
+            .map(|i| (i * span).max(from))
+    }
+
+    fn for_each_run(
+        &self,
+        src: &dyn ReadAt,
+        name: &str,
+        file: u32,
+        start: u64,
+        end: u64,
+        f: &mut dyn FnMut(Run) -> Result<()>,
+    ) -> Result<()> {
+        let end = end.min(self.capacity_bytes());
+        if start >= end {
+            return Ok(());
+        }
+        let span = self.table_span();
+        let mut table = vec![0u8; T::TABLE_BYTES];
+        let mut sink = RunSink::new(start, end, f);
+        for i in start / span..end.div_ceil(span) {
+            let Some(entries) = self.read_table(src, name, i, &mut table)? else {
+                continue;
+            };
+            for e in entries {
+                sink.push(self.run(src, name, file, e?)?)?;
+            }
+        }
+        sink.finish()
     }
 }
 

@@ -9,7 +9,7 @@
 //! runs are listed.
 
 use super::error::{Error, Result};
-use super::run::{Run, RunSink, Src};
+use super::run::{GrainTables, Run, Src};
 use crate::error::IoContext;
 use crate::io::ReadAt;
 use byteorder::{ByteOrder, LittleEndian as LE};
@@ -80,7 +80,7 @@ pub struct SeSparse {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Entry {
+pub(crate) enum Entry {
     Grain { g: u64, sector: u64 },
     Zero { g: u64 },
 }
@@ -315,7 +315,7 @@ pub fn read(src: &dyn ReadAt, name: &str) -> Result<SeSparse> {
     let grain_slots = (sp.header.grains.1 / GRAIN_SECTORS)
         .min(file_sectors.saturating_sub(sp.header.grains.0) / GRAIN_SECTORS);
     let mut used_grains = crate::sectormap::SectorMap::new(grain_slots);
-    let mut gt = vec![0u8; (TABLE_SECTORS * SECTOR) as usize];
+    let mut gt = vec![0u8; SeSparse::TABLE_BYTES];
     let (mut grains, mut zeros, mut bytes) = (0u64, 0u64, 0u64);
     for i in 0..sp.directory.len() as u64 {
         let Some(list) = sp.read_table(src, name, i, &mut gt)? else {
@@ -345,16 +345,6 @@ pub fn read(src: &dyn ReadAt, name: &str) -> Result<SeSparse> {
 }
 
 impl SeSparse {
-    /// Disk bytes covered by one grain table (16 MiB).
-    pub fn table_span(&self) -> u64 {
-        TABLE_ENTRIES * GRAIN_BYTES
-    }
-
-    /// The first disk byte at or after `from` that a grain table covers (None: no data there).
-    pub fn next_data(&self, from: u64) -> Option<u64> {
-        super::cowd::next_table(&self.directory, self.table_span(), from, |e| *e != 0)
-    }
-
     fn clip(&self, g: u64) -> u64 {
         GRAIN_BYTES.min(self.header.capacity_bytes() - g * GRAIN_BYTES)
     }
@@ -382,27 +372,34 @@ impl SeSparse {
         }
         Ok(Some(idx))
     }
+}
 
-    fn read_table<'b>(
-        &'b self,
-        src: &dyn ReadAt,
-        name: &'b str,
-        i: u64,
-        buf: &'b mut [u8],
-    ) -> Result<Option<impl Iterator<Item = Result<Entry>> + 'b>> {
-        let Some(idx) = self.table_index(i, name)? else {
-            return Ok(None);
-        };
-        let at = (self.header.tables.0 + idx * TABLE_SECTORS) * SECTOR;
-        src.read_exact_at(buf, at)
-            .map_err(|e| io_err(name, format!("read grain table {idx} at byte {at}"), e))?;
-        let buf: &'b [u8] = buf;
-        Ok(Some(buf.chunks_exact(8).enumerate().filter_map(
-            move |(j, b)| {
-                let e = LE::read_u64(b);
-                (e != 0).then(|| self.check_entry(i, j as u64, e, name))
-            },
-        )))
+impl GrainTables for SeSparse {
+    type Entry = Entry;
+    const ENTRY_BYTES: usize = 8;
+    const TABLE_BYTES: usize = (TABLE_SECTORS * SECTOR) as usize;
+
+    fn capacity_bytes(&self) -> u64 {
+        self.header.capacity_bytes()
+    }
+
+    /// 16 MiB.
+    fn table_span(&self) -> u64 {
+        TABLE_ENTRIES * GRAIN_BYTES
+    }
+
+    fn table_count(&self) -> u64 {
+        self.directory.len() as u64
+    }
+
+    fn has_table(&self, i: u64) -> bool {
+        self.directory.get(i as usize).is_some_and(|&e| e != 0)
+    }
+
+    fn table_at(&self, i: u64, name: &str) -> Result<Option<(u64, u64)>> {
+        Ok(self
+            .table_index(i, name)?
+            .map(|idx| ((self.header.tables.0 + idx * TABLE_SECTORS) * SECTOR, idx)))
     }
 
     fn check_entry(&self, i: u64, j: u64, e: u64, name: &str) -> Result<Entry> {
@@ -446,47 +443,24 @@ impl SeSparse {
         }
     }
 
-    /// Calls `f` for the runs inside the disk byte range `[start, end)`, in order; `file` is
-    /// the source index recorded in the runs. Unmapped and zero grains become zero runs.
-    pub fn for_each_run(
-        &self,
-        src: &dyn ReadAt,
-        name: &str,
-        file: u32,
-        start: u64,
-        end: u64,
-        f: &mut dyn FnMut(Run) -> Result<()>,
-    ) -> Result<()> {
-        let end = end.min(self.header.capacity_bytes());
-        if start >= end {
-            return Ok(());
-        }
-        let span = self.table_span();
-        let mut gt = vec![0u8; (TABLE_SECTORS * SECTOR) as usize];
-        let mut sink = RunSink::new(start, end, f);
-        for i in start / span..end.div_ceil(span) {
-            let Some(list) = self.read_table(src, name, i, &mut gt)? else {
-                continue;
-            };
-            for e in list {
-                let (g, src) = match e? {
-                    Entry::Zero { g } => (g, Src::Zero),
-                    Entry::Grain { g, sector } => (
-                        g,
-                        Src::Data {
-                            file,
-                            offset: sector * SECTOR,
-                        },
-                    ),
-                };
-                sink.push(Run {
-                    virt: g * GRAIN_BYTES,
-                    len: self.clip(g),
-                    src,
-                })?;
-            }
-        }
-        sink.finish()
+    /// Unmapped and zero grains become zero runs.
+    #[inline]
+    fn run(&self, _: &dyn ReadAt, _: &str, file: u32, e: Entry) -> Result<Run> {
+        let (g, src) = match e {
+            Entry::Zero { g } => (g, Src::Zero),
+            Entry::Grain { g, sector } => (
+                g,
+                Src::Data {
+                    file,
+                    offset: sector * SECTOR,
+                },
+            ),
+        };
+        Ok(Run {
+            virt: g * GRAIN_BYTES,
+            len: self.clip(g),
+            src,
+        })
     }
 }
 

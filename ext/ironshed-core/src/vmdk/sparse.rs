@@ -8,7 +8,7 @@
 //! anything is written. Grain tables are read again one at a time when runs are listed.
 
 use super::error::{Error, Result};
-use super::run::{DeflateRef, Run, RunSink, Src};
+use super::run::{DeflateRef, GrainTables, Run, Src};
 use crate::error::IoContext;
 use crate::io::ReadAt;
 use crate::sectormap::SectorMap;
@@ -131,7 +131,7 @@ pub struct Sparse {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Entry {
+pub(crate) enum Entry {
     Grain { g: u64, sector: u64, clip: u64 },
     Zero { g: u64, clip: u64 },
 }
@@ -436,8 +436,8 @@ pub fn read(src: &dyn ReadAt, name: &str, opts: Options) -> Result<Sparse> {
     } else {
         None
     };
-    let mut gt = vec![0u8; (GTES_PER_GT * 4) as usize];
-    let mut rgt = vec![0u8; (GTES_PER_GT * 4) as usize];
+    let mut gt = vec![0u8; Sparse::TABLE_BYTES];
+    let mut rgt = vec![0u8; Sparse::TABLE_BYTES];
     let (mut grains, mut zeros, mut bytes) = (0u64, 0u64, 0u64);
     let mut batch: Vec<(u64, u64, u64)> = Vec::new();
     for i in 0..sp.directory.len() as u64 {
@@ -524,24 +524,28 @@ fn read_directory(
     Ok(raw.chunks_exact(4).map(LE::read_u32).collect())
 }
 
-impl Sparse {
-    /// Disk bytes covered by one grain table.
-    pub fn table_span(&self) -> u64 {
+impl GrainTables for Sparse {
+    type Entry = Entry;
+    const ENTRY_BYTES: usize = 4;
+    const TABLE_BYTES: usize = (GTES_PER_GT * 4) as usize;
+
+    fn capacity_bytes(&self) -> u64 {
+        self.header.capacity_bytes()
+    }
+
+    fn table_span(&self) -> u64 {
         GTES_PER_GT * self.header.grain_bytes()
     }
 
-    /// The first disk byte at or after `from` that a grain table covers (None: no data there).
-    pub fn next_data(&self, from: u64) -> Option<u64> {
-        super::cowd::next_table(&self.directory, self.table_span(), from, |e| *e != 0)
+    fn table_count(&self) -> u64 {
+        self.directory.len() as u64
     }
 
-    fn read_table<'b>(
-        &'b self,
-        src: &dyn ReadAt,
-        name: &'b str,
-        i: u64,
-        buf: &'b mut [u8],
-    ) -> Result<Option<impl Iterator<Item = Result<Entry>> + 'b>> {
+    fn has_table(&self, i: u64) -> bool {
+        self.directory.get(i as usize).is_some_and(|&t| t != 0)
+    }
+
+    fn table_at(&self, i: u64, name: &str) -> Result<Option<(u64, u64)>> {
         let t = u64::from(self.directory.get(i as usize).copied().unwrap_or(0));
         if t == 0 {
             return Ok(None);
@@ -552,20 +556,7 @@ impl Sparse {
                 format!("grain directory entry {i}: grain table at sector {t} runs past the end of the file ({} sectors)", self.file_sectors),
             ));
         }
-        src.read_exact_at(buf, t * SECTOR).map_err(|e| {
-            io_err(
-                name,
-                format!("read grain table {i} at byte {}", t * SECTOR),
-                e,
-            )
-        })?;
-        let buf: &'b [u8] = buf;
-        Ok(Some(buf.chunks_exact(4).enumerate().filter_map(
-            move |(j, b)| {
-                let e = u64::from(LE::read_u32(b));
-                (e != 0).then(|| self.check_entry(i, j as u64, e, name))
-            },
-        )))
+        Ok(Some((t * SECTOR, i)))
     }
 
     fn check_entry(&self, i: u64, j: u64, e: u64, name: &str) -> Result<Entry> {
@@ -603,6 +594,33 @@ impl Sparse {
         Ok(Entry::Grain { g, sector: e, clip })
     }
 
+    #[inline]
+    fn run(&self, src: &dyn ReadAt, name: &str, file: u32, e: Entry) -> Result<Run> {
+        let (g, clip, src) = match e {
+            Entry::Zero { g, clip } => (g, clip, Src::Zero),
+            Entry::Grain { g, sector, clip } if self.header.compressed() => (
+                g,
+                clip,
+                Src::Deflate(self.deflate_ref(src, name, file, g, sector)?),
+            ),
+            Entry::Grain { g, sector, clip } => (
+                g,
+                clip,
+                Src::Data {
+                    file,
+                    offset: sector * SECTOR,
+                },
+            ),
+        };
+        Ok(Run {
+            virt: g * self.header.grain_bytes(),
+            len: clip,
+            src,
+        })
+    }
+}
+
+impl Sparse {
     /// Checks the grain marker at `sector` and inflates the grain once; returns (compressed
     /// length, inflated length).
     fn check_marker(
@@ -751,56 +769,6 @@ impl Sparse {
             ));
         }
         Ok(())
-    }
-
-    /// Calls `f` for the runs of present data inside the extent byte range `[start, end)`, in
-    /// order; `file` is the source index recorded in the runs.
-    pub fn for_each_run(
-        &self,
-        src: &dyn ReadAt,
-        name: &str,
-        file: u32,
-        start: u64,
-        end: u64,
-        f: &mut dyn FnMut(Run) -> Result<()>,
-    ) -> Result<()> {
-        let end = end.min(self.header.capacity_bytes());
-        if start >= end {
-            return Ok(());
-        }
-        let span = self.table_span();
-        let gb = self.header.grain_bytes();
-        let mut gt = vec![0u8; (GTES_PER_GT * 4) as usize];
-        let mut sink = RunSink::new(start, end, f);
-        for i in start / span..end.div_ceil(span) {
-            let Some(entries) = self.read_table(src, name, i, &mut gt)? else {
-                continue;
-            };
-            for e in entries {
-                let (g, clip, src) = match e? {
-                    Entry::Zero { g, clip } => (g, clip, Src::Zero),
-                    Entry::Grain { g, sector, clip } if self.header.compressed() => (
-                        g,
-                        clip,
-                        Src::Deflate(self.deflate_ref(src, name, file, g, sector)?),
-                    ),
-                    Entry::Grain { g, sector, clip } => (
-                        g,
-                        clip,
-                        Src::Data {
-                            file,
-                            offset: sector * SECTOR,
-                        },
-                    ),
-                };
-                sink.push(Run {
-                    virt: g * gb,
-                    len: clip,
-                    src,
-                })?;
-            }
-        }
-        sink.finish()
     }
 
     /// The compressed grain behind the marker at `sector` (checked again: it was checked when

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::vmdk::fixture::*;
+use crate::vmdk::run::ExtentReader;
 use ironshed_testkit::cowd::{CowdLayout, Layout};
 use ironshed_testkit::model::Model;
 use std::collections::BTreeMap;
@@ -22,16 +23,16 @@ fn gte(lay: &CowdLayout, g: u64) -> u64 {
 }
 
 fn refused(img: &[u8], facts: &[&str]) {
-    format_error(read(img, NAME), NAME, facts);
+    format_error(read(&img, NAME), NAME, facts);
 }
 
 #[test]
 fn reads_every_grain_where_the_tables_put_it() {
     let (img, lay) = image();
-    let c = read(&img[..], NAME).unwrap();
+    let c = read(&img, NAME).unwrap();
     assert_eq!((c.grains, c.changed_bytes), (7, 7 * 4096));
     assert_eq!(c.header.capacity_bytes(), 4 << 20);
-    let runs = collect(|f| c.for_each_run(&img[..], NAME, 3, 0, u64::MAX, f));
+    let runs = collect(|f| c.for_each_run(&img, NAME, 3, 0, u64::MAX, f));
     assert!(runs
         .iter()
         .all(|r| matches!(r.src, Src::Data { file: 3, .. })));
@@ -48,8 +49,8 @@ fn reads_every_grain_where_the_tables_put_it() {
 #[test]
 fn a_window_clips_the_runs() {
     let (img, lay) = image();
-    let c = read(&img[..], NAME).unwrap();
-    let runs = collect(|f| c.for_each_run(&img[..], NAME, 0, 4096 + 100, (1 << 20) + 5000, f));
+    let c = read(&img, NAME).unwrap();
+    let runs = collect(|f| c.for_each_run(&img, NAME, 0, 4096 + 100, (1 << 20) + 5000, f));
     let first = lay.grains[&1] * 512 + 100;
     assert_eq!(
         runs,
@@ -81,9 +82,9 @@ fn a_partial_last_grain_is_clipped_to_the_disk() {
     let mut m = Model::new(cap, 2);
     m.write(cap - 1536, 1536);
     let (img, _) = cowd_image(16387, 8, Layout::Sequential, &m);
-    let c = read(&img[..], NAME).unwrap();
+    let c = read(&img, NAME).unwrap();
     assert_eq!(c.changed_bytes, 1536);
-    let runs = collect(|f| c.for_each_run(&img[..], NAME, 0, 0, u64::MAX, f));
+    let runs = collect(|f| c.for_each_run(&img, NAME, 0, 0, u64::MAX, f));
     assert_eq!((runs[0].virt, runs[0].len), (cap - 1536, 1536));
 }
 

@@ -102,7 +102,8 @@ fn unclean_deltas_are_refused_unless_allowed() {
     };
     // COWD uncleanShutdown (u32 at 1648), KDMV uncleanShutdown (byte 72), seSparse
     // replayJournal (u64 at 24 of the volatile header, sector 1).
-    let cases: [(Set, fn(&mut Vec<u8>), &str); 3] = [
+    type Poke = fn(&mut Vec<u8>);
+    let cases: [(Set, Poke, &str); 3] = [
         (
             cowd(),
             |b| put_u32(b, 1648, 1),

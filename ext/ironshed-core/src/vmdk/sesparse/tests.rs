@@ -6,6 +6,7 @@
 
 use super::*;
 use crate::vmdk::fixture::*;
+use crate::vmdk::run::ExtentReader;
 use ironshed_testkit::cowd::Layout;
 use ironshed_testkit::model::Model;
 use ironshed_testkit::sesparse::{allocated_entry, SeSparseLayout};

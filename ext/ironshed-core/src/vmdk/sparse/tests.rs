@@ -6,6 +6,7 @@
 
 use super::*;
 use crate::vmdk::fixture::*;
+use crate::vmdk::run::ExtentReader;
 use ironshed_testkit::model::Model;
 use ironshed_testkit::sparse::{SparseLayout, SparseSpec};
 use std::collections::BTreeMap;
