@@ -948,3 +948,6 @@ fn is_truncation(e: &Error) -> bool {
         Error::TruncatedHeader { .. } | Error::TruncatedData { .. }
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,507 @@
+//! The receiver's refusals, one test each: the error variant with its fields, the message,
+//! and the destination (and any snapback file) exactly as it was before. Streams are built
+//! with the codec's own header encoder, which proto3's tests check against independent bytes.
+
+use super::*;
+use crate::wire::proto3::{HANDSHAKE, HANDSHAKE_DISCARDS};
+use std::fs;
+use std::io::Cursor;
+
+const DEST_SIZE: usize = 65536;
+
+/// A record: data, or (with `None`) a discard of `len` bytes.
+type Rec<'a> = (u64, u32, Option<&'a [u8]>);
+
+fn stream(handshake: &[u8], recs: &[Rec]) -> Vec<u8> {
+    let mut s = handshake.to_vec();
+    for &(offset, len, data) in recs {
+        let h = RecordHeader { offset, len };
+        match data {
+            Some(d) => {
+                s.extend_from_slice(&h.encode());
+                s.extend_from_slice(d);
+            }
+            None => s.extend_from_slice(&h.encode_discard()),
+        }
+    }
+    s
+}
+
+fn plain(recs: &[Rec]) -> Vec<u8> {
+    stream(HANDSHAKE, recs)
+}
+
+/// A destination of 64 KiB of 'O' and a place for inputs and snapback files.
+struct Bench {
+    dir: tempfile::TempDir,
+    dest: PathBuf,
+}
+
+impl Bench {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("dest");
+        fs::write(&dest, vec![b'O'; DEST_SIZE]).unwrap();
+        Bench { dir, dest }
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    /// `s` as a regular file (checked whole before the first write).
+    fn file(&self, s: &[u8]) -> Input {
+        let p = self.path("stream");
+        fs::write(&p, s).unwrap();
+        Input::File(p)
+    }
+    fn pipe(&self, s: &[u8]) -> Input {
+        Input::Stream(Box::new(Cursor::new(s.to_vec())), "-".into())
+    }
+    fn apply(&self, input: Input, opts: &ApplyOptions) -> Result<ApplyStats> {
+        apply(input, &self.dest, opts, &Progress::new())
+    }
+    #[track_caller]
+    fn untouched(&self) {
+        assert!(
+            fs::read(&self.dest).unwrap() == vec![b'O'; DEST_SIZE],
+            "the destination was written"
+        );
+    }
+    fn name(&self) -> String {
+        self.path("stream").display().to_string()
+    }
+}
+
+fn data(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
+}
+
+#[test]
+fn empty_input() {
+    let b = Bench::new();
+    let sb = b.path("undo");
+    let opts = ApplyOptions {
+        snapback: Some(sb.clone()),
+        ..Default::default()
+    };
+    let e = b.apply(b.file(b""), &opts).unwrap_err();
+    assert!(
+        matches!(&e, Error::Empty { name } if *name == b.name()),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: the stream is empty: no handshake (did the sender fail before sending anything?)",
+            b.name()
+        )
+    );
+    let e = b.apply(b.pipe(b""), &opts).unwrap_err();
+    assert!(matches!(&e, Error::Empty { name } if name == "-"), "{e:?}");
+    b.untouched();
+    assert!(!sb.exists(), "no snapback file for a refused stream");
+}
+
+#[test]
+fn wrong_handshake() {
+    let b = Bench::new();
+    let s = stream(b"lvmsync PROTO[2]\n", &[(0, 4, Some(b"abcd"))]);
+    for input in [b.file(&s), b.pipe(&s)] {
+        let e = b.apply(input, &ApplyOptions::default()).unwrap_err();
+        assert!(
+            matches!(&e, Error::Handshake { saw, .. } if saw == "lvmsync PROTO[2]"),
+            "{e:?}"
+        );
+        assert!(e.to_string().ends_with(": handshake failed: saw 'lvmsync PROTO[2]', expected 'lvmsync PROTO[3]' (protocol mismatch, or not an lvmsync stream)"), "{e}");
+    }
+    b.untouched();
+}
+
+#[test]
+fn file_cut_inside_a_header_writes_nothing() {
+    let b = Bench::new();
+    let d = data(4096, 1);
+    let s = plain(&[(0, 4096, Some(&d)), (8192, 4096, Some(&d))]);
+    let cut = 17 + 12 + 4096 + 5;
+    let e = b
+        .apply(b.file(&s[..cut]), &ApplyOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::TruncatedHeader { name, index: 1, at: 4125, got: 5 } if *name == b.name()
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.to_string(), format!("{}: stream ends inside the header of record 1 at stream byte 4125 (5 of 12 bytes): the sender stopped or the file is truncated", b.name()));
+    b.untouched();
+}
+
+#[test]
+fn file_cut_inside_data_writes_nothing() {
+    let b = Bench::new();
+    let d = data(4096, 1);
+    let s = plain(&[(0, 4096, Some(&d)), (8192, 4096, Some(&d))]);
+    let e = b
+        .apply(b.file(&s[..s.len() - 1]), &ApplyOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::TruncatedData {
+                index: 1,
+                at: 4125,
+                offset: 8192,
+                len: 4096,
+                got: 4095,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    b.untouched();
+}
+
+#[test]
+fn pipe_cut_short_says_what_was_written() {
+    let b = Bench::new();
+    // Four 16 KiB records fill a batch; the fifth is cut.
+    let d = data(16384, 2);
+    let recs: Vec<Rec> = (0..5)
+        .map(|i| (i * 16384 % 65536, 16384, Some(&d[..])))
+        .collect();
+    let s = plain(&recs);
+    let e = b
+        .apply(b.pipe(&s[..s.len() - 100]), &ApplyOptions::default())
+        .unwrap_err();
+    match &e {
+        Error::Stopped {
+            cause,
+            records: 4,
+            bytes: 65536,
+            discards: 0,
+        } => assert!(
+            matches!(
+                **cause,
+                Error::TruncatedData {
+                    index: 4,
+                    got: 16284,
+                    ..
+                }
+            ),
+            "{cause:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(e.cause(), Error::TruncatedData { .. }));
+    assert!(e
+        .to_string()
+        .ends_with("; by then 4 records were complete and 65536 bytes had been written"));
+    // A short pipe stream whose first batch was never written reports the bare cause.
+    let b = Bench::new();
+    let e = b
+        .apply(b.pipe(&s[..17 + 12 + 100]), &ApplyOptions::default())
+        .unwrap_err();
+    assert!(matches!(e, Error::TruncatedData { index: 0, .. }), "{e:?}");
+    b.untouched();
+}
+
+#[test]
+fn record_past_the_end_of_the_destination() {
+    let b = Bench::new();
+    let d = data(4096, 3);
+    let s = plain(&[
+        (0, 4096, Some(&d)),
+        (65536 - 512, 4096, Some(&d)),
+        (1 << 40, 10, Some(&d[..10])),
+    ]);
+    // A file is checked whole: the first offending record, and how many more there are.
+    let e = b.apply(b.file(&s), &ApplyOptions::default()).unwrap_err();
+    match &e {
+        Error::PastEnd {
+            dest,
+            index: 1,
+            at: 4125,
+            offset: 65024,
+            len: 4096,
+            discard: false,
+            size: 65536,
+            others: 1,
+        } => assert_eq!(dest, &b.dest),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(e.to_string(), format!("{}: record 1 (stream byte 4125) writes 4096 bytes at byte 65024, past the end of the destination (65536 bytes), and 1 more records do too; the destination is smaller than the volume the stream was made from (--allow-short-destination writes only what fits)", b.dest.display()));
+    // A pipe stops at it; the first record, in the same batch, was not written either.
+    let e = b.apply(b.pipe(&s), &ApplyOptions::default()).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::PastEnd {
+                index: 1,
+                others: 0,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    b.untouched();
+}
+
+#[test]
+fn record_whose_end_overflows() {
+    let b = Bench::new();
+    let s = plain(&[(u64::MAX - 10, 100, Some(&data(100, 4)))]);
+    let e = b.apply(b.file(&s), &ApplyOptions::default()).unwrap_err();
+    assert!(
+        matches!(e, Error::PastEnd { index: 0, offset, len: 100, .. } if offset == u64::MAX - 10),
+        "{e:?}"
+    );
+    b.untouched();
+}
+
+#[test]
+fn discard_past_the_end_of_the_destination() {
+    let b = Bench::new();
+    let s = stream(
+        HANDSHAKE_DISCARDS,
+        &[(0, 4, Some(b"abcd")), (65536 - 4096, 8192, None)],
+    );
+    for input in [b.file(&s), b.pipe(&s)] {
+        let e = b.apply(input, &ApplyOptions::default()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::PastEnd {
+                    index: 1,
+                    at: 42,
+                    offset: 61440,
+                    len: 8192,
+                    discard: true,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("record 1 (stream byte 42) discards 8192 bytes at byte 61440, past the end of the destination"), "{e}");
+    }
+    b.untouched();
+}
+
+#[test]
+fn short_destination_clips_when_allowed() {
+    let b = Bench::new();
+    let d = data(2000, 5);
+    let s = stream(
+        HANDSHAKE_DISCARDS,
+        &[
+            (65000, 2000, Some(&d)),
+            (100, 50, Some(&d[..50])),
+            (60000, 8000, None),
+        ],
+    );
+    let opts = ApplyOptions {
+        allow_short_destination: true,
+        ..Default::default()
+    };
+    let st = b.apply(b.file(&s), &opts).unwrap();
+    assert_eq!(
+        (st.records, st.bytes, st.discard_records, st.discard_bytes),
+        (2, 536 + 50, 1, 5536)
+    );
+    assert_eq!((st.skipped_records, st.skipped_bytes), (2, 1464 + 2464));
+    let got = fs::read(&b.dest).unwrap();
+    assert_eq!(got.len(), DEST_SIZE, "never extended");
+    assert_eq!(&got[100..150], &d[..50]);
+    assert!(got[60000..].iter().all(|&x| x == 0), "the discard wins");
+}
+
+#[test]
+fn zero_length_discard() {
+    let b = Bench::new();
+    let s = stream(HANDSHAKE_DISCARDS, &[(0, 2, Some(b"ab")), (4096, 0, None)]);
+    for input in [b.file(&s), b.pipe(&s)] {
+        let e = b.apply(input, &ApplyOptions::default()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::ZeroDiscard {
+                    index: 1,
+                    at: 40,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().ends_with(": record 1 (stream byte 40) is a discard record of length 0, which is invalid: the stream is corrupt"),
+            "{e}"
+        );
+    }
+    b.untouched();
+}
+
+#[test]
+fn zero_length_data_records_are_no_ops() {
+    let b = Bench::new();
+    let s = plain(&[
+        (9, 0, Some(b"")),
+        (1 << 50, 0, Some(b"")),
+        (1, 2, Some(b"xy")),
+    ]);
+    let st = b.apply(b.file(&s), &ApplyOptions::default()).unwrap();
+    assert_eq!((st.records, st.bytes), (1, 2));
+    assert_eq!(&fs::read(&b.dest).unwrap()[..4], b"OxyO");
+}
+
+#[test]
+fn snapback_file_that_is_the_destination_or_the_input() {
+    let b = Bench::new();
+    let s = plain(&[(0, 2, Some(b"ab"))]);
+    let link = b.path("link");
+    std::os::unix::fs::symlink(&b.dest, &link).unwrap();
+    let hard = b.path("hard");
+    fs::hard_link(&b.dest, &hard).unwrap();
+    for sb in [&link, &hard, &b.dest] {
+        let opts = ApplyOptions {
+            snapback: Some(sb.clone()),
+            ..Default::default()
+        };
+        let e = b.apply(b.file(&s), &opts).unwrap_err();
+        assert!(
+            matches!(&e, Error::SnapbackClash { path, what: "destination" } if path == sb),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: the snapback file is the same file as the destination",
+                sb.display()
+            )
+        );
+    }
+    let input = b.file(&s);
+    let opts = ApplyOptions {
+        snapback: Some(b.path("stream")),
+        ..Default::default()
+    };
+    let e = b.apply(input, &opts).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Error::SnapbackClash {
+                what: "input stream",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        fs::read(b.path("stream")).unwrap(),
+        s,
+        "the input is untouched"
+    );
+    b.untouched();
+}
+
+#[test]
+fn snapback_file_that_holds_data() {
+    let b = Bench::new();
+    let sb = b.path("undo");
+    fs::write(&sb, b"an earlier snapback").unwrap();
+    let opts = ApplyOptions {
+        snapback: Some(sb.clone()),
+        ..Default::default()
+    };
+    let s = plain(&[(0, 2, Some(b"ab"))]);
+    for input in [b.file(&s), b.pipe(&s)] {
+        let e = b.apply(input, &opts).unwrap_err();
+        assert!(
+            matches!(&e, Error::SnapbackExists { path, size: 19 } if *path == sb),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), format!("{}: snapback file exists and is not empty (19 bytes); refusing to overwrite an earlier snapback: choose a new file name", sb.display()));
+    }
+    assert_eq!(fs::read(&sb).unwrap(), b"an earlier snapback");
+    b.untouched();
+    // An empty file (made ready by the user) is taken.
+    fs::write(&sb, b"").unwrap();
+    b.apply(b.pipe(&s), &opts).unwrap();
+    assert!(fs::metadata(&sb).unwrap().len() > 0);
+}
+
+#[test]
+fn snapback_path_that_is_no_regular_file() {
+    let b = Bench::new();
+    let sb = b.path("adir");
+    fs::create_dir(&sb).unwrap();
+    let opts = ApplyOptions {
+        snapback: Some(sb.clone()),
+        ..Default::default()
+    };
+    let e = b
+        .apply(b.pipe(&plain(&[(0, 2, Some(b"ab"))])), &opts)
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Io(_))
+            && e.to_string()
+                == format!(
+                    "{}: create the snapback file: exists and is not a regular file",
+                    sb.display()
+                ),
+        "{e:?}"
+    );
+    b.untouched();
+}
+
+#[test]
+fn missing_destination_is_never_created() {
+    let b = Bench::new();
+    let dest = b.path("nope");
+    let e = apply(
+        b.pipe(&plain(&[(0, 2, Some(b"ab"))])),
+        &dest,
+        &ApplyOptions::default(),
+        &Progress::new(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Destination(_)), "{e:?}");
+    assert!(!dest.exists());
+}
+
+#[test]
+fn journaled_pipe_batch_larger_than_the_hold_limit() {
+    let b = Bench::new();
+    let big = b.path("big");
+    let f = fs::File::create(&big).unwrap();
+    f.set_len(2 * JOURNAL_HOLD_MAX as u64).unwrap();
+    // A snapback file (commit marker first) whose first batch never commits.
+    let d = vec![7u8; 1 << 20];
+    let mut recs: Vec<Rec> = vec![(0, 0, Some(b""))];
+    let n = (JOURNAL_HOLD_MAX >> 20) as u64 + 1;
+    recs.extend((0..n).map(|i| (i << 20, 1 << 20, Some(&d[..]))));
+    let input = Input::Stream(Box::new(Cursor::new(plain(&recs))), "-".into());
+    let e = apply(input, &big, &ApplyOptions::default(), &Progress::new()).unwrap_err();
+    let at = 17 + 12 + (n - 1) * (12 + (1 << 20));
+    assert!(
+        matches!(&e, Error::JournalBatch { name, at: a, limit } if name == "-" && *a == at && *limit == JOURNAL_HOLD_MAX as u64),
+        "{e:?}"
+    );
+    assert_eq!(
+        f.metadata().unwrap().blocks(),
+        0,
+        "nothing of an uncommitted batch is written"
+    );
+}
+
+#[test]
+fn cancelled_apply_is_interrupted_not_stopped() {
+    let b = Bench::new();
+    let d = data(16384, 6);
+    let recs: Vec<Rec> = (0..8)
+        .map(|i| (i * 16384 % 65536, 16384, Some(&d[..])))
+        .collect();
+    let p = Progress::new();
+    p.cancel();
+    let e = apply(b.pipe(&plain(&recs)), &b.dest, &ApplyOptions::default(), &p).unwrap_err();
+    assert!(matches!(e, Error::Interrupted), "{e:?}");
+    assert!(e.is_interrupted());
+}
