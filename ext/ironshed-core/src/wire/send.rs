@@ -443,3 +443,6 @@ fn flush<W: Write>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
