@@ -157,12 +157,10 @@ fn decodes_the_bytes_a_real_kernel_wrote() {
     for (i, r) in recs.iter().enumerate() {
         img[0x1000 + 16 * i..0x1000 + 16 * (i + 1)].copy_from_slice(r);
     }
-    let mut new = 6u64;
-    for i in 4..256u64 {
+    for (i, new) in (4..256u64).zip(6u64..) {
         let off = 0x1000 + 16 * i as usize;
         img[off..off + 8].copy_from_slice(&(3000 + i).to_le_bytes());
         img[off + 8..off + 16].copy_from_slice(&new.to_le_bytes());
-        new += 1;
     }
     let a1 = [
         [0xfd, 0x08, 0, 0, 0, 0, 0, 0, 0x03, 0x01, 0, 0, 0, 0, 0, 0],

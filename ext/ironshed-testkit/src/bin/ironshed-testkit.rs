@@ -308,7 +308,7 @@ fn chain_cmd(args: &[String]) {
                     model.unmap(a, b);
                 }
                 _ => {
-                    model.random_writes(a, b, seed ^ (k as u64 + 1) * 0x9e37);
+                    model.random_writes(a, b, seed ^ ((k as u64 + 1) * 0x9e37));
                 }
             }
         }
