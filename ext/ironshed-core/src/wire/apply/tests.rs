@@ -75,6 +75,19 @@ fn data(n: usize, seed: u8) -> Vec<u8> {
     (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
 }
 
+/// Five good 16 KiB records, more than one batch ([`BATCH`]): a receiver that did not check
+/// the whole file first would have written the first four before meeting a fault after them.
+const FILLER: usize = 5;
+/// Stream bytes of the filler records.
+const FILLER_BYTES: u64 = FILLER as u64 * (12 + 16384);
+
+fn filler(d: &[u8]) -> Vec<Rec<'_>> {
+    assert!(FILLER * 16384 > BATCH);
+    (0..FILLER as u64)
+        .map(|i| (i * 16384 % DEST_SIZE as u64, 16384, Some(d)))
+        .collect()
+}
+
 #[test]
 fn empty_input() {
     let b = Bench::new();
@@ -119,42 +132,40 @@ fn wrong_handshake() {
 #[test]
 fn file_cut_inside_a_header_writes_nothing() {
     let b = Bench::new();
-    let d = data(4096, 1);
-    let s = plain(&[(0, 4096, Some(&d)), (8192, 4096, Some(&d))]);
-    let cut = 17 + 12 + 4096 + 5;
+    let d = data(16384, 1);
+    let mut recs = filler(&d);
+    recs.push((8192, 4096, Some(&d[..4096])));
+    let s = plain(&recs);
+    let at = 17 + FILLER_BYTES;
     let e = b
-        .apply(b.file(&s[..cut]), &ApplyOptions::default())
+        .apply(b.file(&s[..at as usize + 5]), &ApplyOptions::default())
         .unwrap_err();
     assert!(
         matches!(
             &e,
-            Error::TruncatedHeader { name, index: 1, at: 4125, got: 5 } if *name == b.name()
+            Error::TruncatedHeader { name, index: 5, at: a, got: 5 } if *name == b.name() && *a == at
         ),
         "{e:?}"
     );
-    assert_eq!(e.to_string(), format!("{}: stream ends inside the header of record 1 at stream byte 4125 (5 of 12 bytes): the sender stopped or the file is truncated", b.name()));
+    assert_eq!(e.to_string(), format!("{}: stream ends inside the header of record 5 at stream byte {at} (5 of 12 bytes): the sender stopped or the file is truncated", b.name()));
     b.untouched();
 }
 
 #[test]
 fn file_cut_inside_data_writes_nothing() {
     let b = Bench::new();
-    let d = data(4096, 1);
-    let s = plain(&[(0, 4096, Some(&d)), (8192, 4096, Some(&d))]);
+    let d = data(16384, 1);
+    let mut recs = filler(&d);
+    recs.push((8192, 4096, Some(&d[..4096])));
+    let s = plain(&recs);
     let e = b
         .apply(b.file(&s[..s.len() - 1]), &ApplyOptions::default())
         .unwrap_err();
+    let at = 17 + FILLER_BYTES;
     assert!(
         matches!(
             &e,
-            Error::TruncatedData {
-                index: 1,
-                at: 4125,
-                offset: 8192,
-                len: 4096,
-                got: 4095,
-                ..
-            }
+            Error::TruncatedData { index: 5, at: a, offset: 8192, len: 4096, got: 4095, .. } if *a == at
         ),
         "{e:?}"
     );
@@ -208,35 +219,44 @@ fn pipe_cut_short_says_what_was_written() {
 #[test]
 fn record_past_the_end_of_the_destination() {
     let b = Bench::new();
-    let d = data(4096, 3);
-    let s = plain(&[
-        (0, 4096, Some(&d)),
-        (65536 - 512, 4096, Some(&d)),
+    let d = data(16384, 3);
+    let mut recs = filler(&d);
+    recs.extend([
+        (65536 - 512, 4096, Some(&d[..4096])),
         (1 << 40, 10, Some(&d[..10])),
     ]);
     // A file is checked whole: the first offending record, and how many more there are.
-    let e = b.apply(b.file(&s), &ApplyOptions::default()).unwrap_err();
+    let e = b
+        .apply(b.file(&plain(&recs)), &ApplyOptions::default())
+        .unwrap_err();
+    let at = 17 + FILLER_BYTES;
     match &e {
         Error::PastEnd {
             dest,
-            index: 1,
-            at: 4125,
+            index: 5,
+            at: a,
             offset: 65024,
             len: 4096,
             discard: false,
             size: 65536,
             others: 1,
-        } => assert_eq!(dest, &b.dest),
+        } => assert_eq!((dest, *a), (&b.dest, at)),
         other => panic!("{other:?}"),
     }
-    assert_eq!(e.to_string(), format!("{}: record 1 (stream byte 4125) writes 4096 bytes at byte 65024, past the end of the destination (65536 bytes), and 1 more records do too; the destination is smaller than the volume the stream was made from (--allow-short-destination writes only what fits)", b.dest.display()));
-    // A pipe stops at it; the first record, in the same batch, was not written either.
+    assert_eq!(e.to_string(), format!("{}: record 5 (stream byte {at}) writes 4096 bytes at byte 65024, past the end of the destination (65536 bytes), and 1 more records do too; the destination is smaller than the volume the stream was made from (--allow-short-destination writes only what fits)", b.dest.display()));
+    b.untouched();
+    // A pipe stops at it; a record before it in the same batch is not written either.
+    let s = plain(&[
+        (0, 4096, Some(&d[..4096])),
+        (65536 - 512, 4096, Some(&d[..4096])),
+    ]);
     let e = b.apply(b.pipe(&s), &ApplyOptions::default()).unwrap_err();
     assert!(
         matches!(
             e,
             Error::PastEnd {
                 index: 1,
+                at: 4125,
                 others: 0,
                 ..
             }
@@ -261,28 +281,17 @@ fn record_whose_end_overflows() {
 #[test]
 fn discard_past_the_end_of_the_destination() {
     let b = Bench::new();
-    let s = stream(
-        HANDSHAKE_DISCARDS,
-        &[(0, 4, Some(b"abcd")), (65536 - 4096, 8192, None)],
+    let d = data(16384, 4);
+    let mut recs = filler(&d);
+    recs.push((65536 - 4096, 8192, None));
+    let s = stream(HANDSHAKE_DISCARDS, &recs);
+    let at = 26 + FILLER_BYTES;
+    let e = b.apply(b.file(&s), &ApplyOptions::default()).unwrap_err();
+    assert!(
+        matches!(e, Error::PastEnd { index: 5, at: a, offset: 61440, len: 8192, discard: true, .. } if a == at),
+        "{e:?}"
     );
-    for input in [b.file(&s), b.pipe(&s)] {
-        let e = b.apply(input, &ApplyOptions::default()).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                Error::PastEnd {
-                    index: 1,
-                    at: 42,
-                    offset: 61440,
-                    len: 8192,
-                    discard: true,
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
-        assert!(e.to_string().contains("record 1 (stream byte 42) discards 8192 bytes at byte 61440, past the end of the destination"), "{e}");
-    }
+    assert!(e.to_string().contains(&format!("record 5 (stream byte {at}) discards 8192 bytes at byte 61440, past the end of the destination")), "{e}");
     b.untouched();
 }
 
@@ -317,26 +326,36 @@ fn short_destination_clips_when_allowed() {
 #[test]
 fn zero_length_discard() {
     let b = Bench::new();
-    let s = stream(HANDSHAKE_DISCARDS, &[(0, 2, Some(b"ab")), (4096, 0, None)]);
-    for input in [b.file(&s), b.pipe(&s)] {
-        let e = b.apply(input, &ApplyOptions::default()).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                Error::ZeroDiscard {
-                    index: 1,
-                    at: 40,
-                    ..
-                }
-            ),
-            "{e:?}"
-        );
-        assert!(
-            e.to_string().ends_with(": record 1 (stream byte 40) is a discard record of length 0, which is invalid: the stream is corrupt"),
-            "{e}"
-        );
-    }
+    let d = data(16384, 5);
+    let mut recs = filler(&d);
+    recs.push((4096, 0, None));
+    let s = stream(HANDSHAKE_DISCARDS, &recs);
+    let at = 26 + FILLER_BYTES;
+    // From a file, before anything is written.
+    let e = b.apply(b.file(&s), &ApplyOptions::default()).unwrap_err();
+    assert!(
+        matches!(e, Error::ZeroDiscard { index: 5, at: a, .. } if a == at),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        format!("{}: record 5 (stream byte {at}) is a discard record of length 0, which is invalid: the stream is corrupt", b.name())
+    );
     b.untouched();
+    // From a pipe, when it arrives, saying what was written before.
+    let e = b.apply(b.pipe(&s), &ApplyOptions::default()).unwrap_err();
+    match e {
+        Error::Stopped {
+            cause,
+            records: 4,
+            bytes: 65536,
+            discards: 0,
+        } => assert!(
+            matches!(*cause, Error::ZeroDiscard { index: 5, .. }),
+            "{cause:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
