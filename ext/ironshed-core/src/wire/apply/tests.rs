@@ -80,9 +80,9 @@ fn data(n: usize, seed: u8) -> Vec<u8> {
 const FILLER: usize = 5;
 /// Stream bytes of the filler records.
 const FILLER_BYTES: u64 = FILLER as u64 * (12 + 16384);
+const _: () = assert!(FILLER * 16384 > BATCH);
 
 fn filler(d: &[u8]) -> Vec<Rec<'_>> {
-    assert!(FILLER * 16384 > BATCH);
     (0..FILLER as u64)
         .map(|i| (i * 16384 % DEST_SIZE as u64, 16384, Some(d)))
         .collect()
