@@ -270,6 +270,28 @@ RSpec.describe "lvmsync executable", :tmpdir do
       end
     end
 
+    it "a terminal as standard output for --stdout, refused before LVM is asked" do
+      set_up
+      require "pty"
+      master, tty = PTY.open
+      err_r, err_w = IO.pipe
+      pid = Process.spawn(@env, RbConfig.ruby, File.join(SpecHelpers::ROOT, "exe", "lvmsync"), "--stdout",
+                          "/dev/vg-src/nope", out: tty, err: err_w)
+      [tty, err_w].each(&:close)
+      _, st = Process.wait2(pid)
+      err = err_r.read
+      expect([st.exitstatus, err]).to eq([1, "lvmsync: refusing to write a binary change stream to a terminal: " \
+                                             "redirect standard output\n"])
+      written = begin
+        master.read_nonblock(100)
+      rescue IO::WaitReadable, Errno::EIO, EOFError # EIO: the terminal is closed, nothing left to read
+        ""
+      end
+      expect(written).to eq("")
+    ensure
+      [master, err_r].each { |io| io&.close }
+    end
+
     it "a stream with the wrong handshake, or a truncated one" do
       set_up
       File.binwrite(path("s"), "lvmsync PROTO[2]\n#{"\0" * 20}")
@@ -375,6 +397,14 @@ RSpec.describe "lvmsync executable", :tmpdir do
       expect(log[-5..]).to eq(["--apply", "-", "--snapback", Shellwords.escape(path("remote sb")), Shellwords.escape(odd)])
       expect(err).to match(/^remote: lvmsync: applied \d+ records/)
       expect(err).to match(/^lvmsync: sent /)
+    end
+
+    it "takes [ADDRESS]:DESTINATION as an IPv6 host" do
+      set_up
+      _o, err, st = remote(SNAP, "[::1]:#{path('dest.img')}")
+      expect(st.exitstatus).to eq(0), err
+      expect(File.read(path("rsh.log")).lines[2]).to eq("::1\n")
+      expect_content(path("dest.img"), origin)
     end
 
     it "reports the receiver's own reason and exits 1 when it fails" do
