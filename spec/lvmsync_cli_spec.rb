@@ -54,22 +54,40 @@ RSpec.describe "lvmsync executable", :tmpdir do
                            "--snapback FILE", "--data-source DEV", "--rsh CMD", "--allow-short-destination",
                            "--from OLDER", "--discards", "--verify", "--capabilities", "Rolling syncs",
                            "Exit status:")
+    expect(out).to include("2 usage error")
     out, _err, st = lvmsync("-V")
     expect([st.exitstatus, out]).to eq([0, "lvmsync (ironshed) #{Ironshed::VERSION}\n"])
   end
 
-  it "exits 1 with a usage line on wrong arguments" do
+  it "exits 2 with a usage line on a bad or missing option or argument, having done nothing" do
+    set_up
+    dest = path("dest.img")
+    before = sha(dest)
     [[[], "no SNAPSHOT given"],
      [[SNAP], "no DESTINATION given"],
+     [[SNAP, dest, "extra"], "too many arguments"],
+     [["--stdout", SNAP, dest, "extra"], "too many arguments"],
      [["--apply", "x"], "--apply needs exactly one DESTINATION"],
-     [["-q", "-v", SNAP, "x"], "cannot be quiet and verbose at the same time"],
+     [["--apply", "x", dest, "extra"], "--apply needs exactly one DESTINATION"],
+     [["--apply", "-", "--from", SNAP, dest], "--from and --discards are for the sending side"],
+     [["--apply", "-", "--discards", dest], "--from and --discards are for the sending side"],
+     [["--server"], "--server needs a DESTINATION"],
+     [["-q", "-v", SNAP, dest], "cannot be quiet and verbose at the same time"],
+     [["-q", "-d", SNAP, dest], "cannot be quiet and verbose at the same time"],
      [["--stdout", "--snapback", "f", SNAP], "--snapback cannot be used with --stdout"],
-     [["--bogus"], "invalid option: --bogus"]].each do |args, msg|
+     [["--stdout", "--verify", SNAP], "--verify needs a live receiver"],
+     [["--verify", "--allow-short-destination", SNAP, dest], "--verify compares every byte sent"],
+     [["--bogus"], "invalid option: --bogus"],
+     [[SNAP, dest, "--from"], "missing argument: --from"],
+     [["--apply"], "missing argument: --apply"]].each do |args, msg|
       out, err, st = lvmsync(*args)
-      expect([st.exitstatus, out]).to eq([1, ""]), args.inspect
-        expect(err.lines.first).to start_with("lvmsync: #{msg}")
+      expect([st.exitstatus, out]).to eq([2, ""]), "#{args.inspect}: #{err}"
+      expect(err.lines.first).to start_with("lvmsync: #{msg}"), args.inspect
       expect(err.lines.last).to start_with("Usage: lvmsync")
+      expect(err.lines.size).to eq(2), err
+      expect(sha(dest)).to eq(before), args.inspect
     end
+    expect(File.exist?(path("f"))).to be(false)
   end
 
   it "syncs locally onto a file: the destination becomes the origin" do

@@ -15,9 +15,13 @@ module LVMSync
                        :remote_lvmsync, :allow_short, :server, :capabilities, :verbose, :debug, :quiet,
                        :thin_delta, :dmsetup, keyword_init: true)
 
-  # The lvmsync command line. Exit status: 0 done, 1 refused or failed (a one-line reason on
-  # stderr; for a failed remote apply, the receiver's own reason), 130 interrupted.
+  # The lvmsync command line. Exit status: 0 done; 1 refused or failed (a one-line reason on
+  # stderr; for a failed remote apply, the receiver's own reason); 2 usage error (nothing was
+  # done); 130 interrupted; killed by any other signal it was stopped by (SIGTERM: 143).
   class CLI
+    # Exit status of a bad or missing option or argument.
+    USAGE = 2
+
     BANNER = <<~TEXT
       Usage: lvmsync [options] SNAPSHOT [HOST:]DESTINATION
              lvmsync [options] --from OLDER_SNAPSHOT SNAPSHOT [HOST:]DESTINATION
@@ -72,6 +76,7 @@ module LVMSync
 
       Exit status: 0 done; 1 refused or failed, or --verify found a difference (reason on
       stderr, nothing written when the problem could be seen before the first write);
+      2 usage error (a bad or missing option or argument: nothing was done);
       130 interrupted, 143 stopped by SIGTERM (run the same command again: applying the
       same changes twice gives the same result).
     TEXT
@@ -179,12 +184,12 @@ module LVMSync
       end
     end
 
-    # A bad or missing option or argument: the reason and a usage line.
+    # A bad or missing option or argument: the reason and a usage line, status USAGE.
     def usage_error(msg)
       @err.puts "lvmsync: #{msg}"
       @err.puts "Usage: lvmsync [options] SNAPSHOT [HOST:]DESTINATION | --stdout SNAPSHOT | " \
                 "--apply FILE DESTINATION (try --help)"
-      1
+      USAGE
     end
 
     # Checks the arguments, picks the transport (which may refuse first, as --stdout to a
