@@ -59,6 +59,18 @@ RSpec.describe "lvmsync executable", :tmpdir do
     expect([st.exitstatus, out]).to eq([0, "lvmsync (ironshed) #{Ironshed::VERSION}\n"])
   end
 
+  it "--help fits 80 columns and lists each option once, in the left column" do
+    out, _err, st = lvmsync("--help")
+    expect(st.exitstatus).to eq(0)
+    expect(out.lines.map(&:chomp).reject { |l| l.length <= 80 }).to eq([])
+    # A description line starting with "--" would be taken for another option by optparse.
+    listed = out.scan(/^  (?:-\w, |    )(--[\w\[\]-]+)/).flatten
+    expect(listed).to eq(%w[--stdout --apply --snapback --from --discards --verify --data-source --rsh
+                            --remote-lvmsync --allow-short-destination --server --capabilities --[no-]verbose
+                            --[no-]debug --[no-]quiet --version --help])
+    expect(out.lines.grep(/^ {2,6}(?:-\w, )?--\S+, --/)).to eq([])
+  end
+
   it "exits 2 with a usage line on a bad or missing option or argument, having done nothing" do
     set_up
     dest = path("dest.img")
