@@ -17,28 +17,33 @@ module LVMSync
   class CLI
     BANNER = <<~TEXT
       Usage: lvmsync [options] SNAPSHOT [HOST:]DESTINATION
-             lvmsync [options] --from OLDER_SNAPSHOT SNAPSHOT [HOST:]DESTINATION
-             lvmsync [options] --stdout [--from OLDER_SNAPSHOT] SNAPSHOT > CHANGES
+             lvmsync [options] --from OLDER SNAPSHOT [HOST:]DESTINATION
+             lvmsync [options] --stdout [--from OLDER] SNAPSHOT > CHANGES
              lvmsync [options] --apply CHANGES|- DESTINATION
              lvmsync -V | --help
 
-      Send the blocks an LVM snapshot (classic or thin) records as changed, so that a copy
-      of the volume taken while it was in use can be brought up to date with little downtime.
+      Send the blocks an LVM snapshot (classic or thin) records as changed, so
+      that a copy of the volume taken while it was in use can be brought up to
+      date with little downtime.
 
-        SNAPSHOT     the snapshot LV (/dev/VG/SNAP, /dev/mapper/VG-SNAP or VG/SNAP); the
-                     data is read from its origin (or --data-source), never from the snapshot
-        --from OLDER send what changed between two snapshots of one origin instead: the
-                     destination holds OLDER's content, and gets SNAPSHOT's (read from the
-                     SNAPSHOT device, which must be active); see "Rolling syncs" below
-        DESTINATION  block device or file holding the earlier copy; never created, truncated
-                     or extended; a block device is opened exclusively
-        HOST:        run the receiver there: `RSH HOST lvmsync --apply - ... DESTINATION`
-                     (a colon after a slash belongs to the path: no host)
+        SNAPSHOT     the snapshot LV (/dev/VG/SNAP, /dev/mapper/VG-SNAP or
+                     VG/SNAP); the data is read from its origin (or
+                     --data-source), never from the snapshot
+        --from OLDER send what changed between two snapshots of one origin
+                     instead: the destination holds OLDER's content, and gets
+                     SNAPSHOT's (read from the SNAPSHOT device, which must be
+                     active); see "Rolling syncs" below
+        DESTINATION  block device or file holding the earlier copy; never
+                     created, truncated or extended; a block device is opened
+                     exclusively
+        HOST:        run the receiver there: `RSH HOST lvmsync --apply - ...
+                     DESTINATION` (a colon after a slash belongs to the path)
 
-      The stream is lvmsync's "PROTO[3]", byte-compatible with the original lvmsync on
-      either end. Block devices are read with O_DIRECT (no drop_caches). Thin snapshots'
-      changes come from thin_delta on a reserved metadata snapshot of the pool, always
-      released (also on errors, Ctrl-C and SIGTERM).
+      The stream is lvmsync's "PROTO[3]", byte-compatible with the original
+      lvmsync on either end. Block devices are read with O_DIRECT (no
+      drop_caches). Thin snapshots' changes come from thin_delta on a reserved
+      metadata snapshot of the pool, always released (also on errors, Ctrl-C
+      and SIGTERM).
 
       Options:
     TEXT
@@ -46,31 +51,34 @@ module LVMSync
     EPILOG = <<~TEXT
 
       Moving a live LV with little downtime:
-        lvcreate -s -L 10G -n web01-sync vg0/web01           # 1. snapshot: changes are recorded
+        # 1. snapshot: from now on changes are recorded
+        lvcreate -s -L 10G -n web01-sync vg0/web01
+        # 2. copy while the service runs
         dd if=/dev/vg0/web01-sync bs=1M | ssh new dd of=/dev/vg1/web01 bs=1M
-                                                             # 2. copy while the service runs
-        virsh shutdown web01                                 # 3. stop the service
-        lvmsync /dev/vg0/web01-sync new:/dev/vg1/web01       # 4. send only what changed
+        # 3. stop the service; 4. send only what changed
+        virsh shutdown web01
+        lvmsync /dev/vg0/web01-sync new:/dev/vg1/web01
 
       Rolling syncs (the service keeps running until the last round):
-        lvcreate -s -n web01-s1 vg0/web01                    # thin: no -L; classic: -L 10G
+        lvcreate -s -n web01-s1 vg0/web01         # thin: no -L; classic: -L 10G
         dd if=/dev/vg0/web01-s1 bs=1M | ssh new dd of=/dev/vg1/web01 bs=1M
-        lvcreate -s -n web01-s2 vg0/web01
-        lvmsync --from vg0/web01-s1 vg0/web01-s2 new:/dev/vg1/web01     # repeat while busy
+        lvcreate -s -n web01-s2 vg0/web01         # repeat while busy:
+        lvmsync --from vg0/web01-s1 vg0/web01-s2 new:/dev/vg1/web01
         lvremove vg0/web01-s1
         virsh shutdown web01; lvcreate -s -n web01-s3 vg0/web01
         lvmsync --verify --from vg0/web01-s2 vg0/web01-s3 new:/dev/vg1/web01
-      (--from reads the newer snapshot, which must be active; thin snapshots skip
-      activation by default: lvchange -ay -K vg0/web01-s2 before its round)
+      (--from reads the newer snapshot, which must be active; thin snapshots
+      skip activation by default: lvchange -ay -K vg0/web01-s2 before its round)
 
-      A snapback file undoes the sync it was made by: lvmsync --apply FILE DESTINATION.
-      Undo several syncs newest first. Snapback files are never overwritten, and stay
-      restorable whenever the sync that writes them is interrupted (even by a crash).
+      A snapback file undoes the sync it was made by: lvmsync --apply FILE
+      DESTINATION. Undo several syncs newest first. Snapback files are never
+      overwritten, and stay restorable whenever the sync that writes them is
+      interrupted (even by a crash).
 
-      Exit status: 0 done; 1 refused or failed, or --verify found a difference (reason on
-      stderr, nothing written when the problem could be seen before the first write);
-      130 interrupted, 143 stopped by SIGTERM (run the same command again: applying the
-      same changes twice gives the same result).
+      Exit status: 0 done; 1 refused or failed, or --verify found a difference
+      (reason on stderr, nothing written when the problem could be seen before
+      the first write); 130 interrupted, 143 stopped by SIGTERM (run the same
+      command again: applying the same changes twice gives the same result).
     TEXT
 
     def initialize(argv, out: $stdout, err: $stderr)
@@ -129,40 +137,52 @@ module LVMSync
       OptionParser.new do |o|
         o.banner = BANNER
         o.version = Ironshed::VERSION
-        o.summary_width = 30
-        o.on("-s", "--stdout", "write the change stream to standard output instead of applying it",
-             "(save it to a file, or pipe it to `lvmsync --apply -`)") { @opts[:stdout] = true }
-        o.on("-a", "--apply FILE", "apply a change stream or snapback file (- for standard input)",
-             "to DESTINATION; a file is checked whole before the first write") { |v| @opts[:apply] = v }
-        o.on("-b", "--snapback FILE", "before overwriting, save the destination's old data to FILE",
-             "(a new file; restore with `lvmsync --apply FILE DESTINATION`); with",
+        o.summary_width = 29
+        o.summary_indent = "  "
+        o.on("-s", "--stdout", "write the change stream to standard output",
+             "instead of applying it (save it to a file, or",
+             "pipe it to `lvmsync --apply -`)") { @opts[:stdout] = true }
+        o.on("-a", "--apply FILE", "apply a change stream or snapback file (-",
+             "for standard input) to DESTINATION; a file is",
+             "checked whole before the first write") { |v| @opts[:apply] = v }
+        o.on("-b", "--snapback FILE", "before overwriting, save the destination's old",
+             "data to FILE (a new file; restore it with",
+             "`lvmsync --apply FILE DESTINATION`); with",
              "HOST: the file is on HOST") { |v| @opts[:snapback] = v }
-        o.on("-f", "--from OLDER", "send the changes between snapshot OLDER and SNAPSHOT (both",
-             "thin, or both classic, of one origin); the destination must",
-             "hold OLDER's content") { |v| @opts[:from] = v }
-        o.on("--discards", "send blocks a thin origin no longer maps as discard records",
-             "(the destination unmaps or zeroes them) instead of zeros, when",
-             "the receiver supports it (asked first; else zeros are sent)") { @opts[:discards] = true }
-        o.on("--verify", "after the sync, the receiver re-reads every range it wrote and",
-             "the sender compares hashes (XXH3) with the source's; exit 1 on",
-             "a mismatch (not with --stdout)") { @opts[:verify] = true }
-        o.on("-r", "--data-source DEV", "read the changed data from DEV instead of the origin",
-             "(the change list still comes from the snapshot)") { |v| @opts[:data_source] = v }
-        o.on("-e", "--rsh CMD", "remote shell command for HOST: (default: ssh); split into words,",
-             "never run through a local shell") { |v| @opts[:rsh] = v }
-        o.on("--remote-lvmsync CMD", "the lvmsync command on HOST (default: lvmsync), e.g.",
-             "\"sudo /usr/local/bin/lvmsync\"") do |v|
+        o.on("-f", "--from OLDER", "send the changes between snapshot OLDER and",
+             "SNAPSHOT (both thin, or both classic, of one",
+             "origin); the destination must hold OLDER's",
+             "content") { |v| @opts[:from] = v }
+        o.on("--discards", "send blocks a thin origin no longer maps as",
+             "discard records (the destination unmaps or",
+             "zeroes them) instead of zeros, when the",
+             "receiver supports it (asked first)") { @opts[:discards] = true }
+        o.on("--verify", "after the sync, the receiver re-reads every",
+             "range it wrote and the sender compares hashes",
+             "(XXH3) with the source's; exit 1 on a mismatch",
+             "(not with --stdout)") { @opts[:verify] = true }
+        o.on("-r", "--data-source DEV", "read the changed data from DEV instead of the",
+             "origin (the change list still comes from the",
+             "snapshot)") { |v| @opts[:data_source] = v }
+        o.on("-e", "--rsh CMD", "remote shell command for HOST: (default: ssh);",
+             "split into words, never run through a shell") { |v| @opts[:rsh] = v }
+        o.on("--remote-lvmsync CMD", "the lvmsync command on HOST (default:",
+             "lvmsync), e.g. \"sudo /usr/local/bin/lvmsync\"") do |v|
           @opts[:remote_lvmsync] = v
         end
-        o.on("--allow-short-destination", "write only what fits in a destination smaller than the",
-             "volume; report the rest (default: refuse)") { @opts[:allow_short] = true }
+        o.on("--allow-short-destination", "write only what fits in a destination smaller",
+             "than the volume; report the rest (default:",
+             "refuse)") { @opts[:allow_short] = true }
         o.on("--server", "deprecated: same as --apply -") { @opts[:server] = true }
-        o.on("--capabilities", "print the protocol extensions this lvmsync can receive, and",
-             "exit (asked by a sender before --discards or --verify)") { @opts[:capabilities] = true }
-        o.on("-v", "--[no-]verbose", "describe the snapshot, the source and the transfer") do |v|
+        o.on("--capabilities", "print the protocol extensions this lvmsync",
+             "can receive, and exit (asked by a sender",
+             "before --discards or --verify)") { @opts[:capabilities] = true }
+        o.on("-v", "--[no-]verbose", "describe the snapshot, the source and the",
+             "transfer") do |v|
           @opts[:verbose] = v
         end
-        o.on("-d", "--[no-]debug", "also list the changed ranges and the commands run") { |v| @opts[:debug] = v }
+        o.on("-d", "--[no-]debug", "also list the changed ranges and the commands",
+             "run") { |v| @opts[:debug] = v }
         o.on("-q", "--[no-]quiet", "print nothing but errors") { |v| @opts[:quiet] = v }
         o.on("-V", "--version", "print the version and exit") do
           @out.puts "lvmsync (ironshed) #{Ironshed::VERSION}"
