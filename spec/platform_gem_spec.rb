@@ -1,0 +1,98 @@
+# frozen_string_literal: true
+
+require "rubygems/package"
+
+# The platform gem as a user on a monitored host gets it: built by `rake native:gem`, then
+# installed with a clean GEM_HOME, a HOME without ~/.cargo, and a PATH on which cargo, rustc,
+# clang, cc and make are decoys that leave a mark if anything calls them. It must install
+# and run without building anything.
+RSpec.describe "the platform gem (rake native:gem)", :tmpdir do
+  platform = Gem::Platform.local.to_s
+  let(:gem_file) { File.join(SpecHelpers::ROOT, "pkg", "ironshed-#{Ironshed::VERSION}-#{platform}.gem") }
+
+  before(:all) do
+    out, err, st = Open3.capture3("rake", "native:gem", chdir: SpecHelpers::ROOT)
+    raise "rake native:gem failed: #{out}#{err}" unless st.success?
+  end
+
+  it "holds the compiled, stripped extension, for this Ruby's ABI, and no Rust sources" do
+    pkg = Gem::Package.new(gem_file)
+    spec = pkg.spec
+    expect(spec.platform.to_s).to eq(platform)
+    expect(spec.extensions).to eq([])
+    expect(spec.required_ruby_version).to eq(Gem::Requirement.new("~> #{RbConfig::CONFIG['ruby_version']}"))
+    expect(spec.required_ruby_version.satisfied_by?(Gem::Version.new(RUBY_VERSION))).to be(true)
+    expect(spec.required_ruby_version.satisfied_by?(Gem::Version.new("3.9.0"))).to be(false)
+    files = pkg.contents
+    expect(files).to include("lib/ironshed/ironshed.so", "LICENSE", "CHANGELOG.md", "README.md",
+                             "man/vmdksync.1", "man/lvmsync.1", "man/check_interface.1",
+                             "exe/vmdksync", "exe/lvmsync", "exe/check_interface")
+    expect(files.grep(%r{\Aext/|\ACargo|\.rs\z})).to eq([])
+
+    Dir.chdir(@dir) { pkg.extract_files("x") }
+    so = File.join(@dir, "x", "lib", "ironshed", "ironshed.so")
+    sections, = Open3.capture2("readelf", "-S", "-W", so)
+    expect(sections).not_to match(/\.symtab|\.debug_/) # stripped
+    dynsym, = Open3.capture2("readelf", "--dyn-syms", "-W", so)
+    expect(dynsym).to match(/\bInit_ironshed\b/)
+    # Built with cargo's release profile: the same code as target/release, minus symbols.
+    expect(File.size(so)).to be < File.size(File.join(SpecHelpers::ROOT, "target", "release", "libironshed.so"))
+    # The C library versions it needs, as the install documentation states them.
+    versions, = Open3.capture2("objdump", "-T", so)
+    newest = versions.scan(/GLIBC_([\d.]+)/).flatten.max_by { |v| Gem::Version.new(v) }
+    expect(newest).to eq("2.34")
+  end
+
+  it "installs without any compiler and runs vmdksync, lvmsync and check_interface" do
+    tools = File.join(@dir, "tools")
+    FileUtils.mkdir_p(tools)
+    marker = File.join(@dir, "a-compiler-was-called")
+    %w[cargo rustc rustup clang cc gcc make ld].each do |t|
+      File.write(File.join(tools, t), "#!/bin/sh\necho \"#{t} $*\" >> '#{marker}'\nexit 1\n")
+      File.chmod(0o755, File.join(tools, t))
+    end
+    File.symlink(RbConfig.ruby, File.join(tools, "ruby"))
+    File.symlink("/usr/bin/gem", File.join(tools, "gem"))
+    home = File.join(@dir, "home")
+    gems = File.join(@dir, "gems")
+    FileUtils.mkdir_p(home)
+    env = { "PATH" => tools, "HOME" => home, "GEM_HOME" => gems, "GEM_PATH" => gems, "CARGO" => nil,
+            "RUSTC" => nil, "CARGO_HOME" => nil, "RUSTUP_HOME" => nil, "RUBYOPT" => nil, "RUBYLIB" => nil,
+            "BUNDLE_GEMFILE" => nil, "BUNDLER_SETUP" => nil }
+    out, err, st = Open3.capture3(env, "gem", "install", "--local", "--no-document", gem_file, chdir: @dir)
+    expect(st.success?).to be(true), out + err
+    expect(out + err).not_to include("Building native extensions")
+    expect(File.exist?(marker)).to be(false), -> { File.read(marker) }
+    installed = File.join(gems, "gems", "ironshed-#{Ironshed::VERSION}-#{platform}")
+    expect(Dir.exist?(installed)).to be(true)
+    expect(Dir[File.join(installed, "man", "*.1")].map { |f| File.basename(f) })
+      .to match_array(%w[vmdksync.1 lvmsync.1 check_interface.1])
+    expect(File.read(File.join(installed, "LICENSE"))).to start_with("MIT License")
+
+    # vmdksync applies a delta as qemu-img reads it (fixtures made outside the clean env).
+    esx_set(@dir, capacity: "2M", grain_size: 8, writes: ["4K:4K"])
+    dest = File.join(@dir, "dest.raw")
+    FileUtils.cp(File.join(@dir, "vm-flat.vmdk"), dest)
+    out, err, st = Open3.capture3(env, File.join(gems, "bin", "vmdksync"), "-q", "vm-000001.vmdk", "dest.raw", chdir: @dir)
+    expect([st.exitstatus, out, err]).to eq([0, "", ""])
+    expect(File.binread(dest)).to eq(File.binread(qemu_raw(File.join(@dir, "vm-000001.vmdk"), File.join(@dir, "q.raw"))))
+
+    # lvmsync applies a stream.
+    File.binwrite(File.join(@dir, "target.img"), "\0" * 8192)
+    File.binwrite(File.join(@dir, "stream"), "lvmsync PROTO[3]\n#{[4096, 3].pack('Q>N')}abc")
+    _o, err, st = Open3.capture3(env, File.join(gems, "bin", "lvmsync"), "-q", "--apply", "stream", "target.img",
+                                 chdir: @dir)
+    expect(st.exitstatus).to eq(0), err
+    expect(File.binread(File.join(@dir, "target.img"), 3, 4096)).to eq("abc")
+
+    # check_interface, and the library loaded from the installed gem, not the checkout.
+    out, err, st = Open3.capture3(env, File.join(gems, "bin", "check_interface"), "-i", "lo",
+                                  "-s", File.join(@dir, "ci.state"), chdir: @dir)
+    expect([st.exitstatus, out]).to match([0, /\AINTERFACE OK - lo up, /]), err
+    script = 'require "rethtool"; print $LOADED_FEATURES.grep(/ironshed\.so/).first, " ", Rethtool::LinkStatus.new("lo").up?'
+    out, err, st = Open3.capture3(env, RbConfig.ruby, "-e", script, chdir: @dir)
+    expect(st.success?).to be(true), err
+    expect(out).to eq("#{installed}/lib/ironshed/ironshed.so true")
+    expect(File.exist?(marker)).to be(false)
+  end
+end
