@@ -9,7 +9,9 @@ RSpec.describe "the ironshed gem", :tmpdir do
     Dir.chdir(SpecHelpers::ROOT) do
       out, err, st = Open3.capture3("gem", "build", "ironshed.gemspec", "--output", File.join(@dir, "ironshed.gem"))
       expect(st.success?).to be(true), out + err
-      expect(err).not_to include("WARNING") # e.g. a listed file that does not exist
+      # No warning (such as a listed file that does not exist) but the one about the homepage,
+      # which the gem leaves out on purpose.
+      expect(err.lines.grep(/WARNING/).grep_v(/no homepage specified|See https:/)).to eq([])
     end
     pkg = Gem::Package.new(File.join(@dir, "ironshed.gem"))
     expect(pkg.contents).to include("LICENSE", "CHANGELOG.md", "man/vmdksync.1", "man/lvmsync.1",

@@ -94,5 +94,14 @@ RSpec.describe "the platform gem (rake native:gem)", :tmpdir do
     expect(st.success?).to be(true), err
     expect(out).to eq("#{installed}/lib/ironshed/ironshed.so true")
     expect(File.exist?(marker)).to be(false)
+
+    # The man pages, found as the README says: man "$(gem contents ironshed | grep /man/vmdksync.1)".
+    out, err, st = Open3.capture3(env, "gem", "contents", "ironshed", chdir: @dir)
+    expect(st.success?).to be(true), err
+    page = out.lines.map(&:chomp).grep(%r{/man/vmdksync\.1\z})
+    expect(page).to eq(["#{installed}/man/vmdksync.1"])
+    out, err, st = Open3.capture3({ "MANWIDTH" => "80" }, "man", page.first)
+    expect(st.success?).to be(true), err
+    expect(out).to start_with("VMDKSYNC(1)")
   end
 end
