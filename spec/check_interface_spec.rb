@@ -37,16 +37,9 @@ RSpec.describe "check_interface", :tmpdir do
   # A namespace of the example's own with an ifb device (no ETHTOOL_GLINK: its link state
   # comes from IFF_RUNNING).
   def with_ifb
-    tag = SecureRandom.hex(3)
-    ns = "ish-#{Process.pid}-#{tag}"
-    sh!("ip", "netns", "add", ns)
-    begin
-      sh!("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
-          "net.ipv6.conf.default.disable_ipv6=1")
+    with_netns do |ns, tag|
       sh!("ip", "-n", ns, "link", "add", "ifb#{tag}", "type", "ifb")
       yield ns, "ifb#{tag}"
-    ensure
-      system("ip", "netns", "del", ns, err: File::NULL)
     end
   end
 
@@ -434,12 +427,9 @@ RSpec.describe "check_interface", :tmpdir do
   end
 
   it "escapes its output: no '|' in the text, perfdata labels quoted and without '=' or quotes" do
-    tag = SecureRandom.hex(2)
-    ns = "ish-#{Process.pid}-#{tag}"
-    a = "v|#{tag}"
-    b = "v='#{tag}"
-    sh!("ip", "netns", "add", ns)
-    begin
+    with_netns do |ns, tag|
+      a = "v|#{tag}"
+      b = "v='#{tag}"
       sh!("ip", "-n", ns, "link", "add", a, "type", "veth", "peer", "name", b)
       sh!("ip", "-n", ns, "link", "set", a, "up")
       sh!("ip", "-n", ns, "link", "set", b, "up")
@@ -453,8 +443,6 @@ RSpec.describe "check_interface", :tmpdir do
       expect(labels).to include("'v_#{tag}_rx_bytes'", "'v__#{tag}_rx_bytes'")
       expect(labels).to all(match(/\A'[^'=|]+'\z/))
       expect(out.lines.drop(1).join).not_to include("|") # long output too
-    ensure
-      system("ip", "netns", "del", ns, err: File::NULL)
     end
     rc, out, = check("-n", "no|such", "-i", "lo", "-s", state_file)
     expect([rc, out]).to eq([3, "INTERFACE UNKNOWN - network namespace no\u00a6such (/var/run/netns/no\u00a6such): " \

@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "rubygems/package"
+require_relative "support/installed_gem"
 
 # The gem as a user gets it: `gem build`, then `gem install --local` with cargo offline, then
 # the library and the executables used from outside the checkout.
@@ -29,13 +30,7 @@ RSpec.describe "the ironshed gem", :tmpdir do
     installed = Dir[File.join(home, "gems", "ironshed-*")].first
     expect(Dir[File.join(installed, "**", "cargo-target")]).to be_empty # no build output shipped
 
-    esx_set(@dir, capacity: "2M", grain_size: 8, writes: ["4K:4K"])
-    dest = File.join(@dir, "dest.raw")
-    FileUtils.cp(File.join(@dir, "vm-flat.vmdk"), dest)
-    out, err, st = Open3.capture3(env, File.join(home, "bin", "vmdksync"), "-q", "vm-000001.vmdk", "dest.raw",
-                                  chdir: @dir)
-    expect([st.exitstatus, out, err]).to eq([0, "", ""])
-    expect(File.binread(dest)).to eq(File.binread(qemu_raw(File.join(@dir, "vm-000001.vmdk"), File.join(@dir, "q.raw"))))
+    expect_installed_tools_work(env, File.join(home, "bin"))
 
     script = 'require "vmdksync"; d = VMDKSync::Delta.open("vm-000001.vmdk"); ' \
              'print $LOADED_FEATURES.grep(/ironshed\.so/).first, " ", d.changed_bytes'
@@ -45,22 +40,10 @@ RSpec.describe "the ironshed gem", :tmpdir do
     expect(so).to start_with(home)
     expect(bytes).to eq("4096")
 
-    # lvmsync and the LVM:: API from the installed gem: apply a stream, parse metadata.
-    out, err, st = Open3.capture3(env, File.join(home, "bin", "lvmsync"), "--version", chdir: @dir)
-    expect([st.exitstatus, out]).to eq([0, "lvmsync (ironshed) #{Ironshed::VERSION}\n"]), err
-    File.binwrite(File.join(@dir, "target.img"), "\0" * 8192)
-    File.binwrite(File.join(@dir, "stream"), "lvmsync PROTO[3]\n#{[4096, 3].pack('Q>N')}abc")
-    _o, err, st = Open3.capture3(env, File.join(home, "bin", "lvmsync"), "-q", "--apply", "stream", "target.img",
-                                 chdir: @dir)
-    expect(st.exitstatus).to eq(0), err
-    expect(File.binread(File.join(@dir, "target.img"), 3, 4096)).to eq("abc")
+    # The LVM:: and Rethtool APIs from the installed gem.
     script = 'require "lvm"; print LVM::VGConfig.parse(%q(vg { id = "x" }), source: "t").uuid'
     out, err, st = Open3.capture3(env, RbConfig.ruby, "-e", script, chdir: @dir)
     expect([st.success?, out]).to eq([true, "x"]), err
-    # check_interface through RubyGems' wrapper, and the rethtool API, from the installed gem.
-    out, _err, st = Open3.capture3(env, File.join(home, "bin", "check_interface"), "-i", "lo",
-                                   "-s", File.join(@dir, "ci.state"), chdir: @dir)
-    expect([st.exitstatus, out]).to match([0, /\AINTERFACE OK - lo up, /])
     out, err, st = Open3.capture3(env, RbConfig.ruby, "-e", 'require "rethtool"; print Rethtool::LinkStatus.new("lo").up?',
                                   chdir: @dir)
     expect([st.success?, out]).to eq([true, "true"]), err

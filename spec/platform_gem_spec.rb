@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "rubygems/package"
+require_relative "support/installed_gem"
 
 # The platform gem as a user on a monitored host gets it: built by `rake native:gem`, then
 # installed with a clean GEM_HOME, a HOME without ~/.cargo, and a PATH on which cargo, rustc,
@@ -69,26 +70,9 @@ RSpec.describe "the platform gem (rake native:gem)", :tmpdir do
       .to match_array(%w[vmdksync.1 lvmsync.1 check_interface.1])
     expect(File.read(File.join(installed, "LICENSE"))).to start_with("MIT License")
 
-    # vmdksync applies a delta as qemu-img reads it (fixtures made outside the clean env).
-    esx_set(@dir, capacity: "2M", grain_size: 8, writes: ["4K:4K"])
-    dest = File.join(@dir, "dest.raw")
-    FileUtils.cp(File.join(@dir, "vm-flat.vmdk"), dest)
-    out, err, st = Open3.capture3(env, File.join(gems, "bin", "vmdksync"), "-q", "vm-000001.vmdk", "dest.raw", chdir: @dir)
-    expect([st.exitstatus, out, err]).to eq([0, "", ""])
-    expect(File.binread(dest)).to eq(File.binread(qemu_raw(File.join(@dir, "vm-000001.vmdk"), File.join(@dir, "q.raw"))))
+    expect_installed_tools_work(env, File.join(gems, "bin"))
 
-    # lvmsync applies a stream.
-    File.binwrite(File.join(@dir, "target.img"), "\0" * 8192)
-    File.binwrite(File.join(@dir, "stream"), "lvmsync PROTO[3]\n#{[4096, 3].pack('Q>N')}abc")
-    _o, err, st = Open3.capture3(env, File.join(gems, "bin", "lvmsync"), "-q", "--apply", "stream", "target.img",
-                                 chdir: @dir)
-    expect(st.exitstatus).to eq(0), err
-    expect(File.binread(File.join(@dir, "target.img"), 3, 4096)).to eq("abc")
-
-    # check_interface, and the library loaded from the installed gem, not the checkout.
-    out, err, st = Open3.capture3(env, File.join(gems, "bin", "check_interface"), "-i", "lo",
-                                  "-s", File.join(@dir, "ci.state"), chdir: @dir)
-    expect([st.exitstatus, out]).to match([0, /\AINTERFACE OK - lo up, /]), err
+    # The library is loaded from the installed gem, not the checkout.
     script = 'require "rethtool"; print $LOADED_FEATURES.grep(/ironshed\.so/).first, " ", Rethtool::LinkStatus.new("lo").up?'
     out, err, st = Open3.capture3(env, RbConfig.ruby, "-e", script, chdir: @dir)
     expect(st.success?).to be(true), err
