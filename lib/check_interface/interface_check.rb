@@ -128,22 +128,22 @@ module CheckInterface
 
     def speed_text(speed)
       text = speed ? "#{speed}Mb/s" : "speed unknown"
-      want = @opts[:speed]
-      return text unless want
-      return "#{text} (expected #{want}Mb/s; the driver does not report it)".tap { @r.raise_to(UNKNOWN) } if speed.nil?
-      return text if speed == want
-
-      @r.raise_to(WARNING)
-      "#{text} (expected #{want}Mb/s)"
+      compare(text, @opts[:speed] && "#{@opts[:speed]}Mb/s", speed.nil?, speed == @opts[:speed])
     end
 
     def duplex_text(duplex)
       text = duplex == :unknown ? "duplex unknown" : duplex.to_s
-      want = @opts[:duplex]
-      return text unless want
-      return "#{text} (expected #{want}; the driver does not report it)".tap { @r.raise_to(UNKNOWN) } if duplex == :unknown
-      return text if duplex == want
+      compare(text, @opts[:duplex], duplex == :unknown, duplex == @opts[:duplex])
+    end
 
+    # +text+, with what was expected when it differs (WARNING) or is not reported (UNKNOWN).
+    def compare(text, want, unreported, same)
+      return text if want.nil? || (same && !unreported)
+
+      if unreported
+        @r.raise_to(UNKNOWN)
+        return "#{text} (expected #{want}; the driver does not report it)"
+      end
       @r.raise_to(WARNING)
       "#{text} (expected #{want})"
     end
