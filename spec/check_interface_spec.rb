@@ -452,16 +452,23 @@ RSpec.describe "check_interface", :tmpdir do
   it "runs as an unprivileged user inside the namespace, as NRPE would, and names a state directory it cannot write" do
     with_veth do |bed|
       FileUtils.chmod(0o777, @dir)
+      # A copy of the plugin nobody can read wherever the checkout is (/root is 0700).
+      app = File.join(@dir, "app")
+      FileUtils.mkdir_p(File.join(app, "exe"))
+      FileUtils.cp_r(File.join(SpecHelpers::ROOT, "lib"), app)
+      FileUtils.cp(plugin, File.join(app, "exe"))
+      FileUtils.chmod_R("go+rX", app)
       nobody = ["ip", "netns", "exec", bed.ns, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                RbConfig.ruby, plugin, "-i", bed.a]
-      out, err, st = Open3.capture3(*nobody, "--speed", "10G", "-s", File.join(@dir, "nobody.state"))
+                RbConfig.ruby, File.join(app, "exe", "check_interface"), "-i", bed.a]
+      clean = { "RUBYOPT" => nil, "RUBYLIB" => nil, "BUNDLE_GEMFILE" => nil } # nothing from bundle exec
+      out, err, st = Open3.capture3(clean, *nobody, "--speed", "10G", "-s", File.join(@dir, "nobody.state"))
       expect(st.exitstatus).to eq(0), out + err
       expect(out).to start_with("INTERFACE OK - #{bed.a} up, 10000Mb/s full")
       expect(File.stat(File.join(@dir, "nobody.state")).uid).to eq(65_534)
 
       closed = File.join(@dir, "closed")
       Dir.mkdir(closed, 0o755) # root's
-      out, _err, st = Open3.capture3(*nobody, "--state-dir", closed)
+      out, _err, st = Open3.capture3(clean, *nobody, "--state-dir", closed)
       expect([st.exitstatus, out]).to eq([3, "INTERFACE UNKNOWN - state directory #{closed} (--state-dir) " \
                                              "is not writable by uid 65534\n"])
     end
