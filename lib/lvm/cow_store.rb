@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "ironshed"
+
 module LVM
   # The dm-snapshot exception store of a classic snapshot (its -cow device), validated and
   # read natively: block devices with O_DIRECT, so the records are the ones on the device now.

@@ -11,6 +11,10 @@ module LVM
   #   LVM::VGConfig.new("vg0", vgcfgbackup_command: "sudo vgcfgbackup")
   #   LVM::VGConfig.load("/etc/lvm/backup/vg0")                     # a file
   #   LVM::VGConfig.parse(text)
+  #
+  # A text holding only the header keys (contents, version, description...) and no section
+  # is read as the original read it: the header readers answer, #volume_group is nil, and
+  # there are no physical or logical volumes.
   class VGConfig
     # Runs `<vgcfgbackup_command> -f TMPFILE VG_NAME` (the command is split into words, never
     # run through a shell) and parses the file it writes.
@@ -56,7 +60,7 @@ module LVM
     def flags = @vg[:flags]
     # VG tags.
     def tags = @vg[:tags]
-    # The VG section with every key, as in the file.
+    # The VG section with every key, as in the file (nil when the text has none).
     def volume_group = @vg[:raw]
     # The whole file, as parsed.
     def raw = @meta[:raw]
@@ -89,14 +93,14 @@ module LVM
     end
 
     def inspect
-      "#<LVM::VGConfig #{name} #{logical_volumes.size} LVs>"
+      "#<LVM::VGConfig #{name || '(no volume group)'} #{logical_volumes.size} LVs>"
     end
 
     private
 
     def setup(meta)
       @meta = meta
-      @vg = meta[:vg]
+      @vg = meta[:vg] || { physical_volumes: [], logical_volumes: [] }
     end
 
     def vgcfgbackup_output(cmd)

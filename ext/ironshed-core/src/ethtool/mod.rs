@@ -185,6 +185,21 @@ impl<T: Transport> Ethtool<T> {
         self.call(ifname, "set ring parameters", "ETHTOOL_SRINGPARAM", &mut b)
     }
 
+    /// Changes the ring sizes named in `changes` (only [`RingParam::SETTABLE`] fields; any
+    /// other name is refused before a system call): reads the current sizes, issues
+    /// SRINGPARAM with the given ones changed (nothing when none differs), and returns the
+    /// sizes read back, which drivers may have rounded.
+    pub fn update_rings(&self, ifname: &IfName, changes: &[(String, u32)]) -> Result<RingParam> {
+        check_names(changes, RingParam::SETTABLE)?;
+        let current = self.rings(ifname)?;
+        let wanted = with_changes(current, changes, RingParam::set)?;
+        if wanted == current {
+            return Ok(current);
+        }
+        self.set_rings(ifname, &wanted)?;
+        self.rings(ifname)
+    }
+
     /// Channel counts (ETHTOOL_GCHANNELS).
     pub fn channels(&self, ifname: &IfName) -> Result<Channels> {
         self.fixed(
@@ -200,6 +215,34 @@ impl<T: Transport> Ethtool<T> {
     pub fn set_channels(&self, ifname: &IfName, c: &Channels) -> Result<()> {
         let mut b = c.encode(cmd::SCHANNELS);
         self.call(ifname, "set channels", "ETHTOOL_SCHANNELS", &mut b)
+    }
+
+    /// Changes the channel counts named in `changes`, like [`Ethtool::update_rings`].
+    pub fn update_channels(&self, ifname: &IfName, changes: &[(String, u32)]) -> Result<Channels> {
+        check_names(changes, Channels::SETTABLE)?;
+        let current = self.channels(ifname)?;
+        let wanted = with_changes(current, changes, Channels::set)?;
+        if wanted == current {
+            return Ok(current);
+        }
+        self.set_channels(ifname, &wanted)?;
+        self.channels(ifname)
+    }
+
+    /// Issues a caller-built ethtool command (rethtool 0.0.8's `Rethtool.ioctl`): `buf`
+    /// starts with the command number and holds the reply afterwards. The transport refuses
+    /// commands whose reply size it cannot bound, and buffers shorter than the reply.
+    pub fn raw(&self, ifname: &IfName, buf: &mut [u8]) -> Result<()> {
+        let command = buf
+            .get(..4)
+            .map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+        self.transport
+            .ethtool(ifname, buf)
+            .map_err(|source| Error::Ioctl {
+                iface: ifname.to_string(),
+                op: format!("ioctl SIOCETHTOOL (command {command:#x})"),
+                source,
+            })
     }
 
     /// Pause frame settings (ETHTOOL_GPAUSEPARAM).
@@ -363,6 +406,32 @@ impl<T: Transport> Ethtool<T> {
         };
         Ok(masks.iter().map(|m| m.describe(names.as_deref())).collect())
     }
+}
+
+/// Refuses the first name of `changes` that is not in `settable`.
+fn check_names(changes: &[(String, u32)], settable: &'static [&'static str]) -> Result<()> {
+    match changes
+        .iter()
+        .find(|(k, _)| !settable.contains(&k.as_str()))
+    {
+        Some((name, _)) => Err(Error::Field {
+            name: name.clone(),
+            settable,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `current` with `changes` applied by `set`.
+fn with_changes<S>(
+    mut current: S,
+    changes: &[(String, u32)],
+    set: fn(&mut S, &str, u32) -> std::result::Result<(), codec::FieldError>,
+) -> Result<S> {
+    for (name, value) in changes {
+        set(&mut current, name, *value)?;
+    }
+    Ok(current)
 }
 
 /// An [`Ethtool`] on a real socket, plus the namespace's `/proc/net/dev` (opened on first
