@@ -20,11 +20,14 @@ module LVM
   # change_set (an LVM::ChangeSet: changed blocks as data, unmapped ones as discards).
   class ThinDelta
     # Runs `thin_delta [-m] --snap1 LEFT --snap2 RIGHT METADATA` and parses its output as it
-    # arrives. Options: +thin_delta+, the program (default "thin_delta"); +metadata_snap+
-    # (default true) reads the pool's reserved metadata snapshot,
-    # which a live pool requires (LVM::ThinPool#with_metadata_snapshot reserves one); false
-    # reads METADATA directly (an inactive pool's metadata, or a file from thin_restore).
-    # +job+ (an Ironshed::Progress) lets another thread cancel it; Ctrl-C kills thin_delta.
+    # arrives. +job+ (an Ironshed::Progress) lets another thread cancel it; Ctrl-C kills
+    # thin_delta. Options:
+    #
+    # metadata_snap:: (default true) read the pool's reserved metadata snapshot, which a live
+    #                 pool requires (LVM::ThinPool#with_metadata_snapshot reserves one); false
+    #                 reads METADATA directly (an inactive pool's, or a file from thin_restore).
+    # thin_delta::    the program to run (default "thin_delta").
+    #
     # Raises LVM::ThinDeltaError when thin_delta is missing, fails (with its own message), or
     # prints something that is not a diff.
     def self.run(metadata, left, right, job: nil, **options)
