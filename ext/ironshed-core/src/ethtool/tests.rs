@@ -417,6 +417,15 @@ fn structures_name_their_fields_once_in_kernel_order() {
         [("autoneg", false), ("rx_pause", true), ("tx_pause", true)]
     );
     assert!(PauseParam::default().set("autoneg", 1).is_err());
+    let s = SettingsSource::LinkSettings { nwords: 4 };
+    assert_eq!((s.key(), s.words()), ("glinksettings", 4));
+    assert_eq!(
+        (SettingsSource::Legacy.key(), SettingsSource::Legacy.words()),
+        ("gset", 1)
+    );
+    let k = link_modes::classify("25000baseCR/Full");
+    assert_eq!(k.speed(), Some((25000, Duplex::Full, "CR")));
+    assert_eq!(link_modes::classify("Autoneg").speed(), None);
 }
 
 #[test]
