@@ -190,14 +190,14 @@ impl<T: Transport> Ethtool<T> {
     /// SRINGPARAM with the given ones changed (nothing when none differs), and returns the
     /// sizes read back, which drivers may have rounded.
     pub fn update_rings(&self, ifname: &IfName, changes: &[(String, u32)]) -> Result<RingParam> {
-        check_names(changes, RingParam::SETTABLE)?;
-        let current = self.rings(ifname)?;
-        let wanted = with_changes(current, changes, RingParam::set)?;
-        if wanted == current {
-            return Ok(current);
-        }
-        self.set_rings(ifname, &wanted)?;
-        self.rings(ifname)
+        self.update(
+            ifname,
+            changes,
+            RingParam::SETTABLE,
+            Self::rings,
+            RingParam::set,
+            Self::set_rings,
+        )
     }
 
     /// Channel counts (ETHTOOL_GCHANNELS).
@@ -219,14 +219,46 @@ impl<T: Transport> Ethtool<T> {
 
     /// Changes the channel counts named in `changes`, like [`Ethtool::update_rings`].
     pub fn update_channels(&self, ifname: &IfName, changes: &[(String, u32)]) -> Result<Channels> {
-        check_names(changes, Channels::SETTABLE)?;
-        let current = self.channels(ifname)?;
-        let wanted = with_changes(current, changes, Channels::set)?;
+        self.update(
+            ifname,
+            changes,
+            Channels::SETTABLE,
+            Self::channels,
+            Channels::set,
+            Self::set_channels,
+        )
+    }
+
+    /// The read-modify-write of [`Ethtool::update_rings`] for a structure read with `get`,
+    /// changed field by field with `change`, and written with `put`.
+    fn update<S: Copy + PartialEq>(
+        &self,
+        ifname: &IfName,
+        changes: &[(String, u32)],
+        settable: &'static [&'static str],
+        get: impl Fn(&Self, &IfName) -> Result<S>,
+        change: impl Fn(&mut S, &str, u32) -> std::result::Result<(), codec::FieldError>,
+        put: impl Fn(&Self, &IfName, &S) -> Result<()>,
+    ) -> Result<S> {
+        if let Some((name, _)) = changes
+            .iter()
+            .find(|(k, _)| !settable.contains(&k.as_str()))
+        {
+            return Err(Error::Field {
+                name: name.clone(),
+                settable,
+            });
+        }
+        let current = get(self, ifname)?;
+        let mut wanted = current;
+        for (name, value) in changes {
+            change(&mut wanted, name, *value)?;
+        }
         if wanted == current {
             return Ok(current);
         }
-        self.set_channels(ifname, &wanted)?;
-        self.channels(ifname)
+        put(self, ifname, &wanted)?;
+        get(self, ifname)
     }
 
     /// Issues a caller-built ethtool command (rethtool 0.0.8's `Rethtool.ioctl`): `buf`
@@ -406,32 +438,6 @@ impl<T: Transport> Ethtool<T> {
         };
         Ok(masks.iter().map(|m| m.describe(names.as_deref())).collect())
     }
-}
-
-/// Refuses the first name of `changes` that is not in `settable`.
-fn check_names(changes: &[(String, u32)], settable: &'static [&'static str]) -> Result<()> {
-    match changes
-        .iter()
-        .find(|(k, _)| !settable.contains(&k.as_str()))
-    {
-        Some((name, _)) => Err(Error::Field {
-            name: name.clone(),
-            settable,
-        }),
-        None => Ok(()),
-    }
-}
-
-/// `current` with `changes` applied by `set`.
-fn with_changes<S>(
-    mut current: S,
-    changes: &[(String, u32)],
-    set: fn(&mut S, &str, u32) -> std::result::Result<(), codec::FieldError>,
-) -> Result<S> {
-    for (name, value) in changes {
-        set(&mut current, name, *value)?;
-    }
-    Ok(current)
 }
 
 /// An [`Ethtool`] on a real socket, plus the namespace's `/proc/net/dev` (opened on first
