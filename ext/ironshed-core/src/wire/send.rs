@@ -509,8 +509,11 @@ mod tests {
         }
     }
 
-    /// (handshake, [(offset, len, data)]) of a stream.
-    fn records(s: &[u8]) -> (&[u8], Vec<(u64, u32, Vec<u8>)>) {
+    /// A record as sent: offset, length field, data.
+    type Sent = (u64, u32, Vec<u8>);
+
+    /// (handshake, records) of a stream.
+    fn records(s: &[u8]) -> (&[u8], Vec<Sent>) {
         let nl = s.iter().position(|&b| b == b'\n').unwrap() + 1;
         let (hs, mut rest) = s.split_at(nl);
         let mut out = Vec::new();
