@@ -83,14 +83,7 @@ module LVM
     # Hash with :bookkeeping_lv (the hidden snapshotN LV), :origin, :chunk_size (bytes, or
     # nil) and :merging (a merge into the origin is pending or running).
     def classic_snapshots
-      @classic_snapshots ||= @vg[:logical_volumes].each_with_object({}) do |lv, h|
-        lv[:segments].each do |s|
-          next unless s[:type] == "snapshot" && s[:store]
-
-          h[s[:store]] = { bookkeeping_lv: lv[:name], origin: s[:origin],
-                           chunk_size: s[:chunk_size] && s[:chunk_size] * 512, merging: s[:merging] }
-        end
-      end
+      @classic_snapshots ||= @vg[:classic_snapshots].to_h { |s| [s[:cow_store], s.except(:cow_store)] }
     end
 
     def inspect
@@ -101,7 +94,7 @@ module LVM
 
     def setup(meta)
       @meta = meta
-      @vg = meta[:vg] || { physical_volumes: [], logical_volumes: [] }
+      @vg = meta[:vg] || { physical_volumes: [], logical_volumes: [], classic_snapshots: [] }
     end
 
     def vgcfgbackup_output(cmd)

@@ -84,8 +84,15 @@ macro_rules! kwargs {
 }
 
 /// A Hash with a Symbol key per listed field of `$v` (`$v.field`, converted with
-/// `IntoValue`), and per `key = expression` pair after a `;`.
+/// `IntoValue`), and per `key = expression` pair after a `;`. Without `$v`
+/// (`hash!(ruby; a, b)`), the listed names are local variables (bound by a pattern).
 macro_rules! hash {
+    ($ruby:expr; $($f:ident),* $(; $($k:ident = $e:expr),+ )? $(,)?) => {{
+        let h = $ruby.hash_new();
+        $( h.aset($ruby.sym_new(stringify!($f)), $crate::convert::own($f))?; )*
+        $( $( h.aset($ruby.sym_new(stringify!($k)), $e)?; )+ )?
+        h
+    }};
     ($ruby:expr, $v:expr; $($f:ident),* $(; $($k:ident = $e:expr),+ )? $(,)?) => {{
         let h = $ruby.hash_new();
         $( h.aset($ruby.sym_new(stringify!($f)), $crate::convert::own(&$v.$f))?; )*

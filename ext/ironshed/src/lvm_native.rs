@@ -52,17 +52,13 @@ fn segment(ruby: &Ruby, s: &Segment) -> Result<RHash, Error> {
             stripe_count,
             stripe_size,
             stripes,
-        } => hash!(ruby, (); ;
-            stripe_count = *stripe_count, stripe_size = *stripe_size,
-            stripes = areas(ruby, stripes)),
+        } => hash!(ruby; stripe_count, stripe_size; stripes = areas(ruby, stripes)),
         SegmentKind::Snapshot {
             chunk_size,
             origin,
             store,
             merging,
-        } => hash!(ruby, (); ;
-            chunk_size = *chunk_size, origin = origin.clone(), store = store.clone(),
-            merging = *merging),
+        } => hash!(ruby; chunk_size, origin, store, merging),
         SegmentKind::ThinPool {
             metadata,
             pool,
@@ -70,9 +66,7 @@ fn segment(ruby: &Ruby, s: &Segment) -> Result<RHash, Error> {
             chunk_size,
             discards,
             zero_new_blocks,
-        } => hash!(ruby, (); ; metadata = metadata.clone(),
-            pool = pool.clone(), transaction_id = *transaction_id, chunk_size = *chunk_size,
-            discards = discards.clone(), zero_new_blocks = *zero_new_blocks),
+        } => hash!(ruby; metadata, pool, transaction_id, chunk_size, discards, zero_new_blocks),
         SegmentKind::Thin {
             thin_pool,
             transaction_id,
@@ -80,25 +74,19 @@ fn segment(ruby: &Ruby, s: &Segment) -> Result<RHash, Error> {
             origin,
             merge,
             external_origin,
-        } => hash!(ruby, (); ; thin_pool = thin_pool.clone(),
-            transaction_id = *transaction_id, device_id = *device_id, origin = origin.clone(),
-            merge = merge.clone(), external_origin = external_origin.clone()),
+        } => hash!(ruby; thin_pool, transaction_id, device_id, origin, merge, external_origin),
         SegmentKind::Mirror {
             mirror_count,
             mirror_log,
             region_size,
             mirrors,
-        } => hash!(ruby, (); ;
-            mirror_count = *mirror_count, mirror_log = mirror_log.clone(),
-            region_size = *region_size, mirrors = areas(ruby, mirrors)),
+        } => hash!(ruby; mirror_count, mirror_log, region_size; mirrors = areas(ruby, mirrors)),
         SegmentKind::Raid {
             device_count,
             stripe_size,
             region_size,
             lvs,
-        } => hash!(ruby, (); ;
-            device_count = *device_count, stripe_size = *stripe_size,
-            region_size = *region_size, lvs = lvs.clone()),
+        } => hash!(ruby; device_count, stripe_size, region_size, lvs),
         SegmentKind::Other => ruby.hash_new(),
     };
     h.update(k)?;
@@ -126,6 +114,8 @@ fn vg(ruby: &Ruby, g: &VolumeGroup) -> Result<RHash, Error> {
         hash!(ruby, g; name, id, seqno, format, status, flags, tags, extent_size;
         physical_volumes = list(ruby, &g.physical_volumes, |p| pv(ruby, p))?,
         logical_volumes = list(ruby, &g.logical_volumes, |l| lv(ruby, g, l))?,
+        classic_snapshots = list(ruby, &g.classic_snapshots(), |c| Ok(hash!(ruby, c;
+            bookkeeping_lv, cow_store, origin; chunk_size = c.chunk_bytes(), merging = c.merging)))?,
         raw = section(ruby, &g.raw)?),
     )
 }

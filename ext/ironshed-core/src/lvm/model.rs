@@ -619,6 +619,13 @@ pub struct ClassicSnapshot {
     pub merging: bool,
 }
 
+impl ClassicSnapshot {
+    /// Chunk size in bytes.
+    pub fn chunk_bytes(&self) -> Option<u64> {
+        self.chunk_size?.checked_mul(512)
+    }
+}
+
 impl VolumeGroup {
     /// The LV named `name`.
     pub fn lv(&self, name: &str) -> Option<&LogicalVolume> {
