@@ -41,7 +41,7 @@ class Rethtool
     # Opens a handle in +netns+ (nil: the caller's namespace; see Rethtool.netns_spec). With a
     # block, yields it and closes it afterwards.
     def self.open(netns = nil)
-      handle = _open(**Rethtool.netns_spec(netns))
+      handle = netns.nil? ? _current : _open(**Rethtool.netns_spec(netns))
       return handle unless block_given?
 
       begin

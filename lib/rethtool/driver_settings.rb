@@ -18,38 +18,38 @@ class Rethtool
 
     # The driver (kernel module) name.
     def driver
-      @raw[:driver]
+      @raw.driver
     end
 
     # The bus address ("0000:00:03.0"; "" for virtual devices).
     def bus_info
-      @raw[:bus_info]
+      @raw.bus_info
     end
 
     # The driver version.
     def version
-      @raw[:version]
+      @raw.version
     end
 
     # The firmware version ("" when none).
     def firmware_version
-      @raw[:fw_version]
+      @raw.fw_version
     end
     alias fw_version firmware_version
 
     # The expansion ROM version.
     def erom_version
-      @raw[:erom_version]
+      @raw.erom_version
     end
 
     # Number of NIC statistics, private flags, self-tests; EEPROM and register dump sizes.
     %i[n_stats n_priv_flags testinfo_len eedump_len regdump_len].each do |k|
-      define_method(k) { @raw[k] }
+      define_method(k) { @raw.public_send(k) }
     end
 
     # Everything as a Hash (driver, version, fw_version, bus_info, erom_version and the counts).
     def to_h
-      @raw.dup
+      DriverInfoData::FIELDS.to_h { |f| [f, @raw.public_send(f)] }
     end
 
     def inspect

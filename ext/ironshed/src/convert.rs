@@ -101,8 +101,13 @@ macro_rules! hash {
     }};
 }
 
-/// Defines a reader method on `$class` per listed field of the wrapped core value `$ty.0`.
+/// Defines a reader method on `$class` per listed field of the wrapped core value `$ty.0`;
+/// with `=> ruby` at the end, also the class's `FIELDS` constant listing them.
 macro_rules! readers {
+    ($class:expr, $ty:ty; $($f:ident),+ $(,)? => $ruby:expr) => {
+        $crate::convert::readers!($class, $ty; $($f),+);
+        $class.const_set("FIELDS", $crate::convert::symbols($ruby, &[$(stringify!($f)),+]))?;
+    };
     ($class:expr, $ty:ty; $($f:ident),+ $(,)?) => {
         $( $class.define_method(
             stringify!($f),

@@ -13,6 +13,7 @@ mod lvm_native;
 mod lvm_thin_delta;
 mod lvmsync_native;
 mod progress;
+mod rethtool_driver_info;
 mod rethtool_handle;
 mod rethtool_link_settings;
 mod vmdk_delta;
@@ -30,6 +31,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     lvm_thin_delta::init(ruby)?;
     lvmsync_native::init(ruby)?;
     rethtool_handle::init(ruby)?;
+    rethtool_driver_info::init(ruby)?;
     rethtool_link_settings::init(ruby)?;
     Ok(())
 }

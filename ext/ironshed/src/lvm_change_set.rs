@@ -1,12 +1,14 @@
 //! `LVM::ChangeSet`: what a change source (an `LVM::CowStore`, an `LVM::ThinDelta`) says to
 //! send: data ranges, and ranges that must read as zeros. `LVMSync.send_changes` sends one.
+//! The source and its change sets share one copy of the ranges.
 
 use crate::convert::extents;
 use ironshed_core::snapshot::ChangeSet;
 use magnus::{method, prelude::*, Error, RArray, Ruby};
+use std::sync::Arc;
 
 #[magnus::wrap(class = "LVM::ChangeSet", free_immediately, size)]
-pub struct RbChangeSet(pub ChangeSet);
+pub struct RbChangeSet(pub Arc<ChangeSet>);
 
 impl RbChangeSet {
     fn data_extents(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {

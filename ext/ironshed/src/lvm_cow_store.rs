@@ -7,21 +7,22 @@ use crate::lvm_change_set::RbChangeSet;
 use ironshed_core::snapshot::{ChangeSet, ChangeSource, CowStore};
 use magnus::{function, method, prelude::*, Error, RArray, Ruby};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[magnus::wrap(class = "LVM::CowStore", free_immediately, size)]
-pub struct RbCowStore(CowStore, ChangeSet);
+pub struct RbCowStore(CowStore, Arc<ChangeSet>);
 
 impl RbCowStore {
     fn open(ruby: &Ruby, path: PathBuf) -> Result<Self, Error> {
         let store = CowStore::open(&path).or_raise(ruby)?;
-        let set = store.change_set();
+        let set = Arc::new(store.change_set());
         Ok(RbCowStore(store, set))
     }
     fn read_mode(&self) -> Option<&'static str> {
         self.0.read_mode.map(|m| m.describe())
     }
     fn change_set(&self) -> RbChangeSet {
-        RbChangeSet(self.1.clone())
+        RbChangeSet(Arc::clone(&self.1))
     }
     fn extents(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
         extents(ruby, &rb_self.1.data)

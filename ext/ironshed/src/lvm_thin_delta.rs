@@ -7,20 +7,14 @@ use crate::errors::{self, OrRaise};
 use crate::lvm_change_set::RbChangeSet;
 use crate::{gvl, progress::RbProgress};
 use ironshed_core::snapshot::thin::{self, ThinDelta, ThinDeltaCommand};
-use ironshed_core::snapshot::{ChangeSet, ChangeSource};
+use ironshed_core::snapshot::ChangeSource;
 use magnus::scan_args::scan_args;
 use magnus::{function, method, prelude::*, Error, RArray, RHash, RString, Ruby, Value};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[magnus::wrap(class = "LVM::ThinDelta", free_immediately, size)]
-pub struct RbThinDelta(ThinDelta, ChangeSet, Option<String>);
-
-impl RbThinDelta {
-    fn new(delta: ThinDelta, command: Option<String>) -> Self {
-        let set = delta.change_set();
-        RbThinDelta(delta, set, command)
-    }
-}
+pub struct RbThinDelta(ThinDelta, Option<String>);
 
 kwargs!(ThinDeltaCommand {
     thin_delta => program,
@@ -38,20 +32,18 @@ impl RbThinDelta {
         let (prog, c2) = (job.0.clone(), cmd.clone());
         let result = gvl::without_gvl(&job.0, move || thin::run_thin_delta(&c2, &prog))
             .ok_or_else(|| errors::panic(ruby, "LVM::ThinDelta.run"))?;
-        Ok(RbThinDelta::new(
-            result.or_raise(ruby)?,
-            Some(cmd.display()),
-        ))
+        Ok(RbThinDelta(result.or_raise(ruby)?, Some(cmd.display())))
     }
     /// `_parse(xml, name)`: thin_delta's output held in a String.
     fn parse(ruby: &Ruby, xml: RString, name: String) -> Result<Self, Error> {
         // SAFETY: the bytes are copied out before any Ruby call.
         let bytes = unsafe { xml.as_slice() }.to_vec();
         let d = thin::parse(&bytes[..], &name).or_raise(ruby)?;
-        Ok(RbThinDelta::new(d, None))
+        Ok(RbThinDelta(d, None))
     }
+    /// A copy of the ranges: the delta keeps its own (`changed_extents`...).
     fn change_set(&self) -> RbChangeSet {
-        RbChangeSet(self.1.clone())
+        RbChangeSet(Arc::new(self.0.change_set()))
     }
     fn changed_extents(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
         extents(ruby, &rb_self.0.changed)
@@ -60,7 +52,7 @@ impl RbThinDelta {
         extents(ruby, &rb_self.0.unmapped)
     }
     fn all_extents(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
-        extents(ruby, &rb_self.1.all())
+        extents(ruby, &rb_self.0.change_set().all())
     }
     fn block_counts(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
         let d = &rb_self.0;
@@ -78,7 +70,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     c.define_singleton_method("_run", function!(RbThinDelta::run, -1))?;
     c.define_singleton_method("_parse", function!(RbThinDelta::parse, 2))?;
     readers!(c, RbThinDelta; block_size, left, right);
-    c.define_method("command", method!(|s: &RbThinDelta| s.2.clone(), 0))?;
+    c.define_method("command", method!(|s: &RbThinDelta| s.1.clone(), 0))?;
     c.define_method("change_set", method!(RbThinDelta::change_set, 0))?;
     c.define_method("changed_extents", method!(RbThinDelta::changed_extents, 0))?;
     c.define_method(
@@ -97,7 +89,10 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     c.define_method("block_counts", method!(RbThinDelta::block_counts, 0))?;
     c.define_method(
         "record_count",
-        method!(|s: &RbThinDelta, max: u64| s.1.record_count(max), 1),
+        method!(
+            |s: &RbThinDelta, max: u64| s.0.change_set().record_count(max),
+            1
+        ),
     )?;
     Ok(())
 }

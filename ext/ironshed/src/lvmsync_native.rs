@@ -50,7 +50,7 @@ fn send(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
     )?;
     let (set, source, fd, name, job) = a.required;
     let opts: SendOptions = options(ruby, a.keywords)?;
-    let (set, file, prog) = (set.0.clone(), dup_fd(ruby, fd, &name)?, job.0.clone());
+    let (set, file, prog) = ((*set.0).clone(), dup_fd(ruby, fd, &name)?, job.0.clone());
     let result = gvl::without_gvl(&job.0, || {
         let mut out = WaitingFile::new(file).cancelled_by(&prog);
         wire::send_changes(set, &source, &mut out, &name, &opts, &prog)

@@ -3,8 +3,9 @@
 //! lib/rethtool/ open one per query and close it; without a namespace they all share the
 //! calling thread's session (one socket, see `Session::current`).
 
-use crate::convert::{fields_hash, hash, keyword_pairs, kwargs, options, symbol_lists};
+use crate::convert::{fields_hash, keyword_pairs, kwargs, options, symbol_lists};
 use crate::errors::OrRaise;
+use crate::rethtool_driver_info::RbDrvInfo;
 use crate::rethtool_link_settings::{mode_hash, RbLinkSettings};
 use ironshed_core::ethtool::{self, link_modes, Channels, IfName, LinkMode};
 use ironshed_core::ethtool::{Netns, RingParam, Session};
@@ -63,6 +64,14 @@ impl RbHandle {
                 Some(ns) => Session::open(Some(ns)).map(Arc::new),
             };
         Ok(RbHandle(RefCell::new(Some(session.or_raise(ruby)?))))
+    }
+
+    /// `_current`: the calling thread's session in its own namespace (no keywords to parse:
+    /// the common case, one per query).
+    fn current(ruby: &Ruby) -> Result<Self, Error> {
+        Ok(RbHandle(RefCell::new(Some(
+            Session::current().or_raise(ruby)?,
+        ))))
     }
 
     /// The open session, or IOError if closed.
@@ -125,6 +134,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     let reth = ruby.define_class("Rethtool", ruby.class_object())?;
     let c = reth.define_class("Handle", ruby.class_object())?;
     c.define_singleton_method("_open", function!(RbHandle::open, -1))?;
+    c.define_singleton_method("_current", function!(RbHandle::current, 0))?;
     c.define_singleton_method(
         "check_interface_name",
         function!(|r: &Ruby, n: RString| ifname(r, n).map(|_| true), 1),
@@ -162,9 +172,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
         "if_index" => |s, i| s.if_index(i), |r, x| Ok::<_, Error>(x);
         "link_mode_names" => |s, i| s.ethtool().link_mode_names(i), |r, x| Ok::<_, Error>(x);
         "link_settings" => |s, i| RbLinkSettings::query(s.ethtool(), i), |r, x| Ok::<_, Error>(x);
-        "driver_info" => |s, i| s.ethtool().drvinfo(i), |r, d| Ok::<_, Error>(hash!(r, d;
-            driver, version, fw_version, bus_info, erom_version, n_priv_flags, n_stats,
-            testinfo_len, eedump_len, regdump_len));
+        "driver_info" => |s, i| s.ethtool().drvinfo(i), |r, x| Ok::<_, Error>(RbDrvInfo(x));
         "rings" => |s, i| s.ethtool().rings(i), |r, x| fields_hash(r, x.fields());
         "channels" => |s, i| s.ethtool().channels(i), |r, x| fields_hash(r, x.fields());
         "pause" => |s, i| s.ethtool().pause(i), |r, x| fields_hash(r, x.flags());
