@@ -9,6 +9,7 @@ module LVM
   #   store = LVM::CowStore.open("/dev/mapper/vg0-snap-cow")
   #   store.chunk_size       # => 4096
   #   store.extents          # => [[offset, length], ...] sorted, adjacent chunks coalesced
+  #   store.change_set       # => LVM::ChangeSet (what LVMSync.send_changes sends)
   #
   # Refuses an invalid (overflowed) snapshot with LVM::InvalidSnapshot, and a store with a
   # wrong magic, version or structure with LVM::SnapshotError.
