@@ -58,12 +58,9 @@ impl RbHandle {
     fn open(ruby: &Ruby, args: &[Value]) -> Result<Self, Error> {
         let a = scan_args::<(), (), (), (), RHash, ()>(args)?;
         let spec: NetnsSpec = options(ruby, a.keywords)?;
-        let session =
-            match Netns::select(spec.name.as_deref(), spec.pid, spec.path).or_raise(ruby)? {
-                None => Session::current(),
-                Some(ns) => Session::open(Some(ns)).map(Arc::new),
-            };
-        Ok(RbHandle(RefCell::new(Some(session.or_raise(ruby)?))))
+        let ns = Netns::select(spec.name.as_deref(), spec.pid, spec.path).or_raise(ruby)?;
+        let session = Session::in_netns(ns).or_raise(ruby)?;
+        Ok(RbHandle(RefCell::new(Some(session))))
     }
 
     /// `_current`: the calling thread's session in its own namespace (no keywords to parse:

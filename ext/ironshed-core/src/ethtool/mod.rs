@@ -484,6 +484,15 @@ impl Session {
         })
     }
 
+    /// A session in `netns`: a new one for another namespace, the calling thread's shared
+    /// one ([`Session::current`]) for its own (`None`).
+    pub fn in_netns(netns: Option<Netns>) -> Result<Arc<Session>> {
+        match netns {
+            None => Session::current(),
+            Some(ns) => Session::open(Some(ns)).map(Arc::new),
+        }
+    }
+
     /// The namespace this session queries (`None`: the caller's).
     pub fn netns(&self) -> Option<&Netns> {
         self.netns.as_ref()
