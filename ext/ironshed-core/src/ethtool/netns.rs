@@ -46,6 +46,28 @@ impl Netns {
         Ok(Netns::Name(name.to_string()))
     }
 
+    /// The namespace a caller names: `text` is a name as `ip netns` manages them ("blue"), or
+    /// a namespace file's path when it contains a `/` ("/proc/1234/ns/net"); `pid` a process
+    /// whose namespace to use; `path` a namespace file. At most one may be given; none means
+    /// the caller's own namespace.
+    pub fn select(
+        text: Option<&str>,
+        pid: Option<u32>,
+        path: Option<PathBuf>,
+    ) -> Result<Option<Self>> {
+        match (text, pid, path) {
+            (None, None, None) => Ok(None),
+            (Some(t), None, None) if t.contains('/') => Ok(Some(Netns::Path(PathBuf::from(t)))),
+            (Some(t), None, None) => Netns::name(t).map(Some),
+            (None, Some(p), None) => Ok(Some(Netns::Pid(p))),
+            (None, None, Some(p)) => Ok(Some(Netns::Path(p))),
+            _ => Err(Error::InvalidNetns {
+                ns: String::new(),
+                reason: "give one of a name, a process id or a path",
+            }),
+        }
+    }
+
     /// The file to open.
     pub fn path(&self) -> PathBuf {
         match self {
