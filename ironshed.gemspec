@@ -2,23 +2,34 @@
 
 require_relative "lib/ironshed/version"
 
+# The project's public repository. There is none yet, so the gem names no homepage and no
+# project links rather than invented ones; setting this one URL fills all of them.
+repository = nil
+
 Gem::Specification.new do |s|
   s.name = "ironshed"
   s.version = Ironshed::VERSION
-  s.summary = "vmdksync, lvmsync and rethtool with a native Rust core"
+  s.summary = "vmdksync, lvmsync, rethtool and check_interface with a native Rust core"
   s.description = <<~TEXT
     Apply VMware snapshot deltas onto raw disks (vmdksync), move changed LVM snapshot chunks
-    between machines (lvmsync), and query NICs through SIOCETHTOOL (rethtool), with the
-    hot loops in Rust.
+    between machines (lvmsync), and query NICs through SIOCETHTOOL (rethtool, and the
+    check_interface monitoring plugin), with the hot loops in Rust.
   TEXT
   s.authors = ["ironshed developers"]
   s.license = "MIT"
   s.required_ruby_version = ">= 3.0"
-  s.homepage = "https://example.invalid/ironshed"
+  if repository
+    s.homepage = repository
+    s.metadata = {
+      "source_code_uri" => repository,
+      "changelog_uri" => "#{repository}/blob/main/CHANGELOG.md",
+      "bug_tracker_uri" => "#{repository}/issues"
+    }
+  end
 
   s.files = Dir[
-    "README.md", "BENCHMARKS.md", "LICENSE", "Cargo.toml", "Cargo.lock",
-    "lib/**/*.rb", "exe/*",
+    "README.md", "BENCHMARKS.md", "CHANGELOG.md", "LICENSE", "Cargo.toml", "Cargo.lock",
+    "docs/*.md", "man/*.1", "lib/**/*.rb", "exe/*",
     "ext/ironshed/extconf.rb", "ext/*/Cargo.toml", "ext/*/src/**/*.rs"
   ]
   s.bindir = "exe"

@@ -2,19 +2,10 @@
 
 # ironshed: VMware deltas, LVM snapshots and NIC monitoring with a native Rust core.
 #
-# Requiring this file loads the native extension, which defines the exception hierarchy:
-#
-#   Ironshed::Error < StandardError
-#     Ironshed::DestinationError      destination not a file/device, busy, ...
-#     VMDKSync::Error
-#       VMDKSync::FormatError         damaged or inconsistent delta or descriptor
-#         VMDKSync::UnsupportedFormat well-formed, but not a kind this version handles
-#       VMDKSync::BaseMismatch        delta does not belong to this base / destination
-#       VMDKSync::UndoError           the --undo file exists already
-#
-# System call failures are raised as SystemCallError (Errno::ENOENT, ...) whose message names
-# the file and the operation; an interrupted native job raises Interrupt.
+# Requiring this file defines the exception classes (lib/ironshed/errors.rb, which lists and
+# explains them all) and then loads the native extension, which looks them up.
 require_relative "ironshed/version"
+require_relative "ironshed/errors"
 require "ironshed/ironshed"
 require_relative "ironshed/units"
 require_relative "ironshed/progress_meter"

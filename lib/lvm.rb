@@ -15,18 +15,18 @@ require "ironshed"
 # everything LVM writes (negative numbers, escaped quotes, any segment type); changed ranges
 # are sorted and adjacent chunks coalesced; the exception store is read with O_DIRECT instead
 # of dropping the page cache of the whole machine. Errors are LVM::Error (< Ironshed::Error
-# < StandardError) where the original raised RuntimeError.
+# < RuntimeError, the class the original raised); lib/ironshed/errors.rb lists them.
 module LVM
+  # Each file of lib/lvm/ can also be required alone (as the original gem's specs did with
+  # `require 'lvm/vg_config'`): it requires this file, which loads the native extension and
+  # makes every class of the API available when first used.
+  {
+    Helpers: "helpers", PVConfig: "pv_config", SegmentConfig: "segment_config", LVConfig: "lv_config",
+    VGConfig: "vg_config", Snapshot: "snapshot", ThinPool: "thin_pool", ThinSnapshot: "thin_snapshot",
+    LogicalVolume: "logical_volume"
+  }.each { |name, file| autoload name, File.expand_path("lvm/#{file}", __dir__) }
 end
 
-require_relative "lvm/helpers"
-require_relative "lvm/pv_config"
-require_relative "lvm/segment_config"
-require_relative "lvm/lv_config"
-require_relative "lvm/vg_config"
+# The classes the extension defines, with what Ruby adds to them.
 require_relative "lvm/cow_store"
-require_relative "lvm/snapshot"
 require_relative "lvm/thin_delta"
-require_relative "lvm/thin_pool"
-require_relative "lvm/thin_snapshot"
-require_relative "lvm/logical_volume"

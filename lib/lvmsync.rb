@@ -31,9 +31,9 @@ module LVMSync
   # Largest record sent (bytes): chunks are coalesced up to this size.
   MAX_RECORD = Native::MAX_SEND_RECORD
   # Bytes of one packed digest: big-endian u64 offset, u64 length, u64 hash.
-  DIGEST_BYTES = 24
+  DIGEST_BYTES = Native::DIGEST_BYTES
   # Prefix of the text form of a digest (see digest_lines).
-  DIGEST_LINE_PREFIX = "lvmsync-verify"
+  DIGEST_LINE_PREFIX = Native::DIGEST_LINE_PREFIX
 
   # What a send did. +read_mode+ says how the source was read ("O_DIRECT"...). +records+ and
   # +bytes+ count data records; +discard_records+ and +discard_bytes+ the discard records (0
@@ -57,41 +57,50 @@ module LVMSync
 
   # Streams the changes of +store+ read from +source+ (the origin, or another device with the
   # same content) to +io+ (an IO with a file descriptor). +store+ is an LVM::CowStore, the path
-  # of a -cow device, or any other change source the native layer knows. +progress+ is called
-  # with (bytes_done, bytes_total); +job+ (an Ironshed::Progress) can be given to cancel the send
-  # from another thread.
+  # of a -cow device, an LVM::ThinDelta, or anything else whose #change_set gives an
+  # LVM::ChangeSet. +progress+ is called with (bytes_done, bytes_total); +job+ (an
+  # Ironshed::Progress) can be given to cancel the send from another thread. Options:
   #
-  # With +discards+, the stream has the PROTOCOL_DISCARDS handshake and the ranges the source
-  # knows were discarded go out as discard records (no data); only a receiver listing
-  # "discards" in CAPABILITIES accepts it. Without it (the default, byte-identical to the
-  # original format), discarded ranges are sent as data, read from the source as zeros.
-  # With +digests+, the result's +digests+ holds one digest per record sent (for verify).
-  def self.send_changes(store, source, io, name: nil, max_record: MAX_RECORD, discards: false, digests: false,
-                        progress: nil, job: nil)
+  # max_record:: the largest record (bytes; MAX_RECORD by default): ranges are cut into
+  #              records of at most this size.
+  # discards::   the stream has the PROTOCOL_DISCARDS handshake and the ranges the source
+  #              knows were discarded go out as discard records (no data); only a receiver
+  #              listing "discards" in CAPABILITIES accepts it. Without it (the default,
+  #              byte-identical to the original format), discarded ranges are sent as data,
+  #              read from the source as zeros.
+  # digests::    the result's +digests+ holds one digest per record sent (for verify).
+  def self.send_changes(store, source, io, name: nil, progress: nil, job: nil, **options)
     store = LVM::CowStore.open(store) if store.is_a?(String) || store.respond_to?(:to_path)
+    unless store.respond_to?(:change_set)
+      raise TypeError, "no change list in a #{store.class}: expected an LVM::CowStore or LVM::ThinDelta"
+    end
+
     io.flush if io.respond_to?(:flush)
     timed(SendResult, progress, job) do |prog|
-      Native.send(store, source.to_s, io.fileno, name || describe_io(io), Integer(max_record), discards ? true : false,
-                  digests ? true : false, prog)
+      Native.send(store.change_set, source, io.fileno, name || describe_io(io), prog, **options)
     end
   end
 
   # Applies a PROTO[3] stream (plain or with discard records) or snapback file to +dest+.
   # +input+ is a path ("-" for standard input) or an IO. A regular file is checked whole before
-  # the first write. With +verify+, after everything is written and flushed the destination's
-  # cached pages are dropped and every range written is read back: the result's +digests+ then
-  # compares with the sender's (compare_digests).
-  def self.apply(input, dest, snapback: nil, allow_short_destination: false, verify: false, progress: nil, job: nil)
-    path, fd, name = if input == "-"
-                       [nil, $stdin.fileno, "standard input"]
-                     elsif input.is_a?(String) || input.respond_to?(:to_path)
-                       [input.to_s, nil, input.to_s]
-                     else
-                       [nil, input.fileno, describe_io(input)]
-                     end
+  # the first write. Options:
+  #
+  # snapback::                before overwriting, save the destination's old data into this
+  #                           new file (a PROTO[3] stream that undoes the apply).
+  # allow_short_destination:: write the part of each record that fits and skip the rest,
+  #                           instead of refusing a destination smaller than the stream needs.
+  # verify::                  after everything is written and flushed, drop the destination's
+  #                           cached pages and read every range written back: the result's
+  #                           +digests+ then compares with the sender's (compare_digests).
+  def self.apply(input, dest, progress: nil, job: nil, **options)
     timed(ApplyResult, progress, job) do |prog|
-      Native.apply(path, fd, name, dest.to_s, snapback&.to_s, allow_short_destination ? true : false,
-                   verify ? true : false, prog)
+      if input == "-"
+        Native.apply_fd($stdin.fileno, "standard input", dest, prog, **options)
+      elsif input.is_a?(String) || input.respond_to?(:to_path)
+        Native.apply_file(input, dest, prog, **options)
+      else
+        Native.apply_fd(input.fileno, describe_io(input), dest, prog, **options)
+      end
     end
   end
 
@@ -99,36 +108,15 @@ module LVMSync
   # "lvmsync-verify OFFSET LEN HASH" (decimal offset and length, 16 lowercase hex digits of
   # hash), without line ends.
   def self.digest_lines(packed)
-    packed = packed.to_s.b
-    unless (packed.bytesize % DIGEST_BYTES).zero?
-      raise Error, "digests: #{packed.bytesize} bytes is not a whole number of #{DIGEST_BYTES}-byte digests"
-    end
-
-    packed.unpack("Q>*").each_slice(3).map { |off, len, hash| format("%s %d %d %016x", DIGEST_LINE_PREFIX, off, len, hash) }
+    Native.digest_lines(packed.to_s.b)
   end
-
-  DIGEST_LINE = /\A#{DIGEST_LINE_PREFIX} (0|[1-9][0-9]{0,19}) (0|[1-9][0-9]{0,19}) ([0-9a-fA-F]{16})\z/
-  private_constant :DIGEST_LINE
 
   # Parses digest_lines' form back into packed digests. +lines+ is an Array of lines (or a
   # String of them); line ends are ignored. Raises LVMSync::Error naming the first line that
   # is not a digest line.
   def self.parse_digest_lines(lines)
     lines = lines.each_line if lines.is_a?(String)
-    out = []
-    lines.each_with_index do |line, i|
-      text = line.to_s.chomp
-      m = DIGEST_LINE.match(text)
-      off = m && Integer(m[1], 10)
-      len = m && Integer(m[2], 10)
-      unless m && off < 2**64 && len < 2**64
-        raise Error, "digest line #{i + 1} is malformed: #{text[0, 80].inspect} " \
-                     "(expected \"#{DIGEST_LINE_PREFIX} OFFSET LEN HASH16HEX\")"
-      end
-
-      out << off << len << m[3].to_i(16)
-    end
-    out.pack("Q>*")
+    Native.parse_digest_lines(lines.map { |l| l.to_s.b })
   end
 
   # Compares the sender's packed digests with the receiver's, record by record (both in
@@ -138,8 +126,6 @@ module LVMSync
   # has, "unexpected" for one only the receiver has.
   def self.compare_digests(sent, received)
     Native.compare_digests(sent.to_s.b, received.to_s.b)
-  rescue ArgumentError => e
-    raise Error, e.message
   end
 
   def self.describe_io(io)

@@ -29,7 +29,7 @@ module VMDKSync
   # header and every grain table, and the parent descriptor when one is named or found.
   class Delta
     # Opens +path+ (a descriptor like vm-000003.vmdk, a KDMV file, or a bare extent like
-    # vm-000001-delta.vmdk) and the snapshot chain below it.
+    # vm-000001-delta.vmdk) and the snapshot chain below it. Options (OPEN_OPTIONS):
     #
     # base::            the descriptor of the disk the destination holds (vm.vmdk, or a
     #                   snapshot already applied): the chain is followed down to the layer
@@ -41,13 +41,16 @@ module VMDKSync
     # no_parent_check:: accept a chain whose parent file is missing, taking the destination to
     #                   hold exactly that parent (otherwise refused: the missing file could be
     #                   another snapshot whose changes would be lost).
-    def self.open(path, base: nil, allow_unclean: false, check_redundant: false, no_parent_check: false)
-      _open(path.to_s, { base: base&.to_s, allow_unclean: allow_unclean ? true : false,
-                         check_redundant: check_redundant ? true : false,
-                         no_parent_check: no_parent_check ? true : false })
+    def self.open(path, **options)
+      _open(path, **options)
     end
 
     # Writes the delta onto +dest+ (a file or block device holding the raw base).
+    #
+    # dry_run::  check the destination read-only and report, writing nothing.
+    # progress:: a callable given (bytes_done, bytes_total) a few times a second.
+    #
+    # Options of the write:
     #
     # allow_larger_destination:: accept a destination larger than the virtual disk.
     # discard_zeros:: punch holes (files) or zero-out (block devices) where the chain has
@@ -55,17 +58,12 @@ module VMDKSync
     # undo::     path of a new file to save the bytes about to be overwritten to (lvmsync
     #            PROTO[3] format: `lvmsync --apply FILE DEST` restores them), each batch made
     #            durable before it is overwritten; an existing file is refused.
-    # dry_run::  check the destination read-only and report, writing nothing.
-    # progress:: a callable given (bytes_done, bytes_total) a few times a second.
-    def apply_to(dest, allow_larger_destination: false, discard_zeros: false, undo: nil, dry_run: false,
-                 progress: nil)
+    def apply_to(dest, dry_run: false, progress: nil, **options)
       started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-      opts = { allow_larger_destination: allow_larger_destination ? true : false,
-               discard_zeros: discard_zeros ? true : false, undo: undo&.to_s }
       stats = if dry_run
-                _dry_run(dest.to_s, opts)
+                _dry_run(dest, **options)
               else
-                Ironshed.with_progress(progress) { |prog| _apply(dest.to_s, opts, prog) }
+                Ironshed.with_progress(progress) { |prog| _apply(dest, prog, **options) }
               end
       Result.new(**stats, seconds: Process.clock_gettime(Process::CLOCK_MONOTONIC) - started,
                           dry_run: dry_run)
@@ -74,7 +72,7 @@ module VMDKSync
     # Re-reads every changed range of +dest+ (its cached pages dropped first, so the data
     # comes from the device) and compares it with the chain. Returns a Verification.
     def verify(dest, progress: nil)
-      Verification.new(**Ironshed.with_progress(progress) { |prog| _verify(dest.to_s, prog) })
+      Verification.new(**Ironshed.with_progress(progress) { |prog| _verify(dest, prog) })
     end
 
     # Extents as Ruby Ranges of bytes (exclusive end), like the lvmsync API's differences.
@@ -88,12 +86,10 @@ module VMDKSync
     end
   end
 
-  # Opens +snapshot+ and applies it to +dest+ (see Delta.open and Delta#apply_to for options).
-  def self.apply(snapshot, dest, base: nil, allow_unclean: false, check_redundant: false, no_parent_check: false,
-                 allow_larger_destination: false, discard_zeros: false, undo: nil, dry_run: false, progress: nil)
-    Delta.open(snapshot, base: base, allow_unclean: allow_unclean, check_redundant: check_redundant,
-                         no_parent_check: no_parent_check)
-         .apply_to(dest, allow_larger_destination: allow_larger_destination, discard_zeros: discard_zeros,
-                         undo: undo, dry_run: dry_run, progress: progress)
+  # Opens +snapshot+ and applies it to +dest+: the options of Delta.open (Delta::OPEN_OPTIONS)
+  # and of Delta#apply_to, in any order.
+  def self.apply(snapshot, dest, **options)
+    Delta.open(snapshot, **options.slice(*Delta::OPEN_OPTIONS))
+         .apply_to(dest, **options.except(*Delta::OPEN_OPTIONS))
   end
 end

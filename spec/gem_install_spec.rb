@@ -1,5 +1,8 @@
 # frozen_string_literal: true
 
+require "rubygems/package"
+require_relative "support/installed_gem"
+
 # The gem as a user gets it: `gem build`, then `gem install --local` with cargo offline, then
 # the library and the executables used from outside the checkout.
 RSpec.describe "the ironshed gem", :tmpdir do
@@ -7,7 +10,17 @@ RSpec.describe "the ironshed gem", :tmpdir do
     Dir.chdir(SpecHelpers::ROOT) do
       out, err, st = Open3.capture3("gem", "build", "ironshed.gemspec", "--output", File.join(@dir, "ironshed.gem"))
       expect(st.success?).to be(true), out + err
+      # No warning (such as a listed file that does not exist) but the one about the homepage,
+      # which the gem leaves out on purpose.
+      expect(err.lines.grep(/WARNING/).grep_v(/no homepage specified|See https:/)).to eq([])
     end
+    pkg = Gem::Package.new(File.join(@dir, "ironshed.gem"))
+    expect(pkg.contents).to include("LICENSE", "CHANGELOG.md", "man/vmdksync.1", "man/lvmsync.1",
+                                    "man/check_interface.1", "docs/vmdksync.md", "ext/ironshed/extconf.rb")
+    expect(pkg.spec.license).to eq("MIT")
+    expect(File.read(File.join(SpecHelpers::ROOT, "LICENSE"))).to start_with("MIT License\n\nCopyright (c)")
+    # No invented project links: there is no public home yet.
+    expect([pkg.spec.homepage, pkg.spec.metadata]).to eq([nil, {}])
     home = File.join(@dir, "gems")
     env = { "GEM_HOME" => home, "GEM_PATH" => home, "CARGO_NET_OFFLINE" => "true", "RUBYOPT" => nil,
             "RUBYLIB" => nil, "BUNDLE_GEMFILE" => nil }
@@ -17,13 +30,7 @@ RSpec.describe "the ironshed gem", :tmpdir do
     installed = Dir[File.join(home, "gems", "ironshed-*")].first
     expect(Dir[File.join(installed, "**", "cargo-target")]).to be_empty # no build output shipped
 
-    esx_set(@dir, capacity: "2M", grain_size: 8, writes: ["4K:4K"])
-    dest = File.join(@dir, "dest.raw")
-    FileUtils.cp(File.join(@dir, "vm-flat.vmdk"), dest)
-    out, err, st = Open3.capture3(env, File.join(home, "bin", "vmdksync"), "-q", "vm-000001.vmdk", "dest.raw",
-                                  chdir: @dir)
-    expect([st.exitstatus, out, err]).to eq([0, "", ""])
-    expect(File.binread(dest)).to eq(File.binread(qemu_raw(File.join(@dir, "vm-000001.vmdk"), File.join(@dir, "q.raw"))))
+    expect_installed_tools_work(env, File.join(home, "bin"))
 
     script = 'require "vmdksync"; d = VMDKSync::Delta.open("vm-000001.vmdk"); ' \
              'print $LOADED_FEATURES.grep(/ironshed\.so/).first, " ", d.changed_bytes'
@@ -33,24 +40,24 @@ RSpec.describe "the ironshed gem", :tmpdir do
     expect(so).to start_with(home)
     expect(bytes).to eq("4096")
 
-    # lvmsync and the LVM:: API from the installed gem: apply a stream, parse metadata.
-    out, err, st = Open3.capture3(env, File.join(home, "bin", "lvmsync"), "--version", chdir: @dir)
-    expect([st.exitstatus, out]).to eq([0, "lvmsync (ironshed) #{Ironshed::VERSION}\n"]), err
-    File.binwrite(File.join(@dir, "target.img"), "\0" * 8192)
-    File.binwrite(File.join(@dir, "stream"), "lvmsync PROTO[3]\n#{[4096, 3].pack('Q>N')}abc")
-    _o, err, st = Open3.capture3(env, File.join(home, "bin", "lvmsync"), "-q", "--apply", "stream", "target.img",
-                                 chdir: @dir)
-    expect(st.exitstatus).to eq(0), err
-    expect(File.binread(File.join(@dir, "target.img"), 3, 4096)).to eq("abc")
+    # The LVM:: and Rethtool APIs from the installed gem.
     script = 'require "lvm"; print LVM::VGConfig.parse(%q(vg { id = "x" }), source: "t").uuid'
     out, err, st = Open3.capture3(env, RbConfig.ruby, "-e", script, chdir: @dir)
     expect([st.success?, out]).to eq([true, "x"]), err
-    # check_interface through RubyGems' wrapper, and the rethtool API, from the installed gem.
-    out, _err, st = Open3.capture3(env, File.join(home, "bin", "check_interface"), "-i", "lo",
-                                   "-s", File.join(@dir, "ci.state"), chdir: @dir)
-    expect([st.exitstatus, out]).to match([0, /\AINTERFACE OK - lo up, /])
     out, err, st = Open3.capture3(env, RbConfig.ruby, "-e", 'require "rethtool"; print Rethtool::LinkStatus.new("lo").up?',
                                   chdir: @dir)
     expect([st.success?, out]).to eq([true, "true"]), err
+  end
+end
+
+RSpec.describe "ext/ironshed/extconf.rb", :tmpdir do
+  it "stops with a clear message on a host that is not Linux, writing no Makefile" do
+    extconf = File.join(SpecHelpers::ROOT, "ext", "ironshed", "extconf.rb")
+    out, err, st = Open3.capture3(RbConfig.ruby, "-rrbconfig", "-e",
+                                  'RbConfig::CONFIG["host_os"] = "darwin22"; load ARGV[0]', extconf, chdir: @dir)
+    expect([st.exitstatus, out]).to eq([1, ""])
+    expect(err).to eq("ironshed: this gem runs on Linux only (this Ruby is built for darwin22): its tools use " \
+                      "Linux interfaces (SIOCETHTOOL, device-mapper, BLKDISCARD, splice).\n")
+    expect(Dir.children(@dir)).to eq([])
   end
 end

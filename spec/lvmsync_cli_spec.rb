@@ -54,22 +54,52 @@ RSpec.describe "lvmsync executable", :tmpdir do
                            "--snapback FILE", "--data-source DEV", "--rsh CMD", "--allow-short-destination",
                            "--from OLDER", "--discards", "--verify", "--capabilities", "Rolling syncs",
                            "Exit status:")
+    expect(out).to include("2 usage error")
     out, _err, st = lvmsync("-V")
     expect([st.exitstatus, out]).to eq([0, "lvmsync (ironshed) #{Ironshed::VERSION}\n"])
   end
 
-  it "exits 1 with a usage line on wrong arguments" do
+  it "--help fits 80 columns and lists each option once, in the left column" do
+    out, _err, st = lvmsync("--help")
+    expect(st.exitstatus).to eq(0)
+    expect(out.lines.map(&:chomp).reject { |l| l.length <= 80 }).to eq([])
+    # A description line starting with "--" would be taken for another option by optparse.
+    listed = out.scan(/^  (?:-\w, |    )(--[\w\[\]-]+)/).flatten
+    expect(listed).to eq(%w[--stdout --apply --snapback --from --discards --verify --data-source --rsh
+                            --remote-lvmsync --allow-short-destination --server --capabilities --[no-]verbose
+                            --[no-]debug --[no-]quiet --version --help])
+    expect(out.lines.grep(/^ {2,6}(?:-\w, )?--\S+, --/)).to eq([])
+  end
+
+  it "exits 2 with a usage line on a bad or missing option or argument, having done nothing" do
+    set_up
+    dest = path("dest.img")
+    before = sha(dest)
     [[[], "no SNAPSHOT given"],
      [[SNAP], "no DESTINATION given"],
+     [[SNAP, dest, "extra"], "too many arguments"],
+     [["--stdout", SNAP, dest, "extra"], "too many arguments"],
      [["--apply", "x"], "--apply needs exactly one DESTINATION"],
-     [["-q", "-v", SNAP, "x"], "cannot be quiet and verbose at the same time"],
+     [["--apply", "x", dest, "extra"], "--apply needs exactly one DESTINATION"],
+     [["--apply", "-", "--from", SNAP, dest], "--from and --discards are for the sending side"],
+     [["--apply", "-", "--discards", dest], "--from and --discards are for the sending side"],
+     [["--server"], "--server needs a DESTINATION"],
+     [["-q", "-v", SNAP, dest], "cannot be quiet and verbose at the same time"],
+     [["-q", "-d", SNAP, dest], "cannot be quiet and verbose at the same time"],
      [["--stdout", "--snapback", "f", SNAP], "--snapback cannot be used with --stdout"],
-     [["--bogus"], "invalid option: --bogus"]].each do |args, msg|
+     [["--stdout", "--verify", SNAP], "--verify needs a live receiver"],
+     [["--verify", "--allow-short-destination", SNAP, dest], "--verify compares every byte sent"],
+     [["--bogus"], "invalid option: --bogus"],
+     [[SNAP, dest, "--from"], "missing argument: --from"],
+     [["--apply"], "missing argument: --apply"]].each do |args, msg|
       out, err, st = lvmsync(*args)
-      expect([st.exitstatus, out]).to eq([1, ""]), args.inspect
-        expect(err.lines.first).to start_with("lvmsync: #{msg}")
+      expect([st.exitstatus, out]).to eq([2, ""]), "#{args.inspect}: #{err}"
+      expect(err.lines.first).to start_with("lvmsync: #{msg}"), args.inspect
       expect(err.lines.last).to start_with("Usage: lvmsync")
+      expect(err.lines.size).to eq(2), err
+      expect(sha(dest)).to eq(before), args.inspect
     end
+    expect(File.exist?(path("f"))).to be(false)
   end
 
   it "syncs locally onto a file: the destination becomes the origin" do
@@ -270,6 +300,28 @@ RSpec.describe "lvmsync executable", :tmpdir do
       end
     end
 
+    it "a terminal as standard output for --stdout, refused before LVM is asked" do
+      set_up
+      require "pty"
+      master, tty = PTY.open
+      err_r, err_w = IO.pipe
+      pid = Process.spawn(@env, RbConfig.ruby, File.join(SpecHelpers::ROOT, "exe", "lvmsync"), "--stdout",
+                          "/dev/vg-src/nope", out: tty, err: err_w)
+      [tty, err_w].each(&:close)
+      _, st = Process.wait2(pid)
+      err = err_r.read
+      expect([st.exitstatus, err]).to eq([1, "lvmsync: refusing to write a binary change stream to a terminal: " \
+                                             "redirect standard output\n"])
+      written = begin
+        master.read_nonblock(100)
+      rescue IO::WaitReadable, Errno::EIO, EOFError # EIO: the terminal is closed, nothing left to read
+        ""
+      end
+      expect(written).to eq("")
+    ensure
+      [master, err_r].each { |io| io&.close }
+    end
+
     it "a stream with the wrong handshake, or a truncated one" do
       set_up
       File.binwrite(path("s"), "lvmsync PROTO[2]\n#{"\0" * 20}")
@@ -375,6 +427,14 @@ RSpec.describe "lvmsync executable", :tmpdir do
       expect(log[-5..]).to eq(["--apply", "-", "--snapback", Shellwords.escape(path("remote sb")), Shellwords.escape(odd)])
       expect(err).to match(/^remote: lvmsync: applied \d+ records/)
       expect(err).to match(/^lvmsync: sent /)
+    end
+
+    it "takes [ADDRESS]:DESTINATION as an IPv6 host" do
+      set_up
+      _o, err, st = remote(SNAP, "[::1]:#{path('dest.img')}")
+      expect(st.exitstatus).to eq(0), err
+      expect(File.read(path("rsh.log")).lines[2]).to eq("::1\n")
+      expect_content(path("dest.img"), origin)
     end
 
     it "reports the receiver's own reason and exits 1 when it fails" do

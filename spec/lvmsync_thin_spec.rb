@@ -288,9 +288,9 @@ RSpec.describe "lvmsync on thin snapshots", :tmpdir do
       expect(st.exitstatus).to eq(0), err
       expect(err).to match(/verify: all \d+ ranges read back from \S+ match the source/)
       _o, err, st = lvmsync("--verify", "--allow-short-destination", "vgfix/thin-snap", path("dest.img"))
-      expect([st.exitstatus, err]).to match([1, /--verify .* cannot be used with --allow-short-destination/])
+      expect([st.exitstatus, err]).to match([2, /--verify .* cannot be used with --allow-short-destination/])
       _o, err, st = lvmsync("--verify", "--stdout", "vgfix/thin-snap")
-      expect([st.exitstatus, err]).to match([1, /--verify needs a live receiver/])
+      expect([st.exitstatus, err]).to match([2, /--verify needs a live receiver/])
     end
   end
 

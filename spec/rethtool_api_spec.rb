@@ -58,10 +58,11 @@ RSpec.describe "Rethtool API" do
         kernel.each_with_index do |name, bit|
           next if bit >= Rethtool::Handle::KNOWN_LINK_MODES
 
-          expect(Rethtool::Handle.link_mode(bit)[1]).to eq(name), "bit #{bit}"
+          expect(Rethtool::Handle.link_mode(bit)[:name]).to eq(name), "bit #{bit}"
         end
         # Names the library has no table entry for are classified from the kernel's string.
-        expect(Rethtool::Handle.classify_link_mode("1600000baseCR8/Full")).to eq([0, "1600000baseCR8/Full", :speed, 1_600_000, :full, "CR8"])
+        expect(Rethtool::Handle.classify_link_mode("1600000baseCR8/Full"))
+          .to eq({ bit: 0, name: "1600000baseCR8/Full", kind: :speed, speed: 1_600_000, duplex: :full, media: "CR8" })
       end
     end
   end

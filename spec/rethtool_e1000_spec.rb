@@ -112,4 +112,22 @@ RSpec.describe "Rethtool on an e1000 NIC (real-kernel guest)", :vm do
     expect(down["status"]).to eq(2)
     expect(down["out"]).to start_with("INTERFACE CRITICAL - #{nic} down (administratively down)")
   end
+
+  it "runs check_interface against a dummy device, which has no ETHTOOL_GLINK: IFF_RUNNING decides" do
+    expect(@r["dummy_modprobe"]["status"]).to eq(0), @r["dummy_modprobe"]["err"]
+    expect(@r["dummy_ethtool"]["out"]).not_to include("Link detected")
+    up_flags = JSON.parse(@r["dummy_ip_up"]["out"]).first.fetch("flags")
+    expect(up_flags).to include("UP", "LOWER_UP")
+    up = @r["plugin_dummy_up"]
+    expect(up["status"]).to eq(0), up["out"] + up["err"]
+    expect(up["out"]).to start_with("INTERFACE OK - dum0 up, first run: baseline saved, rates from the next run " \
+                                    "(driver dummy; link from IFF_RUNNING (no ETHTOOL_GLINK)) | ")
+    expect(up["out"]).to include("'link'=1")
+
+    expect(JSON.parse(@r["dummy_ip_no_carrier"]["out"]).first.fetch("flags")).to include("UP", "NO-CARRIER")
+    down = @r["plugin_dummy_no_carrier"]
+    expect(down["status"]).to eq(2), down["out"] + down["err"]
+    expect(down["out"]).to start_with("INTERFACE CRITICAL - dum0 down (not running), rx 0 B/s")
+    expect(down["out"]).to include("'link'=0")
+  end
 end

@@ -16,22 +16,31 @@ module NetnsHelpers
     out
   end
 
-  # Creates namespace + veth pair A/B (both up unless told otherwise), IPv6 off so that no
-  # background packets move the counters; yields a Bed; deletes the namespace (and the pair).
-  def with_veth(a_up: true, b_up: true)
+  # Creates a namespace of the example's own (lo up, IPv6 off so that no background packets
+  # move the counters), yields its name and a random tag for device names, deletes it.
+  def with_netns
     tag = SecureRandom.hex(3)
-    bed = Bed.new("ish-#{Process.pid}-#{tag}", "va#{tag}", "vb#{tag}")
-    sh!("ip", "netns", "add", bed.ns)
+    ns = "ish-#{Process.pid}-#{tag}"
+    sh!("ip", "netns", "add", ns)
     begin
-      sh!("ip", "netns", "exec", bed.ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+      sh!("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
           "net.ipv6.conf.default.disable_ipv6=1")
+      sh!("ip", "-n", ns, "link", "set", "lo", "up")
+      yield ns, tag
+    ensure
+      system("ip", "netns", "del", ns, err: File::NULL)
+    end
+  end
+
+  # Creates a veth pair A/B (both up unless told otherwise) in a namespace of its own; yields
+  # a Bed; deletes the namespace (and the pair).
+  def with_veth(a_up: true, b_up: true)
+    with_netns do |ns, tag|
+      bed = Bed.new(ns, "va#{tag}", "vb#{tag}")
       sh!("ip", "-n", bed.ns, "link", "add", bed.a, "type", "veth", "peer", "name", bed.b)
-      sh!("ip", "-n", bed.ns, "link", "set", "lo", "up")
       sh!("ip", "-n", bed.ns, "link", "set", bed.a, "up") if a_up
       sh!("ip", "-n", bed.ns, "link", "set", bed.b, "up") if b_up
       yield bed
-    ensure
-      system("ip", "netns", "del", bed.ns, err: File::NULL)
     end
   end
 

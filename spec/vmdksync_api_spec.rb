@@ -125,7 +125,7 @@ RSpec.describe VMDKSync, :tmpdir do
     it "runs without the GVL (other threads run) and Thread#kill stops it between writes" do
       delta = VMDKSync::Delta.open(File.join(@big, "vm-000001.vmdk"))
       prog = Ironshed::Progress.new
-      worker = Thread.new { delta._apply(@big_dest, {}, prog) }
+      worker = Thread.new { delta._apply(@big_dest, prog) }
       # This thread watches the counters while the worker is inside the native loop: that is
       # only possible because the loop released the GVL.
       Thread.pass until prog.done.positive? || !worker.alive?

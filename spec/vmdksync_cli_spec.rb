@@ -1,8 +1,8 @@
 # frozen_string_literal: true
 
-# The vmdksync executable, run as a user runs it: results checked against qemu-img, and
-# refusals checked for exit status 1, a one-line reason naming the file, and an untouched
-# destination.
+# The vmdksync executable, run as a user runs it: results checked against qemu-img, every
+# refusal checked for exit status 1 (2 for usage errors), a one-line reason naming the file,
+# and an untouched destination.
 RSpec.describe "vmdksync executable", :tmpdir do
   def set_up(**opts)
     defaults = { capacity: "4M", grain_size: 8, writes: %w[0:8K 1M:16K 3M:4K] }
@@ -27,13 +27,30 @@ RSpec.describe "vmdksync executable", :tmpdir do
     expect([st.exitstatus, out]).to eq([0, "vmdksync (ironshed) #{Ironshed::VERSION}\n"])
   end
 
-  it "exits 1 with a usage message on wrong arguments" do
-    _out, err, st = run_exe("vmdksync", "only-one")
-    expect(st.exitstatus).to eq(1)
-    expect(err).to include("need SNAPSHOT and DESTINATION")
-    _out, err, st = run_exe("vmdksync", "--bogus", "a", "b")
-    expect(st.exitstatus).to eq(1)
-    expect(err).to include("invalid option: --bogus")
+  it "exits 2 with a usage message on wrong arguments, before opening anything" do
+    set_up(grain_size: 1, random: "10:4K")
+    before = sha(@dest)
+    snap = path("vm-000001.vmdk")
+    {
+      ["only-one"] => "need SNAPSHOT and DESTINATION",
+      [snap, @dest, "extra"] => "need SNAPSHOT and DESTINATION",
+      ["--bogus", snap, @dest] => "invalid option: --bogus",
+      ["--base"] => "missing argument: --base",
+      ["-n", "--verify-only", snap, @dest] => "--dry-run and --verify-only exclude each other",
+      ["--verify", "-n", snap, @dest] => "--verify checks an apply; with --dry-run nothing is applied",
+      ["-v", "-q", snap, @dest] => "-v and -q exclude each other",
+      ["--undo", path("u"), "--verify-only", snap, @dest] => "--undo writes an undo file while applying",
+      # Option combinations are judged before the inputs: a missing snapshot is not opened.
+      ["-n", "--verify-only", path("nope.vmdk"), @dest] => "--dry-run and --verify-only exclude each other"
+    }.each do |args, msg|
+      out, err, st = run_exe("vmdksync", *args)
+      expect([st.exitstatus, out]).to eq([2, ""]), args.inspect
+      expect(err.lines.size).to eq(2), err
+      expect(err.lines.first).to start_with("vmdksync: ").and include(msg)
+      expect(err.lines.last).to eq("Usage: vmdksync [options] SNAPSHOT DESTINATION (try --help)\n")
+    end
+    expect(sha(@dest)).to eq(before)
+    expect(File.exist?(path("u"))).to be(false)
   end
 
   it "applies a delta named by its descriptor, as qemu-img reads it" do

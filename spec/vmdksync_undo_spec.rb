@@ -55,7 +55,7 @@ RSpec.describe "vmdksync --undo", :tmpdir do
   it "makes no sense with --dry-run" do
     chain
     _out, err, st = run_exe("vmdksync", "--undo", @undo, "--dry-run", @newest, @dest)
-    expect(st.exitstatus).to eq(1)
+    expect(st.exitstatus).to eq(2) # a usage error
     expect(err).to include("--undo writes an undo file while applying")
     expect(File.exist?(@undo)).to be(false)
   end

@@ -8,6 +8,14 @@
 # directory and is deleted after install, so it never lands in the installed gem.
 require "rbconfig"
 
+# The tools are Linux's own (SIOCETHTOOL, device-mapper, BLKDISCARD, splice): say so here
+# rather than fail later in cargo or cp.
+host_os = RbConfig::CONFIG["host_os"]
+unless host_os.include?("linux")
+  abort "ironshed: this gem runs on Linux only (this Ruby is built for #{host_os}): its tools " \
+        "use Linux interfaces (SIOCETHTOOL, device-mapper, BLKDISCARD, splice)."
+end
+
 def find_cargo
   return ENV["CARGO"] if ENV["CARGO"] && !ENV["CARGO"].empty?
 

@@ -28,10 +28,16 @@ module CheckInterface
       new(start, finish, inside, text.to_s.strip)
     end
 
+    # Packets per second beyond this are not a rate any interface has: a typo.
+    LIMIT = 1e15
+
     def self.number(s, text)
       raise ArgumentError, "range #{text.inspect}: #{s.inspect} is not a number" unless NUMBER.match?(s)
 
-      Float(s)
+      x = Float(s)
+      raise ArgumentError, "range #{text.inspect}: #{s} is out of range (-10^15 to 10^15)" unless x.abs <= LIMIT
+
+      x
     end
     private_class_method :number
 

@@ -4,23 +4,26 @@ module Ironshed
   # Human-readable sizes, rates and durations for messages and progress lines.
   module Units
     UNITS = %w[B KiB MiB GiB TiB PiB].freeze
+    # Decimal (SI) prefixes, for numbers the user wrote with k, M, G.
+    SI_UNITS = %w[B kB MB GB TB PB].freeze
 
     module_function
 
-    # 1536 => "1.5 KiB"
-    def bytes(n)
+    # 1536 => "1.5 KiB"; with si: true, 1500 => "1.5 kB".
+    def bytes(n, si: false)
+      base, units = si ? [1000, SI_UNITS] : [1024, UNITS]
       n = n.to_f
       i = 0
-      while n >= 1024 && i < UNITS.size - 1
-        n /= 1024
+      while n >= base && i < units.size - 1
+        n /= base
         i += 1
       end
-      i.zero? ? "#{n.to_i} B" : format("%.1f %s", n, UNITS[i])
+      i.zero? ? "#{n.to_i} B" : format("%.1f %s", n, units[i])
     end
 
-    # bytes per second => "85.3 MiB/s"
-    def rate(bytes_per_second)
-      "#{bytes(bytes_per_second)}/s"
+    # bytes per second => "85.3 MiB/s" (si: true => "89.4 MB/s")
+    def rate(bytes_per_second, si: false)
+      "#{bytes(bytes_per_second, si: si)}/s"
     end
 
     # seconds => "1:02:03" or "2:03"

@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "ironshed"
+
 module LVM
   # The dm-snapshot exception store of a classic snapshot (its -cow device), validated and
   # read natively: block devices with O_DIRECT, so the records are the ones on the device now.
@@ -7,6 +9,7 @@ module LVM
   #   store = LVM::CowStore.open("/dev/mapper/vg0-snap-cow")
   #   store.chunk_size       # => 4096
   #   store.extents          # => [[offset, length], ...] sorted, adjacent chunks coalesced
+  #   store.change_set       # => LVM::ChangeSet (what LVMSync.send_changes sends)
   #
   # Refuses an invalid (overflowed) snapshot with LVM::InvalidSnapshot, and a store with a
   # wrong magic, version or structure with LVM::SnapshotError.

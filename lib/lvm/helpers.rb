@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require_relative "../lvm"
+
 module LVM
   # Byte-order helpers of the original API (used by scripts that build PROTO[3] headers as
   # `[htonq(offset), length].pack("QN")`), plus device naming.

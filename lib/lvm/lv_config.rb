@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require_relative "../lvm"
+
 module LVM
   # A logical volume of a volume group's metadata. The original API's methods (`thin?`,
   # `snapshot?`, `thin_pool`, `device_id`, `origin`, `cow_store`, `chunk_size`) read the first

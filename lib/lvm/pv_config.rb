@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require_relative "../lvm"
+
 module LVM
   # A physical volume of a volume group's metadata (`pv0`, `pv1`...).
   class PVConfig

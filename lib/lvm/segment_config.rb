@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require_relative "../lvm"
+
 module LVM
   # One segment of a logical volume (`segment1`...), typed for the segment types lvmsync
   # knows (striped, snapshot, thin-pool, thin, mirror, raid*) and raw for every type.

@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require_relative "../lvm"
+
 module LVM
   # A classic (dm-snapshot) snapshot, by VG and LV name (the COW LV's name, which is the name
   # users give the snapshot).

@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require "ironshed"
+
 module LVM
   # What changed between two thin devices of one pool, as `thin_delta` reports it, parsed
   # natively as a stream (memory follows the number of changed runs, not the pool's size).
@@ -14,18 +16,22 @@ module LVM
   #
   # Methods: block_size, left, right, changed_extents, unmapped_extents, extents (both, merged),
   # changed_bytes, unmapped_bytes, block_counts ({same:, different:, right_only:, left_only:}),
-  # record_count(max), command (the thin_delta command line run, or nil when parsed from text).
+  # record_count(max), command (the thin_delta command line run, or nil when parsed from text),
+  # change_set (an LVM::ChangeSet: changed blocks as data, unmapped ones as discards).
   class ThinDelta
     # Runs `thin_delta [-m] --snap1 LEFT --snap2 RIGHT METADATA` and parses its output as it
-    # arrives. +metadata_snap+ (default true) reads the pool's reserved metadata snapshot,
-    # which a live pool requires (LVM::ThinPool#with_metadata_snapshot reserves one); false
-    # reads METADATA directly (an inactive pool's metadata, or a file from thin_restore).
-    # +job+ (an Ironshed::Progress) lets another thread cancel it; Ctrl-C kills thin_delta.
+    # arrives. +job+ (an Ironshed::Progress) lets another thread cancel it; Ctrl-C kills
+    # thin_delta. Options:
+    #
+    # metadata_snap:: (default true) read the pool's reserved metadata snapshot, which a live
+    #                 pool requires (LVM::ThinPool#with_metadata_snapshot reserves one); false
+    #                 reads METADATA directly (an inactive pool's, or a file from thin_restore).
+    # thin_delta::    the program to run (default "thin_delta").
+    #
     # Raises LVM::ThinDeltaError when thin_delta is missing, fails (with its own message), or
     # prints something that is not a diff.
-    def self.run(metadata, left, right, metadata_snap: true, thin_delta: "thin_delta", job: nil)
-      _run(thin_delta.to_s, metadata.to_s, Integer(left), Integer(right), metadata_snap ? true : false,
-           job || Ironshed::Progress.new)
+    def self.run(metadata, left, right, job: nil, **options)
+      _run(metadata, Integer(left), Integer(right), job || Ironshed::Progress.new, **options)
     end
 
     # Parses thin_delta's XML output held in a String.

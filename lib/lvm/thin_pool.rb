@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require_relative "../lvm"
 require "open3"
 require "shellwords"
 require "tmpdir"

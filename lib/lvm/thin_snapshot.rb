@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require_relative "../lvm"
+
 module LVM
   # A thin snapshot, by VG and LV name.
   #

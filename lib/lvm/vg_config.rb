@@ -1,5 +1,6 @@
 # frozen_string_literal: true
 
+require_relative "../lvm"
 require "open3"
 require "shellwords"
 require "tmpdir"
@@ -11,6 +12,10 @@ module LVM
   #   LVM::VGConfig.new("vg0", vgcfgbackup_command: "sudo vgcfgbackup")
   #   LVM::VGConfig.load("/etc/lvm/backup/vg0")                     # a file
   #   LVM::VGConfig.parse(text)
+  #
+  # A text holding only the header keys (contents, version, description...) and no section
+  # is read as the original read it: the header readers answer, #volume_group is nil, and
+  # there are no physical or logical volumes.
   class VGConfig
     # Runs `<vgcfgbackup_command> -f TMPFILE VG_NAME` (the command is split into words, never
     # run through a shell) and parses the file it writes.
@@ -56,7 +61,7 @@ module LVM
     def flags = @vg[:flags]
     # VG tags.
     def tags = @vg[:tags]
-    # The VG section with every key, as in the file.
+    # The VG section with every key, as in the file (nil when the text has none).
     def volume_group = @vg[:raw]
     # The whole file, as parsed.
     def raw = @meta[:raw]
@@ -78,25 +83,18 @@ module LVM
     # Hash with :bookkeeping_lv (the hidden snapshotN LV), :origin, :chunk_size (bytes, or
     # nil) and :merging (a merge into the origin is pending or running).
     def classic_snapshots
-      @classic_snapshots ||= @vg[:logical_volumes].each_with_object({}) do |lv, h|
-        lv[:segments].each do |s|
-          next unless s[:type] == "snapshot" && s[:store]
-
-          h[s[:store]] = { bookkeeping_lv: lv[:name], origin: s[:origin],
-                           chunk_size: s[:chunk_size] && s[:chunk_size] * 512, merging: s[:merging] }
-        end
-      end
+      @classic_snapshots ||= @vg[:classic_snapshots].to_h { |s| [s[:cow_store], s.except(:cow_store)] }
     end
 
     def inspect
-      "#<LVM::VGConfig #{name} #{logical_volumes.size} LVs>"
+      "#<LVM::VGConfig #{name || '(no volume group)'} #{logical_volumes.size} LVs>"
     end
 
     private
 
     def setup(meta)
       @meta = meta
-      @vg = meta[:vg]
+      @vg = meta[:vg] || { physical_volumes: [], logical_volumes: [], classic_snapshots: [] }
     end
 
     def vgcfgbackup_output(cmd)

@@ -41,7 +41,7 @@ class Rethtool
     # Opens a handle in +netns+ (nil: the caller's namespace; see Rethtool.netns_spec). With a
     # block, yields it and closes it afterwards.
     def self.open(netns = nil)
-      handle = _open(*Rethtool.netns_spec(netns))
+      handle = netns.nil? ? _current : _open(**Rethtool.netns_spec(netns))
       return handle unless block_given?
 
       begin
@@ -53,17 +53,16 @@ class Rethtool
   end
 
   class << self
-    # How +netns+ is passed to the native side: nil, a name ("blue"), a path to a
-    # namespace file ("/proc/1234/ns/net", anything with a "/"), or a process id (Integer).
+    # How +netns+ is passed to the native side (Handle._open's keywords): nil, a name as
+    # `ip netns` knows it ("blue") or the path of a namespace file ("/proc/1234/ns/net":
+    # anything with a "/"), an object with #to_path, or a process id (Integer).
     def netns_spec(netns)
       case netns
-      when nil then [nil, nil]
-      when Integer then ["pid", netns.to_s]
-      when String, Symbol
-        s = netns.to_s
-        s.include?("/") ? ["path", s] : ["name", s]
+      when nil then {}
+      when Integer then { pid: netns }
+      when String, Symbol then { name: netns.to_s }
       else
-        return ["path", netns.to_path] if netns.respond_to?(:to_path)
+        return { path: netns.to_path } if netns.respond_to?(:to_path)
 
         raise ArgumentError, "netns: expected a name, a path or a process id, got #{netns.inspect}"
       end

@@ -11,8 +11,8 @@ class Rethtool
   class Channels
     include Query
 
-    FIELDS = %i[max_rx max_tx max_other max_combined rx_count tx_count other_count combined_count].freeze
-    SETTABLE = %i[rx_count tx_count other_count combined_count].freeze
+    FIELDS = Handle::FIELDS.fetch(:channels)
+    SETTABLE = Handle::SETTABLE.fetch(:channels)
 
     # Queries +interface+ (in +netns+, see Rethtool.netns_spec).
     def initialize(interface, netns: nil, handle: nil)
@@ -29,13 +29,7 @@ class Rethtool
     # Sets several counts in one SCHANNELS call (unchanged ones are left alone); the counts
     # are read back afterwards.
     def set(**counts)
-      unknown = counts.keys - SETTABLE
-      raise ArgumentError, "cannot set #{unknown.join(', ')} (settable: #{SETTABLE.join(', ')})" unless unknown.empty?
-
-      changes = counts.reject { |k, v| @data[k] == v }
-      return self if changes.empty?
-
-      @data = Rethtool.with_handle(netns, @handle) { |h| h.set_channels(interface, changes) }
+      @data = Rethtool.with_handle(netns, @handle) { |h| h.set_channels(interface, **counts) }
       self
     end
 

@@ -8,14 +8,7 @@ class Rethtool
   class CoalesceSettings
     include Query
 
-    FIELDS = %i[rx_coalesce_usecs rx_max_coalesced_frames rx_coalesce_usecs_irq
-                rx_max_coalesced_frames_irq tx_coalesce_usecs tx_max_coalesced_frames
-                tx_coalesce_usecs_irq tx_max_coalesced_frames_irq stats_block_coalesce_usecs
-                use_adaptive_rx_coalesce use_adaptive_tx_coalesce pkt_rate_low
-                rx_coalesce_usecs_low rx_max_coalesced_frames_low tx_coalesce_usecs_low
-                tx_max_coalesced_frames_low pkt_rate_high rx_coalesce_usecs_high
-                rx_max_coalesced_frames_high tx_coalesce_usecs_high tx_max_coalesced_frames_high
-                rate_sample_interval].freeze
+    FIELDS = Handle::FIELDS.fetch(:coalesce)
 
     # Queries +interface+ (in +netns+, see Rethtool.netns_spec).
     def initialize(interface, netns: nil, handle: nil)

@@ -47,11 +47,9 @@ class Rethtool
       define_method(k) { @raw.public_send(k) }
     end
 
-    # Everything as a Hash.
+    # Everything as a Hash (driver, version, fw_version, bus_info, erom_version and the counts).
     def to_h
-      { driver: driver, version: version, fw_version: firmware_version, bus_info: bus_info,
-        erom_version: erom_version, n_priv_flags: n_priv_flags, n_stats: n_stats,
-        testinfo_len: testinfo_len, eedump_len: eedump_len, regdump_len: regdump_len }
+      DriverInfoData::FIELDS.to_h { |f| [f, @raw.public_send(f)] }
     end
 
     def inspect

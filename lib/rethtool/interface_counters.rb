@@ -12,9 +12,7 @@ class Rethtool
   class InterfaceCounters
     include Query
 
-    FIELDS = %i[rx_bytes rx_packets rx_errors rx_dropped rx_fifo_errors rx_frame_errors
-                rx_compressed multicast tx_bytes tx_packets tx_errors tx_dropped tx_fifo_errors
-                collisions tx_carrier_errors tx_compressed].freeze
+    FIELDS = Handle::FIELDS.fetch(:counters)
 
     # Reads the counters of +interface+ (in +netns+, see Rethtool.netns_spec). Raises
     # Errno::ENODEV if the interface does not exist.

@@ -35,7 +35,7 @@ class Rethtool
 
     # One set bit of a link-mode mask: its bit number, the name ethtool prints, and its kind
     # (:speed, :port, :autoneg, :pause, :fec, :other); speed/duplex/media for :speed modes.
-    LinkMode = Struct.new(:bit, :name, :kind, :speed, :duplex, :media) do
+    LinkMode = Struct.new(:bit, :name, :kind, :speed, :duplex, :media, keyword_init: true) do
       # The Mode struct of InterfaceSettings for a speed mode (nil otherwise).
       def to_mode
         kind == :speed ? Mode.new(speed, duplex, media) : nil
@@ -139,7 +139,7 @@ class Rethtool
 
     %i[supported advertising lp_advertising].each do |mask|
       define_method(:"#{mask}_bits") do
-        (@bits ||= {})[mask] ||= @raw.public_send(mask).map { |a| LinkMode.new(*a).freeze }.freeze
+        (@bits ||= {})[mask] ||= @raw.public_send(mask).map { |m| LinkMode.new(**m).freeze }.freeze
       end
     end
 

@@ -15,9 +15,8 @@ class Rethtool
     include Query
 
     # The eight fields; the last four (current sizes) can be set.
-    FIELDS = %i[rx_max_pending rx_mini_max_pending rx_jumbo_max_pending tx_max_pending
-                rx_pending rx_mini_pending rx_jumbo_pending tx_pending].freeze
-    SETTABLE = %i[rx_pending rx_mini_pending rx_jumbo_pending tx_pending].freeze
+    FIELDS = Handle::FIELDS.fetch(:rings)
+    SETTABLE = Handle::SETTABLE.fetch(:rings)
 
     # Queries +interface+ (in +netns+, see Rethtool.netns_spec).
     def initialize(interface, netns: nil, handle: nil)
@@ -35,13 +34,7 @@ class Rethtool
     # Fields already at the requested value are left alone; nothing is sent when none differ.
     # The sizes are read back afterwards (drivers may round).
     def set(**sizes)
-      unknown = sizes.keys - SETTABLE
-      raise ArgumentError, "cannot set #{unknown.join(', ')} (settable: #{SETTABLE.join(', ')})" unless unknown.empty?
-
-      changes = sizes.reject { |k, v| @data[k] == v }
-      return self if changes.empty?
-
-      @data = Rethtool.with_handle(netns, @handle) { |h| h.set_rings(interface, changes) }
+      @data = Rethtool.with_handle(netns, @handle) { |h| h.set_rings(interface, **sizes) }
       self
     end
 

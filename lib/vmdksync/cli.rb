@@ -5,28 +5,34 @@ require "vmdksync"
 
 module VMDKSync
   # The vmdksync command line. Exit status: 0 applied (or dry run passed), 1 refused or
-  # failed (one-line reason on stderr), 130 interrupted.
+  # failed (one-line reason on stderr), 2 usage error (nothing was done), 130 interrupted.
   class CLI
     BANNER = <<~TEXT
       Usage: vmdksync [options] SNAPSHOT DESTINATION
 
-      Apply a VMware snapshot delta, or a whole chain of them, onto a raw copy of the
-      base disk, writing only what the snapshots changed.
+      Apply a VMware snapshot delta, or a whole chain of them, onto a raw copy of
+      the base disk, writing only what the snapshots changed.
 
-        SNAPSHOT     the newest snapshot's descriptor (vm-000003.vmdk), a hosted sparse
-                     file (monolithicSparse, streamOptimized), or a bare extent
-                     (vm-000001-delta.vmdk, vm-000001-sesparse.vmdk). From a descriptor,
-                     parentFileNameHint is followed down to the base and every parentCID
-                     is checked; the whole chain is applied in one pass, newest wins.
+        SNAPSHOT     the newest snapshot's descriptor (vm-000003.vmdk), a hosted
+                     sparse file (monolithicSparse, streamOptimized), or a bare
+                     extent (vm-000001-delta.vmdk, vm-000001-sesparse.vmdk).
+                     From a descriptor, parentFileNameHint is followed down to
+                     the base and every parentCID is checked; the whole chain is
+                     applied in one pass, newest wins.
         DESTINATION  file or block device holding a raw copy of the base disk
-                     (vm-flat.vmdk); it is never created, truncated or extended
+                     (vm-flat.vmdk); never created, truncated or extended
 
-      Formats: ESX vmfsSparse (COWD) and seSparse; hosted sparse VMDK4 (monolithicSparse,
-      twoGbMaxExtentSparse, streamOptimized). Zeroed and unmapped grains are written as
-      zeros (as QEMU reads them) unless --discard-zeros.
+      Formats: ESX vmfsSparse (COWD) and seSparse; hosted sparse VMDK4
+      (monolithicSparse, twoGbMaxExtentSparse, streamOptimized). Zeroed and
+      unmapped grains are written as zeros (as QEMU reads them) unless
+      --discard-zeros.
 
-      Every check runs before the first write: a bad delta, a broken chain, a wrong base or a
-      wrong-sized destination leaves the destination untouched.
+      Every check runs before the first write: a bad delta, a broken chain, a
+      wrong base or a wrong-sized destination leaves the destination untouched.
+
+      Exit status: 0 applied (with --dry-run: every check passed); 1 refused or
+      failed, reason on stderr; 2 usage error, nothing done; 130 interrupted
+      (run the same command again).
 
       Options:
     TEXT
@@ -44,14 +50,14 @@ module VMDKSync
       args = parser.parse(@argv)
       return usage_error("need SNAPSHOT and DESTINATION (see --help)") unless args.size == 2
 
+      conflict = conflicting_options
+      return usage_error(conflict) if conflict
+
       snapshot, dest = args
       delta = Delta.open(snapshot, base: @opts[:base], allow_unclean: @opts[:allow_unclean],
                                    check_redundant: @opts[:check_redundant],
                                    no_parent_check: @opts[:no_parent_check])
       report_delta(delta)
-      if @opts[:undo] && (@opts[:dry_run] || @opts[:verify_only])
-        return usage_error("--undo writes an undo file while applying; it makes no sense with --dry-run or --verify-only")
-      end
       return dry_run(delta, dest) if @opts[:dry_run]
       return verify(delta, dest) if @opts[:verify_only]
 
@@ -78,50 +84,60 @@ module VMDKSync
       OptionParser.new do |o|
         o.banner = BANNER
         o.version = Ironshed::VERSION
-        o.summary_width = 30
-        o.on("-b", "--base DESCRIPTOR",
-             "descriptor of the disk DESTINATION holds (vm.vmdk, or a snapshot already",
-             "applied): the chain is applied down to the layer whose parentCID is its CID,",
-             "and refused if no layer's is (default: follow parentFileNameHint to the base)") do |v|
+        o.summary_width = 28
+        o.summary_indent = "  "
+        o.on("-b", "--base DESCRIPTOR", "descriptor of the disk DESTINATION holds",
+             "(vm.vmdk, or a snapshot applied before): the",
+             "chain is applied down to the layer whose",
+             "parentCID is its CID, refused if none's is",
+             "(default: follow parentFileNameHint)") do |v|
           @opts[:base] = v
         end
-        o.on("-n", "--dry-run", "check everything and list the ranges that would be written;",
-             "write nothing") { @opts[:dry_run] = true }
-        o.on("--allow-unclean", "apply a delta whose header says it was not closed cleanly") do
+        o.on("-n", "--dry-run", "check everything and list the ranges that",
+             "would be written; write nothing") { @opts[:dry_run] = true }
+        o.on("--allow-unclean", "apply a delta whose header says it was not",
+             "closed cleanly") do
           @opts[:allow_unclean] = true
         end
-        o.on("--discard-zeros", "make zeroed and unmapped grains read as zeros by punching holes",
-             "(files) or unmapping (block devices: a thin LV is not filled) instead",
-             "of writing zeros; writes zeros where that is not supported") do
+        o.on("--discard-zeros", "make zeroed and unmapped grains read as zeros",
+             "by punching holes (files) or unmapping (block",
+             "devices: a thin LV is not filled) instead of",
+             "writing zeros, where that is supported") do
           @opts[:discard_zeros] = true
         end
-        o.on("--verify", "after applying, re-read every changed range of DESTINATION from the",
-             "device and compare it with the chain; exit 1 on any difference") do
+        o.on("--verify", "after applying, re-read every changed range",
+             "from the device and compare it with the chain;",
+             "exit 1 on any difference") do
           @opts[:verify] = true
         end
-        o.on("-u", "--undo FILE", "before overwriting anything, save the old bytes to FILE (a new",
-             "file; lvmsync PROTO[3]): `lvmsync --apply FILE DESTINATION` restores",
-             "the destination, even after a crash in the middle of the apply") do |v|
+        o.on("-u", "--undo FILE", "before overwriting anything, save the old",
+             "bytes to FILE (a new file, lvmsync PROTO[3]):",
+             "`lvmsync --apply FILE DESTINATION` restores",
+             "them, even after a crash in mid-apply") do |v|
           @opts[:undo] = v
         end
-        o.on("--verify-only", "write nothing: only compare DESTINATION with the chain") do
+        o.on("--verify-only", "write nothing: only compare DESTINATION with",
+             "the chain") do
           @opts[:verify_only] = true
         end
-        o.on("--no-parent-check", "DESTINATION holds exactly this snapshot's parent: apply even when",
-             "the parent descriptor is missing (refused otherwise, since a missing",
-             "intermediate snapshot would silently lose its changes)") do
+        o.on("--no-parent-check", "DESTINATION holds exactly this snapshot's",
+             "parent: apply even when the parent descriptor",
+             "is missing (refused otherwise: a missing",
+             "intermediate snapshot would lose its changes)") do
           @opts[:no_parent_check] = true
         end
-        o.on("--check-redundant-gd", "compare hosted sparse extents' redundant grain tables with",
-             "the primary ones and refuse on any difference") do
+        o.on("--check-redundant-gd", "compare hosted sparse extents' redundant grain",
+             "tables with the primary ones; refuse on any",
+             "difference") do
           @opts[:check_redundant] = true
         end
         o.on("--allow-larger-destination",
-             "accept a destination larger than the virtual disk (e.g. an LV",
-             "rounded up to whole extents); only the disk's part is written") do
+             "accept a destination larger than the virtual",
+             "disk (an LV rounded up to whole extents); only",
+             "the disk's part is written") do
           @opts[:allow_larger_destination] = true
         end
-        o.on("-v", "--verbose", "describe the delta and the checks before applying") do
+        o.on("-v", "--verbose", "describe the delta and the checks first") do
           @opts[:verbose] = true
         end
         o.on("-q", "--quiet", "print nothing but errors") { @opts[:quiet] = true }
@@ -136,10 +152,22 @@ module VMDKSync
       end
     end
 
+    # Options that cannot be honoured together: a usage error, before anything is opened.
+    def conflicting_options
+      if @opts[:undo] && (@opts[:dry_run] || @opts[:verify_only])
+        return "--undo writes an undo file while applying; it makes no sense with --dry-run or --verify-only"
+      end
+      return "--dry-run and --verify-only exclude each other" if @opts[:dry_run] && @opts[:verify_only]
+      return "--verify checks an apply; with --dry-run nothing is applied" if @opts[:verify] && @opts[:dry_run]
+
+      "-v and -q exclude each other" if @opts[:verbose] && @opts[:quiet]
+    end
+
+    # Status 2: the command line is wrong, nothing was done.
     def usage_error(msg)
       @err.puts "vmdksync: #{msg}"
       @err.puts "Usage: vmdksync [options] SNAPSHOT DESTINATION (try --help)"
-      1
+      2
     end
 
     def info(line)

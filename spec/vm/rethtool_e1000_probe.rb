@@ -94,4 +94,16 @@ r["link_up_after_down"] = Rethtool::LinkStatus.new(nic).up?
 r["ethtool_after_down"] = sh("ethtool", nic)
 r["plugin_down"] = sh(RbConfig.ruby, plugin, "-i", nic, "-s", "/tmp/ci.state")
 
+# A driver without ETHTOOL_GLINK (dummy, a module the host kernel may lack): check_interface
+# reads IFF_RUNNING instead, which follows the carrier dummy lets us switch off.
+r["dummy_modprobe"] = sh("modprobe", "dummy")
+sh("ip", "link", "add", "dum0", "type", "dummy")
+sh("ip", "link", "set", "dum0", "up")
+r["dummy_ethtool"] = sh("ethtool", "dum0")
+r["dummy_ip_up"] = sh("ip", "-j", "link", "show", "dum0")
+r["plugin_dummy_up"] = sh(RbConfig.ruby, plugin, "-i", "dum0", "-s", "/tmp/dum.state", "-v")
+sh("ip", "link", "set", "dum0", "carrier", "off")
+r["dummy_ip_no_carrier"] = sh("ip", "-j", "link", "show", "dum0")
+r["plugin_dummy_no_carrier"] = sh(RbConfig.ruby, plugin, "-i", "dum0", "-s", "/tmp/dum.state")
+
 puts JSON.generate(r)

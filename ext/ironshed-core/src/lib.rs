@@ -25,5 +25,5 @@ pub mod snapshot;
 pub mod vmdk;
 pub mod wire;
 
-pub use error::IoContext;
+pub use error::{Cancelled, IoContext, Report};
 pub use progress::Progress;

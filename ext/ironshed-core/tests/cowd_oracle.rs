@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use ironshed_core::vmdk::{ApplyOptions, BaseCheck, Delta, OpenOptions};
-use ironshed_core::Progress;
+use ironshed_core::{Progress, Report};
 use ironshed_testkit::{cowd::Layout, model::Model};
 use std::fs;
 
@@ -190,6 +190,6 @@ fn cancelled_progress_stops_before_writing() {
     let p = Progress::new();
     p.cancel();
     let err = d.apply(&dest, &ApplyOptions::default(), &p).unwrap_err();
-    assert!(err.is_interrupted());
+    assert!(err.is_cancelled());
     assert_eq!(fs::read(&dest).unwrap(), before);
 }

@@ -132,6 +132,15 @@ fn interface_names_are_looked_up_in_the_sockets_namespace() {
         .unwrap_err();
     assert_eq!(e.errno(), Some(libc::ENODEV), "{e}");
     assert!(bed.session().ethtool().link_up(&ka()).unwrap());
+    // The namespace a caller names: its own shares one session per thread, another gets
+    // a session of its own there.
+    let mine = Session::in_netns(None).unwrap();
+    assert!(std::sync::Arc::ptr_eq(
+        &mine,
+        &Session::in_netns(None).unwrap()
+    ));
+    let there = Session::in_netns(Netns::select(Some(&bed.ns), None, None).unwrap()).unwrap();
+    assert!(there.ethtool().link_up(&ka()).unwrap());
     // The calling thread never left its namespace.
     assert_eq!(
         std::fs::read_link("/proc/thread-self/ns/net").unwrap(),

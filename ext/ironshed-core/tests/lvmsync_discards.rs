@@ -11,7 +11,7 @@
 
 use ironshed_core::block::Destination;
 use ironshed_core::io::SourceDevice;
-use ironshed_core::snapshot::{ByteRange, Changes};
+use ironshed_core::snapshot::{ByteRange, ChangeSet, Changes};
 use ironshed_core::wire::{self, apply, ApplyOptions, Digest, Input, MismatchKind, SendOptions};
 use ironshed_core::Progress;
 use std::fs;
@@ -129,8 +129,7 @@ fn send(
     let src = SourceDevice::open(source).unwrap();
     let mut out = Vec::new();
     let st = wire::send(
-        changes,
-        discards,
+        &pair(changes, discards),
         &src,
         &mut out,
         "out",
@@ -362,8 +361,7 @@ fn send_refuses_bad_range_lists_before_writing() {
     let src = SourceDevice::open(&origin).unwrap();
     let mut out = Vec::new();
     let _ = wire::send(
-        &ch,
-        &ranges(&[(4096, 8192)]),
+        &pair(&ch, &ranges(&[(4096, 8192)])),
         &src,
         &mut out,
         "out",
@@ -440,8 +438,7 @@ fn long_records_are_cut_below_2_31_bytes() {
         discards: Vec::new(),
     };
     let st = wire::send(
-        &changes,
-        &discards,
+        &pair(&changes, &discards),
         &src,
         &mut c,
         "checker",
@@ -698,7 +695,7 @@ fn snapback_with_discards_restores_the_old_bytes() {
         fs::write(&dest, &before).unwrap();
         let sb = dir.path().join(format!("undo{i}"));
         let opts = ApplyOptions {
-            snapback: Some(sb.clone()),
+            undo: Some(sb.clone()),
             force_discard_fallback: fallback,
             verify: true,
             ..Default::default()
@@ -931,5 +928,13 @@ fn discards_on_a_block_device_read_back_as_zeros() {
             // The loop driver turned the unmap into a hole in its backing file.
             assert!(is_hole(backing, MIB, MIB), "fallback {fallback:?}");
         });
+    }
+}
+
+/// The change set of data ranges `data` and discard ranges `discards`.
+fn pair(data: &Changes, discards: &Changes) -> ChangeSet {
+    ChangeSet {
+        data: data.clone(),
+        discards: discards.clone(),
     }
 }

@@ -4,7 +4,7 @@
 //! ironshed-testkit.
 
 use ironshed_core::io::SourceDevice;
-use ironshed_core::snapshot::{ByteRange, Changes, CowStore};
+use ironshed_core::snapshot::{ByteRange, ChangeSet, Changes, CowStore};
 use ironshed_core::wire::{self, apply, ApplyOptions, Input, SendOptions};
 use ironshed_core::Progress;
 use ironshed_testkit::cow::{self, CowSpec, Order};
@@ -129,8 +129,7 @@ fn send_to_vec(changes: &Changes, origin: &Path, max: u32) -> (Vec<u8>, wire::Se
     let src = SourceDevice::open(origin).unwrap();
     let mut out = Vec::new();
     let st = wire::send(
-        changes,
-        &Changes::default(),
+        &pair(changes, &Changes::default()),
         &src,
         &mut out,
         "out",
@@ -230,8 +229,7 @@ fn send_refuses_ranges_past_the_source() {
     let s = SourceDevice::open(&src).unwrap();
     let mut out = Vec::new();
     let e = wire::send(
-        &ch,
-        &Changes::default(),
+        &pair(&ch, &Changes::default()),
         &s,
         &mut out,
         "out",
@@ -370,7 +368,7 @@ fn snapback_restores_the_destination_including_overlapping_records() {
     let s = encode(&recs);
     let sb = dir.path().join("undo");
     let opts = ApplyOptions {
-        snapback: Some(sb.clone()),
+        undo: Some(sb.clone()),
         ..Default::default()
     };
     let st = apply_pipe(&s, &dest, &opts).unwrap();
@@ -416,7 +414,7 @@ fn snapback_file_cannot_be_the_destination() {
     let link = dir.path().join("link");
     std::os::unix::fs::symlink(&dest, &link).unwrap();
     let opts = ApplyOptions {
-        snapback: Some(link.clone()),
+        undo: Some(link.clone()),
         ..Default::default()
     };
     let e = apply_pipe(&encode(&[(0, vec![1])]), &dest, &opts)
@@ -483,4 +481,12 @@ fn applies_from_a_pipe_with_splice() {
     let got = fs::read(&dest).unwrap();
     assert!(got[..1 << 20] == want[..1 << 20]);
     assert!(got[(4 << 20) + (1 << 20) - 488..(4 << 20) + (1 << 20) + 512] == [b'O'; 1000][..]);
+}
+
+/// The change set of data ranges `data` and discard ranges `discards`.
+fn pair(data: &Changes, discards: &Changes) -> ChangeSet {
+    ChangeSet {
+        data: data.clone(),
+        discards: discards.clone(),
+    }
 }

@@ -1,19 +1,21 @@
 //! Ruby bindings for ironshed-core: a thin mirror of the Ruby API, one file per Ruby class.
-//! All real work happens in `ironshed_core`; this crate converts arguments, releases the GVL
-//! around long native work, and converts errors in one place ([`errors`]).
+//! All real work happens in `ironshed_core`; this crate converts arguments and results in the
+//! one way [`convert`] describes, releases the GVL around long native work ([`gvl`]), and
+//! turns core errors into the exceptions of `lib/ironshed/errors.rb` in one place
+//! ([`errors`]).
 
+mod convert;
 mod errors;
 mod gvl;
-mod lvm_changes;
+mod lvm_change_set;
 mod lvm_cow_store;
-mod lvm_metadata;
-mod lvm_sync;
+mod lvm_native;
 mod lvm_thin_delta;
+mod lvmsync_native;
 mod progress;
+mod rethtool_driver_info;
 mod rethtool_handle;
-mod rethtool_link;
-mod rethtool_params;
-mod rethtool_stats;
+mod rethtool_link_settings;
 mod vmdk_delta;
 
 use magnus::{Error, Ruby};
@@ -23,13 +25,13 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     errors::init(ruby)?;
     progress::init(ruby)?;
     vmdk_delta::init(ruby)?;
-    lvm_metadata::init(ruby)?;
+    lvm_native::init(ruby)?;
+    lvm_change_set::init(ruby)?;
     lvm_cow_store::init(ruby)?;
-    lvm_sync::init(ruby)?;
     lvm_thin_delta::init(ruby)?;
-    let handle = rethtool_handle::init(ruby)?;
-    rethtool_link::init(ruby, handle)?;
-    rethtool_params::init(ruby, handle)?;
-    rethtool_stats::init(ruby, handle)?;
+    lvmsync_native::init(ruby)?;
+    rethtool_handle::init(ruby)?;
+    rethtool_driver_info::init(ruby)?;
+    rethtool_link_settings::init(ruby)?;
     Ok(())
 }

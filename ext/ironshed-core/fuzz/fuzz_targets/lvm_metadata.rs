@@ -3,8 +3,9 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(m) = ironshed_core::lvm::parse(data, "fuzz", None) {
-        let vg = &m.vg;
+    if let Ok(ironshed_core::lvm::Metadata { vg: Some(vg), .. }) =
+        ironshed_core::lvm::parse(data, "fuzz", None)
+    {
         for lv in &vg.logical_volumes {
             let _ = vg.lv_size(lv);
             let _ = lv.segtype();

@@ -3,6 +3,9 @@
 //! destination untouched, a file and a stream give the same result, `verify` reads back what
 //! is there, and a snapback file restores the destination exactly.
 //!
+//! The same bytes, read as the text form of --verify digests (one per line), parse into
+//! digests that print back as the same lines, or are refused cleanly.
+//!
 //! Input: taken as a whole stream when it starts with "lvmsync" (the seeds); otherwise its
 //! first byte chooses the handshake put before the rest (bit 0: extended "discards" one, else
 //! plain) and bit 1 makes discard records take the read-back-and-zero fallback.
@@ -15,6 +18,14 @@ use libfuzzer_sys::fuzz_target;
 use std::io::Write;
 
 fuzz_target!(|input: &[u8]| {
+    if let Ok(ds) = ironshed_core::wire::digest::parse_lines(input.split(|&b| b == b'\n')) {
+        let lines: Vec<String> = ds.iter().map(Digest::to_line).collect();
+        assert_eq!(
+            ironshed_core::wire::digest::parse_lines(&lines).ok(),
+            Some(ds),
+            "digest lines round trip"
+        );
+    }
     let (data, fallback): (Vec<u8>, Option<u64>) = if input.starts_with(b"lvmsync") {
         (input.to_vec(), None)
     } else if let Some((&sel, rest)) = input.split_first() {
@@ -69,7 +80,7 @@ fuzz_target!(|input: &[u8]| {
         }
         let opts = ApplyOptions {
             allow_short_destination: short,
-            snapback: None,
+            undo: None,
             verify: true,
             force_discard_fallback: fallback,
         };
@@ -120,7 +131,7 @@ fuzz_target!(|input: &[u8]| {
     }
     let _ = std::fs::remove_file(&undo);
     let opts = ApplyOptions {
-        snapback: Some(undo.clone()),
+        undo: Some(undo.clone()),
         force_discard_fallback: fallback,
         ..Default::default()
     };

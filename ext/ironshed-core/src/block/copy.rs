@@ -4,7 +4,7 @@
 //! memory at once.
 
 use super::{Destination, Error, Result};
-use crate::error::IoContext;
+use crate::error::{Cancelled, IoContext};
 use crate::progress::Progress;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -158,7 +158,7 @@ impl<'a> BatchWriter<'a> {
             .ok_or(Error::UnsortedSegments { offset: dest })?;
         self.flush()?;
         if self.progress.is_cancelled() {
-            return Err(Error::Interrupted);
+            return Err(Cancelled.into());
         }
         let (mut off_in, mut off_out, mut left) = (offset as i64, dest as i64, len);
         while left > 0 {
@@ -233,7 +233,7 @@ impl<'a> BatchWriter<'a> {
         self.check(dest, len)?;
         self.flush()?;
         if self.progress.is_cancelled() {
-            return Err(Error::Interrupted);
+            return Err(Cancelled.into());
         }
         let unmapped = self.dest.discard(dest, len)?.unmapped;
         self.next_free = dest + len;
@@ -259,7 +259,7 @@ impl<'a> BatchWriter<'a> {
             return Ok(());
         }
         if self.progress.is_cancelled() {
-            return Err(Error::Interrupted);
+            return Err(Cancelled.into());
         }
         self.dest.write_all_at(&self.buf[..self.fill], self.start)?;
         self.stats.bytes += self.fill as u64;

@@ -12,7 +12,7 @@ mod copy;
 
 pub use copy::{write_segments, BatchWriter, CopyStats, Segment, SegmentSource, SourceFile, BATCH};
 
-use crate::error::IoContext;
+use crate::error::{Cancelled, IoContext, Kind, Report};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
@@ -57,8 +57,27 @@ pub enum Error {
     #[error("{0}")]
     Io(#[from] IoContext),
     /// The caller cancelled the job (Ctrl-C, Thread#kill).
-    #[error("interrupted")]
-    Interrupted,
+    #[error("{0}")]
+    Cancelled(#[from] Cancelled),
+}
+
+impl Report for Error {
+    fn kind(&self) -> Kind {
+        match self {
+            Error::Io(ctx) => ctx.kind(),
+            Error::Cancelled(c) => c.kind(),
+            Error::NotFileOrDevice { .. }
+            | Error::Busy { .. }
+            | Error::PastEnd { .. }
+            | Error::UnsortedSegments { .. } => Kind::Destination,
+        }
+    }
+    fn message(&self) -> String {
+        match self {
+            Error::Io(ctx) => ctx.message(),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Result alias for this module.

@@ -187,6 +187,23 @@ pub enum SettingsSource {
     Legacy,
 }
 
+impl SettingsSource {
+    /// The command's short name: "glinksettings", or "gset" for the legacy one.
+    pub fn key(self) -> &'static str {
+        match self {
+            SettingsSource::LinkSettings { .. } => "glinksettings",
+            SettingsSource::Legacy => "gset",
+        }
+    }
+    /// u32 words per link-mode mask (1 for the legacy command).
+    pub fn words(self) -> u8 {
+        match self {
+            SettingsSource::LinkSettings { nwords } => nwords,
+            SettingsSource::Legacy => 1,
+        }
+    }
+}
+
 /// Link settings of an interface: speed, duplex, port, autonegotiation, and the
 /// supported/advertised/link-partner link-mode masks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -413,138 +430,136 @@ const CHANNELS_LEN: usize = 36;
 const PAUSE_LEN: usize = 16;
 const COALESCE_LEN: usize = 92;
 
-/// Ring sizes (`ethtool -g`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RingParam {
-    /// Largest RX ring the driver allows.
-    pub rx_max_pending: u32,
-    /// Largest RX mini ring.
-    pub rx_mini_max_pending: u32,
-    /// Largest RX jumbo ring.
-    pub rx_jumbo_max_pending: u32,
-    /// Largest TX ring.
-    pub tx_max_pending: u32,
-    /// Current RX ring size.
-    pub rx_pending: u32,
-    /// Current RX mini ring size.
-    pub rx_mini_pending: u32,
-    /// Current RX jumbo ring size.
-    pub rx_jumbo_pending: u32,
-    /// Current TX ring size.
-    pub tx_pending: u32,
+/// Declares an ethtool structure made of `u32` fields after `cmd`, in the kernel's order:
+/// the struct, its field names ([`RingParam::FIELDS`]...), the fields a set command may change
+/// (`SETTABLE`), its codec, and `fields()` / `set()` to read and change fields by name. Each
+/// field is spelled once, here.
+macro_rules! u32_struct {
+    (
+        $(#[$meta:meta])*
+        $name:ident ($what:literal), settable [$($set:ident),* $(,)?] {
+            $( $(#[$fmeta:meta])* $field:ident ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: u32, )+
+        }
+
+        impl $name {
+            /// Field names, in the kernel's order.
+            pub const FIELDS: &'static [&'static str] = &[$(stringify!($field)),+];
+            /// The fields a set command may change.
+            pub const SETTABLE: &'static [&'static str] = &[$(stringify!($set)),*];
+
+            fn values(&self) -> Vec<u32> {
+                vec![$(self.$field),+]
+            }
+            /// Encodes with `command` (the get or the set command).
+            pub fn encode(&self, command: u32) -> Vec<u8> {
+                encode_u32s(command, &self.values())
+            }
+            /// Decodes a reply to `command`.
+            pub fn decode(buf: &[u8], command: u32) -> Result<Self, DecodeError> {
+                const N: usize = [$(stringify!($field)),+].len();
+                let mut v = decode_u32s::<N>($what, buf, command)?.into_iter();
+                Ok($name {
+                    $( $field: v.next().unwrap_or_default(), )+
+                })
+            }
+            /// (name, value) pairs in [`Self::FIELDS`] order.
+            pub fn fields(&self) -> impl Iterator<Item = (&'static str, u32)> {
+                Self::FIELDS.iter().copied().zip(self.values())
+            }
+            /// Sets the field `name`; refuses a name that is not in [`Self::SETTABLE`].
+            pub fn set(&mut self, name: &str, value: u32) -> Result<(), FieldError> {
+                $( if name == stringify!($set) {
+                    self.$set = value;
+                    return Ok(());
+                } )*
+                let _ = value;
+                Err(FieldError {
+                    name: name.to_string(),
+                    settable: Self::SETTABLE,
+                })
+            }
+        }
+    };
 }
 
-impl RingParam {
-    fn to_array(self) -> [u32; 8] {
-        [
-            self.rx_max_pending,
-            self.rx_mini_max_pending,
-            self.rx_jumbo_max_pending,
-            self.tx_max_pending,
-            self.rx_pending,
-            self.rx_mini_pending,
-            self.rx_jumbo_pending,
-            self.tx_pending,
-        ]
-    }
-    /// Encodes with `command` (GRINGPARAM or SRINGPARAM).
-    pub fn encode(&self, command: u32) -> Vec<u8> {
-        encode_u32s(command, &self.to_array())
-    }
-    /// Decodes a reply to `command`.
-    pub fn decode(buf: &[u8], command: u32) -> Result<Self, DecodeError> {
-        let a = decode_u32s::<8>("ethtool_ringparam", buf, command)?;
-        Ok(RingParam {
-            rx_max_pending: a[0],
-            rx_mini_max_pending: a[1],
-            rx_jumbo_max_pending: a[2],
-            tx_max_pending: a[3],
-            rx_pending: a[4],
-            rx_mini_pending: a[5],
-            rx_jumbo_pending: a[6],
-            tx_pending: a[7],
-        })
-    }
+/// A field name that is not one of a structure's settable fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The name given.
+    pub name: String,
+    /// The settable fields.
+    pub settable: &'static [&'static str],
 }
 
-/// Channel (queue) counts (`ethtool -l`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Channels {
-    /// Most RX-only channels.
-    pub max_rx: u32,
-    /// Most TX-only channels.
-    pub max_tx: u32,
-    /// Most other channels.
-    pub max_other: u32,
-    /// Most combined channels.
-    pub max_combined: u32,
-    /// Current RX-only channels.
-    pub rx_count: u32,
-    /// Current TX-only channels.
-    pub tx_count: u32,
-    /// Current other channels.
-    pub other_count: u32,
-    /// Current combined channels.
-    pub combined_count: u32,
-}
-
-impl Channels {
-    /// Encodes with `command` (GCHANNELS or SCHANNELS).
-    pub fn encode(&self, command: u32) -> Vec<u8> {
-        encode_u32s(
-            command,
-            &[
-                self.max_rx,
-                self.max_tx,
-                self.max_other,
-                self.max_combined,
-                self.rx_count,
-                self.tx_count,
-                self.other_count,
-                self.combined_count,
-            ],
-        )
-    }
-    /// Decodes a reply to `command`.
-    pub fn decode(buf: &[u8], command: u32) -> Result<Self, DecodeError> {
-        let a = decode_u32s::<8>("ethtool_channels", buf, command)?;
-        Ok(Channels {
-            max_rx: a[0],
-            max_tx: a[1],
-            max_other: a[2],
-            max_combined: a[3],
-            rx_count: a[4],
-            tx_count: a[5],
-            other_count: a[6],
-            combined_count: a[7],
-        })
+u32_struct! {
+    /// Ring sizes (`ethtool -g`; the current sizes are set with `ethtool -G`).
+    RingParam("ethtool_ringparam"),
+    settable [rx_pending, rx_mini_pending, rx_jumbo_pending, tx_pending] {
+        /// Largest RX ring the driver allows.
+        rx_max_pending,
+        /// Largest RX mini ring.
+        rx_mini_max_pending,
+        /// Largest RX jumbo ring.
+        rx_jumbo_max_pending,
+        /// Largest TX ring.
+        tx_max_pending,
+        /// Current RX ring size.
+        rx_pending,
+        /// Current RX mini ring size.
+        rx_mini_pending,
+        /// Current RX jumbo ring size.
+        rx_jumbo_pending,
+        /// Current TX ring size.
+        tx_pending,
     }
 }
 
-/// Pause frame settings (`ethtool -a`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct PauseParam {
-    /// Pause autonegotiation (non-zero = on).
-    pub autoneg: u32,
-    /// RX pause (non-zero = on).
-    pub rx_pause: u32,
-    /// TX pause (non-zero = on).
-    pub tx_pause: u32,
+u32_struct! {
+    /// Channel (queue) counts (`ethtool -l`; the current counts are set with `ethtool -L`).
+    Channels("ethtool_channels"),
+    settable [rx_count, tx_count, other_count, combined_count] {
+        /// Most RX-only channels.
+        max_rx,
+        /// Most TX-only channels.
+        max_tx,
+        /// Most other channels.
+        max_other,
+        /// Most combined channels.
+        max_combined,
+        /// Current RX-only channels.
+        rx_count,
+        /// Current TX-only channels.
+        tx_count,
+        /// Current other channels.
+        other_count,
+        /// Current combined channels.
+        combined_count,
+    }
+}
+
+u32_struct! {
+    /// Pause frame settings (`ethtool -a`); each field is non-zero when on.
+    PauseParam("ethtool_pauseparam"),
+    settable [] {
+        /// Pause autonegotiation.
+        autoneg,
+        /// RX pause.
+        rx_pause,
+        /// TX pause.
+        tx_pause,
+    }
 }
 
 impl PauseParam {
-    /// Encodes with `command` (GPAUSEPARAM or SPAUSEPARAM).
-    pub fn encode(&self, command: u32) -> Vec<u8> {
-        encode_u32s(command, &[self.autoneg, self.rx_pause, self.tx_pause])
-    }
-    /// Decodes a reply to `command`.
-    pub fn decode(buf: &[u8], command: u32) -> Result<Self, DecodeError> {
-        let a = decode_u32s::<3>("ethtool_pauseparam", buf, command)?;
-        Ok(PauseParam {
-            autoneg: a[0],
-            rx_pause: a[1],
-            tx_pause: a[2],
-        })
+    /// (name, on) pairs in [`PauseParam::FIELDS`] order.
+    pub fn flags(&self) -> impl Iterator<Item = (&'static str, bool)> {
+        self.fields().map(|(k, v)| (k, v != 0))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Why an ethtool query was refused or failed.
 
+use crate::error::{Kind, Report};
 use std::io;
 
 /// Errors of the ethtool domain.
@@ -58,6 +59,14 @@ pub enum Error {
         /// What was wrong with the reply.
         msg: String,
     },
+    /// A field name that is not one of a structure's settable fields.
+    #[error("cannot set {name} (settable: {})", settable.join(", "))]
+    Field {
+        /// The name given.
+        name: String,
+        /// The fields that can be set.
+        settable: &'static [&'static str],
+    },
     /// The interface is not listed in the namespace's `/proc/net/dev`.
     #[error("{iface}: read interface counters (/proc/net/dev): no such device")]
     NoCounters {
@@ -76,25 +85,45 @@ impl Error {
         }
     }
 
-    /// The message without the OS error's own text: "eth0: get ring parameters
-    /// (ETHTOOL_GRINGPARAM)". Used where the errno is reported separately (Ruby's
-    /// `SystemCallError` adds "Operation not supported - " itself).
-    pub fn context(&self) -> String {
+    pub(crate) fn kernel(iface: &str, op: &str, msg: impl Into<String>) -> Self {
+        Error::Kernel {
+            iface: iface.to_string(),
+            op: op.to_string(),
+            msg: msg.into(),
+        }
+    }
+}
+
+impl Report for Error {
+    fn kind(&self) -> Kind {
         match self {
-            Error::Ioctl { iface, op, .. } => format!("{iface}: {op}"),
-            Error::System { what, op, .. } => format!("{what}: {op}"),
+            Error::InvalidName { .. } => Kind::InterfaceName,
+            Error::InvalidNetns { .. } => Kind::NamespaceName,
+            Error::Kernel { .. } => Kind::KernelReply,
+            Error::Field { .. } => Kind::Argument,
+            other => other.errno().map_or(Kind::Ethtool, Kind::Os),
+        }
+    }
+    /// For a failed system call, without the OS error's own text: "eth0: get ring
+    /// parameters (ETHTOOL_GRINGPARAM)" (Ruby's `SystemCallError` adds "Operation not
+    /// supported - " itself).
+    fn message(&self) -> String {
+        match self {
+            Error::Ioctl { iface, op, .. } if self.errno().is_some() => format!("{iface}: {op}"),
+            Error::System { what, op, .. } if self.errno().is_some() => format!("{what}: {op}"),
             Error::NoCounters { iface } => {
                 format!("{iface}: read interface counters (/proc/net/dev)")
             }
             other => other.to_string(),
         }
     }
+}
 
-    pub(crate) fn kernel(iface: &str, op: &str, msg: impl Into<String>) -> Self {
-        Error::Kernel {
-            iface: iface.to_string(),
-            op: op.to_string(),
-            msg: msg.into(),
+impl From<super::codec::FieldError> for Error {
+    fn from(e: super::codec::FieldError) -> Self {
+        Error::Field {
+            name: e.name,
+            settable: e.settable,
         }
     }
 }

@@ -190,6 +190,18 @@ impl Kind {
             Kind::Other => "other",
         }
     }
+
+    /// (speed in Mb/s, duplex, medium) of a speed mode; `None` for the other kinds.
+    pub fn speed(&self) -> Option<(u32, Duplex, &str)> {
+        match self {
+            Kind::Speed {
+                speed,
+                duplex,
+                media,
+            } => Some((*speed, *duplex, media.as_str())),
+            _ => None,
+        }
+    }
 }
 
 /// One set bit of a link-mode mask, named and classified.

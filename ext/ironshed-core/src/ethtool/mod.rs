@@ -185,6 +185,21 @@ impl<T: Transport> Ethtool<T> {
         self.call(ifname, "set ring parameters", "ETHTOOL_SRINGPARAM", &mut b)
     }
 
+    /// Changes the ring sizes named in `changes` (only [`RingParam::SETTABLE`] fields; any
+    /// other name is refused before a system call): reads the current sizes, issues
+    /// SRINGPARAM with the given ones changed (nothing when none differs), and returns the
+    /// sizes read back, which drivers may have rounded.
+    pub fn update_rings(&self, ifname: &IfName, changes: &[(String, u32)]) -> Result<RingParam> {
+        self.update(
+            ifname,
+            changes,
+            RingParam::SETTABLE,
+            Self::rings,
+            RingParam::set,
+            Self::set_rings,
+        )
+    }
+
     /// Channel counts (ETHTOOL_GCHANNELS).
     pub fn channels(&self, ifname: &IfName) -> Result<Channels> {
         self.fixed(
@@ -200,6 +215,66 @@ impl<T: Transport> Ethtool<T> {
     pub fn set_channels(&self, ifname: &IfName, c: &Channels) -> Result<()> {
         let mut b = c.encode(cmd::SCHANNELS);
         self.call(ifname, "set channels", "ETHTOOL_SCHANNELS", &mut b)
+    }
+
+    /// Changes the channel counts named in `changes`, like [`Ethtool::update_rings`].
+    pub fn update_channels(&self, ifname: &IfName, changes: &[(String, u32)]) -> Result<Channels> {
+        self.update(
+            ifname,
+            changes,
+            Channels::SETTABLE,
+            Self::channels,
+            Channels::set,
+            Self::set_channels,
+        )
+    }
+
+    /// The read-modify-write of [`Ethtool::update_rings`] for a structure read with `get`,
+    /// changed field by field with `change`, and written with `put`.
+    fn update<S: Copy + PartialEq>(
+        &self,
+        ifname: &IfName,
+        changes: &[(String, u32)],
+        settable: &'static [&'static str],
+        get: impl Fn(&Self, &IfName) -> Result<S>,
+        change: impl Fn(&mut S, &str, u32) -> std::result::Result<(), codec::FieldError>,
+        put: impl Fn(&Self, &IfName, &S) -> Result<()>,
+    ) -> Result<S> {
+        if let Some((name, _)) = changes
+            .iter()
+            .find(|(k, _)| !settable.contains(&k.as_str()))
+        {
+            return Err(Error::Field {
+                name: name.clone(),
+                settable,
+            });
+        }
+        let current = get(self, ifname)?;
+        let mut wanted = current;
+        for (name, value) in changes {
+            change(&mut wanted, name, *value)?;
+        }
+        if wanted == current {
+            return Ok(current);
+        }
+        put(self, ifname, &wanted)?;
+        get(self, ifname)
+    }
+
+    /// Issues a caller-built ethtool command (rethtool 0.0.8's `Rethtool.ioctl`): `buf`
+    /// starts with the command number and holds the reply afterwards. The transport refuses
+    /// commands whose reply size it cannot bound, and buffers shorter than the reply.
+    pub fn raw(&self, ifname: &IfName, buf: &mut [u8]) -> Result<()> {
+        let command = buf
+            .get(..4)
+            .map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+        self.transport
+            .ethtool(ifname, buf)
+            .map_err(|source| Error::Ioctl {
+                iface: ifname.to_string(),
+                op: format!("ioctl SIOCETHTOOL (command {command:#x})"),
+                source,
+            })
     }
 
     /// Pause frame settings (ETHTOOL_GPAUSEPARAM).
@@ -407,6 +482,15 @@ impl Session {
             *c.borrow_mut() = Some(Arc::clone(&s));
             Ok(s)
         })
+    }
+
+    /// A session in `netns`: a new one for another namespace, the calling thread's shared
+    /// one ([`Session::current`]) for its own (`None`).
+    pub fn in_netns(netns: Option<Netns>) -> Result<Arc<Session>> {
+        match netns {
+            None => Session::current(),
+            Some(ns) => Session::open(Some(ns)).map(Arc::new),
+        }
     }
 
     /// The namespace this session queries (`None`: the caller's).

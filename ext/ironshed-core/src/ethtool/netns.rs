@@ -7,9 +7,11 @@
 //! thread never changes namespace.
 
 use super::error::{Error, Result};
-use std::fs::File;
+use nix::sys::statfs::{FsType, NSFS_MAGIC};
+use std::fs::{File, FileType, OpenOptions};
 use std::io;
 use std::os::fd::AsFd;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 /// Where named namespaces live (`ip netns add NAME` bind-mounts them here).
@@ -44,6 +46,28 @@ impl Netns {
         Ok(Netns::Name(name.to_string()))
     }
 
+    /// The namespace a caller names: `text` is a name as `ip netns` manages them ("blue"), or
+    /// a namespace file's path when it contains a `/` ("/proc/1234/ns/net"); `pid` a process
+    /// whose namespace to use; `path` a namespace file. At most one may be given; none means
+    /// the caller's own namespace.
+    pub fn select(
+        text: Option<&str>,
+        pid: Option<u32>,
+        path: Option<PathBuf>,
+    ) -> Result<Option<Self>> {
+        match (text, pid, path) {
+            (None, None, None) => Ok(None),
+            (Some(t), None, None) if t.contains('/') => Ok(Some(Netns::Path(PathBuf::from(t)))),
+            (Some(t), None, None) => Netns::name(t).map(Some),
+            (None, Some(p), None) => Ok(Some(Netns::Pid(p))),
+            (None, None, Some(p)) => Ok(Some(Netns::Path(p))),
+            _ => Err(Error::InvalidNetns {
+                ns: String::new(),
+                reason: "give one of a name, a process id or a path",
+            }),
+        }
+    }
+
     /// The file to open.
     pub fn path(&self) -> PathBuf {
         match self {
@@ -67,12 +91,29 @@ impl Netns {
 
     /// Opens the namespace file, so that later work enters exactly this namespace even if
     /// the name is re-pointed meanwhile.
+    ///
+    /// The file is opened non-blocking and must then be a namespace file (nsfs): a FIFO put
+    /// where a namespace was expected would otherwise block the open until a writer comes,
+    /// and no timeout or signal could end it.
     pub fn open(&self) -> Result<OpenNetns> {
-        let file = File::open(self.path()).map_err(|source| Error::System {
+        let sys = |op: &str, source| Error::System {
             what: self.describe(),
-            op: "open".to_string(),
+            op: op.to_string(),
             source,
-        })?;
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(self.path())
+            .map_err(|e| sys("open", e))?;
+        let meta = file.metadata().map_err(|e| sys("stat", e))?;
+        let fs = nix::sys::statfs::fstatfs(&file).map_err(|e| sys("statfs", e.into()))?;
+        if let Some(why) = not_a_namespace(meta.file_type(), fs.filesystem_type()) {
+            return Err(sys(
+                "open",
+                io::Error::new(io::ErrorKind::InvalidInput, why),
+            ));
+        }
         Ok(OpenNetns {
             file,
             what: self.describe(),
@@ -88,6 +129,27 @@ impl Netns {
     {
         self.open()?.run(f)
     }
+}
+
+/// Why a file opened as a namespace is not one, or None when it is a namespace file (a
+/// regular file on nsfs, as `/proc/PID/ns/net` and the bind mounts of `ip netns` are).
+fn not_a_namespace(kind: FileType, fs: FsType) -> Option<String> {
+    let what = if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if fs != NSFS_MAGIC {
+        "a file outside the namespace filesystem (nsfs)"
+    } else {
+        return None;
+    };
+    Some(format!("not a network namespace file: {what}"))
 }
 
 /// An opened network namespace.
@@ -159,6 +221,35 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.errno(), Some(libc::ENOENT));
         assert!(e.to_string().contains("ironshed-no-such-ns"), "{e}");
+    }
+
+    #[test]
+    fn a_fifo_or_plain_file_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("ns");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // No writer: a blocking open would never return.
+        let e = Netns::Path(fifo.clone()).open().unwrap_err();
+        assert_eq!(e.errno(), None);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "network namespace {}: open: not a network namespace file: a FIFO",
+                fifo.display()
+            )
+        );
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"").unwrap();
+        let e = Netns::Path(plain).open().unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("a file outside the namespace filesystem (nsfs)"),
+            "{e}"
+        );
+        let e = Netns::Path("/dev/null".into()).open().unwrap_err();
+        assert!(e.to_string().ends_with("a character device"), "{e}");
+        let e = Netns::Path(dir.path().into()).open().unwrap_err();
+        assert!(e.to_string().ends_with("a directory"), "{e}");
     }
 
     #[test]

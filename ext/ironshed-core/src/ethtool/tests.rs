@@ -2,6 +2,7 @@
 //! Linux 6.18: the nwords handshake, "count changed" replies, unsupported commands.
 
 use super::*;
+use crate::error::Report;
 use byteorder::{ByteOrder, NativeEndian as E};
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -19,6 +20,10 @@ struct FakeKernel {
     /// Grow on every GSTRINGS call (a driver whose count never settles).
     always_grow: bool,
     log: RefCell<Vec<u32>>,
+    /// Ring sizes; `None`: no ring parameters (EOPNOTSUPP). A set rounds sizes up to 8.
+    rings: RefCell<Option<RingParam>>,
+    /// Channel counts; `None`: no channels (EOPNOTSUPP).
+    channels: RefCell<Option<Channels>>,
 }
 
 impl FakeKernel {
@@ -37,6 +42,8 @@ impl FakeKernel {
             grow_after_strings: Cell::new(usize::MAX),
             always_grow: false,
             log: RefCell::new(vec![]),
+            rings: RefCell::new(None),
+            channels: RefCell::new(None),
         }
     }
     fn grow(&self) {
@@ -147,6 +154,26 @@ impl Transport for FakeKernel {
                 }
                 Ok(())
             }
+            cmd::GRINGPARAM => {
+                let r = (*self.rings.borrow()).ok_or_else(eopnotsupp)?;
+                buf.copy_from_slice(&r.encode(c));
+                Ok(())
+            }
+            cmd::SRINGPARAM => {
+                let mut r = RingParam::decode(buf, c).unwrap();
+                r.rx_pending = r.rx_pending.div_ceil(8) * 8;
+                *self.rings.borrow_mut() = Some(r);
+                Ok(())
+            }
+            cmd::GCHANNELS => {
+                let ch = (*self.channels.borrow()).ok_or_else(eopnotsupp)?;
+                buf.copy_from_slice(&ch.encode(c));
+                Ok(())
+            }
+            cmd::SCHANNELS => {
+                *self.channels.borrow_mut() = Some(Channels::decode(buf, c).unwrap());
+                Ok(())
+            }
             _ => Err(eopnotsupp()),
         }
     }
@@ -229,9 +256,9 @@ fn falls_back_to_gset_without_glinksettings() {
     assert_eq!(e.errno(), Some(libc::EOPNOTSUPP));
     assert!(e.to_string().contains("ETHTOOL_GSET"), "{e}");
     assert!(
-        e.context().starts_with("vA: get link settings"),
+        e.message().starts_with("vA: get link settings"),
         "{}",
-        e.context()
+        e.message()
     );
 }
 
@@ -262,7 +289,7 @@ fn unsupported_commands_keep_their_errno_and_name_the_operation() {
     let et = Ethtool::new(FakeKernel::new());
     let e = et.rings(&ifn()).unwrap_err();
     assert_eq!(e.errno(), Some(libc::EOPNOTSUPP));
-    assert_eq!(e.context(), "vA: get ring parameters (ETHTOOL_GRINGPARAM)");
+    assert_eq!(e.message(), "vA: get ring parameters (ETHTOOL_GRINGPARAM)");
 }
 
 #[test]
@@ -283,4 +310,149 @@ fn later_queries_start_with_the_learnt_word_count_and_recover_if_it_changes() {
     assert_eq!(s.source, SettingsSource::LinkSettings { nwords: 5 });
     assert_eq!(s.supported.bits().collect::<Vec<_>>(), vec![0, 128]);
     assert_eq!(et.transport().calls(cmd::GLINKSETTINGS), 5);
+}
+
+#[test]
+fn ring_updates_read_modify_write_and_read_back() {
+    let fk = FakeKernel::new();
+    let start = RingParam {
+        rx_max_pending: 4096,
+        tx_max_pending: 4096,
+        rx_pending: 256,
+        tx_pending: 256,
+        ..Default::default()
+    };
+    *fk.rings.borrow_mut() = Some(start);
+    let et = Ethtool::new(fk);
+    // Only the named field changes; the driver's rounding shows in what is returned.
+    let r = et
+        .update_rings(&ifn(), &[("rx_pending".into(), 509)])
+        .unwrap();
+    assert_eq!(
+        r,
+        RingParam {
+            rx_pending: 512,
+            ..start
+        }
+    );
+    assert_eq!(et.transport().calls(cmd::SRINGPARAM), 1);
+    // Nothing differs: no set command at all.
+    let r = et
+        .update_rings(
+            &ifn(),
+            &[("rx_pending".into(), 512), ("tx_pending".into(), 256)],
+        )
+        .unwrap();
+    assert_eq!(r.rx_pending, 512);
+    assert_eq!(et.transport().calls(cmd::SRINGPARAM), 1);
+    // A field that cannot be set is refused before any system call.
+    let calls = et.transport().log.borrow().len();
+    let e = et
+        .update_rings(
+            &ifn(),
+            &[("tx_pending".into(), 1), ("rx_max_pending".into(), 1)],
+        )
+        .unwrap_err();
+    assert_eq!(e.kind(), crate::error::Kind::Argument);
+    assert_eq!(
+        e.message(),
+        "cannot set rx_max_pending (settable: rx_pending, rx_mini_pending, rx_jumbo_pending, tx_pending)"
+    );
+    assert_eq!(et.transport().log.borrow().len(), calls);
+}
+
+#[test]
+fn channel_updates_and_their_refusals() {
+    let fk = FakeKernel::new();
+    let start = Channels {
+        max_combined: 8,
+        combined_count: 1,
+        ..Default::default()
+    };
+    *fk.channels.borrow_mut() = Some(start);
+    let et = Ethtool::new(fk);
+    let c = et
+        .update_channels(&ifn(), &[("combined_count".into(), 4)])
+        .unwrap();
+    assert_eq!(c.combined_count, 4);
+    assert_eq!(c.max_combined, 8);
+    let e = et
+        .update_channels(&ifn(), &[("max_rx".into(), 1)])
+        .unwrap_err();
+    assert!(e
+        .message()
+        .starts_with("cannot set max_rx (settable: rx_count, "));
+    // A driver without channels: the read fails with its errno, nothing is set.
+    *et.transport().channels.borrow_mut() = None;
+    let e = et
+        .update_channels(&ifn(), &[("rx_count".into(), 1)])
+        .unwrap_err();
+    assert_eq!(e.kind(), crate::error::Kind::Os(libc::EOPNOTSUPP));
+    assert_eq!(e.message(), "vA: get channels (ETHTOOL_GCHANNELS)");
+    assert_eq!(et.transport().calls(cmd::SCHANNELS), 1);
+}
+
+#[test]
+fn structures_name_their_fields_once_in_kernel_order() {
+    let r = RingParam {
+        rx_max_pending: 1,
+        tx_pending: 8,
+        ..Default::default()
+    };
+    let f: Vec<_> = r.fields().collect();
+    assert_eq!(f.len(), 8);
+    assert_eq!(f[0], ("rx_max_pending", 1));
+    assert_eq!(f[7], ("tx_pending", 8));
+    assert!(RingParam::SETTABLE
+        .iter()
+        .all(|k| RingParam::FIELDS.contains(k)));
+    assert_eq!(Channels::FIELDS[4], "rx_count");
+    let p = PauseParam {
+        autoneg: 0,
+        rx_pause: 1,
+        tx_pause: 2,
+    };
+    assert_eq!(
+        p.flags().collect::<Vec<_>>(),
+        [("autoneg", false), ("rx_pause", true), ("tx_pause", true)]
+    );
+    assert!(PauseParam::default().set("autoneg", 1).is_err());
+    let s = SettingsSource::LinkSettings { nwords: 4 };
+    assert_eq!((s.key(), s.words()), ("glinksettings", 4));
+    assert_eq!(
+        (SettingsSource::Legacy.key(), SettingsSource::Legacy.words()),
+        ("gset", 1)
+    );
+    let k = link_modes::classify("25000baseCR/Full");
+    assert_eq!(k.speed(), Some((25000, Duplex::Full, "CR")));
+    assert_eq!(link_modes::classify("Autoneg").speed(), None);
+}
+
+#[test]
+fn raw_commands_name_the_command_in_errors() {
+    let et = Ethtool::new(FakeKernel::new());
+    let mut b = RingParam::default().encode(cmd::GRINGPARAM);
+    let e = et.raw(&ifn(), &mut b).unwrap_err();
+    assert_eq!(e.kind(), crate::error::Kind::Os(libc::EOPNOTSUPP));
+    assert_eq!(e.message(), "vA: ioctl SIOCETHTOOL (command 0x10)");
+}
+
+#[test]
+fn namespaces_are_selected_by_name_path_or_process() {
+    assert_eq!(Netns::select(None, None, None).unwrap(), None);
+    assert_eq!(
+        Netns::select(Some("blue"), None, None).unwrap(),
+        Some(Netns::Name("blue".into()))
+    );
+    assert_eq!(
+        Netns::select(Some("/proc/1/ns/net"), None, None).unwrap(),
+        Some(Netns::Path("/proc/1/ns/net".into()))
+    );
+    assert_eq!(
+        Netns::select(None, Some(7), None).unwrap(),
+        Some(Netns::Pid(7))
+    );
+    let e = Netns::select(Some(".."), None, None).unwrap_err();
+    assert_eq!(e.kind(), crate::error::Kind::NamespaceName);
+    assert!(Netns::select(Some("a"), Some(1), None).is_err());
 }

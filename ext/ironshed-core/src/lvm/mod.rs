@@ -36,5 +36,14 @@ pub enum Error {
     },
 }
 
+impl crate::Report for Error {
+    fn kind(&self) -> crate::error::Kind {
+        crate::error::Kind::LvmMetadata
+    }
+    fn message(&self) -> String {
+        self.to_string()
+    }
+}
+
 /// Result alias for this module.
 pub type Result<T> = std::result::Result<T, Error>;

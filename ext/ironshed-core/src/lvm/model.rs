@@ -39,8 +39,10 @@ pub struct Metadata {
     pub creation_host: Option<String>,
     /// Unix time the file was written.
     pub creation_time: Option<i64>,
-    /// The volume group.
-    pub vg: VolumeGroup,
+    /// The volume group; `None` for a text holding only the header keys (`contents`,
+    /// `version`, `description`...) and no section at all, which the original lvmsync read
+    /// as a configuration without a volume group.
+    pub vg: Option<VolumeGroup>,
     /// The top-level section as parsed (header keys and the VG section).
     pub raw: Section,
     /// Keys whose values had an unexpected type (their typed fields are `None`).
@@ -368,43 +370,14 @@ pub fn parse(text: &[u8], source: &str, vg_name: Option<&str>) -> Result<Metadat
 impl Metadata {
     /// Builds the model from a parsed top-level section.
     pub fn from_section(root: Section, source: &str, vg_name: Option<&str>) -> Result<Self, Error> {
-        let structure = |msg: String| Error::Structure {
-            source_name: source.to_string(),
-            msg,
-        };
-        let (name, vgsec) = match vg_name {
-            Some(n) => match root.section(n) {
-                Some(s) => (n.to_string(), s),
-                None => {
-                    let found: Vec<&str> = root.sections().map(|(k, _)| k).collect();
-                    return Err(structure(format!(
-                        "no volume group section named '{n}' (found: {})",
-                        if found.is_empty() {
-                            "none".to_string()
-                        } else {
-                            found.join(", ")
-                        }
-                    )));
-                }
-            },
-            None => {
-                let secs: Vec<(&str, &Section)> = root.sections().collect();
-                match secs.as_slice() {
-                    [(n, s)] => (n.to_string(), *s),
-                    [] => {
-                        return Err(structure(
-                            "no volume group section: not LVM2 text metadata".to_string(),
-                        ))
-                    }
-                    many => {
-                        return Err(structure(format!(
-                            "{} top-level sections ({}); name the volume group to use",
-                            many.len(),
-                            many.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-                        )))
-                    }
-                }
-            }
+        // Only the header keys and no section: the original read this as a configuration
+        // without a volume group (its VGConfig gave the header and a nil volume_group).
+        let header_only = root.sections().next().is_none()
+            && (root.value("contents").is_some() || root.value("version").is_some());
+        let chosen = if header_only {
+            None
+        } else {
+            Some(vg_section(&root, source, vg_name)?)
         };
         let mut problems = Vec::new();
         let mut r = Reader {
@@ -415,7 +388,7 @@ impl Metadata {
         let description = r.string(&root, "", "description");
         let creation_host = r.string(&root, "", "creation_host");
         let creation_time = r.int(&root, "", "creation_time");
-        let vg = build_vg(&mut r, &name, vgsec);
+        let vg = chosen.map(|(name, sec)| build_vg(&mut r, &name, sec));
         for p in problems.iter_mut() {
             if let Some(rest) = p.path.strip_prefix('/') {
                 p.path = rest.to_string();
@@ -432,6 +405,53 @@ impl Metadata {
             problems,
         })
     }
+}
+
+/// The volume group section of `root`: the one named `vg_name`, or the only section.
+fn vg_section<'a>(
+    root: &'a Section,
+    source: &str,
+    vg_name: Option<&str>,
+) -> Result<(String, &'a Section), Error> {
+    let structure = |msg: String| Error::Structure {
+        source_name: source.to_string(),
+        msg,
+    };
+    let chosen = match vg_name {
+        Some(n) => match root.section(n) {
+            Some(s) => (n.to_string(), s),
+            None => {
+                let found: Vec<&str> = root.sections().map(|(k, _)| k).collect();
+                return Err(structure(format!(
+                    "no volume group section named '{n}' (found: {})",
+                    if found.is_empty() {
+                        "none".to_string()
+                    } else {
+                        found.join(", ")
+                    }
+                )));
+            }
+        },
+        None => {
+            let secs: Vec<(&str, &Section)> = root.sections().collect();
+            match secs.as_slice() {
+                [(n, s)] => (n.to_string(), *s),
+                [] => {
+                    return Err(structure(
+                        "no volume group section: not LVM2 text metadata".to_string(),
+                    ))
+                }
+                many => {
+                    return Err(structure(format!(
+                        "{} top-level sections ({}); name the volume group to use",
+                        many.len(),
+                        many.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                    )))
+                }
+            }
+        }
+    };
+    Ok(chosen)
 }
 
 fn build_vg(r: &mut Reader, name: &str, s: &Section) -> VolumeGroup {
@@ -599,6 +619,13 @@ pub struct ClassicSnapshot {
     pub merging: bool,
 }
 
+impl ClassicSnapshot {
+    /// Chunk size in bytes.
+    pub fn chunk_bytes(&self) -> Option<u64> {
+        self.chunk_size?.checked_mul(512)
+    }
+}
+
 impl VolumeGroup {
     /// The LV named `name`.
     pub fn lv(&self, name: &str) -> Option<&LogicalVolume> {
@@ -701,14 +728,15 @@ mod tests {
                      segment1 { start_extent = 0 extent_count = 4 type = "weird+RESHAPE" foo { bar = 1 } } }
             } }"#;
         let m = parse(text, "t", None).unwrap();
-        let bad = m.vg.lv("bad").unwrap();
+        let vg = m.vg.as_ref().unwrap();
+        let bad = vg.lv("bad").unwrap();
         assert!(bad.status.is_empty());
         assert_eq!(bad.segments[0].extent_count, None);
-        let good = m.vg.lv("good").unwrap();
+        let good = vg.lv("good").unwrap();
         assert_eq!(good.segments[0].segtype.as_deref(), Some("weird"));
         assert_eq!(good.segments[0].type_flags, ["RESHAPE"]);
         assert!(matches!(good.segments[0].kind, SegmentKind::Other));
-        assert_eq!(m.vg.lv_size(good), Some(4 * 8192 * 512));
+        assert_eq!(vg.lv_size(good), Some(4 * 8192 * 512));
         let probs: Vec<String> = m.problems.iter().map(|p| p.to_string()).collect();
         assert_eq!(
             probs,
@@ -731,5 +759,23 @@ mod tests {
         );
         let e = parse(b"a { }\n", "t", Some("vg0")).unwrap_err().to_string();
         assert_eq!(e, "t: no volume group section named 'vg0' (found: a)");
+    }
+
+    #[test]
+    fn a_header_without_a_volume_group_is_read_as_the_original_read_it() {
+        let text = b"# Generated by LVM2\ncontents = \"Text Format Volume Group\"\nversion = 1\n\ndescription = \"vgcfgbackup -f /tmp/x\"\n";
+        for name in [None, Some("trivial")] {
+            let m = parse(text, "t", name).unwrap();
+            assert!(m.vg.is_none());
+            assert_eq!(m.version, Some(1));
+            assert_eq!(m.description.as_deref(), Some("vgcfgbackup -f /tmp/x"));
+            assert!(m.problems.is_empty());
+        }
+        // Sections, but not the one asked for: refused as before.
+        let e = parse(b"version = 1\nvg0 { }\n", "t", Some("vg1")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t: no volume group section named 'vg1' (found: vg0)"
+        );
     }
 }

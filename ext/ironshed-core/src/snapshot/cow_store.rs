@@ -12,7 +12,7 @@
 //!   very end of the device, where the next area would not fit.
 
 use super::{Changes, Error, Result};
-use crate::io::{ReadAt, SourceDevice};
+use crate::io::{ReadAt, ReadMode, SourceDevice};
 use std::path::Path;
 
 /// `magic` of an initialised store: "SnAp" on disk.
@@ -63,6 +63,8 @@ pub struct CowStore {
     pub exceptions: u64,
     /// Metadata areas read.
     pub areas: u64,
+    /// How the store was read, when it was opened by path ([`CowStore::open`]).
+    pub read_mode: Option<ReadMode>,
     /// Distinct origin chunks, sorted.
     chunks: Vec<u64>,
 }
@@ -78,7 +80,11 @@ impl CowStore {
     /// block devices, see [`SourceDevice`]) and reads it.
     pub fn open(path: &Path) -> Result<Self> {
         let dev = SourceDevice::open(path)?;
-        Self::read(&dev, &path.display().to_string())
+        let store = Self::read(&dev, &path.display().to_string())?;
+        Ok(CowStore {
+            read_mode: Some(dev.mode()),
+            ..store
+        })
     }
 
     /// Reads and validates a store through any [`ReadAt`]; `name` is used in messages.
@@ -204,6 +210,7 @@ impl CowStore {
             device_size: size,
             exceptions,
             areas,
+            read_mode: None,
             chunks,
         })
     }

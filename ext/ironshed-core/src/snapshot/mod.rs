@@ -1,9 +1,11 @@
 //! What a snapshot says changed: byte ranges of the origin that may differ from the snapshot.
 //!
-//! Every change source produces a [`Changes`] (sorted, non-overlapping, adjacent ranges
-//! coalesced), which the sender ([`crate::wire::send`]) streams. Classic LVM snapshots are read
-//! from their dm-snapshot exception store by [`cow_store::CowStore`]; thin snapshots (ranges
-//! from `thin_delta`) plug in here by building a [`Changes`] with [`Changes::from_ranges`].
+//! Ranges are kept as [`Changes`] (sorted, non-overlapping, adjacent ranges coalesced). Every
+//! change source ([`ChangeSource`]) says what to send as a [`ChangeSet`]: data ranges and
+//! discard ranges, which the sender ([`crate::wire::send_changes`]) streams. The sources are a
+//! classic LVM snapshot's dm-snapshot exception store ([`cow_store::CowStore`]: data only) and
+//! what `thin_delta` reports between two thin devices ([`thin::ThinDelta`]: data, and blocks
+//! the newer device no longer maps as discards).
 
 pub mod cow_store;
 pub mod thin;
@@ -11,7 +13,7 @@ pub mod thin;
 pub use cow_store::CowStore;
 pub use thin::{ThinDelta, ThinDeltaCommand};
 
-use crate::error::IoContext;
+use crate::error::{Cancelled, IoContext, Kind, Report};
 
 /// Why a snapshot's change list was refused.
 #[derive(Debug, thiserror::Error)]
@@ -81,11 +83,33 @@ pub enum Error {
         msg: String,
     },
     /// The caller cancelled the job.
-    #[error("interrupted")]
-    Interrupted,
+    #[error("{0}")]
+    Cancelled(#[from] Cancelled),
     /// Reading failed.
     #[error("{0}")]
     Io(#[from] IoContext),
+}
+
+impl Report for Error {
+    fn kind(&self) -> Kind {
+        match self {
+            Error::Io(ctx) => ctx.kind(),
+            Error::Cancelled(c) => c.kind(),
+            Error::Invalid { .. } => Kind::SnapshotInvalid,
+            Error::ThinDelta { .. } | Error::ThinTool { .. } => Kind::ThinDelta,
+            Error::Uninitialised { .. }
+            | Error::BadMagic { .. }
+            | Error::UnsupportedVersion { .. }
+            | Error::Corrupt { .. }
+            | Error::PastSource { .. } => Kind::Snapshot,
+        }
+    }
+    fn message(&self) -> String {
+        match self {
+            Error::Io(ctx) => ctx.message(),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Result alias for this module.
@@ -215,6 +239,77 @@ impl Changes {
     }
 }
 
+/// What a change source says to send: the ranges whose data is read from the source, and the
+/// ranges that must read as zeros on the destination (never read). The two never overlap.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeSet {
+    /// Ranges whose data is sent.
+    pub data: Changes,
+    /// Ranges that read as zeros on the newer side (a thin snapshot's unmapped blocks).
+    pub discards: Changes,
+}
+
+impl ChangeSet {
+    /// Every range that differs (data and discards), coalesced.
+    pub fn all(&self) -> Changes {
+        let mut v = self.data.ranges().to_vec();
+        v.extend_from_slice(self.discards.ranges());
+        Changes::from_ranges(v)
+    }
+
+    /// Records of at most `max` bytes needed to send both lists.
+    pub fn record_count(&self, max: u64) -> u64 {
+        self.data.piece_count(max) + self.discards.piece_count(max)
+    }
+
+    /// The set as a stream can carry it: unchanged when the receiver takes discard records;
+    /// otherwise the discard ranges become data ranges, read from the source, where they read
+    /// as zeros (the original PROTO[3] has no discard records).
+    pub fn for_stream(self, discard_records: bool) -> ChangeSet {
+        if discard_records || self.discards.is_empty() {
+            return self;
+        }
+        ChangeSet {
+            data: self.all(),
+            discards: Changes::default(),
+        }
+    }
+
+    /// Checks both lists against the size of the device the data is read from, as
+    /// [`Changes::clip_to`] does.
+    pub fn clip_to(&mut self, size: u64, source_name: &str) -> Result<()> {
+        self.data.clip_to(size, source_name)?;
+        self.discards.clip_to(size, source_name)
+    }
+}
+
+/// Anything that knows what changed between a snapshot and its origin (or two snapshots).
+pub trait ChangeSource {
+    /// What to send.
+    fn change_set(&self) -> ChangeSet;
+}
+
+impl ChangeSource for CowStore {
+    /// The changed chunks; no discards (a dm-snapshot store does not record them).
+    fn change_set(&self) -> ChangeSet {
+        ChangeSet {
+            data: self.changes(),
+            discards: Changes::default(),
+        }
+    }
+}
+
+impl ChangeSource for ThinDelta {
+    /// The blocks mapped differently or only on the newer side as data; the blocks only the
+    /// older side maps (they read as zeros on the newer one) as discards.
+    fn change_set(&self) -> ChangeSet {
+        ChangeSet {
+            data: self.changed.clone(),
+            discards: self.unmapped.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +353,60 @@ mod tests {
         let mut c = Changes::from_sorted_chunks(&[0, 3], 4096);
         let e = c.clip_to(12288, "o").unwrap_err().to_string();
         assert_eq!(e, "o: the snapshot lists a change at byte 12288, but this device is only 12288 bytes: is it the snapshot's origin?");
+    }
+
+    fn set(data: &[(u64, u64)], discards: &[(u64, u64)]) -> ChangeSet {
+        let c = |v: &[(u64, u64)]| Changes::from_ranges(v.iter().map(|&(o, l)| br(o, l)).collect());
+        ChangeSet {
+            data: c(data),
+            discards: c(discards),
+        }
+    }
+
+    #[test]
+    fn a_set_merges_its_discards_into_data_for_a_plain_stream() {
+        let s = set(&[(0, 4096), (16384, 4096)], &[(4096, 8192), (65536, 4096)]);
+        assert_eq!(s.clone().for_stream(true), s);
+        let plain = s.clone().for_stream(false);
+        assert_eq!(
+            plain.data.ranges(),
+            [br(0, 12288), br(16384, 4096), br(65536, 4096)]
+        );
+        assert!(plain.discards.is_empty());
+        assert_eq!(plain.data, s.all());
+        assert_eq!(s.record_count(4096), 5);
+        assert_eq!(s.record_count(1 << 20), 4);
+        // Nothing to merge: the set is kept as it is.
+        let d = set(&[(0, 10)], &[]);
+        assert_eq!(d.clone().for_stream(false), d);
+    }
+
+    #[test]
+    fn a_set_clips_both_lists_to_the_source() {
+        let mut s = set(&[(0, 4096)], &[(8192, 4096)]);
+        s.clip_to(10000, "o").unwrap();
+        assert_eq!(s.data.ranges(), [br(0, 4096)]);
+        assert_eq!(s.discards.ranges(), [br(8192, 1808)]);
+        let mut s = set(&[(0, 4096)], &[(8192, 4096)]);
+        let e = s.clip_to(8192, "o").unwrap_err();
+        assert!(matches!(e, Error::PastSource { offset: 8192, .. }), "{e}");
+        assert_eq!(e.kind(), Kind::Snapshot);
+    }
+
+    #[test]
+    fn sources_say_what_to_send() {
+        let d = thin::parse(
+            &br#"<superblock uuid="" time="0" transaction="1" data_block_size="128" nr_data_blocks="100">
+<diff left="1" right="2">
+<different begin="0" length="2"/>
+<left_only begin="4" length="1"/>
+<right_only begin="6" length="1"/>
+</diff></superblock>"#[..],
+            "t",
+        )
+        .unwrap();
+        let s = d.change_set();
+        assert_eq!(s.data.ranges(), [br(0, 2 << 16), br(6 << 16, 1 << 16)]);
+        assert_eq!(s.discards.ranges(), [br(4 << 16, 1 << 16)]);
     }
 }

@@ -374,6 +374,18 @@ pub struct ThinDeltaCommand {
 }
 
 impl ThinDeltaCommand {
+    /// `thin_delta -m --snap1 LEFT --snap2 RIGHT METADATA`: the program found on `PATH`,
+    /// reading the pool's reserved metadata snapshot (what a live pool needs).
+    pub fn new(metadata: PathBuf, left: u64, right: u64) -> Self {
+        ThinDeltaCommand {
+            program: "thin_delta".to_string(),
+            metadata,
+            left,
+            right,
+            metadata_snap: true,
+        }
+    }
+
     /// The argument vector after the program.
     pub fn args(&self) -> Vec<String> {
         let mut a = Vec::new();
@@ -462,7 +474,7 @@ pub fn run_thin_delta(cmd: &ThinDeltaCommand, progress: &Progress) -> Result<Thi
         msg: format!("cannot wait for it: {e}"),
     })?;
     if progress.is_cancelled() {
-        return Err(Error::Interrupted);
+        return Err(crate::Cancelled.into());
     }
     // The tool's standard error ends when it does (a process it started could keep it open:
     // then what arrived within a moment is all there is).

@@ -1,5 +1,5 @@
 use crate::block;
-use crate::error::IoContext;
+use crate::error::{IoContext, Kind, Report};
 
 /// Why a VMDK delta (or the base it should apply to) was refused.
 ///
@@ -61,9 +61,27 @@ impl Error {
             msg: msg.into(),
         }
     }
-    /// True when the job was cancelled rather than refused.
-    pub fn is_interrupted(&self) -> bool {
-        matches!(self, Error::Destination(block::Error::Interrupted))
+}
+
+impl Report for Error {
+    fn kind(&self) -> Kind {
+        match self {
+            Error::Format { .. } => Kind::VmdkFormat,
+            Error::Unsupported { .. } => Kind::VmdkUnsupported,
+            Error::BaseMismatch { .. } => Kind::VmdkBaseMismatch,
+            Error::UndoExists { .. } => Kind::Undo,
+            Error::Destination(b) => b.kind(),
+            Error::Io(ctx) => ctx.kind(),
+            Error::Undo(w) => w.kind(),
+        }
+    }
+    fn message(&self) -> String {
+        match self {
+            Error::Destination(b) => b.message(),
+            Error::Io(ctx) => ctx.message(),
+            Error::Undo(w) => w.message(),
+            other => other.to_string(),
+        }
     }
 }
 

@@ -110,6 +110,23 @@ pub enum BaseCheck {
     NotChecked(String),
 }
 
+impl BaseCheck {
+    /// The parent descriptor that was checked, if one was.
+    pub fn verified(&self) -> Option<&Path> {
+        match self {
+            BaseCheck::Verified(p) => Some(p),
+            BaseCheck::NotChecked(_) => None,
+        }
+    }
+    /// Why no parent descriptor was checked, if none was.
+    pub fn note(&self) -> Option<&str> {
+        match self {
+            BaseCheck::Verified(_) => None,
+            BaseCheck::NotChecked(why) => Some(why),
+        }
+    }
+}
+
 /// One layer of an opened chain, as reported to users.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerInfo {
@@ -303,6 +320,23 @@ impl Delta {
         self.changed_bytes
     }
 
+    /// The newest layer's descriptor CID, when it has a descriptor.
+    pub fn cid(&self) -> Option<u32> {
+        self.descriptor.as_ref().and_then(|d| d.cid)
+    }
+
+    /// The newest layer's parentCID, when it has a descriptor.
+    pub fn parent_cid(&self) -> Option<u32> {
+        self.descriptor.as_ref().and_then(|d| d.parent_cid)
+    }
+
+    /// The newest layer's parentFileNameHint as shown to users.
+    pub fn parent_hint(&self) -> Option<String> {
+        self.descriptor
+            .as_ref()
+            .and_then(|d| d.parent_hint_display())
+    }
+
     /// Calls `f` with the merged runs of the chain in disk order.
     pub fn for_each_run(&self, mut f: impl FnMut(Run) -> Result<()>) -> Result<()> {
         self.chain.for_each_run(&mut f)
@@ -384,9 +418,7 @@ impl Delta {
         // refused (it may be the only way back from an earlier run).
         let mut undo = match &opts.undo {
             Some(p) => Some(UndoLog::create(p).map_err(|e| match e {
-                crate::wire::Error::SnapbackExists { path, size } => {
-                    Error::UndoExists { path, size }
-                }
+                crate::wire::Error::UndoExists { path, size } => Error::UndoExists { path, size },
                 other => Error::Undo(other),
             })?),
             None => None,
@@ -491,7 +523,7 @@ impl Delta {
             let mut done = 0u64;
             while done < r.len {
                 if progress.is_cancelled() {
-                    return Err(Error::Destination(crate::block::Error::Interrupted));
+                    return Err(Error::Destination(crate::Cancelled.into()));
                 }
                 let n = (r.len - done).min(CHUNK);
                 let piece = r.slice(r.virt + done, r.virt + done + n);

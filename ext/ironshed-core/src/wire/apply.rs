@@ -27,7 +27,7 @@ use super::proto3::{Decoder, Record, RecordHeader, RecordKind, HEADER_LEN};
 use super::undo::{Journal, Mark, UndoLog, UndoStats};
 use super::{Error, Result};
 use crate::block::Destination;
-use crate::error::IoContext;
+use crate::error::{Cancelled, IoContext, Report};
 use crate::progress::Progress;
 use std::fs::File;
 use std::io::Read;
@@ -72,7 +72,7 @@ impl std::fmt::Debug for Input {
 #[derive(Debug, Clone, Default)]
 pub struct ApplyOptions {
     /// Save what is overwritten into this new undo (snapback) file.
-    pub snapback: Option<PathBuf>,
+    pub undo: Option<PathBuf>,
     /// Write the part of each record that fits and skip the rest, instead of refusing.
     pub allow_short_destination: bool,
     /// After everything is written and `fdatasync`ed, re-read every record's range (as
@@ -403,7 +403,7 @@ impl Applier<'_> {
         self.items.clear();
         self.fill = 0;
         if self.progress.is_cancelled() {
-            return Err(Error::Interrupted);
+            return Err(Cancelled.into());
         }
         Ok(())
     }
@@ -477,7 +477,7 @@ impl Applier<'_> {
                     // SAFETY: one valid pollfd.
                     unsafe { libc::poll(&mut p, 1, 200) };
                     if self.progress.is_cancelled() {
-                        return Err(Error::Interrupted);
+                        return Err(Cancelled.into());
                     }
                 }
                 Some(libc::EINVAL) | Some(libc::ENOSYS) => {
@@ -496,7 +496,7 @@ impl Applier<'_> {
         }
         self.stats.records += 1;
         if self.progress.is_cancelled() {
-            return Err(Error::Interrupted);
+            return Err(Cancelled.into());
         }
         Ok(())
     }
@@ -644,13 +644,13 @@ pub fn apply(
         dest.force_discard_fallback(g);
     }
     let dest = dest;
-    if let Some(sb) = &opts.snapback {
+    if let Some(sb) = &opts.undo {
         let dm = dest
             .file()
             .metadata()
             .map_err(|e| IoContext::new(dest_path, "stat", e))?;
         if same_file(sb, &dm) {
-            return Err(Error::SnapbackClash {
+            return Err(Error::UndoClash {
                 path: sb.clone(),
                 what: "destination",
             });
@@ -658,7 +658,7 @@ pub fn apply(
         if let Input::File(p) = &input {
             if let Ok(im) = std::fs::metadata(p) {
                 if same_file(sb, &im) {
-                    return Err(Error::SnapbackClash {
+                    return Err(Error::UndoClash {
                         path: sb.clone(),
                         what: "input stream",
                     });
@@ -698,7 +698,7 @@ pub fn apply(
         progress.set_total(p.bytes);
     }
     let mut dec = Decoder::new(reader, &name)?;
-    let undo = match &opts.snapback {
+    let undo = match &opts.undo {
         Some(p) => Some(UndoLog::create(p)?),
         None => None,
     };
@@ -723,7 +723,7 @@ pub fn apply(
     };
     let mut result = run(&mut ap, &mut dec, plan, opts);
     if result.is_err() && progress.is_cancelled() {
-        result = Err(Error::Interrupted);
+        result = Err(Cancelled.into());
     }
     let mut stats = std::mem::take(&mut ap.stats);
     let ranges = ap.ranges.take();
@@ -742,7 +742,7 @@ pub fn apply(
         }
         Err(e) => {
             let _ = dest.sync();
-            if (stats.records > 0 || stats.discard_records > 0) && !e.is_interrupted() {
+            if (stats.records > 0 || stats.discard_records > 0) && !e.is_cancelled() {
                 Err(Error::Stopped {
                     cause: Box::new(e),
                     records: stats.records,
@@ -800,7 +800,7 @@ pub fn read_digests(
                 h.update(&buf[..n]);
                 at += n as u64;
                 if progress.is_cancelled() {
-                    return Err(Error::Interrupted);
+                    return Err(Cancelled.into());
                 }
             }
             out.push(h.finish());
@@ -813,7 +813,7 @@ pub fn read_digests(
                 out.push(Digest::of(offset, &b[at..at + len as usize]));
             }
             if progress.is_cancelled() {
-                return Err(Error::Interrupted);
+                return Err(Cancelled.into());
             }
         }
     }

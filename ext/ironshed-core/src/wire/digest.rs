@@ -9,11 +9,15 @@
 //! * [`compare_digests`] pairs the two lists by position.
 //! * [`pack`] / [`unpack`]: the binary form the Ruby API passes around, 24 bytes per digest
 //!   (big-endian u64 offset, u64 len, u64 hash).
+//! * [`Digest::to_line`] / [`parse_lines`]: the text form a remote receiver prints, one line
+//!   per digest ("lvmsync-verify OFFSET LEN HASH").
 
 use xxhash_rust::xxh3::{xxh3_64, Xxh3Default};
 
 /// Bytes of one packed digest.
 pub const DIGEST_BYTES: usize = 24;
+/// Prefix of the text form of a digest ([`Digest::to_line`]).
+pub const LINE_PREFIX: &str = "lvmsync-verify";
 /// Mismatches [`compare_digests`] lists as examples (the rest are only counted).
 pub const MAX_EXAMPLES: usize = 20;
 
@@ -71,6 +75,67 @@ impl Digest {
     }
 }
 
+impl Digest {
+    /// The text form: "lvmsync-verify OFFSET LEN HASH", decimal offset and length and 16
+    /// lowercase hex digits of hash.
+    pub fn to_line(&self) -> String {
+        format!(
+            "{LINE_PREFIX} {} {} {:016x}",
+            self.offset, self.len, self.hash
+        )
+    }
+
+    /// Reads [`Digest::to_line`]'s form exactly (single spaces, decimal numbers without sign
+    /// or leading zeros, 16 hex digits of either case); `None` for anything else.
+    pub fn from_line(line: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(line).ok()?;
+        let mut f = text.split(' ');
+        let (prefix, off, len, hash) = (f.next()?, f.next()?, f.next()?, f.next()?);
+        let decimal = |s: &str| {
+            let canonical = s == "0" || (!s.starts_with('0') && !s.is_empty());
+            (canonical && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse::<u64>().ok())
+                .flatten()
+        };
+        let hex = (hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| u64::from_str_radix(hash, 16).ok())
+            .flatten();
+        match (
+            prefix == LINE_PREFIX && f.next().is_none(),
+            decimal(off),
+            decimal(len),
+            hex,
+        ) {
+            (true, Some(offset), Some(len), Some(hash)) => Some(Digest { offset, len, hash }),
+            _ => None,
+        }
+    }
+}
+
+/// Parses lines of [`Digest::to_line`]'s form (line ends ignored); the error names the first
+/// line that is not one.
+pub fn parse_lines<L: AsRef<[u8]>>(
+    lines: impl IntoIterator<Item = L>,
+) -> Result<Vec<Digest>, super::Error> {
+    let mut out = Vec::new();
+    for (i, line) in lines.into_iter().enumerate() {
+        let line = line.as_ref();
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match Digest::from_line(line) {
+            Some(d) => out.push(d),
+            None => {
+                let text: String = String::from_utf8_lossy(line).chars().take(80).collect();
+                return Err(super::Error::Digests(format!(
+                    "digest line {} is malformed: {text:?} (expected \"{LINE_PREFIX} OFFSET LEN HASH16HEX\")",
+                    i + 1
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Packs digests, 24 bytes each, in order.
 pub fn pack(digests: &[Digest]) -> Vec<u8> {
     let mut v = Vec::with_capacity(digests.len() * DIGEST_BYTES);
@@ -78,6 +143,17 @@ pub fn pack(digests: &[Digest]) -> Vec<u8> {
         v.extend_from_slice(&d.to_bytes());
     }
     v
+}
+
+/// Unpacks [`pack`]'s form; the error names `what` ("sent digests") when the length is not a
+/// multiple of 24.
+pub fn unpack_named(b: &[u8], what: &str) -> Result<Vec<Digest>, super::Error> {
+    unpack(b).ok_or_else(|| {
+        super::Error::Digests(format!(
+            "{what}: {} bytes is not a whole number of {DIGEST_BYTES}-byte digests",
+            b.len()
+        ))
+    })
 }
 
 /// Unpacks [`pack`]'s form; `None` when the length is not a multiple of 24.
@@ -323,5 +399,66 @@ mod tests {
         let r = compare_digests(&many, &[]);
         assert_eq!((r.mismatches, r.examples.len()), (50, MAX_EXAMPLES));
         assert_eq!(r.examples[19].offset, 190);
+    }
+
+    #[test]
+    fn text_form_round_trips_and_refuses_anything_else() {
+        let top = Digest {
+            offset: u64::MAX,
+            len: u64::MAX,
+            hash: u64::MAX,
+        };
+        let d = Digest {
+            offset: 4096,
+            len: 512,
+            hash: 0xab,
+        };
+        assert_eq!(d.to_line(), "lvmsync-verify 4096 512 00000000000000ab");
+        let lines = [
+            d.to_line() + "\n",
+            top.to_line() + "\r\n",
+            "lvmsync-verify 0 0 00000000000000AB".into(),
+        ];
+        assert_eq!(
+            parse_lines(&lines).unwrap(),
+            [
+                d,
+                top,
+                Digest {
+                    offset: 0,
+                    len: 0,
+                    hash: 0xab
+                }
+            ]
+        );
+        assert_eq!(parse_lines(Vec::<&str>::new()).unwrap(), []);
+        for bad in [
+            "lvmsync-verify 1 2 abc",
+            "lvmsync-verify 1 2 0123456789abcdef extra",
+            "lvmsync-verify -1 2 0123456789abcdef",
+            "lvmsync-verify 01 2 0123456789abcdef",
+            "lvmsync-verify 1  2 0123456789abcdef",
+            "lvmsync-verify 18446744073709551616 2 0123456789abcdef",
+            "lvmsync-verify 1 2 +123456789abcdef",
+            "FATAL ERROR: APPLY FAILED",
+            "",
+        ] {
+            let e = parse_lines([d.to_line().as_str(), bad]).unwrap_err();
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("digest line 2 is malformed: {bad:?}")),
+                "{e}"
+            );
+        }
+        let long = "x".repeat(200);
+        let e = parse_lines([long.as_str()]).unwrap_err().to_string();
+        assert!(e.contains(&format!("{:?}", "x".repeat(80))), "{e}");
+        let e = unpack_named(&[0u8; 25], "sent digests")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "sent digests: 25 bytes is not a whole number of 24-byte digests"
+        );
     }
 }

@@ -22,11 +22,11 @@ pub use proto3::{
     Decoder, Record, RecordHeader, RecordKind, DISCARD_FLAG, HANDSHAKE, HANDSHAKE_DISCARDS,
     HANDSHAKE_DISCARDS_LINE, HANDSHAKE_LINE, MAX_EXTENDED_LEN, MAX_SEND_RECORD,
 };
-pub use send::{send, SendOptions, SendStats};
+pub use send::{send, send_changes, SendOptions, SendReport, SendStats};
 pub use undo::{UndoLog, UndoStats};
 
 use crate::block;
-use crate::error::IoContext;
+use crate::error::{Cancelled, IoContext, Kind, Report};
 use crate::snapshot;
 use std::path::{Path, PathBuf};
 
@@ -109,7 +109,7 @@ pub enum Error {
     },
     /// The snapback file already holds data.
     #[error("{}: snapback file exists and is not empty ({size} bytes); refusing to overwrite an earlier snapback: choose a new file name", path.display())]
-    SnapbackExists {
+    UndoExists {
         /// The snapback file.
         path: PathBuf,
         /// Its size.
@@ -117,7 +117,7 @@ pub enum Error {
     },
     /// The snapback file is the destination or the input.
     #[error("{}: the snapback file is the same file as the {what}", path.display())]
-    SnapbackClash {
+    UndoClash {
         /// The snapback file.
         path: PathBuf,
         /// "destination" or "input stream".
@@ -134,7 +134,7 @@ pub enum Error {
         limit: u64,
     },
     /// An error after part of the stream was already applied.
-    #[error("{cause}; by then {records} records were complete and {bytes} bytes had been written{}", if *discards > 0 { format!(", and {discards} discard records applied") } else { String::new() })]
+    #[error("{cause}{}", stopped_note(*records, *bytes, *discards))]
     Stopped {
         /// What went wrong.
         cause: Box<Error>,
@@ -155,8 +155,12 @@ pub enum Error {
     #[error("{0}")]
     Io(#[from] IoContext),
     /// The caller cancelled the job.
-    #[error("interrupted")]
-    Interrupted,
+    #[error("{0}")]
+    Cancelled(#[from] Cancelled),
+    /// A packed digest list that is not a whole number of digests, or a malformed digest
+    /// line.
+    #[error("{0}")]
+    Digests(String),
     /// A bug.
     #[error("internal error: {0}")]
     Internal(String),
@@ -173,14 +177,163 @@ impl Error {
             other => other,
         }
     }
-    /// True when the job was cancelled.
-    pub fn is_interrupted(&self) -> bool {
-        matches!(
-            self.cause(),
-            Error::Interrupted | Error::Destination(block::Error::Interrupted)
-        )
+}
+
+/// What was done before an error that stopped an apply: "; by then 3 records were complete
+/// and 12288 bytes had been written".
+fn stopped_note(records: u64, bytes: u64, discards: u64) -> String {
+    let discards = if discards > 0 {
+        format!(", and {discards} discard records applied")
+    } else {
+        String::new()
+    };
+    format!(
+        "; by then {records} records were complete and {bytes} bytes had been written{discards}"
+    )
+}
+
+impl Report for Error {
+    fn kind(&self) -> Kind {
+        match self {
+            Error::Stopped { cause, .. } => cause.kind(),
+            Error::Cancelled(c) => c.kind(),
+            Error::Source(s) => s.kind(),
+            Error::Destination(d) => d.kind(),
+            Error::Io(ctx) => ctx.kind(),
+            Error::Empty { .. }
+            | Error::Handshake { .. }
+            | Error::TruncatedHeader { .. }
+            | Error::TruncatedData { .. }
+            | Error::ZeroDiscard { .. } => Kind::Protocol,
+            Error::UndoExists { .. } | Error::UndoClash { .. } | Error::JournalBatch { .. } => {
+                Kind::Undo
+            }
+            Error::PastEnd { .. } => Kind::Destination,
+            Error::Digests(_) => Kind::Sync,
+            Error::Internal(_) => Kind::Failure,
+        }
+    }
+    /// The whole message (with what was done before the error, for [`Error::Stopped`]); for
+    /// an OS error without the OS's text; for a cancelled job just "interrupted".
+    fn message(&self) -> String {
+        match self {
+            _ if self.is_cancelled() => Cancelled.message(),
+            Error::Stopped {
+                cause,
+                records,
+                bytes,
+                discards,
+            } => format!(
+                "{}{}",
+                cause.message(),
+                stopped_note(*records, *bytes, *discards)
+            ),
+            Error::Source(s) => s.message(),
+            Error::Destination(d) => d.message(),
+            Error::Io(ctx) => ctx.message(),
+            other => other.to_string(),
+        }
     }
 }
 
 /// Result alias for this module.
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Kind;
+
+    fn enoent(path: &str, op: &str) -> IoContext {
+        IoContext::new(
+            Path::new(path),
+            op,
+            std::io::Error::from_raw_os_error(libc::ENOENT),
+        )
+    }
+
+    #[test]
+    fn a_stopped_apply_reports_its_cause_and_what_was_done() {
+        let e = Error::Stopped {
+            cause: Box::new(Error::Destination(block::Error::Io(enoent(
+                "/dev/d",
+                "write 4096 bytes at byte 0",
+            )))),
+            records: 3,
+            bytes: 12288,
+            discards: 1,
+        };
+        assert_eq!(e.kind(), Kind::Os(libc::ENOENT));
+        // The OS text is left to the reporter (Ruby's SystemCallError adds it).
+        assert_eq!(
+            e.message(),
+            "/dev/d: write 4096 bytes at byte 0; by then 3 records were complete and 12288 \
+             bytes had been written, and 1 discard records applied"
+        );
+        assert!(e
+            .to_string()
+            .contains("at byte 0: No such file or directory (os error 2); by then 3"));
+
+        let e = Error::Stopped {
+            cause: Box::new(Error::TruncatedHeader {
+                name: "-".into(),
+                index: 4,
+                at: 70,
+                got: 3,
+            }),
+            records: 4,
+            bytes: 16,
+            discards: 0,
+        };
+        assert_eq!(e.kind(), Kind::Protocol);
+        assert_eq!(e.message(), e.to_string());
+        assert!(e
+            .message()
+            .ends_with("truncated; by then 4 records were complete and 16 bytes had been written"));
+    }
+
+    #[test]
+    fn cancellation_is_one_error_wherever_it_happens() {
+        for e in [
+            Error::Cancelled(Cancelled),
+            Error::Destination(Cancelled.into()),
+            Error::Source(Cancelled.into()),
+            Error::Stopped {
+                cause: Box::new(Error::Destination(Cancelled.into())),
+                records: 1,
+                bytes: 1,
+                discards: 0,
+            },
+        ] {
+            assert!(e.is_cancelled(), "{e:?}");
+            assert_eq!(e.message(), "interrupted");
+        }
+    }
+
+    #[test]
+    fn kinds_of_stream_errors() {
+        let past = Error::PastEnd {
+            dest: "/d".into(),
+            index: 0,
+            at: 17,
+            offset: 4096,
+            len: 4096,
+            discard: false,
+            size: 4096,
+            others: 0,
+        };
+        assert_eq!(past.kind(), Kind::Destination);
+        let undo = Error::UndoExists {
+            path: "/sb".into(),
+            size: 16,
+        };
+        assert_eq!(undo.kind(), Kind::Undo);
+        assert_eq!(
+            Error::Source(snapshot::Error::Io(enoent("/o", "open"))).message(),
+            "/o: open"
+        );
+        assert_eq!(Error::Internal("x".into()).kind(), Kind::Failure);
+        assert_eq!(Error::Digests("x".into()).kind(), Kind::Sync);
+        assert_eq!(Error::Empty { name: "-".into() }.kind(), Kind::Protocol);
+    }
+}

@@ -9,8 +9,9 @@
 //! * With [`SendOptions::discards`], the stream has the extended handshake and the discard
 //!   ranges go out as discard records (a header, no data), cut at 2^31-1 bytes, interleaved
 //!   with the data records in the same order (the furthest-reaching record of either kind
-//!   first). Without it there are no discard records: the caller merges discarded ranges into
-//!   the data ranges, and they are read from the source, where they read as zeros.
+//!   first). Without it there are no discard records: [`send_changes`] merges discarded
+//!   ranges into the data ranges ([`ChangeSet::for_stream`]), and they are read from the
+//!   source, where they read as zeros.
 //! * With [`SendOptions::digests`], each record's [`Digest`] is computed from its data while it
 //!   is in the arena (a record split over several fills is hashed in pieces), and a discard
 //!   record's from `len` zero bytes, never read.
@@ -25,10 +26,10 @@ use super::proto3::{
     RecordHeader, HANDSHAKE, HANDSHAKE_DISCARDS, MAX_EXTENDED_LEN, MAX_SEND_RECORD,
 };
 use super::{Error, Result};
-use crate::error::IoContext;
-use crate::io::{AlignedBuf, SourceDevice, DIRECT_ALIGN};
+use crate::error::{Cancelled, IoContext};
+use crate::io::{AlignedBuf, ReadMode, SourceDevice, DIRECT_ALIGN};
 use crate::progress::Progress;
-use crate::snapshot::{ByteRange, Changes};
+use crate::snapshot::{ByteRange, ChangeSet, Changes};
 use std::io::{IoSlice, Write};
 use std::path::Path;
 
@@ -110,24 +111,69 @@ impl<W: Write> Out<'_, W> {
     }
 }
 
-/// Sends `changes` (data ranges) and `discards` (ranges that must read as zeros) read from
-/// `source` to `out` (named `out_name` in messages).
+/// What [`send_changes`] did: the send's [`SendStats`], and what it found about the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendReport {
+    /// The send.
+    pub stats: SendStats,
+    /// Data ranges sent (after merging and clipping), each cut into records.
+    pub ranges: u64,
+    /// Size of the source in bytes.
+    pub source_size: u64,
+    /// How the source was read.
+    pub read_mode: ReadMode,
+}
+
+/// Sends what a change source said changed, reading the data from the device or file at
+/// `source` (`O_DIRECT` for a block device): the set is made what the stream can carry
+/// ([`ChangeSet::for_stream`]: discards merged into data without [`SendOptions::discards`]),
+/// checked and clipped against the source's size ([`ChangeSet::clip_to`]), then sent with
+/// [`send`].
+pub fn send_changes<W: Write>(
+    set: ChangeSet,
+    source: &Path,
+    out: &mut W,
+    out_name: &str,
+    opts: &SendOptions,
+    progress: &Progress,
+) -> Result<SendReport> {
+    let src = SourceDevice::open(source)?;
+    let mut set = set.for_stream(opts.discards);
+    set.clip_to(src.len(), &source.display().to_string())?;
+    let stats = send(&set, &src, out, out_name, opts, progress)?;
+    Ok(SendReport {
+        stats,
+        ranges: set.data.ranges().len() as u64,
+        source_size: src.len(),
+        read_mode: src.mode(),
+    })
+}
+
+/// Sends `set` (data ranges, and ranges that must read as zeros) read from `source` to `out`
+/// (named `out_name` in messages).
 ///
 /// Every range must lie inside the source (see [`Changes::clip_to`]), and the two lists must
 /// not overlap; both are checked before anything is written. Without
-/// [`SendOptions::discards`], `discards` must be empty ([`Error::Internal`] otherwise: the
-/// caller merges them into `changes`).
+/// [`SendOptions::discards`], `set.discards` must be empty ([`Error::Internal`] otherwise:
+/// [`ChangeSet::for_stream`] merges them into the data ranges).
 pub fn send<W: Write>(
-    changes: &Changes,
-    discards: &Changes,
+    set: &ChangeSet,
     source: &SourceDevice,
     out: &mut W,
     out_name: &str,
     opts: &SendOptions,
     progress: &Progress,
 ) -> Result<SendStats> {
-    match send_inner(changes, discards, source, out, out_name, opts, progress) {
-        Err(_) if progress.is_cancelled() => Err(Error::Interrupted),
+    match send_inner(
+        &set.data,
+        &set.discards,
+        source,
+        out,
+        out_name,
+        opts,
+        progress,
+    ) {
+        Err(_) if progress.is_cancelled() => Err(Cancelled.into()),
         r => r,
     }
 }
@@ -439,7 +485,7 @@ fn flush<W: Write>(
     out.write_all_vectored(&mut slices)?;
     progress.add_done(bytes);
     if progress.is_cancelled() {
-        return Err(Error::Interrupted);
+        return Err(Cancelled.into());
     }
     Ok(())
 }

@@ -151,7 +151,7 @@ impl UndoLog {
                 ));
             }
             if meta.len() > 0 {
-                return Err(Error::SnapbackExists {
+                return Err(Error::UndoExists {
                     path: path.to_path_buf(),
                     size: meta.len(),
                 });

@@ -93,7 +93,7 @@ fn empty_input() {
     let b = Bench::new();
     let sb = b.path("undo");
     let opts = ApplyOptions {
-        snapback: Some(sb.clone()),
+        undo: Some(sb.clone()),
         ..Default::default()
     };
     let e = b.apply(b.file(b""), &opts).unwrap_err();
@@ -381,12 +381,12 @@ fn snapback_file_that_is_the_destination_or_the_input() {
     fs::hard_link(&b.dest, &hard).unwrap();
     for sb in [&link, &hard, &b.dest] {
         let opts = ApplyOptions {
-            snapback: Some(sb.clone()),
+            undo: Some(sb.clone()),
             ..Default::default()
         };
         let e = b.apply(b.file(&s), &opts).unwrap_err();
         assert!(
-            matches!(&e, Error::SnapbackClash { path, what: "destination" } if path == sb),
+            matches!(&e, Error::UndoClash { path, what: "destination" } if path == sb),
             "{e:?}"
         );
         assert_eq!(
@@ -399,14 +399,14 @@ fn snapback_file_that_is_the_destination_or_the_input() {
     }
     let input = b.file(&s);
     let opts = ApplyOptions {
-        snapback: Some(b.path("stream")),
+        undo: Some(b.path("stream")),
         ..Default::default()
     };
     let e = b.apply(input, &opts).unwrap_err();
     assert!(
         matches!(
             &e,
-            Error::SnapbackClash {
+            Error::UndoClash {
                 what: "input stream",
                 ..
             }
@@ -427,14 +427,14 @@ fn snapback_file_that_holds_data() {
     let sb = b.path("undo");
     fs::write(&sb, b"an earlier snapback").unwrap();
     let opts = ApplyOptions {
-        snapback: Some(sb.clone()),
+        undo: Some(sb.clone()),
         ..Default::default()
     };
     let s = plain(&[(0, 2, Some(b"ab"))]);
     for input in [b.file(&s), b.pipe(&s)] {
         let e = b.apply(input, &opts).unwrap_err();
         assert!(
-            matches!(&e, Error::SnapbackExists { path, size: 19 } if *path == sb),
+            matches!(&e, Error::UndoExists { path, size: 19 } if *path == sb),
             "{e:?}"
         );
         assert_eq!(e.to_string(), format!("{}: snapback file exists and is not empty (19 bytes); refusing to overwrite an earlier snapback: choose a new file name", sb.display()));
@@ -453,7 +453,7 @@ fn snapback_path_that_is_no_regular_file() {
     let sb = b.path("adir");
     fs::create_dir(&sb).unwrap();
     let opts = ApplyOptions {
-        snapback: Some(sb.clone()),
+        undo: Some(sb.clone()),
         ..Default::default()
     };
     let e = b
@@ -521,6 +521,6 @@ fn cancelled_apply_is_interrupted_not_stopped() {
     let p = Progress::new();
     p.cancel();
     let e = apply(b.pipe(&plain(&recs)), &b.dest, &ApplyOptions::default(), &p).unwrap_err();
-    assert!(matches!(e, Error::Interrupted), "{e:?}");
-    assert!(e.is_interrupted());
+    assert!(matches!(e, Error::Cancelled(_)), "{e:?}");
+    assert!(crate::error::Report::is_cancelled(&e));
 }

@@ -31,15 +31,11 @@ fn send_to<W: Write>(
     progress: &Progress,
 ) -> Result<SendStats> {
     let (_dir, src) = source(65536);
-    send(
-        &ranges(data),
-        &ranges(discards),
-        &src,
-        out,
-        "out",
-        opts,
-        progress,
-    )
+    let set = ChangeSet {
+        data: ranges(data),
+        discards: ranges(discards),
+    };
+    send(&set, &src, out, "out", opts, progress)
 }
 
 fn refused(data: &[(u64, u64)], discards: &[(u64, u64)], opts: &SendOptions) -> Error {
@@ -200,5 +196,126 @@ fn cancelled_send_is_interrupted() {
     p.cancel();
     let mut out = Vec::new();
     let e = send_to(&mut out, &[(0, 4096)], &[], &SendOptions::default(), &p).unwrap_err();
-    assert!(matches!(e, Error::Interrupted), "{e:?}");
+    assert!(matches!(e, Error::Cancelled(_)), "{e:?}");
+}
+
+/// The change set's preparation (merge, clip) as send_changes does it.
+mod change_set {
+    use super::*;
+    use crate::error::{Kind, Report};
+
+    fn set(data: &[(u64, u64)], discards: &[(u64, u64)]) -> ChangeSet {
+        let c = |v: &[(u64, u64)]| {
+            Changes::from_ranges(
+                v.iter()
+                    .map(|&(offset, len)| ByteRange { offset, len })
+                    .collect(),
+            )
+        };
+        ChangeSet {
+            data: c(data),
+            discards: c(discards),
+        }
+    }
+
+    /// A record as sent: offset, length field, data.
+    type Sent = (u64, u32, Vec<u8>);
+
+    /// (handshake, records) of a stream.
+    fn records(s: &[u8]) -> (&[u8], Vec<Sent>) {
+        let nl = s.iter().position(|&b| b == b'\n').unwrap() + 1;
+        let (hs, mut rest) = s.split_at(nl);
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            let off = u64::from_be_bytes(rest[..8].try_into().unwrap());
+            let len = u32::from_be_bytes(rest[8..12].try_into().unwrap());
+            let data = if len & 0x8000_0000 != 0 {
+                0
+            } else {
+                len as usize
+            };
+            out.push((off, len, rest[12..12 + data].to_vec()));
+            rest = &rest[12 + data..];
+        }
+        (hs, out)
+    }
+
+    #[test]
+    fn send_changes_merges_discards_for_a_plain_stream_and_clips_to_the_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("origin");
+        let bytes: Vec<u8> = (0..10000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&src, &bytes).unwrap();
+        let s = set(&[(0, 4096)], &[(8192, 4096)]);
+
+        let mut out = Vec::new();
+        let r = send_changes(
+            s.clone(),
+            &src,
+            &mut out,
+            "out",
+            &SendOptions::default(),
+            &Progress::new(),
+        )
+        .unwrap();
+        let (hs, recs) = records(&out);
+        assert_eq!(hs, HANDSHAKE);
+        // The discarded range went out as data read from the source, cut at its end.
+        assert_eq!(recs.len(), 2);
+        assert_eq!((recs[0].0, recs[0].1), (8192, 1808));
+        assert_eq!(recs[0].2, bytes[8192..]);
+        assert_eq!(recs[1].2, bytes[..4096]);
+        assert_eq!(
+            (r.ranges, r.source_size, r.read_mode),
+            (2, 10000, ReadMode::Buffered)
+        );
+        assert_eq!((r.stats.records, r.stats.discard_records), (2, 0));
+
+        let mut out = Vec::new();
+        let opts = SendOptions {
+            discards: true,
+            ..Default::default()
+        };
+        let r = send_changes(s, &src, &mut out, "out", &opts, &Progress::new()).unwrap();
+        let (hs, recs) = records(&out);
+        assert_eq!(hs, HANDSHAKE_DISCARDS);
+        assert_eq!((recs[0].0, recs[0].1), (8192, 0x8000_0000 | 1808));
+        assert_eq!(
+            (r.ranges, r.stats.records, r.stats.discard_bytes),
+            (1, 1, 1808)
+        );
+    }
+
+    #[test]
+    fn send_changes_refuses_a_set_past_the_source_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("small");
+        std::fs::write(&src, [0u8; 4096]).unwrap();
+        let mut out = Vec::new();
+        let e = send_changes(
+            set(&[(0, 4096)], &[(8192, 4096)]),
+            &src,
+            &mut out,
+            "out",
+            &SendOptions::default(),
+            &Progress::new(),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), Kind::Snapshot);
+        assert!(e
+            .message()
+            .contains("lists a change at byte 8192, but this device is only 4096 bytes"));
+        assert!(out.is_empty());
+        let e = send_changes(
+            ChangeSet::default(),
+            &dir.path().join("missing"),
+            &mut out,
+            "out",
+            &SendOptions::default(),
+            &Progress::new(),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), Kind::Os(libc::ENOENT));
+        assert!(out.is_empty());
+    }
 }

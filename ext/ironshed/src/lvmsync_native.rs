@@ -1,0 +1,157 @@
+//! `LVMSync::Native`: the send and apply loops, run without the GVL, and the digests of
+//! `--verify`. lib/lvmsync.rb documents the options and adds timing and progress.
+//!
+//! File descriptors handed in (a pipe, standard input or output) are duplicated, so the
+//! native loop owns its copy and Ruby may close its IO object independently. Digests cross
+//! as the API's packed binary String (24 bytes per digest, see `wire::digest::pack`).
+
+use crate::convert::{hash, kwargs, options};
+use crate::errors::{self, OrRaise};
+use crate::{gvl, lvm_change_set::RbChangeSet, progress::RbProgress};
+use ironshed_core::io::WaitingFile;
+use ironshed_core::wire::{self, digest, ApplyOptions, ApplyStats, Digest, Input, SendOptions};
+use ironshed_core::IoContext;
+use magnus::scan_args::scan_args;
+use magnus::{function, prelude::*, Error, RArray, RHash, RString, Ruby, Value};
+use std::fs::File;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+kwargs!(SendOptions {
+    max_record,
+    discards,
+    digests
+});
+kwargs!(ApplyOptions {
+    snapback => undo,
+    allow_short_destination,
+    verify
+});
+
+fn dup_fd(ruby: &Ruby, fd: i32, name: &str) -> Result<File, Error> {
+    // SAFETY: the descriptor is only borrowed for the duplication; a bad one fails with EBADF.
+    let owned: std::io::Result<OwnedFd> =
+        unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned();
+    owned
+        .map(File::from)
+        .map_err(|e| IoContext::new(Path::new(name), "duplicate descriptor", e))
+        .or_raise(ruby)
+}
+
+/// `nil`, or the packed digests when they were asked for.
+fn packed(ruby: &Ruby, on: bool, digests: &[Digest]) -> Option<RString> {
+    on.then(|| ruby.str_from_slice(&digest::pack(digests)))
+}
+
+/// `send(change_set, source, fd, name, job, **SendOptions)`
+fn send(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
+    let a = scan_args::<(&RbChangeSet, PathBuf, i32, String, &RbProgress), (), (), (), RHash, ()>(
+        args,
+    )?;
+    let (set, source, fd, name, job) = a.required;
+    let opts: SendOptions = options(ruby, a.keywords)?;
+    let (set, file, prog) = ((*set.0).clone(), dup_fd(ruby, fd, &name)?, job.0.clone());
+    let result = gvl::without_gvl(&job.0, || {
+        let mut out = WaitingFile::new(file).cancelled_by(&prog);
+        wire::send_changes(set, &source, &mut out, &name, &opts, &prog)
+    })
+    .ok_or_else(|| errors::panic(ruby, "LVMSync.send"))?;
+    let r = result.or_raise(ruby)?;
+    let s = &r.stats;
+    Ok(
+        hash!(ruby, s; records, bytes, stream_bytes, discard_records, discard_bytes;
+        ranges = r.ranges, source_size = r.source_size, read_mode = r.read_mode.describe(),
+        digests = packed(ruby, opts.digests, &s.digests)),
+    )
+}
+
+/// Applies `input` with the options of `kw`, without the GVL.
+fn apply(
+    ruby: &Ruby,
+    input: Input,
+    dest: PathBuf,
+    job: &RbProgress,
+    kw: RHash,
+) -> Result<RHash, Error> {
+    let opts: ApplyOptions = options(ruby, kw)?;
+    let prog = job.0.clone();
+    let verify = opts.verify;
+    let result = gvl::without_gvl(&job.0, move || wire::apply(input, &dest, &opts, &prog))
+        .ok_or_else(|| errors::panic(ruby, "LVMSync.apply"))?;
+    let st: ApplyStats = result.or_raise(ruby)?;
+    let undo = match &st.undo {
+        Some(u) => Some(hash!(ruby, u; records, bytes, commits, file_bytes)),
+        None => None,
+    };
+    Ok(
+        hash!(ruby, st; records, bytes, writes, skipped_records, skipped_bytes, journaled,
+        ignored_records, ignored_bytes, checked_first, dest_size, discard_records, discard_bytes,
+        discard_zeroed_bytes, discards_in_stream; snapback = undo,
+        digests = packed(ruby, verify, &st.digests)),
+    )
+}
+
+/// `apply_file(path, dest, job, **ApplyOptions)`: a file, checked whole before the first write.
+fn apply_file(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
+    let a = scan_args::<(PathBuf, PathBuf, &RbProgress), (), (), (), RHash, ()>(args)?;
+    let (path, dest, job) = a.required;
+    apply(ruby, Input::File(path), dest, job, a.keywords)
+}
+
+/// `apply_fd(fd, name, dest, job, **ApplyOptions)`: a descriptor, applied as it arrives.
+fn apply_fd(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
+    let a = scan_args::<(i32, String, PathBuf, &RbProgress), (), (), (), RHash, ()>(args)?;
+    let (fd, name, dest, job) = a.required;
+    let input = Input::Fd(dup_fd(ruby, fd, &name)?, name);
+    apply(ruby, input, dest, job, a.keywords)
+}
+
+fn bytes(s: RString) -> Vec<u8> {
+    // SAFETY: the bytes are copied before any other Ruby call.
+    unsafe { s.as_slice() }.to_vec()
+}
+
+/// `compare_digests(sent, received)` → `{matched:, mismatches:, examples: [[offset, len,
+/// "differs"|"missing"|"unexpected"], ...]}`.
+fn compare_digests(ruby: &Ruby, sent: RString, received: RString) -> Result<RHash, Error> {
+    let a = digest::unpack_named(&bytes(sent), "sent digests").or_raise(ruby)?;
+    let b = digest::unpack_named(&bytes(received), "received digests").or_raise(ruby)?;
+    let r = wire::compare_digests(&a, &b);
+    let ex = r
+        .examples
+        .iter()
+        .map(|m| (m.offset, m.len, m.kind.as_str()));
+    Ok(hash!(ruby, r; matched, mismatches; examples = ruby.ary_from_iter(ex)))
+}
+
+/// `digest_lines(packed)`: the text form, one line per digest, without line ends.
+fn digest_lines(ruby: &Ruby, packed: RString) -> Result<Vec<String>, Error> {
+    let d = digest::unpack_named(&bytes(packed), "digests").or_raise(ruby)?;
+    Ok(d.iter().map(Digest::to_line).collect())
+}
+
+/// `parse_digest_lines(lines)`: the packed digests of the text form.
+fn parse_digest_lines(ruby: &Ruby, lines: RArray) -> Result<RString, Error> {
+    let lines: Vec<Vec<u8>> = lines
+        .into_iter()
+        .map(|l| RString::try_convert(l).map(bytes))
+        .collect::<Result<_, _>>()?;
+    let d = digest::parse_lines(&lines).or_raise(ruby)?;
+    Ok(ruby.str_from_slice(&digest::pack(&d)))
+}
+
+pub fn init(ruby: &Ruby) -> Result<(), Error> {
+    let n = ruby.define_module("LVMSync")?.define_module("Native")?;
+    n.define_singleton_method("send", function!(send, -1))?;
+    n.define_singleton_method("apply_file", function!(apply_file, -1))?;
+    n.define_singleton_method("apply_fd", function!(apply_fd, -1))?;
+    n.define_singleton_method("compare_digests", function!(compare_digests, 2))?;
+    n.define_singleton_method("digest_lines", function!(digest_lines, 1))?;
+    n.define_singleton_method("parse_digest_lines", function!(parse_digest_lines, 1))?;
+    n.const_set("PROTOCOL", wire::HANDSHAKE_LINE)?;
+    n.const_set("PROTOCOL_DISCARDS", wire::HANDSHAKE_DISCARDS_LINE)?;
+    n.const_set("MAX_SEND_RECORD", wire::MAX_SEND_RECORD)?;
+    n.const_set("DIGEST_BYTES", digest::DIGEST_BYTES)?;
+    n.const_set("DIGEST_LINE_PREFIX", digest::LINE_PREFIX)?;
+    Ok(())
+}
