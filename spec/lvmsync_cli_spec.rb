@@ -441,9 +441,9 @@ RSpec.describe "lvmsync executable", :tmpdir do
       set_up
       _o, err, st = remote(SNAP, "somehost:#{path('missing.img')}")
       expect(st.exitstatus).to eq(1)
-      expect(err).to include("remote: lvmsync: #{path('missing.img')}: stat: No such file or directory\n")
+      expect(err).to include("remote: lvmsync: #{path('missing.img')}: open for writing: No such file or directory\n")
       expect(err.lines.last).to eq("lvmsync: apply on somehost failed (exit status 1): " \
-                                   "#{path('missing.img')}: stat: No such file or directory\n")
+                                   "#{path('missing.img')}: open for writing: No such file or directory\n")
     end
 
     it "understands an original receiver's FATAL ERROR lines" do

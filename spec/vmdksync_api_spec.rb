@@ -104,7 +104,7 @@ RSpec.describe VMDKSync, :tmpdir do
       expect { VMDKSync::Delta.open(path("missing.vmdk")) }
         .to raise_error(Errno::ENOENT, /missing\.vmdk: open/)
       expect { VMDKSync.apply(path("vm-000001.vmdk"), path("missing.raw")) }
-        .to raise_error(Errno::ENOENT, /missing\.raw: stat/)
+        .to raise_error(Errno::ENOENT, /missing\.raw: open for writing/)
     end
 
     it "raises DestinationError for something that is not a file or block device" do

@@ -207,7 +207,7 @@ RSpec.describe "vmdksync executable", :tmpdir do
     it "refuses a missing destination, a directory and a missing snapshot" do
       set_up
       _out, err, st = run_exe("vmdksync", desc, path("nope.raw"))
-      expect([st.exitstatus, err]).to eq([1, "vmdksync: #{path('nope.raw')}: stat: No such file or directory\n"])
+      expect([st.exitstatus, err]).to eq([1, "vmdksync: #{path('nope.raw')}: open for writing: No such file or directory\n"])
       expect(File.exist?(path("nope.raw"))).to be(false)
       _out, err, st = run_exe("vmdksync", desc, @dir)
       expect([st.exitstatus, err]).to eq([1, "vmdksync: #{@dir}: not a regular file or block device (a directory); refusing to write to it\n"])

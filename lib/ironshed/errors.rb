@@ -11,10 +11,21 @@
 module Ironshed
   # Base of ironshed's own refusals; a RuntimeError, as the original lvmsync raised.
   class Error < RuntimeError; end
-  # The destination is not a file or block device, is in use, is too small, or a record lies past its end.
+  # The destination is not a file or block device, is in use, is one of the inputs, is too small, or a record lies past its end.
   class DestinationError < Error; end
+  # An input (delta, extent, descriptor, stream, device to read) is a FIFO, socket, character device or directory where a file is needed; it was not opened.
+  class InputError < Error; end
   # An undo file (lvmsync: snapback file) exists already, is the input or destination, or cannot be held.
   class UndoError < Error; end
+
+  # Extends any exception (an Ironshed::Error, a SystemCallError such as Errno::ENOSPC,
+  # Interrupt, SignalException) raised by an apply that had already started writing to its
+  # destination: the destination is partly updated. `rescue Ironshed::PartlyWritten` catches
+  # exactly those; +written_bytes+ is how much was written (a write cut short may have
+  # written more).
+  module PartlyWritten
+    attr_accessor :written_bytes
+  end
 end
 
 module VMDKSync

@@ -91,6 +91,9 @@ pub enum Kind {
     /// The destination cannot be used: not a file or device, busy, too small, or a record
     /// lies past its end.
     Destination,
+    /// An input (a delta, an extent, a stream, a device to read) is not a file that can be
+    /// read: a FIFO where a file is needed, a socket, a character device, a directory.
+    Input,
     /// An undo file (lvmsync's snapback file) exists already, is the input or the destination,
     /// or cannot be held.
     Undo,
@@ -125,12 +128,13 @@ pub enum Kind {
 impl Kind {
     /// Every kind ([`Kind::Os`] as `Os(0)`), so that a front end can prepare a class for each
     /// when it starts rather than find one missing when it reports.
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 20] = [
         Kind::Cancelled,
         Kind::Os(0),
         Kind::Argument,
         Kind::Failure,
         Kind::Destination,
+        Kind::Input,
         Kind::Undo,
         Kind::VmdkFormat,
         Kind::VmdkUnsupported,
@@ -190,6 +194,7 @@ mod tests {
                 Kind::NamespaceName => 16,
                 Kind::KernelReply => 17,
                 Kind::Ethtool => 18,
+                Kind::Input => 19,
             }
         }
         let mut seen: Vec<usize> = Kind::ALL.iter().map(|&k| number(k)).collect();

@@ -1,5 +1,15 @@
 //! The read seam: parsers read through [`ReadAt`], so they run unchanged on files, block
-//! devices and in-memory images (unit tests and fuzz targets).
+//! devices and in-memory images (unit tests and fuzz targets); every path a user names is
+//! opened through [`open_path`] (never blocking in the open, refusing FIFOs, sockets and
+//! character devices where a file is needed) and told apart by [`FileId`] ([`Inputs`]: a job
+//! never writes to a file it reads).
+
+mod files;
+
+pub use files::{
+    file_ids, open_path, path_ids, same_file, FileError, FileId, FileKind, Inputs, OpenMode,
+    Opened, Written,
+};
 
 use std::fs::File;
 use std::io;
@@ -107,30 +117,23 @@ nix::ioctl_read_bad!(blksszget, 0x1268, libc::c_int);
 pub const DIRECT_ALIGN: usize = 4096;
 
 impl SourceDevice {
-    /// Opens `path` read-only; a block device with `O_DIRECT` when it allows it.
-    pub fn open(path: &std::path::Path) -> Result<Self, crate::IoContext> {
-        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    /// Opens `path` read-only ([`open_path`]: a regular file or block device, never a FIFO
+    /// or character device); a block device with `O_DIRECT` when it allows it.
+    pub fn open(path: &std::path::Path) -> Result<Self, FileError> {
         let ctx = |op: &str, e| crate::IoContext::new(path, op, e);
-        let meta = std::fs::metadata(path).map_err(|e| ctx("stat", e))?;
-        let is_dev = meta.file_type().is_block_device();
-        let (file, mode) = if is_dev {
-            let direct = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_DIRECT | libc::O_CLOEXEC)
-                .open(path);
-            match direct {
-                Ok(f) => (f, ReadMode::Direct),
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (
-                    File::open(path).map_err(|e| ctx("open", e))?,
-                    ReadMode::DropCachedRange,
-                ),
-                Err(e) => return Err(ctx("open", e)),
-            }
-        } else {
-            (
-                File::open(path).map_err(|e| ctx("open", e))?,
-                ReadMode::Buffered,
-            )
+        let opened = open_path(
+            path,
+            OpenMode {
+                direct: true,
+                ..OpenMode::READ
+            },
+        )?;
+        let is_dev = opened.kind == FileKind::BlockDevice;
+        let file = opened.file;
+        let mode = match (is_dev, opened.direct) {
+            (false, _) => ReadMode::Buffered,
+            (true, true) => ReadMode::Direct,
+            (true, false) => ReadMode::DropCachedRange,
         };
         let size = crate::block::file_size(&file).map_err(|e| ctx("get size", e))?;
         let mut align = 1usize;

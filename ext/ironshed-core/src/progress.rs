@@ -4,12 +4,14 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// Bytes done out of a total, plus a cancel request. All methods are lock-free.
+/// Bytes done out of a total, a cancel request, and whether the job has changed its
+/// destination. All methods are lock-free.
 #[derive(Debug, Default)]
 pub struct Progress {
     total: AtomicU64,
     done: AtomicU64,
     cancelled: AtomicBool,
+    written: AtomicBool,
 }
 
 impl Progress {
@@ -40,5 +42,15 @@ impl Progress {
     /// True once [`Progress::cancel`] was called.
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
+    }
+    /// Records that the job has started changing its destination (see
+    /// [`crate::block::Destination::watched_by`]).
+    pub fn note_written(&self) {
+        self.written.store(true, Ordering::SeqCst);
+    }
+    /// True once the job has started changing its destination: a job that fails or is
+    /// interrupted after that has left it partly updated; before that, untouched.
+    pub fn written(&self) -> bool {
+        self.written.load(Ordering::SeqCst)
     }
 }

@@ -423,10 +423,12 @@ fn snapback_file_cannot_be_the_destination() {
     assert_eq!(
         e,
         format!(
-            "{}: the snapback file is the same file as the destination",
-            link.display()
+            "{}: the undo file is the same file as {} (the destination); refusing to write to it",
+            link.display(),
+            dest.display()
         )
     );
+    assert_eq!(fs::read(&dest).unwrap(), vec![0u8; 4096]);
 }
 
 /// From a real pipe, large records are spliced to the destination: same result, and a stream

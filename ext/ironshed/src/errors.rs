@@ -22,6 +22,7 @@ fn class_path(kind: Kind) -> Option<&'static str> {
         Kind::Cancelled | Kind::Os(_) | Kind::Argument => return None,
         Kind::Failure => "Ironshed::Error",
         Kind::Destination => "Ironshed::DestinationError",
+        Kind::Input => "Ironshed::InputError",
         Kind::Undo => "Ironshed::UndoError",
         Kind::VmdkFormat => "VMDKSync::FormatError",
         Kind::VmdkUnsupported => "VMDKSync::UnsupportedFormat",

@@ -9,7 +9,9 @@ use crate::convert::{hash, kwargs, options};
 use crate::errors::{self, OrRaise};
 use crate::{gvl, lvm_change_set::RbChangeSet, progress::RbProgress};
 use ironshed_core::io::WaitingFile;
-use ironshed_core::wire::{self, digest, ApplyOptions, ApplyStats, Digest, Input, SendOptions};
+use ironshed_core::wire::{
+    self, digest, ApplyOptions, ApplyStats, Digest, DigestReport, Input, SendOptions,
+};
 use ironshed_core::IoContext;
 use magnus::scan_args::scan_args;
 use magnus::{function, prelude::*, Error, RArray, RHash, RString, Ruby, Value};
@@ -83,12 +85,25 @@ fn apply(
         Some(u) => Some(hash!(ruby, u; records, bytes, commits, file_bytes)),
         None => None,
     };
+    let verified = match &st.verified {
+        Some(r) => Some(report(ruby, r)?),
+        None => None,
+    };
     Ok(
         hash!(ruby, st; records, bytes, writes, skipped_records, skipped_bytes, journaled,
         ignored_records, ignored_bytes, checked_first, dest_size, discard_records, discard_bytes,
-        discard_zeroed_bytes, discards_in_stream; snapback = undo,
-        digests = packed(ruby, verify, &st.digests)),
+        discard_zeroed_bytes, discards_in_stream, verify_superseded; snapback = undo,
+        digests = packed(ruby, verify, &st.digests), verified = verified),
     )
+}
+
+/// `{matched:, mismatches:, examples: [[offset, len, "differs"|"missing"|"unexpected"], ...]}`.
+fn report(ruby: &Ruby, r: &DigestReport) -> Result<RHash, Error> {
+    let ex = r
+        .examples
+        .iter()
+        .map(|m| (m.offset, m.len, m.kind.as_str()));
+    Ok(hash!(ruby, r; matched, mismatches; examples = ruby.ary_from_iter(ex)))
 }
 
 /// `apply_file(path, dest, job, **ApplyOptions)`: a file, checked whole before the first write.
@@ -116,12 +131,7 @@ fn bytes(s: RString) -> Vec<u8> {
 fn compare_digests(ruby: &Ruby, sent: RString, received: RString) -> Result<RHash, Error> {
     let a = digest::unpack_named(&bytes(sent), "sent digests").or_raise(ruby)?;
     let b = digest::unpack_named(&bytes(received), "received digests").or_raise(ruby)?;
-    let r = wire::compare_digests(&a, &b);
-    let ex = r
-        .examples
-        .iter()
-        .map(|m| (m.offset, m.len, m.kind.as_str()));
-    Ok(hash!(ruby, r; matched, mismatches; examples = ruby.ary_from_iter(ex)))
+    report(ruby, &wire::compare_digests(&a, &b))
 }
 
 /// `digest_lines(packed)`: the text form, one line per digest, without line ends.

@@ -1,5 +1,5 @@
 //! `Ironshed::Progress`: byte counters of a running native job, readable from another Ruby
-//! thread while the job runs without the GVL.
+//! thread while the job runs without the GVL, and whether it has changed its destination.
 
 use ironshed_core::Progress;
 use magnus::{function, method, prelude::*, Error, Ruby};
@@ -24,6 +24,9 @@ impl RbProgress {
     fn cancelled(&self) -> bool {
         self.0.is_cancelled()
     }
+    fn written(&self) -> bool {
+        self.0.written()
+    }
 }
 
 pub fn init(ruby: &Ruby) -> Result<(), Error> {
@@ -34,5 +37,6 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     c.define_method("total", method!(RbProgress::total, 0))?;
     c.define_method("cancel", method!(RbProgress::cancel, 0))?;
     c.define_method("cancelled?", method!(RbProgress::cancelled, 0))?;
+    c.define_method("written?", method!(RbProgress::written, 0))?;
     Ok(())
 }

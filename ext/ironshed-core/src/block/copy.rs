@@ -166,7 +166,7 @@ impl<'a> BatchWriter<'a> {
             match nix::fcntl::copy_file_range(
                 &src.file,
                 Some(&mut off_in),
-                self.dest.file(),
+                self.dest.file_for_write(),
                 Some(&mut off_out),
                 want,
             ) {
@@ -177,7 +177,11 @@ impl<'a> BatchWriter<'a> {
                         std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
                     )))
                 }
-                Ok(n) => left -= n as u64,
+                Ok(n) => {
+                    // Counted as it goes: a copy that fails part way has written this much.
+                    left -= n as u64;
+                    self.progress.add_done(n as u64);
+                }
                 Err(e)
                     if left == len
                         && matches!(
@@ -206,7 +210,6 @@ impl<'a> BatchWriter<'a> {
         }
         self.stats.bytes += len;
         self.stats.writes += 1;
-        self.progress.add_done(len);
         Ok(true)
     }
 

@@ -4,7 +4,11 @@
 //! Rules this module enforces for every tool:
 //! * a destination is opened read-write without `O_CREAT`, `O_TRUNC` or `O_APPEND`, and a
 //!   block device additionally with `O_EXCL` (the kernel then refuses a device that is mounted
-//!   or held by device-mapper);
+//!   or held by device-mapper), through [`crate::io::open_path`] (a FIFO or character device
+//!   is refused before it is opened);
+//! * a job refuses a destination that is one of its inputs
+//!   ([`Destination::check_not_input`]), and can tell afterwards whether it changed the
+//!   destination at all ([`Destination::touched`]);
 //! * nothing is ever written past the destination's current size, so a file never grows;
 //! * the whole segment list is checked before the first write.
 
@@ -13,22 +17,21 @@ mod copy;
 pub use copy::{write_segments, BatchWriter, CopyStats, Segment, SegmentSource, SourceFile, BATCH};
 
 use crate::error::{Cancelled, IoContext, Kind, Report};
-use std::fs::{File, OpenOptions};
+use crate::io::{open_path, FileError, FileKind, Inputs, OpenMode, Written};
+use crate::progress::Progress;
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Errors of the destination side.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The path is neither a regular file nor a block device.
-    #[error("{}: not a regular file or block device ({kind}); refusing to write to it", path.display())]
-    NotFileOrDevice {
-        /// The destination given.
-        path: PathBuf,
-        /// What it is instead.
-        kind: &'static str,
-    },
+    /// Not a regular file or block device (refused before it is opened), or one of the
+    /// job's inputs.
+    #[error("{0}")]
+    File(#[from] crate::io::FileError),
     /// `O_EXCL` on a block device failed with EBUSY.
     #[error("{}: block device is in use (mounted, part of an active LV/RAID, or opened exclusively by another program); refusing to write to it", path.display())]
     Busy {
@@ -65,16 +68,17 @@ impl Report for Error {
     fn kind(&self) -> Kind {
         match self {
             Error::Io(ctx) => ctx.kind(),
+            Error::File(f) => f.kind(),
             Error::Cancelled(c) => c.kind(),
-            Error::NotFileOrDevice { .. }
-            | Error::Busy { .. }
-            | Error::PastEnd { .. }
-            | Error::UnsortedSegments { .. } => Kind::Destination,
+            Error::Busy { .. } | Error::PastEnd { .. } | Error::UnsortedSegments { .. } => {
+                Kind::Destination
+            }
         }
     }
     fn message(&self) -> String {
         match self {
             Error::Io(ctx) => ctx.message(),
+            Error::File(f) => f.message(),
             other => other.to_string(),
         }
     }
@@ -100,9 +104,26 @@ pub struct Destination {
     size: u64,
     kind: DestKind,
     writable: bool,
+    /// Set before the first write, discard or copy into the destination.
+    touched: AtomicBool,
     /// Testing aid: [`Destination::discard`] skips its guaranteed step (see
     /// [`Destination::force_discard_fallback`]).
     discard_fallback: Option<u64>,
+}
+
+/// See [`Destination::watched_by`].
+#[derive(Debug)]
+pub struct WriteWatch<'a> {
+    dest: &'a Destination,
+    progress: &'a Progress,
+}
+
+impl Drop for WriteWatch<'_> {
+    fn drop(&mut self) {
+        if self.dest.touched() {
+            self.progress.note_written();
+        }
+    }
 }
 
 /// What [`Destination::discard`] did to make a range read as zeros.
@@ -155,32 +176,6 @@ pub fn file_size(file: &File) -> io::Result<u64> {
     }
 }
 
-fn kind_of(path: &Path) -> Result<DestKind> {
-    let meta = std::fs::metadata(path).map_err(|e| IoContext::new(path, "stat", e))?;
-    let ft = meta.file_type();
-    if ft.is_file() {
-        Ok(DestKind::File)
-    } else if ft.is_block_device() {
-        Ok(DestKind::BlockDevice)
-    } else {
-        let kind = if ft.is_dir() {
-            "a directory"
-        } else if ft.is_char_device() {
-            "a character device"
-        } else if ft.is_fifo() {
-            "a FIFO"
-        } else if ft.is_socket() {
-            "a socket"
-        } else {
-            "an unknown file type"
-        };
-        Err(Error::NotFileOrDevice {
-            path: path.to_path_buf(),
-            kind,
-        })
-    }
-}
-
 impl Destination {
     /// Opens `path` for writing: read-write, never creating, truncating or appending; a block
     /// device is opened with `O_EXCL`.
@@ -194,24 +189,23 @@ impl Destination {
     }
 
     fn open_mode(path: &Path, write: bool) -> Result<Self> {
-        let kind = kind_of(path)?;
-        let mut opts = OpenOptions::new();
-        opts.read(true).write(write);
-        let mut flags = libc::O_CLOEXEC;
-        if write && kind == DestKind::BlockDevice {
-            flags |= libc::O_EXCL;
-        }
-        opts.custom_flags(flags);
-        let file = opts.open(path).map_err(|e| {
-            if e.raw_os_error() == Some(libc::EBUSY) && kind == DestKind::BlockDevice {
-                Error::Busy {
-                    path: path.to_path_buf(),
-                }
-            } else {
-                let op = if write { "open for writing" } else { "open" };
-                Error::Io(IoContext::new(path, op, e))
-            }
+        let mode = if write {
+            OpenMode::WRITE
+        } else {
+            OpenMode::READ
+        };
+        let opened = open_path(path, mode).map_err(|e| match e {
+            // Only a block device is opened with O_EXCL, and only it fails with EBUSY.
+            FileError::Io(ctx) if write && ctx.errno() == Some(libc::EBUSY) => Error::Busy {
+                path: path.to_path_buf(),
+            },
+            other => Error::File(other),
         })?;
+        let kind = match opened.kind {
+            FileKind::BlockDevice => DestKind::BlockDevice,
+            _ => DestKind::File,
+        };
+        let file = opened.file;
         let size = file_size(&file).map_err(|e| IoContext::new(path, "get size", e))?;
         Ok(Destination {
             path: path.to_path_buf(),
@@ -219,8 +213,43 @@ impl Destination {
             size,
             kind,
             writable: write,
+            touched: AtomicBool::new(false),
             discard_fallback: None,
         })
+    }
+
+    /// Refuses this destination when it is one of `inputs` (device and inode, after links;
+    /// the device number of a block device; the file behind a loop device).
+    pub fn check_not_input(&self, inputs: &Inputs) -> Result<()> {
+        Ok(inputs.check(&self.file, &self.path, Written::Destination)?)
+    }
+
+    /// True once anything may have changed the destination: a write, a discard or a copy
+    /// into it was started (even one that then failed).
+    pub fn touched(&self) -> bool {
+        self.touched.load(Ordering::SeqCst)
+    }
+
+    /// A guard that, when dropped (however the job ends: done, failed, interrupted, even
+    /// unwinding), records on `progress` whether this destination was touched
+    /// ([`Progress::note_written`]), so the caller learns it even when the job's error is
+    /// replaced by another (a signal's).
+    pub fn watched_by<'a>(&'a self, progress: &'a Progress) -> WriteWatch<'a> {
+        WriteWatch {
+            dest: self,
+            progress,
+        }
+    }
+
+    /// The open file, for a write made outside this type (`copy_file_range`, `splice`):
+    /// marks the destination as touched.
+    pub fn file_for_write(&self) -> &File {
+        self.touch();
+        &self.file
+    }
+
+    fn touch(&self) {
+        self.touched.store(true, Ordering::SeqCst);
     }
 
     /// The path it was opened as.
@@ -256,6 +285,7 @@ impl Destination {
     /// Writes all of `buf` at `offset`, refusing anything that would go past the end.
     pub fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
         self.check_range(offset, buf.len() as u64)?;
+        self.touch();
         self.file.write_all_at(buf, offset).map_err(|e| {
             IoContext::new(
                 &self.path,
@@ -355,6 +385,7 @@ impl Destination {
     fn punch_hole(&self, offset: u64, len: u64) -> Result<bool> {
         let mode = nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
             | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
+        self.touch();
         loop {
             return match nix::fcntl::fallocate(&self.file, mode, offset as i64, len as i64) {
                 Ok(()) => Ok(true),
@@ -393,6 +424,7 @@ impl Destination {
                 let b = (offset + len) / lbs * lbs;
                 if a < b {
                     let range = [a, b - a];
+                    self.touch();
                     // SAFETY: BLKDISCARD reads two u64 (start, length) through the pointer.
                     match unsafe { blkdiscard(self.file.as_raw_fd(), &range) } {
                         Ok(_)

@@ -88,12 +88,16 @@ pub enum Error {
     /// Reading failed.
     #[error("{0}")]
     Io(#[from] IoContext),
+    /// The device or image to read cannot be opened safely (a FIFO, a character device...).
+    #[error("{0}")]
+    File(#[from] crate::io::FileError),
 }
 
 impl Report for Error {
     fn kind(&self) -> Kind {
         match self {
             Error::Io(ctx) => ctx.kind(),
+            Error::File(f) => f.kind(),
             Error::Cancelled(c) => c.kind(),
             Error::Invalid { .. } => Kind::SnapshotInvalid,
             Error::ThinDelta { .. } | Error::ThinTool { .. } => Kind::ThinDelta,
@@ -107,6 +111,7 @@ impl Report for Error {
     fn message(&self) -> String {
         match self {
             Error::Io(ctx) => ctx.message(),
+            Error::File(f) => f.message(),
             other => other.to_string(),
         }
     }

@@ -4,10 +4,11 @@
 
 use super::descriptor::Descriptor;
 use super::error::{Error, Result};
-use super::layer::{name_of, peek_descriptor, same_file, Layer};
+use super::layer::{name_of, peek_descriptor_in, same_file, Files, Layer};
 use super::run::{overlay, Run};
 use super::{BaseCheck, OpenOptions};
 use crate::block::SourceFile;
+use crate::io::Inputs;
 use std::path::Path;
 
 /// Most layers followed before giving up (ESX allows 32 snapshots).
@@ -22,15 +23,18 @@ pub struct Chain {
     pub layers: Vec<Layer>,
     /// Every extent file of every layer.
     pub sources: Vec<SourceFile>,
+    /// Every file read (descriptors, extents, the base descriptor): what a destination or an
+    /// undo file must not be.
+    pub inputs: Inputs,
     /// What was checked about the base.
     pub base: BaseCheck,
     /// Non-fatal observations.
     pub warnings: Vec<String>,
 }
 
-fn base_descriptor(p: &Path) -> Result<Descriptor> {
+fn base_descriptor(p: &Path, files: &mut Files, role: &str) -> Result<Descriptor> {
     let name = name_of(p);
-    match peek_descriptor(p) {
+    match peek_descriptor_in(p, files, role) {
         Ok(Some(d)) => Ok(d),
         Ok(None) => Err(Error::BaseMismatch {
             msg: format!("{name}: a bare extent has no CID; the base must be a descriptor (vm.vmdk)"),
@@ -83,9 +87,9 @@ fn check_link(child: &Layer, pcid: u32, parent: &Descriptor, parent_path: &Path)
 impl Chain {
     /// Opens the chain that ends at `path`.
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Chain> {
-        let mut sources = Vec::new();
+        let mut files = Files::default();
         let mut warnings = Vec::new();
-        let first = Layer::open(path, &mut sources, opts)?;
+        let first = Layer::open(path, &mut files, opts)?;
         if first.descriptor.is_some() && first.parent_cid().is_none() {
             return Err(Error::format(
                 &name_of(path),
@@ -93,7 +97,10 @@ impl Chain {
             ));
         }
         let explicit = match &opts.base {
-            Some(b) => Some((b.clone(), base_descriptor(b)?)),
+            Some(b) => Some((
+                b.clone(),
+                base_descriptor(b, &mut files, "the base descriptor (--base)")?,
+            )),
             None => None,
         };
         let mut layers = vec![first];
@@ -122,7 +129,7 @@ impl Chain {
                     || top
                         .extents
                         .iter()
-                        .any(|x| same_file(h, &sources[x.file as usize].path))
+                        .any(|x| same_file(h, &files.sources[x.file as usize].path))
                 {
                     return Err(Error::format(
                         &name_of(&top.path),
@@ -182,7 +189,7 @@ impl Chain {
                 };
             }
 
-            let pd = base_descriptor(&h)?;
+            let pd = base_descriptor(&h, &mut files, "a descriptor of the chain")?;
             if pd.has_parent() {
                 // Another delta: the link must hold, then it joins the chain.
                 check_link(top, pcid, &pd, &h)?;
@@ -198,7 +205,7 @@ impl Chain {
                         format!("chain deeper than {MAX_DEPTH} snapshots"),
                     ));
                 }
-                let layer = Layer::open(&h, &mut sources, opts)?;
+                let layer = Layer::open(&h, &mut files, opts)?;
                 layers.push(layer);
                 continue;
             }
@@ -211,7 +218,8 @@ impl Chain {
         };
         Ok(Chain {
             layers,
-            sources,
+            sources: files.sources,
+            inputs: files.inputs,
             base,
             warnings,
         })

@@ -35,6 +35,10 @@ pub enum Error {
     /// Reading an input failed.
     #[error("{0}")]
     Io(#[from] IoContext),
+    /// A file that must not be used: an input that is not a regular file or block device (a
+    /// FIFO would block the open), or a destination or undo file that is one of the inputs.
+    #[error("{0}")]
+    File(#[from] crate::io::FileError),
     /// The undo file exists already: it may be the only way back from an earlier run.
     #[error("{}: the undo file exists and is not empty ({size} bytes); refusing to overwrite it, it may be the only way back from an earlier run: choose a new file name", path.display())]
     UndoExists {
@@ -46,6 +50,16 @@ pub enum Error {
     /// The undo file could not be created or written.
     #[error("{0}")]
     Undo(#[from] crate::wire::Error),
+    /// An error after the destination was partly written (or interrupted then).
+    #[error("{cause}; by then {bytes} bytes of {} had been written", dest.display())]
+    Stopped {
+        /// What went wrong.
+        cause: Box<Error>,
+        /// The destination.
+        dest: std::path::PathBuf,
+        /// Bytes written (or discarded) before it; a write cut short may have written more.
+        bytes: u64,
+    },
 }
 
 impl Error {
@@ -72,13 +86,24 @@ impl Report for Error {
             Error::UndoExists { .. } => Kind::Undo,
             Error::Destination(b) => b.kind(),
             Error::Io(ctx) => ctx.kind(),
+            Error::File(f) => f.kind(),
             Error::Undo(w) => w.kind(),
+            Error::Stopped { cause, .. } => cause.kind(),
         }
     }
+    /// The whole message (with what was written before the error, for [`Error::Stopped`]);
+    /// for an OS error without the OS's text; for a cancelled job just "interrupted".
     fn message(&self) -> String {
         match self {
+            _ if self.is_cancelled() => crate::Cancelled.message(),
+            Error::Stopped { cause, dest, bytes } => format!(
+                "{}; by then {bytes} bytes of {} had been written",
+                cause.message(),
+                dest.display()
+            ),
             Error::Destination(b) => b.message(),
             Error::Io(ctx) => ctx.message(),
+            Error::File(f) => f.message(),
             Error::Undo(w) => w.message(),
             other => other.to_string(),
         }

@@ -7,7 +7,7 @@ use super::run::{ExtentReader, Run};
 use super::{cowd, sesparse, sparse, Format, OpenOptions};
 use crate::block::SourceFile;
 use crate::error::IoContext;
-use crate::io::ReadAt;
+use crate::io::{open_path, Inputs, OpenMode, ReadAt};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -98,8 +98,23 @@ pub(crate) fn name_of(p: &Path) -> String {
     p.display().to_string()
 }
 
-pub(crate) fn open_file(p: &Path) -> Result<File> {
-    File::open(p).map_err(|e| Error::Io(IoContext::new(p, "open", e)))
+/// The files a chain is read from.
+#[derive(Debug, Default)]
+pub struct Files {
+    /// Every extent file, read while applying.
+    pub sources: Vec<SourceFile>,
+    /// Every file opened (descriptors too), which a destination must not be.
+    pub inputs: Inputs,
+}
+
+impl Files {
+    /// Opens `p` ([`open_path`]: a regular file or block device, never blocking) and notes it
+    /// as an input read as `role`.
+    pub(crate) fn open(&mut self, p: &Path, role: &str) -> Result<File> {
+        let f = open_path(p, OpenMode::READ)?.file;
+        self.inputs.add(&f, p, role)?;
+        Ok(f)
+    }
 }
 
 pub(crate) fn read_head(f: &File, p: &Path, max: usize) -> Result<Vec<u8>> {
@@ -121,8 +136,17 @@ fn hex(head: &[u8]) -> String {
 /// The descriptor of any VMDK file: a text descriptor, or the one embedded in a KDMV file.
 /// `None` for a bare extent without one.
 pub fn peek_descriptor(path: &Path) -> Result<Option<Descriptor>> {
+    peek_descriptor_in(path, &mut Files::default(), "a descriptor")
+}
+
+/// [`peek_descriptor`], noting the file in `files` as read as `role`.
+pub(crate) fn peek_descriptor_in(
+    path: &Path,
+    files: &mut Files,
+    role: &str,
+) -> Result<Option<Descriptor>> {
     let name = name_of(path);
-    let f = open_file(path)?;
+    let f = files.open(path, role)?;
     let head = read_head(&f, path, descriptor::MAX_DESCRIPTOR + 1)?;
     match kind_of(&head) {
         Kind::Cowd | Kind::SeSparse => Ok(None),
@@ -149,13 +173,13 @@ pub fn peek_descriptor(path: &Path) -> Result<Option<Descriptor>> {
 }
 
 impl Layer {
-    /// Opens the delta named by `path`, adding its extent files to `sources`.
-    pub fn open(path: &Path, sources: &mut Vec<SourceFile>, opts: &OpenOptions) -> Result<Layer> {
+    /// Opens the delta named by `path`, adding its extent files to `files`.
+    pub fn open(path: &Path, files: &mut Files, opts: &OpenOptions) -> Result<Layer> {
         let name = name_of(path);
-        let f = open_file(path)?;
+        let f = files.open(path, "a delta of the chain")?;
         let head = read_head(&f, path, descriptor::MAX_DESCRIPTOR + 1)?;
         let layer = match kind_of(&head) {
-            Kind::Cowd | Kind::SeSparse => Self::single(path, f, None, sources, opts)?,
+            Kind::Cowd | Kind::SeSparse => Self::single(path, f, None, files, opts)?,
             Kind::Kdmv => {
                 let (h, len) = sparse::read_header(&f, &name)?;
                 let desc = match sparse::embedded_descriptor(&f, &name, &h, len)? {
@@ -165,7 +189,7 @@ impl Layer {
                 if let Some(d) = &desc {
                     check_embedded(d, path, h.capacity, &name)?;
                 }
-                Self::single(path, f, desc, sources, opts)?
+                Self::single(path, f, desc, files, opts)?
             }
             Kind::Other => {
                 if !descriptor::looks_like_descriptor(&head) {
@@ -178,7 +202,7 @@ impl Layer {
                     ));
                 }
                 let d = descriptor::parse(&head, &name)?;
-                Self::from_descriptor(path, d, sources, opts)?
+                Self::from_descriptor(path, d, files, opts)?
             }
         };
         if let (Some(why), false) = (&layer.unclean, opts.allow_unclean) {
@@ -211,18 +235,18 @@ impl Layer {
         path: &Path,
         f: File,
         desc: Option<Descriptor>,
-        sources: &mut Vec<SourceFile>,
+        files: &mut Files,
         opts: &OpenOptions,
     ) -> Result<Layer> {
         let mut layer = Layer::empty(path, desc);
-        layer.add_extent(path, f, None, sources, opts)?;
+        layer.add_extent(path, f, None, &mut files.sources, opts)?;
         Ok(layer)
     }
 
     fn from_descriptor(
         path: &Path,
         d: Descriptor,
-        sources: &mut Vec<SourceFile>,
+        files: &mut Files,
         opts: &OpenOptions,
     ) -> Result<Layer> {
         let name = name_of(path);
@@ -303,7 +327,7 @@ impl Layer {
                     format!("line {}: the extent names the descriptor itself", e.line),
                 ));
             }
-            let f = open_file(&p)?;
+            let f = files.open(&p, &format!("an extent of {name}"))?;
             let head = read_head(&f, &p, 8)?;
             let kind = kind_of(&head);
             let fits = match e.kind {
@@ -329,7 +353,13 @@ impl Layer {
                     ),
                 ));
             }
-            layer.add_extent(&p, f, Some((e.sectors, e.line, &name)), sources, opts)?;
+            layer.add_extent(
+                &p,
+                f,
+                Some((e.sectors, e.line, &name)),
+                &mut files.sources,
+                opts,
+            )?;
         }
         layer.descriptor = Some(d);
         Ok(layer)
@@ -556,12 +586,7 @@ fn check_embedded(d: &Descriptor, path: &Path, capacity: u64, name: &str) -> Res
     Ok(())
 }
 
-pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => a == b,
-    }
-}
+pub(crate) use crate::io::same_file;
 
 #[cfg(test)]
 mod tests;

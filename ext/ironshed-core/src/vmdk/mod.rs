@@ -25,6 +25,8 @@ pub mod sparse;
 pub use error::{Error, Result};
 
 use crate::block::{BatchWriter, CopyStats, Destination, Segment, SegmentSource};
+use crate::error::Report;
+use crate::io::Written;
 use crate::progress::Progress;
 use crate::wire::UndoLog;
 use chain::Chain;
@@ -393,6 +395,7 @@ impl Delta {
     /// What an apply would do, checking the destination read-only.
     pub fn dry_run(&self, dest: &Path, opts: &ApplyOptions) -> Result<ApplyStats> {
         let d = Destination::open_readonly(dest)?;
+        d.check_not_input(&self.chain.inputs)?;
         self.check_destination(&d, opts)?;
         Ok(ApplyStats {
             grains: self.grains,
@@ -404,8 +407,12 @@ impl Delta {
         })
     }
 
-    /// Writes the chain onto `dest`. Every check is done before the first write; the
-    /// destination is `fdatasync`ed before this returns.
+    /// Writes the chain onto `dest`. Every check is done before the first write: the
+    /// destination is none of the chain's files, and has the right size; the undo file is
+    /// neither the destination nor one of the chain's files. The destination is
+    /// `fdatasync`ed before this returns. An error after the first write is an
+    /// [`Error::Stopped`] saying how much was written, and `progress` records that the
+    /// destination was changed ([`Progress::written`]) however the apply ends.
     pub fn apply(
         &self,
         dest: &Path,
@@ -413,7 +420,36 @@ impl Delta {
         progress: &Progress,
     ) -> Result<ApplyStats> {
         let d = Destination::open(dest)?;
+        d.check_not_input(&self.chain.inputs)?;
         self.check_destination(&d, opts)?;
+        if let Some(u) = &opts.undo {
+            let mut written = self.chain.inputs.clone();
+            written.add(d.file(), dest, "the destination")?;
+            written.check_path(u, Written::UndoFile)?;
+        }
+        let _watch = d.watched_by(progress);
+        self.write_to(&d, opts, progress).map_err(|e| {
+            // An interruption is reported as such (the caller learns from `progress`
+            // whether the destination was changed).
+            if d.touched() && !e.is_cancelled() {
+                Error::Stopped {
+                    cause: Box::new(e),
+                    dest: dest.to_path_buf(),
+                    bytes: progress.done(),
+                }
+            } else {
+                e
+            }
+        })
+    }
+
+    /// The apply onto the checked destination `d`.
+    fn write_to(
+        &self,
+        d: &Destination,
+        opts: &ApplyOptions,
+        progress: &Progress,
+    ) -> Result<ApplyStats> {
         // Created only now: a refused apply leaves no undo file behind. An existing one is
         // refused (it may be the only way back from an earlier run).
         let mut undo = match &opts.undo {
@@ -425,7 +461,7 @@ impl Delta {
         };
         let mut rw = RunWriter {
             delta: self,
-            w: BatchWriter::new(&d, &self.chain.sources, progress, self.changed_bytes),
+            w: BatchWriter::new(d, &self.chain.sources, progress, self.changed_bytes),
             pending: Vec::new(),
             pending_bytes: 0,
             discard: opts.discard_zeros,
@@ -446,14 +482,14 @@ impl Delta {
                     held.push(r);
                     if held_bytes >= UNDO_BATCH {
                         held_bytes = 0;
-                        release(u, &d, &mut held, &mut rw)?;
+                        release(u, d, &mut held, &mut rw)?;
                     }
                     Ok(())
                 }
             }
         })?;
         if let Some(u) = undo.as_mut() {
-            release(u, &d, &mut held, &mut rw)?;
+            release(u, d, &mut held, &mut rw)?;
         }
         let discarded = rw.discarded;
         let CopyStats { bytes, writes } = rw.finish()?;
@@ -689,3 +725,6 @@ impl RunWriter<'_> {
         Ok(self.w.finish()?)
     }
 }
+
+#[cfg(test)]
+mod tests;

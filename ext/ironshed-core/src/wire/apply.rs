@@ -22,16 +22,17 @@
 //!   cached pages are then dropped and every range written is read back and hashed
 //!   ([`ApplyStats::digests`], to compare with the sender's).
 
-use super::digest::{Digest, RangeHasher};
+use super::digest::{compare_digests, Digest, DigestReport, RangeHasher, ZeroHashes};
 use super::proto3::{Decoder, Record, RecordHeader, RecordKind, HEADER_LEN};
 use super::undo::{Journal, Mark, UndoLog, UndoStats};
 use super::{Error, Result};
 use crate::block::Destination;
 use crate::error::{Cancelled, IoContext, Report};
+use crate::io::{open_path, FileKind, Inputs, OpenMode, Written};
 use crate::progress::Progress;
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// Bytes of data gathered before a batch is written: small, so the data is still in the CPU
@@ -103,6 +104,13 @@ pub struct ApplyStats {
     /// zero-length records excepted), in stream order, of its range as clipped to the
     /// destination, read back after the final `fdatasync`.
     pub digests: Vec<Digest>,
+    /// With [`ApplyOptions::verify`]: what was read back compared with the stream's own
+    /// data, hashed record by record as it arrived (zeros for a discard record). A mismatch
+    /// means the destination does not hold what was written to it.
+    pub verified: Option<DigestReport>,
+    /// Records left out of that comparison because a later record of the stream overlaps
+    /// them (what is read back there is the later record's data).
+    pub verify_superseded: u64,
     /// `pwrite` calls (adjacent records are written together).
     pub writes: u64,
     /// Records (data or discard) with a part past the end of the destination (with
@@ -323,9 +331,14 @@ struct Applier<'a> {
     batch_records: u64,
     /// Discard records of the batch.
     batch_discards: u64,
-    /// With `verify`: the ranges of the records of the batch, and of those applied before.
-    batch_ranges: Vec<(u64, u64)>,
-    ranges: Option<Vec<(u64, u64)>>,
+    /// With `verify`: the digest of each record of the batch as it arrived (its range as
+    /// clipped to the destination, and the hash of its data), and of those applied before.
+    batch_ranges: Vec<Digest>,
+    ranges: Option<Vec<Digest>>,
+    /// With `verify`: the hash of the current data record's data, fed as it arrives.
+    hasher: Option<RangeHasher>,
+    /// With `verify`: the hashes of discard records' zeros, by length.
+    zeros: ZeroHashes,
     stats: ApplyStats,
 }
 
@@ -435,7 +448,7 @@ impl Applier<'_> {
             off += ahead as u64;
             left -= ahead as u64;
         }
-        let out = self.dest.file().as_raw_fd();
+        let out = self.dest.file_for_write().as_raw_fd();
         while left > 0 {
             let mut at = off as libc::loff_t;
             let want = left.min(1 << 30) as usize;
@@ -573,9 +586,18 @@ impl Applier<'_> {
         let h = rec.header;
         let keep = fitting(&h, self.dest.size());
         if let Some(fd) = self.pipe_fd {
-            if !hold && self.undo.is_none() && keep == u64::from(h.len) && keep >= SPLICE_MIN {
+            // Spliced data never passes through here, so it cannot be hashed for `verify`.
+            if !hold
+                && self.undo.is_none()
+                && self.ranges.is_none()
+                && keep == u64::from(h.len)
+                && keep >= SPLICE_MIN
+            {
                 return self.splice_record(dec, fd, h.offset, keep);
             }
+        }
+        if self.ranges.is_some() {
+            self.hasher = Some(RangeHasher::new(h.offset, keep));
         }
         let mut off = h.offset;
         let mut left = keep;
@@ -605,6 +627,9 @@ impl Applier<'_> {
                 self.buf.resize(used + n, 0);
             }
             dec.read_data(&mut self.buf[used..used + n])?;
+            if let Some(hh) = self.hasher.as_mut() {
+                hh.update(&self.buf[used..used + n]);
+            }
             self.items.push(Item {
                 dest: off,
                 buf: used,
@@ -626,61 +651,71 @@ impl Applier<'_> {
     }
 }
 
-fn same_file(a: &Path, b: &std::fs::Metadata) -> bool {
-    std::fs::metadata(a).is_ok_and(|m| m.dev() == b.dev() && m.ino() == b.ino())
+/// The input once opened.
+enum Source {
+    /// A regular file: checked whole before the first write.
+    File(File, String),
+    /// A descriptor (standard input, a pipe, a named pipe): applied as it arrives, waiting
+    /// in `poll` where the cancel flag is seen; from a pipe, large records are spliced.
+    Fd(File, String),
+    /// Any other reader (a block device, a caller's stream), applied as it arrives.
+    Reader(Box<dyn Read + Send>, String),
 }
 
 /// Applies `input` to the destination at `dest_path`. Nothing is written (and no snapback
-/// file is created) if the handshake is wrong, the destination cannot be opened, or — for a
-/// regular file input — any record is truncated or out of bounds.
+/// file is created) if the input or the destination cannot be used (not a kind of file that
+/// can be; the destination is the input; the snapback file is either), the handshake is
+/// wrong, or — for a regular file input — any record is truncated or out of bounds.
+///
+/// A path naming a FIFO is read as a stream: opened without waiting for a writer, then
+/// waiting for data in `poll`, where `progress`'s cancel flag is seen. An error after the
+/// first write is an [`Error::Stopped`] saying what was applied, and `progress` records that
+/// the destination was changed ([`Progress::written`]) however the apply ends.
 pub fn apply(
     input: Input,
     dest_path: &Path,
     opts: &ApplyOptions,
     progress: &Progress,
 ) -> Result<ApplyStats> {
+    // The input first (it may not be opened at all), so the destination can be checked
+    // against it.
+    let mut inputs = Inputs::new();
+    let input = match input {
+        Input::File(p) => {
+            let o = open_path(&p, OpenMode::STREAM)?;
+            inputs.add(&o.file, &p, "the input stream")?;
+            let name = p.display().to_string();
+            match o.kind {
+                FileKind::Pipe => Source::Fd(o.file, name),
+                FileKind::File => Source::File(o.file, name),
+                FileKind::BlockDevice => Source::Reader(Box::new(o.file), name),
+            }
+        }
+        Input::Fd(f, name) => {
+            inputs.add(&f, Path::new(&name), "the input stream")?;
+            Source::Fd(f, name)
+        }
+        Input::Stream(r, name) => Source::Reader(r, name),
+    };
     let mut dest = Destination::open(dest_path)?;
+    dest.check_not_input(&inputs)?;
+    if let Some(sb) = &opts.undo {
+        inputs.add(dest.file(), dest_path, "the destination")?;
+        inputs.check_path(sb, Written::UndoFile)?;
+    }
     if let Some(g) = opts.force_discard_fallback {
         dest.force_discard_fallback(g);
     }
     let dest = dest;
-    if let Some(sb) = &opts.undo {
-        let dm = dest
-            .file()
-            .metadata()
-            .map_err(|e| IoContext::new(dest_path, "stat", e))?;
-        if same_file(sb, &dm) {
-            return Err(Error::UndoClash {
-                path: sb.clone(),
-                what: "destination",
-            });
-        }
-        if let Input::File(p) = &input {
-            if let Ok(im) = std::fs::metadata(p) {
-                if same_file(sb, &im) {
-                    return Err(Error::UndoClash {
-                        path: sb.clone(),
-                        what: "input stream",
-                    });
-                }
-            }
-        }
-    }
+    let _watch = dest.watched_by(progress);
     let mut pipe_fd: Option<i32> = None;
     let (reader, name, plan): (Box<dyn Read + Send + '_>, String, Option<Plan>) = match input {
-        Input::File(p) => {
-            let name = p.display().to_string();
-            let f = File::open(&p).map_err(|e| Error::input(&name, "open", e))?;
-            let meta = f.metadata().map_err(|e| Error::input(&name, "stat", e))?;
-            let plan = if meta.is_file() {
-                Some(check_file(&f, &name, &dest, opts)?)
-            } else {
-                None
-            };
-            (Box::new(f), name, plan)
+        Source::File(f, name) => {
+            let plan = check_file(&f, &name, &dest, opts)?;
+            (Box::new(f), name, Some(plan))
         }
-        Input::Stream(r, name) => (r, name, None),
-        Input::Fd(f, name) => {
+        Source::Reader(r, name) => (r, name, None),
+        Source::Fd(f, name) => {
             use std::os::fd::AsRawFd;
             use std::os::unix::fs::FileTypeExt;
             if f.metadata().is_ok_and(|m| m.file_type().is_fifo()) {
@@ -697,7 +732,11 @@ pub fn apply(
     if let Some(p) = &plan {
         progress.set_total(p.bytes);
     }
-    let mut dec = Decoder::new(reader, &name)?;
+    // Waiting for the handshake (a pipe with no writer yet) ends on the cancel flag too.
+    let mut dec = match Decoder::new(reader, &name) {
+        Err(_) if progress.is_cancelled() => return Err(Cancelled.into()),
+        r => r?,
+    };
     let undo = match &opts.undo {
         Some(p) => Some(UndoLog::create(p)?),
         None => None,
@@ -714,6 +753,8 @@ pub fn apply(
         batch_discards: 0,
         batch_ranges: Vec::new(),
         ranges: opts.verify.then(Vec::new),
+        hasher: None,
+        zeros: ZeroHashes::default(),
         stats: ApplyStats {
             checked_first: plan.is_some(),
             dest_size: dest.size(),
@@ -726,23 +767,33 @@ pub fn apply(
         result = Err(Cancelled.into());
     }
     let mut stats = std::mem::take(&mut ap.stats);
-    let ranges = ap.ranges.take();
+    let arrived = ap.ranges.take();
     let undo_result = match ap.undo.take() {
         Some(u) => u.finish().map(Some),
         None => Ok(None),
     };
+    // Everything up to the last fdatasync; an error anywhere in it after the first write
+    // leaves the destination partly updated.
+    let result = result
+        .and_then(|()| Ok(dest.sync()?))
+        .and(undo_result);
     match result {
-        Ok(()) => {
-            dest.sync()?;
-            stats.undo = undo_result?;
-            if let Some(r) = ranges {
-                stats.digests = read_digests(&dest, &r, progress)?;
+        Ok(undo) => {
+            stats.undo = undo;
+            if let Some(arrived) = arrived {
+                let ranges: Vec<(u64, u64)> = arrived.iter().map(|d| (d.offset, d.len)).collect();
+                stats.digests = read_digests(&dest, &ranges, progress)?;
+                let (report, superseded) = check_read_back(&arrived, &stats.digests);
+                stats.verified = Some(report);
+                stats.verify_superseded = superseded;
             }
             Ok(stats)
         }
         Err(e) => {
             let _ = dest.sync();
-            if (stats.records > 0 || stats.discard_records > 0) && !e.is_cancelled() {
+            // An interruption is reported as such (the caller learns from `progress`
+            // whether the destination was changed).
+            if dest.touched() && !e.is_cancelled() {
                 Err(Error::Stopped {
                     cause: Box::new(e),
                     records: stats.records,
@@ -754,6 +805,55 @@ pub fn apply(
             }
         }
     }
+}
+
+/// Compares what was read back (`read`) with the digests of the records as they arrived
+/// (`arrived`), record by record, leaving out the records a later record overlaps (what is
+/// read back there is the later record's data). Returns the comparison and how many records
+/// were left out.
+fn check_read_back(arrived: &[Digest], read: &[Digest]) -> (DigestReport, u64) {
+    let later = overwritten_later(arrived);
+    let kept = |v: &[Digest]| -> Vec<Digest> {
+        v.iter()
+            .zip(&later)
+            .filter(|(_, &over)| !over)
+            .map(|(d, _)| *d)
+            .collect()
+    };
+    let superseded = later.iter().filter(|&&o| o).count() as u64;
+    (compare_digests(&kept(arrived), &kept(read)), superseded)
+}
+
+/// For each range, in stream order: whether a later one overlaps it.
+fn overwritten_later(ranges: &[Digest]) -> Vec<bool> {
+    // The union of the ranges after the current one: start -> end, disjoint, not adjacent.
+    let mut later: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+    let mut out = vec![false; ranges.len()];
+    for (i, d) in ranges.iter().enumerate().rev() {
+        if d.len == 0 {
+            continue;
+        }
+        let (off, end) = (d.offset, d.offset.saturating_add(d.len));
+        // The last member starting before `end` is the only one that can reach past `off`.
+        out[i] = later
+            .range(..end)
+            .next_back()
+            .is_some_and(|(_, &e)| e > off);
+        let touching: Vec<(u64, u64)> = later
+            .range(..=end)
+            .rev()
+            .take_while(|(_, &e)| e >= off)
+            .map(|(&s, &e)| (s, e))
+            .collect();
+        let (mut s, mut e) = (off, end);
+        for (ts, te) in touching {
+            later.remove(&ts);
+            s = s.min(ts);
+            e = e.max(te);
+        }
+        later.insert(s, e);
+    }
+    out
 }
 
 /// What `verify` does after an apply: drops the destination's cached pages (they must be
@@ -920,7 +1020,11 @@ fn run<R: Read>(
             Ok(()) => {
                 if opts.verify {
                     let keep = fitting(&rec.header, ap.dest.size());
-                    ap.batch_ranges.push((rec.header.offset, keep));
+                    let arrived = match (rec.kind, ap.hasher.take()) {
+                        (RecordKind::Data, Some(h)) => h.finish(),
+                        _ => ap.zeros.digest(rec.header.offset, keep),
+                    };
+                    ap.batch_ranges.push(arrived);
                 }
             }
             Err(e) if hold && is_truncation(&e) => {

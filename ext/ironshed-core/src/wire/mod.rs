@@ -115,14 +115,6 @@ pub enum Error {
         /// Its size.
         size: u64,
     },
-    /// The snapback file is the destination or the input.
-    #[error("{}: the snapback file is the same file as the {what}", path.display())]
-    UndoClash {
-        /// The snapback file.
-        path: PathBuf,
-        /// "destination" or "input stream".
-        what: &'static str,
-    },
     /// A snapback file read from a pipe has a batch too large to hold before its commit.
     #[error("{name}: snapback batch at stream byte {at} exceeds {limit} bytes without a commit record; apply the file directly (--apply FILE), where the whole file is checked first")]
     JournalBatch {
@@ -154,6 +146,11 @@ pub enum Error {
     /// A read or write of an input, output or snapback file failed.
     #[error("{0}")]
     Io(#[from] IoContext),
+    /// An input, destination or snapback file that must not be used: not a kind of file
+    /// that can be (a FIFO where a file is needed...), or one file in two roles (the
+    /// destination is the input stream...).
+    #[error("{0}")]
+    File(#[from] crate::io::FileError),
     /// The caller cancelled the job.
     #[error("{0}")]
     Cancelled(#[from] Cancelled),
@@ -200,14 +197,13 @@ impl Report for Error {
             Error::Source(s) => s.kind(),
             Error::Destination(d) => d.kind(),
             Error::Io(ctx) => ctx.kind(),
+            Error::File(f) => f.kind(),
             Error::Empty { .. }
             | Error::Handshake { .. }
             | Error::TruncatedHeader { .. }
             | Error::TruncatedData { .. }
             | Error::ZeroDiscard { .. } => Kind::Protocol,
-            Error::UndoExists { .. } | Error::UndoClash { .. } | Error::JournalBatch { .. } => {
-                Kind::Undo
-            }
+            Error::UndoExists { .. } | Error::JournalBatch { .. } => Kind::Undo,
             Error::PastEnd { .. } => Kind::Destination,
             Error::Digests(_) => Kind::Sync,
             Error::Internal(_) => Kind::Failure,
@@ -231,6 +227,7 @@ impl Report for Error {
             Error::Source(s) => s.message(),
             Error::Destination(d) => d.message(),
             Error::Io(ctx) => ctx.message(),
+            Error::File(f) => f.message(),
             other => other.to_string(),
         }
     }

@@ -44,7 +44,7 @@ fn cowd() -> Set {
 }
 
 fn open_with(p: &Path, opts: &OpenOptions) -> Result<Layer> {
-    Layer::open(p, &mut Vec::new(), opts)
+    Layer::open(p, &mut Files::default(), opts)
 }
 
 fn open(p: &Path) -> Result<Layer> {
@@ -71,8 +71,9 @@ fn patch(p: &Path, f: impl FnOnce(&mut Vec<u8>)) {
 #[test]
 fn opens_a_descriptor_and_its_extent() {
     let s = cowd();
-    let mut sources = Vec::new();
-    let l = Layer::open(s.desc(), &mut sources, &OpenOptions::default()).unwrap();
+    let mut files = Files::default();
+    let l = Layer::open(s.desc(), &mut files, &OpenOptions::default()).unwrap();
+    let sources = files.sources;
     assert_eq!(
         (l.format, l.capacity, l.grain_size),
         (Format::Cowd, 4 << 20, 4096)
@@ -262,7 +263,7 @@ fn missing_extent_file() {
     let s = cowd();
     fs::remove_file(s.extent(0)).unwrap();
     match open(s.desc()) {
-        Err(Error::Io(e)) => {
+        Err(Error::File(crate::io::FileError::Io(e))) => {
             let m = e.to_string();
             assert!(
                 m.starts_with(&format!("{}: open", name_of(s.extent(0)))),

@@ -1,11 +1,16 @@
 //! The receiver's refusals, one test each: the error variant with its fields, the message,
-//! and the destination (and any snapback file) exactly as it was before. Streams are built
-//! with the codec's own header encoder, which proto3's tests check against independent bytes.
+//! and the destination (and any snapback file) exactly as it was before; and what it says
+//! when it stops after its first write, how it reads a named pipe, and what `verify` checks.
+//! Streams are built with the codec's own header encoder, which proto3's tests check against
+//! independent bytes.
 
 use super::*;
+use crate::error::{Kind, Report};
+use crate::io::{FileError, Written};
 use crate::wire::proto3::{HANDSHAKE, HANDSHAKE_DISCARDS};
 use std::fs;
 use std::io::Cursor;
+use std::os::unix::fs::MetadataExt;
 
 const DEST_SIZE: usize = 65536;
 
@@ -386,14 +391,17 @@ fn snapback_file_that_is_the_destination_or_the_input() {
         };
         let e = b.apply(b.file(&s), &opts).unwrap_err();
         assert!(
-            matches!(&e, Error::UndoClash { path, what: "destination" } if path == sb),
+            matches!(&e, Error::File(FileError::SameFile { path, written: Written::UndoFile, other, .. })
+                if path == sb && *other == b.dest),
             "{e:?}"
         );
+        assert_eq!(e.kind(), Kind::Undo);
         assert_eq!(
             e.to_string(),
             format!(
-                "{}: the snapback file is the same file as the destination",
-                sb.display()
+                "{}: the undo file is the same file as {} (the destination); refusing to write to it",
+                sb.display(),
+                b.dest.display()
             )
         );
     }
@@ -403,15 +411,12 @@ fn snapback_file_that_is_the_destination_or_the_input() {
         ..Default::default()
     };
     let e = b.apply(input, &opts).unwrap_err();
-    assert!(
-        matches!(
-            &e,
-            Error::UndoClash {
-                what: "input stream",
-                ..
-            }
-        ),
-        "{e:?}"
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{0}: the undo file is the same file as {0} (the input stream); refusing to write to it",
+            b.path("stream").display()
+        )
     );
     assert_eq!(
         fs::read(b.path("stream")).unwrap(),
@@ -523,4 +528,207 @@ fn cancelled_apply_is_interrupted_not_stopped() {
     let e = apply(b.pipe(&plain(&recs)), &b.dest, &ApplyOptions::default(), &p).unwrap_err();
     assert!(matches!(e, Error::Cancelled(_)), "{e:?}");
     assert!(crate::error::Report::is_cancelled(&e));
+}
+
+#[test]
+fn the_destination_may_not_be_the_input() {
+    // A file that rewrites itself: its record lands inside its own bytes, where a later
+    // read would have taken the written data for records never checked.
+    let b = Bench::new();
+    let mut s = plain(&[(17, 12, Some(b"\0\0\0\0\0\0\0\0\0\0\0\x04"))]);
+    s.resize(4096, b'x');
+    let input = b.path("self");
+    fs::write(&input, &s).unwrap();
+    fs::hard_link(&input, b.path("hard")).unwrap();
+    std::os::unix::fs::symlink(&input, b.path("soft")).unwrap();
+    for dest in [input.clone(), b.path("hard"), b.path("soft")] {
+        let p = Progress::new();
+        let e = apply(
+            Input::File(input.clone()),
+            &dest,
+            &ApplyOptions::default(),
+            &p,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), Kind::Destination);
+        assert_eq!(
+            e.message(),
+            format!(
+                "{}: the destination is the same file as {} (the input stream); refusing to write to it",
+                dest.display(),
+                input.display()
+            )
+        );
+        assert!(!p.written());
+        // Standard input redirected from the file: the descriptor is compared.
+        let fd = fs::File::open(&input).unwrap();
+        let e = apply(
+            Input::Fd(fd, "standard input".into()),
+            &dest,
+            &ApplyOptions::default(),
+            &p,
+        )
+        .unwrap_err();
+        assert!(
+            e.message().ends_with(
+                "is the same file as standard input (the input stream); refusing to write to it"
+            ),
+            "{}",
+            e.message()
+        );
+    }
+    assert_eq!(fs::read(&input).unwrap(), s, "the input is untouched");
+}
+
+fn mkfifo(p: &Path) {
+    nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+}
+
+#[test]
+fn a_named_pipe_is_read_as_a_stream() {
+    let b = Bench::new();
+    let fifo = b.path("fifo");
+    mkfifo(&fifo);
+    let d = data(100_000, 3);
+    let s = plain(&[
+        (0, 40_000, Some(&d[..40_000])),
+        (50_000, 10_000, Some(&d[..10_000])),
+    ]);
+    let (w, s2) = (fifo.clone(), s.clone());
+    // The writer comes later: the receiver waits for it without blocking in the open.
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        fs::write(&w, &s2).unwrap();
+    });
+    let st = b
+        .apply(Input::File(fifo.clone()), &ApplyOptions::default())
+        .unwrap();
+    writer.join().unwrap();
+    assert_eq!((st.records, st.bytes, st.checked_first), (2, 50_000, false));
+    let after = fs::read(&b.dest).unwrap();
+    assert!(after[..40_000] == d[..40_000] && after[50_000..60_000] == d[..10_000]);
+}
+
+#[test]
+fn waiting_for_a_named_pipe_that_never_gets_a_writer_can_be_cancelled() {
+    let b = Bench::new();
+    let fifo = b.path("fifo");
+    mkfifo(&fifo);
+    let p = std::sync::Arc::new(Progress::new());
+    let (p2, dest) = (p.clone(), b.dest.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(apply(
+            Input::File(fifo),
+            &dest,
+            &ApplyOptions::default(),
+            &p2,
+        ));
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    p.cancel();
+    let r = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the wait for a writer did not see the cancel flag");
+    let e = r.unwrap_err();
+    assert!(e.is_cancelled(), "{e:?}");
+    assert!(!p.written());
+    b.untouched();
+}
+
+#[test]
+fn a_stream_cut_inside_its_first_record_says_what_was_written() {
+    // The first record is written in batches as it arrives; cut before it is complete, the
+    // destination is partly written although no record is.
+    let b = Bench::new();
+    let dest = b.path("big");
+    fs::write(&dest, vec![b'O'; 4 * BATCH]).unwrap();
+    let d = data(3 * BATCH, 9);
+    let s = plain(&[(0, d.len() as u32, Some(&d))]);
+    let cut = &s[..s.len() - 100];
+    let p = Progress::new();
+    let e = apply(b.pipe(cut), &dest, &ApplyOptions::default(), &p).unwrap_err();
+    match &e {
+        Error::Stopped { records, bytes, .. } => {
+            assert_eq!(*records, 0);
+            assert!(*bytes >= BATCH as u64, "{bytes}");
+        }
+        other => panic!("expected Stopped, got {other:?}"),
+    }
+    assert!(p.written());
+    assert!(e
+        .message()
+        .contains("; by then 0 records were complete and"));
+}
+
+#[test]
+fn verify_compares_what_is_read_back_with_what_arrived() {
+    let b = Bench::new();
+    let d = data(65536, 5);
+    // The third record overwrites part of the first: the first is not compared.
+    let s = plain(&[
+        (0, 8192, Some(&d[..8192])),
+        (16384, 4096, Some(&d[..4096])),
+        (4096, 2048, Some(&d[100..2148])),
+        (0, 0, Some(b"")),
+    ]);
+    let opts = ApplyOptions {
+        verify: true,
+        ..Default::default()
+    };
+    for input in [b.file(&s), b.pipe(&s)] {
+        let st = b.apply(input, &opts).unwrap();
+        let v = st.verified.unwrap();
+        assert_eq!((v.matched, v.mismatches, st.verify_superseded), (2, 0, 1));
+        assert_eq!(st.digests.len(), 3);
+    }
+    // Discard records are expected to read back as zeros.
+    let s = stream(
+        HANDSHAKE_DISCARDS,
+        &[(8192, 8192, None), (0, 100, Some(&d[..100]))],
+    );
+    let st = b.apply(b.file(&s), &opts).unwrap();
+    let v = st.verified.unwrap();
+    assert_eq!((v.matched, v.mismatches), (2, 0));
+}
+
+#[test]
+fn a_read_back_that_differs_from_what_arrived_is_a_mismatch() {
+    let arrived = [
+        Digest::of(0, b"abcd"),
+        Digest::of(4, b"efgh"),
+        Digest::of(0, b"ab"),
+    ];
+    // Read back: the first is overwritten by the third (not compared), the second differs.
+    let read = [
+        Digest::of(0, b"abcd"),
+        Digest::of(4, b"efgX"),
+        Digest::of(0, b"ab"),
+    ];
+    let (r, superseded) = check_read_back(&arrived, &read);
+    assert_eq!((r.matched, r.mismatches, superseded), (1, 1, 1));
+    assert_eq!((r.examples[0].offset, r.examples[0].len), (4, 4));
+}
+
+#[test]
+fn which_ranges_a_later_one_overwrites() {
+    let d = |offset, len| Digest {
+        offset,
+        len,
+        hash: 0,
+    };
+    let ranges = [
+        d(0, 10),   // touched by (5, 1)
+        d(20, 10),  // touched by (25, 100)
+        d(10, 10),  // adjacent to others only: kept
+        d(5, 1),    // later: (0, 6)
+        d(200, 5),  // nothing later
+        d(25, 100), // nothing later
+        d(0, 6),    // last
+        d(7, 0),    // empty
+    ];
+    assert_eq!(
+        overwritten_later(&ranges),
+        vec![true, true, false, true, false, false, false, false]
+    );
 }
