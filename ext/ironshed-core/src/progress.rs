@@ -12,6 +12,7 @@ pub struct Progress {
     done: AtomicU64,
     cancelled: AtomicBool,
     written: AtomicBool,
+    written_bytes: AtomicU64,
 }
 
 impl Progress {
@@ -43,14 +44,20 @@ impl Progress {
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
     }
-    /// Records that the job has started changing its destination (see
+    /// Records that the job has changed its destination, by `bytes` bytes so far (see
     /// [`crate::block::Destination::watched_by`]).
-    pub fn note_written(&self) {
+    pub fn note_written(&self, bytes: u64) {
+        self.written_bytes.store(bytes, Ordering::SeqCst);
         self.written.store(true, Ordering::SeqCst);
     }
     /// True once the job has started changing its destination: a job that fails or is
     /// interrupted after that has left it partly updated; before that, untouched.
     pub fn written(&self) -> bool {
         self.written.load(Ordering::SeqCst)
+    }
+    /// Bytes the job wrote (or discarded) into its destination, as its system calls reported
+    /// them; a write cut short counts what it wrote.
+    pub fn written_bytes(&self) -> u64 {
+        self.written_bytes.load(Ordering::SeqCst)
     }
 }

@@ -27,6 +27,9 @@ impl RbProgress {
     fn written(&self) -> bool {
         self.0.written()
     }
+    fn written_bytes(&self) -> u64 {
+        self.0.written_bytes()
+    }
 }
 
 pub fn init(ruby: &Ruby) -> Result<(), Error> {
@@ -38,5 +41,6 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     c.define_method("cancel", method!(RbProgress::cancel, 0))?;
     c.define_method("cancelled?", method!(RbProgress::cancelled, 0))?;
     c.define_method("written?", method!(RbProgress::written, 0))?;
+    c.define_method("written_bytes", method!(RbProgress::written_bytes, 0))?;
     Ok(())
 }

@@ -181,6 +181,7 @@ impl<'a> BatchWriter<'a> {
                     // Counted as it goes: a copy that fails part way has written this much.
                     left -= n as u64;
                     self.progress.add_done(n as u64);
+                    self.dest.note_written(n as u64);
                 }
                 Err(e)
                     if left == len

@@ -23,7 +23,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Errors of the destination side.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +106,8 @@ pub struct Destination {
     writable: bool,
     /// Set before the first write, discard or copy into the destination.
     touched: AtomicBool,
+    /// Bytes written, discarded or copied into it so far (what the system calls said).
+    written: AtomicU64,
     /// Testing aid: [`Destination::discard`] skips its guaranteed step (see
     /// [`Destination::force_discard_fallback`]).
     discard_fallback: Option<u64>,
@@ -121,7 +123,7 @@ pub struct WriteWatch<'a> {
 impl Drop for WriteWatch<'_> {
     fn drop(&mut self) {
         if self.dest.touched() {
-            self.progress.note_written();
+            self.progress.note_written(self.dest.written_bytes());
         }
     }
 }
@@ -214,6 +216,7 @@ impl Destination {
             kind,
             writable: write,
             touched: AtomicBool::new(false),
+            written: AtomicU64::new(0),
             discard_fallback: None,
         })
     }
@@ -241,11 +244,23 @@ impl Destination {
         }
     }
 
+    /// Bytes written, discarded or copied into the destination so far, as the system calls
+    /// reported them (a write cut short counts what it wrote).
+    pub fn written_bytes(&self) -> u64 {
+        self.written.load(Ordering::SeqCst)
+    }
+
     /// The open file, for a write made outside this type (`copy_file_range`, `splice`):
-    /// marks the destination as touched.
+    /// marks the destination as touched. Report what each call wrote with
+    /// [`Destination::note_written`].
     pub fn file_for_write(&self) -> &File {
         self.touch();
         &self.file
+    }
+
+    /// Counts `n` bytes written into the destination outside this type.
+    pub fn note_written(&self, n: u64) {
+        self.written.fetch_add(n, Ordering::SeqCst);
     }
 
     fn touch(&self) {
@@ -286,14 +301,30 @@ impl Destination {
     pub fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
         self.check_range(offset, buf.len() as u64)?;
         self.touch();
-        self.file.write_all_at(buf, offset).map_err(|e| {
-            IoContext::new(
-                &self.path,
-                format!("write {} bytes at byte {offset}", buf.len()),
-                e,
-            )
-        })?;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            match self.file.write_at(&buf[done..], at) {
+                Ok(0) => {
+                    return Err(self.write_error(
+                        buf.len(),
+                        offset,
+                        io::ErrorKind::WriteZero.into(),
+                    ))
+                }
+                Ok(n) => {
+                    done += n;
+                    self.note_written(n as u64);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.write_error(buf.len(), offset, e)),
+            }
+        }
         Ok(())
+    }
+
+    fn write_error(&self, len: usize, offset: u64, e: io::Error) -> Error {
+        IoContext::new(&self.path, format!("write {len} bytes at byte {offset}"), e).into()
     }
 
     /// Reads exactly `buf.len()` bytes at `offset`.
@@ -388,7 +419,10 @@ impl Destination {
         self.touch();
         loop {
             return match nix::fcntl::fallocate(&self.file, mode, offset as i64, len as i64) {
-                Ok(()) => Ok(true),
+                Ok(()) => {
+                    self.note_written(len);
+                    Ok(true)
+                }
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(nix::errno::Errno::EOPNOTSUPP)
                 | Err(nix::errno::Errno::EINVAL)
@@ -427,8 +461,8 @@ impl Destination {
                     self.touch();
                     // SAFETY: BLKDISCARD reads two u64 (start, length) through the pointer.
                     match unsafe { blkdiscard(self.file.as_raw_fd(), &range) } {
-                        Ok(_)
-                        | Err(nix::errno::Errno::EOPNOTSUPP)
+                        Ok(_) => self.note_written(b - a),
+                        Err(nix::errno::Errno::EOPNOTSUPP)
                         | Err(nix::errno::Errno::EINVAL)
                         | Err(nix::errno::Errno::ENOTTY) => {}
                         Err(e) => {

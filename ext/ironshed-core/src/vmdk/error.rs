@@ -57,7 +57,8 @@ pub enum Error {
         cause: Box<Error>,
         /// The destination.
         dest: std::path::PathBuf,
-        /// Bytes written (or discarded) before it; a write cut short may have written more.
+        /// Bytes written (or discarded) into the destination before it, as the system calls
+        /// reported them (a write cut short counts what it wrote).
         bytes: u64,
     },
 }

@@ -435,7 +435,7 @@ impl Delta {
                 Error::Stopped {
                     cause: Box::new(e),
                     dest: dest.to_path_buf(),
-                    bytes: progress.done(),
+                    bytes: d.written_bytes(),
                 }
             } else {
                 e

@@ -465,6 +465,7 @@ impl Applier<'_> {
             };
             if n > 0 {
                 let n = n as u64;
+                self.dest.note_written(n);
                 dec.took_directly(n, false)?;
                 self.stats.writes += 1;
                 self.stats.bytes += n;
@@ -774,9 +775,7 @@ pub fn apply(
     };
     // Everything up to the last fdatasync; an error anywhere in it after the first write
     // leaves the destination partly updated.
-    let result = result
-        .and_then(|()| Ok(dest.sync()?))
-        .and(undo_result);
+    let result = result.and_then(|()| Ok(dest.sync()?)).and(undo_result);
     match result {
         Ok(undo) => {
             stats.undo = undo;
@@ -797,7 +796,7 @@ pub fn apply(
                 Err(Error::Stopped {
                     cause: Box::new(e),
                     records: stats.records,
-                    bytes: stats.bytes,
+                    bytes: dest.written_bytes(),
                     discards: stats.discard_records,
                 })
             } else {

@@ -132,7 +132,8 @@ pub enum Error {
         cause: Box<Error>,
         /// Data records completely written before it.
         records: u64,
-        /// Bytes written before it (a record cut short may be partly written).
+        /// Bytes written (or discarded) into the destination before it, as the system calls
+        /// reported them (a record cut short may be partly written).
         bytes: u64,
         /// Discard records applied before it.
         discards: u64,
