@@ -1,8 +1,12 @@
 //! Chain resolution: up to four files cut from the input (the newest descriptor, its parent,
 //! the base descriptor and an extent) are written to a scratch directory and opened as a
 //! chain; any input gives Ok or a clean error, and an accepted chain lists its runs in order.
+//! Every file an accepted chain was read from (and a hard link to one) is refused as its
+//! destination, and left as it was.
 #![no_main]
-use ironshed_core::vmdk::{Delta, OpenOptions};
+use ironshed_core::error::{Kind, Report};
+use ironshed_core::vmdk::{ApplyOptions, Delta, OpenOptions};
+use ironshed_core::Progress;
 use libfuzzer_sys::fuzz_target;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -48,5 +52,33 @@ fuzz_target!(|data: &[u8]| {
             Ok(())
         });
         let _ = d.extents();
+        let mut read: Vec<PathBuf> = d
+            .layers()
+            .into_iter()
+            .flat_map(|l| std::iter::once(l.path).chain(l.extents))
+            .collect();
+        if let Some(b) = d.base.verified() {
+            read.push(b.to_path_buf());
+        }
+        let link = dir.join("hard-link");
+        let _ = std::fs::remove_file(&link);
+        if read.first().is_some_and(|f| std::fs::hard_link(f, &link).is_ok()) {
+            read.push(link);
+        }
+        let opts = ApplyOptions {
+            allow_larger_destination: true,
+            ..Default::default()
+        };
+        for p in &read {
+            let before = std::fs::read(p).ok();
+            let progress = Progress::new();
+            let r = d.apply(p, &opts, &progress);
+            assert!(
+                r.as_ref().is_err_and(|e| e.kind() == Kind::Destination),
+                "{p:?} accepted as the destination: {r:?}"
+            );
+            assert!(!progress.written());
+            assert_eq!(std::fs::read(p).ok(), before, "{p:?} was written");
+        }
     }
 });

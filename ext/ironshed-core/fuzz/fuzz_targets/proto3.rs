@@ -1,7 +1,8 @@
 //! PROTO[3] decoder and receiver, plain and extended (discard records): any stream is applied
 //! or refused cleanly, never writes past the destination, a refused file input leaves the
 //! destination untouched, a file and a stream give the same result, `verify` reads back what
-//! is there, and a snapback file restores the destination exactly.
+//! is there (and finds it equal to what arrived), a snapback file restores the destination
+//! exactly, and the input is never its own destination or snapback file.
 //!
 //! The same bytes, read as the text form of --verify digests (one per line), parse into
 //! digests that print back as the same lines, or are refused cleanly.
@@ -72,6 +73,26 @@ fuzz_target!(|input: &[u8]| {
     if written.is_err() {
         return; // no scratch space this run: nothing to check
     }
+    // The input as its own destination (by name, and as standard input would be) or as the
+    // snapback file: refused, nothing written.
+    let progress = Progress::new();
+    let opts = ApplyOptions::default();
+    assert!(apply(Input::File(input.clone()), &input, &opts, &progress).is_err());
+    if let Ok(f) = std::fs::File::open(&input) {
+        assert!(apply(Input::Fd(f, "stdin".into()), &input, &opts, &progress).is_err());
+    }
+    assert!(!progress.written());
+    let _ = std::fs::write(&dest, b"dest");
+    let as_undo = ApplyOptions {
+        undo: Some(input.clone()),
+        ..Default::default()
+    };
+    assert!(apply(Input::File(input.clone()), &dest, &as_undo, &progress).is_err());
+    assert_eq!(
+        std::fs::read(&input).ok().as_deref(),
+        Some(data),
+        "the input was written"
+    );
     let before: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8 | 1).collect();
     let mut results: Vec<Option<Vec<u8>>> = Vec::new();
     for (short, from_file) in [(false, true), (true, true), (false, false)] {
@@ -105,6 +126,13 @@ fuzz_target!(|input: &[u8]| {
                 st.digests.len() as u64,
                 st.records + st.discard_records,
                 "one digest per record applied"
+            );
+            let v = st.verified.as_ref().expect("verify ran");
+            assert_eq!(v.mismatches, 0, "read back differs from what arrived: {v:?}");
+            assert_eq!(
+                v.matched + st.verify_superseded,
+                st.digests.len() as u64,
+                "every record compared or overwritten later"
             );
             for d in &st.digests {
                 let (o, l) = (d.offset as usize, d.len as usize);
