@@ -9,6 +9,7 @@ require_relative "ironshed/errors"
 require "ironshed/ironshed"
 require_relative "ironshed/units"
 require_relative "ironshed/progress_meter"
+require_relative "ironshed/stop_line"
 
 module Ironshed
   # Runs the block with a fresh Ironshed::Progress; while it runs (natively, without the
@@ -16,7 +17,7 @@ module Ironshed
   # end. Without a callback the block just runs.
   def self.with_progress(callback, interval: 0.2)
     prog = Progress.new
-    return yield(prog) unless callback
+    return noting_writes(prog) { yield(prog) } unless callback
 
     poller = Thread.new do
       loop do
@@ -24,7 +25,7 @@ module Ironshed
         callback.call(prog.done, prog.total)
       end
     end
-    result = yield(prog)
+    result = noting_writes(prog) { yield(prog) }
     poller.kill.join
     callback.call(prog.done, prog.total)
     result
@@ -34,12 +35,29 @@ module Ironshed
 end
 
 module Ironshed
+  # Runs the block, a native job reporting on +job+ (an Ironshed::Progress). Any exception
+  # leaving it after the job started changing its destination — the job's own error, or an
+  # Interrupt or SignalException raised while it ran — is extended with PartlyWritten.
+  def self.noting_writes(job)
+    yield
+  rescue Exception => e # rubocop:disable Lint/RescueException -- only marked, and re-raised
+    if job.written? && !e.is_a?(PartlyWritten)
+      e.extend(PartlyWritten)
+      e.written_bytes = job.written_bytes
+    end
+    raise
+  end
+
   # The message of +error+ for a one-line report: a SystemCallError's "Reason - path: op"
-  # is turned around into "path: op: Reason".
+  # is turned around into "path: op: Reason" (and "Reason - path: op; by then ..." into
+  # "path: op: Reason; by then ...").
   def self.describe_error(error)
     return error.message unless error.is_a?(SystemCallError)
 
     reason, _, detail = error.message.partition(" - ")
-    detail.empty? ? reason : "#{detail}: #{reason}"
+    return reason if detail.empty?
+
+    what, sep, note = detail.partition("; by then ")
+    "#{what}: #{reason}#{sep}#{note}"
   end
 end

@@ -49,11 +49,14 @@ module LVMSync
   # the PROTOCOL_DISCARDS handshake; +discard_records+ / +discard_bytes+ count the discard
   # records applied and the bytes they made read as zeros, of which +discard_zeroed_bytes+
   # had to be written as zeros (the destination could not unmap them). +digests+ is nil, or
-  # with verify: true the packed digests of the ranges read back (see send_changes).
+  # with verify: true the packed digests of the ranges read back (see send_changes), and
+  # +verified+ what was read back compared with the stream's own data ({matched:,
+  # mismatches:, examples:}, as compare_digests), leaving out +verify_superseded+ records that
+  # a later record of the stream overwrote.
   ApplyResult = Struct.new(:records, :bytes, :writes, :skipped_records, :skipped_bytes, :journaled,
                            :ignored_records, :ignored_bytes, :checked_first, :dest_size, :snapback,
                            :discard_records, :discard_bytes, :discard_zeroed_bytes, :discards_in_stream,
-                           :digests, :seconds, keyword_init: true)
+                           :digests, :verified, :verify_superseded, :seconds, keyword_init: true)
 
   # Streams the changes of +store+ read from +source+ (the origin, or another device with the
   # same content) to +io+ (an IO with a file descriptor). +store+ is an LVM::CowStore, the path
@@ -91,7 +94,11 @@ module LVMSync
   #                           instead of refusing a destination smaller than the stream needs.
   # verify::                  after everything is written and flushed, drop the destination's
   #                           cached pages and read every range written back: the result's
-  #                           +digests+ then compares with the sender's (compare_digests).
+  #                           +digests+ then compares with the sender's (compare_digests),
+  #                           and +verified+ says whether it is what the stream carried.
+  #
+  # A FIFO named as +input+ is read as it arrives, like "-". An exception raised after the
+  # destination was first written is an Ironshed::PartlyWritten.
   def self.apply(input, dest, progress: nil, job: nil, **options)
     timed(ApplyResult, progress, job) do |prog|
       if input == "-"
@@ -144,7 +151,7 @@ module LVMSync
         callback.call(prog.done, prog.total)
       end
     end
-    h = yield(prog)
+    h = Ironshed.noting_writes(prog) { yield(prog) }
     callback&.call(prog.done, prog.total)
     klass.new(**h, seconds: Process.clock_gettime(Process::CLOCK_MONOTONIC) - started)
   ensure

@@ -39,6 +39,49 @@ module SpecHelpers
                    stdin_data: stdin_data, binmode: binmode)
   end
 
+  # run_exe, but killed (exit 137) if it has not finished within +seconds+: a command that
+  # blocks fails its example instead of hanging the suite.
+  def run_exe_within(seconds, name, *args, env: {}, stdin_data: "")
+    Open3.capture3(env, "timeout", "-s", "KILL", seconds.to_s, RbConfig.ruby, File.join(ROOT, "exe", name),
+                   *args.map(&:to_s), stdin_data: stdin_data)
+  end
+
+  # Starts an executable in the background; returns [pid, stderr reader].
+  def spawn_exe(name, *args, env: {}, **opts)
+    err_r, err_w = IO.pipe
+    pid = Process.spawn(env, RbConfig.ruby, File.join(ROOT, "exe", name), *args.map(&:to_s), err: err_w, **opts)
+    err_w.close
+    [pid, err_r]
+  end
+
+  # Waits up to +seconds+ for +pid+; kills it (and fails) if it does not end.
+  def wait_within(pid, seconds)
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + seconds
+    loop do
+      _, status = Process.wait2(pid, Process::WNOHANG)
+      return status if status
+      break if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+
+      sleep 0.05
+    end
+    Process.kill("KILL", pid)
+    Process.wait(pid)
+    raise "process #{pid} did not end within #{seconds} s"
+  end
+
+  # Mounts a tmpfs of +size+ (e.g. "4M") on +dir+ for the block: a filesystem that fills up.
+  def with_tmpfs(dir, size)
+    raise "tmpfs mounts need root (bin/test runs as root)" unless root?
+
+    FileUtils.mkdir_p(dir)
+    system("mount", "-t", "tmpfs", "-o", "size=#{size}", "tmpfs", dir.to_s, exception: true)
+    begin
+      yield dir
+    ensure
+      system("umount", dir.to_s)
+    end
+  end
+
   def qemu_raw(descriptor, out)
     _o, e, st = Open3.capture3("qemu-img", "convert", "-O", "raw", descriptor.to_s, out.to_s)
     raise "qemu-img convert failed: #{e}" unless st.success?

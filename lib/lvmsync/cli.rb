@@ -15,9 +15,11 @@ module LVMSync
                        :remote_lvmsync, :allow_short, :server, :capabilities, :verbose, :debug, :quiet,
                        :thin_delta, :dmsetup, keyword_init: true)
 
-  # The lvmsync command line. Exit status: 0 done; 1 refused or failed (a one-line reason on
-  # stderr; for a failed remote apply, the receiver's own reason); 2 usage error (nothing was
-  # done); 130 interrupted; killed by any other signal it was stopped by (SIGTERM: 143).
+  # The lvmsync command line. Exit status: 0 done; 1 refused or failed before anything was
+  # written (a one-line reason on stderr; for a failed remote apply, the receiver's own
+  # reason), or --verify found a difference; 2 usage error (nothing was done); 3 failed after
+  # the first write (the destination is partly updated: the line says how to finish or go
+  # back); 130 interrupted; killed by any other signal it was stopped by (SIGTERM: 143).
   class CLI
     # Exit status of a bad or missing option or argument.
     USAGE = 2
@@ -79,11 +81,12 @@ module LVMSync
       stay restorable whenever the sync that writes them is interrupted (even by a
       crash).
 
-      Exit status: 0 done; 1 refused or failed, or --verify found a difference
-      (reason on stderr; nothing written when the problem could be seen before the
-      first write); 2 usage error: a bad or missing option or argument (nothing
-      done); 130 interrupted, 143 stopped by SIGTERM (run the same command again:
-      applying the same changes twice gives the same result).
+      Exit status: 0 done; 1 refused or failed before writing anything, or --verify
+      found a difference (reason on stderr); 2 usage error: a bad or missing option
+      or argument (nothing done); 3 failed after the first write: the destination
+      is partly updated (the message says how to finish, or to go back with the
+      snapback file); 130 interrupted, 143 stopped by SIGTERM (run the same command
+      again: applying the same changes twice gives the same result).
     TEXT
 
     def initialize(argv, out: $stdout, err: $stderr)
@@ -99,6 +102,14 @@ module LVMSync
       args = parser.parse(@argv)
       return usage_error("cannot be quiet and verbose at the same time") if @opts.quiet && (@opts.verbose || @opts.debug)
 
+      case @opts.snapback
+      when "-"
+        return usage_error("--snapback -: the snapback file needs a real name (in `lvmsync --apply - " \
+                           "DESTINATION`, - means standard input); use ./- for a file named -")
+      when ""
+        return usage_error("--snapback needs a file name")
+      end
+
       if @opts.capabilities
         @out.puts Transport.capabilities_line
         return 0
@@ -107,33 +118,28 @@ module LVMSync
         return usage_error("--apply needs exactly one DESTINATION (see --help)") unless args.size == 1
         return usage_error("--from and --discards are for the sending side") if @opts.from || @opts.discards
 
-        Transport::Receiver.new(@opts, @console, @out).run(@opts.apply, args[0])
+        receive(@opts.apply, args[0])
       elsif @opts.server
         return usage_error("--server needs a DESTINATION") unless args.size == 1
 
         @console.info "lvmsync: --server is deprecated; use '--apply -' instead"
-        Transport::Receiver.new(@opts, @console, @out).run("-", args[0])
+        receive("-", args[0])
       else
         run_send(args)
       end
     rescue OptionParser::ParseError => e
       usage_error(e.message)
-    rescue Interrupt
-      @console.finish_meter
-      @console.say "lvmsync: interrupted; the destination may be partly updated. Run the same command " \
-                   "again to finish: applying the same changes twice gives the same result."
+    rescue Interrupt => e
+      stopped(e, "interrupted")
       130
     rescue SignalException => e
       # SIGTERM, SIGHUP...: everything held was released on the way out (ensure blocks); say
-      # so, then die of the signal as the sender of the signal expects.
-      @console.finish_meter
-      @console.say "lvmsync: stopped by #{e.message}; the destination may be partly updated. Run the same " \
-                   "command again to finish."
+      # what was written, then die of the signal as the sender of the signal expects.
+      stopped(e, "stopped by #{e.message}")
       raise
     rescue Ironshed::Error, SystemCallError => e
-      @console.finish_meter
-      @console.say "lvmsync: #{Ironshed.describe_error(e)}"
-      1
+      stopped(e, Ironshed.describe_error(e))
+      Ironshed::StopLine.partly_written?(e) ? 3 : 1
     end
 
     private
@@ -192,6 +198,31 @@ module LVMSync
       end
     end
 
+    # Applies +input+ ("-": standard input) to +dest+ (--apply).
+    def receive(input, dest)
+      @dest = dest
+      # What finishes a cut stream is the sync that sent it, run again; a file, this command.
+      @finish = if input == "-"
+                  "run the sync that sends the stream again (applying the same changes twice gives the same result)"
+                else
+                  Ironshed::StopLine.rerun("lvmsync", @argv)
+                end
+      Transport::Receiver.new(@opts, @console, @out).run(input, dest)
+    end
+
+    # The one line of a run stopped by +error+ (described by +reason+): whether the
+    # destination was written, and if so how to finish and how to go back.
+    def stopped(error, reason)
+      @console.finish_meter
+      unless @dest
+        @console.say "lvmsync: #{reason}"
+        return
+      end
+      @console.say Ironshed::StopLine.line(tool: "lvmsync", reason: reason, error: error, dest: @dest,
+                                           finish: @finish || Ironshed::StopLine.rerun("lvmsync", @argv),
+                                           undo: @opts.snapback, undo_option: "--snapback", host: @host)
+    end
+
     # A bad or missing option or argument: the reason and a usage line, status USAGE.
     def usage_error(msg)
       @err.puts "lvmsync: #{msg}"
@@ -221,7 +252,10 @@ module LVMSync
       else
         transport = Transport.for(args[1], @opts, @console)
       end
-      transport.run(Planner.new(@opts, @console).prepare(args[0]))
+      plan = Planner.new(@opts, @console).prepare(args[0])
+      # From here on, a stop may leave the destination partly updated.
+      @host, @dest = Transport.split_destination(args[1]) unless @opts.stdout
+      transport.run(plan)
     end
   end
 end

@@ -67,11 +67,14 @@ module LVMSync
           @console.info "lvmsync: verify: all #{rep[:matched]} ranges read back from #{dest} match the source (XXH3)"
           return
         end
-        examples = rep[:examples].first(5).map do |off, len, kind|
-          "bytes #{off}..#{off + len - 1} (#{kind})"
-        end
         raise VerifyError, "verify FAILED: #{rep[:mismatches]} of #{total} ranges of #{dest} do not match the " \
-                           "source: #{examples.join(', ')}#{rep[:mismatches] > examples.size ? ', ...' : ''}"
+                           "source: #{examples(rep)}"
+      end
+
+      # The first mismatches of a comparison (LVMSync.compare_digests' Hash), as byte ranges.
+      def examples(rep)
+        shown = rep[:examples].first(5).map { |off, len, kind| "bytes #{off}..#{off + len - 1} (#{kind})" }
+        "#{shown.join(', ')}#{rep[:mismatches] > shown.size ? ', ...' : ''}"
       end
     end
 
@@ -90,11 +93,28 @@ module LVMSync
                                        verify: verify?, progress: @console.meter)
         @console.finish_meter
         @console.report_apply(r, dest, @options.snapback)
-        if verify?
-          LVMSync.digest_lines(r.digests).each { |l| @out.puts l }
-          @out.flush
-        end
+        return 0 unless verify?
+
+        # For a sender on the other end of `--apply -`, the digests of what was read back...
+        LVMSync.digest_lines(r.digests).each { |l| @out.puts l }
+        @out.flush
+        # ... and here, the same compared with what the stream itself carried.
+        check_read_back(r.verified, r.verify_superseded, dest)
         0
+      end
+
+      private
+
+      # Raises VerifyError when what was read back from +dest+ differs from the stream's data.
+      def check_read_back(rep, superseded, dest)
+        skipped = superseded.positive? ? " (#{superseded} records overwritten by later ones not compared)" : ""
+        if rep[:mismatches].zero?
+          @console.info "lvmsync: verify: all #{rep[:matched]} records read back from #{dest} match the " \
+                        "stream (XXH3)#{skipped}"
+          return
+        end
+        raise VerifyError, "verify FAILED: #{rep[:mismatches]} of #{rep[:matched] + rep[:mismatches]} records read " \
+                           "back from #{dest} differ from what the stream carried#{skipped}: #{examples(rep)}"
       end
     end
 
@@ -137,10 +157,28 @@ module LVMSync
             raise Ironshed::DestinationError, "#{@dest}: is #{what} (#{path}); refusing to write to it"
           end
         end
+        job = Ironshed::Progress.new
+        # Whatever stops the sync (its error, the receiver's, a signal) says whether the
+        # receiver had written to the destination: stopped first, so that it is known.
+        Ironshed.noting_writes(job) do
+          transfer(plan, job)
+        rescue Exception # rubocop:disable Lint/RescueException -- re-raised
+          job.cancel
+          begin
+            @receiver&.join(10)
+          rescue Exception # rubocop:disable Lint/RescueException -- its error was seen, or is beside the point
+            nil
+          end
+          raise
+        end
+      end
+
+      private
+
+      def transfer(plan, job)
         progress = @console.meter
         reader, writer = IO.pipe
-        job = Ironshed::Progress.new
-        receiver = Thread.new do
+        receiver = @receiver = Thread.new do
           Thread.current.report_on_exception = false
           LVMSync.apply(reader, @dest, snapback: @options.snapback, allow_short_destination: @options.allow_short,
                                        verify: verify?, job: job)
@@ -177,8 +215,6 @@ module LVMSync
         check_digests(sent.digests, applied.digests, @dest) if verify?
         0
       end
-
-      private
 
       def same_device?(a, b)
         sa = File.stat(a)
@@ -230,7 +266,10 @@ module LVMSync
         raise send_error if send_error.is_a?(Interrupt)
 
         unless status.success?
-          raise RemoteError, "apply on #{@host} failed (#{describe_status(status)}): #{remote_reason(tail)}"
+          error = RemoteError.new("apply on #{@host} failed (#{describe_status(status)}): #{remote_reason(tail)}")
+          # Exit 3: the receiver failed after its first write (this lvmsync's receivers say so).
+          error.extend(Ironshed::PartlyWritten) if status.exitstatus == 3
+          raise error
         end
         if send_error.is_a?(Errno::EPIPE)
           raise RemoteError, "the receiver on #{@host} closed the stream early (it exited 0): #{remote_reason(tail)}"

@@ -1,11 +1,15 @@
 # frozen_string_literal: true
 
 require "optparse"
+require "shellwords"
 require "vmdksync"
 
 module VMDKSync
   # The vmdksync command line. Exit status: 0 applied (or dry run passed), 1 refused or
-  # failed (one-line reason on stderr), 2 usage error (nothing was done), 130 interrupted.
+  # failed before anything was written (one-line reason on stderr), 2 usage error (nothing
+  # was done), 3 failed after the first write (the destination is partly updated: the line
+  # says how to finish or go back), 130 interrupted; killed by the signal for SIGTERM,
+  # SIGHUP... (143, 129), after the same one line.
   class CLI
     BANNER = <<~TEXT
       Usage: vmdksync [options] SNAPSHOT DESTINATION
@@ -31,8 +35,10 @@ module VMDKSync
       wrong base or a wrong-sized destination leaves the destination untouched.
 
       Exit status: 0 applied (with --dry-run: every check passed); 1 refused or
-      failed, reason on stderr; 2 usage error, nothing done; 130 interrupted
-      (run the same command again).
+      failed before writing anything, reason on stderr; 2 usage error, nothing
+      done; 3 failed after the first write: the destination is partly updated
+      (the message says how to finish, or go back with --undo's file); 130
+      interrupted, 143 SIGTERM (likewise: run the same command again).
 
       Options:
     TEXT
@@ -53,29 +59,29 @@ module VMDKSync
       conflict = conflicting_options
       return usage_error(conflict) if conflict
 
-      snapshot, dest = args
+      snapshot, @dest = args
       delta = Delta.open(snapshot, base: @opts[:base], allow_unclean: @opts[:allow_unclean],
                                    check_redundant: @opts[:check_redundant],
                                    no_parent_check: @opts[:no_parent_check])
       report_delta(delta)
-      return dry_run(delta, dest) if @opts[:dry_run]
-      return verify(delta, dest) if @opts[:verify_only]
+      return dry_run(delta, @dest) if @opts[:dry_run]
+      return verify(delta, @dest) if @opts[:verify_only]
 
-      status = apply(delta, dest)
-      status = verify(delta, dest) if status.zero? && @opts[:verify]
+      status = apply(delta, @dest)
+      status = verify(delta, @dest) if status.zero? && @opts[:verify]
       status
     rescue OptionParser::ParseError => e
       usage_error(e.message)
-    rescue Interrupt
-      @meter&.finish
-      undo = @opts[:undo] ? " To go back instead: lvmsync --apply #{@opts[:undo]} DESTINATION." : ""
-      @err.puts "vmdksync: interrupted; the destination is partly updated. Run the same command " \
-                "again to finish: applying a delta twice gives the same result.#{undo}"
+    rescue Interrupt => e
+      stopped(e, "interrupted")
       130
+    rescue SignalException => e
+      # SIGTERM, SIGHUP...: say what was written, then die of the signal as its sender expects.
+      stopped(e, "stopped by #{e.message}")
+      raise
     rescue Ironshed::Error, SystemCallError => e
-      @meter&.finish
-      @err.puts "vmdksync: #{Ironshed.describe_error(e)}"
-      1
+      stopped(e, Ironshed.describe_error(e))
+      Ironshed::StopLine.partly_written?(e) ? 3 : 1
     end
 
     private
@@ -152,8 +158,16 @@ module VMDKSync
       end
     end
 
-    # Options that cannot be honoured together: a usage error, before anything is opened.
+    # Options that cannot be honoured together, or an undo file named so that the command
+    # given to restore it would mean something else: a usage error, before anything is opened.
     def conflicting_options
+      case @opts[:undo]
+      when "-"
+        return "--undo -: the undo file needs a real name (in `lvmsync --apply - DESTINATION`, " \
+               "- means standard input); use ./- for a file named -"
+      when ""
+        return "--undo needs a file name"
+      end
       if @opts[:undo] && (@opts[:dry_run] || @opts[:verify_only])
         return "--undo writes an undo file while applying; it makes no sense with --dry-run or --verify-only"
       end
@@ -161,6 +175,21 @@ module VMDKSync
       return "--verify checks an apply; with --dry-run nothing is applied" if @opts[:verify] && @opts[:dry_run]
 
       "-v and -q exclude each other" if @opts[:verbose] && @opts[:quiet]
+    end
+
+    # The one line of a run stopped by +error+ (described by +reason+): whether DESTINATION
+    # was written, and if so how to finish and how to go back.
+    def stopped(error, reason)
+      @meter&.finish
+      if @applied
+        @err.puts "vmdksync: #{reason} while verifying; the apply had finished: #{@dest} is fully updated"
+      elsif @dest
+        @err.puts Ironshed::StopLine.line(tool: "vmdksync", reason: reason, error: error, dest: @dest,
+                                          finish: Ironshed::StopLine.rerun("vmdksync", @argv),
+                                          undo: @opts[:undo], undo_option: "--undo")
+      else
+        @err.puts "vmdksync: #{reason}"
+      end
     end
 
     # Status 2: the command line is wrong, nothing was done.
@@ -220,6 +249,7 @@ module VMDKSync
       r = delta.apply_to(dest, allow_larger_destination: @opts[:allow_larger_destination],
                                discard_zeros: @opts[:discard_zeros], undo: @opts[:undo], progress: @meter)
       @meter.finish
+      @applied = true
       u = Ironshed::Units
       rate = r.seconds.positive? ? u.rate(r.bytes / r.seconds) : "-"
       discarded = r.discarded.positive? ? ", #{u.bytes(r.discarded)} of it discarded" : ""
@@ -227,7 +257,7 @@ module VMDKSync
            "(#{r.writes} writes#{discarded}) to #{dest} in #{format('%.2f', r.seconds)} s (#{rate})"
       if @opts[:undo]
         info "vmdksync: saved #{u.bytes(r.undo_bytes)} of old data to #{@opts[:undo]}; " \
-             "undo with: lvmsync --apply #{@opts[:undo]} #{dest}"
+             "undo with: lvmsync --apply #{Shellwords.escape(@opts[:undo])} #{Shellwords.escape(dest)}"
       end
       0
     end
