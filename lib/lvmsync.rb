@@ -96,6 +96,8 @@ module LVMSync
   #                           cached pages and read every range written back: the result's
   #                           +digests+ then compares with the sender's (compare_digests),
   #                           and +verified+ says whether it is what the stream carried.
+  # inputs::                  [[role, path], ...]: other files the stream is made from (a
+  #                           local sender's devices), which +dest+ must not be either.
   #
   # A FIFO named as +input+ is read as it arrives, like "-". An exception raised after the
   # destination was first written is an Ironshed::PartlyWritten.

@@ -288,7 +288,14 @@ RSpec.describe "lvmsync executable", :tmpdir do
 
     it "the origin as destination" do
       set_up
-      refuse(SNAP, File.join(@dir, "dev/mapper/vg--sync-src--lv"), "is the data source")
+      dest = File.join(@dir, "dev/mapper/vg--sync-src--lv")
+      origin = sha(path("origin.img"))
+      refuse(SNAP, dest, "#{dest}: the destination is the same file as #{dest} (the data source); " \
+                         "refusing to write to it")
+      expect(sha(path("origin.img"))).to eq(origin)
+      # The exception store is refused by any name (here its image file).
+      refuse(SNAP, path("cow.img"), "#{path('cow.img')}: the destination is the same file as " \
+                                    "#{File.join(@dir, 'dev/mapper/vg--sync-src--snap-cow')} (the exception store)")
     end
 
     it "a block device another program holds exclusively" do

@@ -152,11 +152,6 @@ module LVMSync
       end
 
       def run(plan)
-        plan.devices.each do |what, path|
-          if same_device?(@dest, path)
-            raise Ironshed::DestinationError, "#{@dest}: is #{what} (#{path}); refusing to write to it"
-          end
-        end
         job = Ironshed::Progress.new
         # Whatever stops the sync (its error, the receiver's, a signal) says whether the
         # receiver had written to the destination: stopped first, so that it is known.
@@ -181,7 +176,7 @@ module LVMSync
         receiver = @receiver = Thread.new do
           Thread.current.report_on_exception = false
           LVMSync.apply(reader, @dest, snapback: @options.snapback, allow_short_destination: @options.allow_short,
-                                       verify: verify?, job: job)
+                                       verify: verify?, inputs: plan.devices.to_a, job: job)
         ensure
           reader.close
         end
@@ -214,16 +209,6 @@ module LVMSync
         @console.report_apply(applied, @dest, @options.snapback)
         check_digests(sent.digests, applied.digests, @dest) if verify?
         0
-      end
-
-      def same_device?(a, b)
-        sa = File.stat(a)
-        sb = File.stat(b)
-        return sa.rdev == sb.rdev if sa.blockdev? && sb.blockdev?
-
-        sa.dev == sb.dev && sa.ino == sb.ino
-      rescue SystemCallError
-        false
       end
     end
 

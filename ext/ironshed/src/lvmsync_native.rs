@@ -27,7 +27,8 @@ kwargs!(SendOptions {
 kwargs!(ApplyOptions {
     snapback => undo,
     allow_short_destination,
-    verify
+    verify,
+    inputs
 });
 
 fn dup_fd(ruby: &Ruby, fd: i32, name: &str) -> Result<File, Error> {

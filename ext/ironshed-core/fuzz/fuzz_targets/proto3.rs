@@ -101,9 +101,9 @@ fuzz_target!(|input: &[u8]| {
         }
         let opts = ApplyOptions {
             allow_short_destination: short,
-            undo: None,
             verify: true,
             force_discard_fallback: fallback,
+            ..Default::default()
         };
         let inp = if from_file {
             Input::File(input.clone())

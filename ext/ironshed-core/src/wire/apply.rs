@@ -79,6 +79,9 @@ pub struct ApplyOptions {
     /// After everything is written and `fdatasync`ed, re-read every record's range (as
     /// clipped to the destination) and report its digest in [`ApplyStats::digests`].
     pub verify: bool,
+    /// Other files the stream is made from, as `(role, path)` ("the data source", a
+    /// device): the destination must not be any of them either (a local sender's source).
+    pub inputs: Vec<(String, PathBuf)>,
     /// Testing aid: discard records take the fallback path of [`Destination::discard`]
     /// (see [`Destination::force_discard_fallback`], whose granule this is).
     pub force_discard_fallback: Option<u64>,
@@ -698,6 +701,9 @@ pub fn apply(
         }
         Input::Stream(r, name) => Source::Reader(r, name),
     };
+    for (role, path) in &opts.inputs {
+        inputs.add_path(path, role)?;
+    }
     let mut dest = Destination::open(dest_path)?;
     dest.check_not_input(&inputs)?;
     if let Some(sb) = &opts.undo {
