@@ -399,6 +399,25 @@ RSpec.describe "lvmsync executable", :tmpdir do
     end
   end
 
+  it "a local sync that fills its destination's disk exits 3, saying what was written and how to finish" do
+    set_up(writes: ["0:8M"], random: nil, cow_size: "12M")
+    with_tmpfs(path("mnt"), "4M") do
+      dest = path("mnt/dest.img")
+      File.write(dest, "")
+      File.truncate(dest, 12 << 20)
+      out, err, st = lvmsync(SNAP, dest)
+      expect([st.exitstatus, out]).to eq([3, ""]), err
+      expect(err.lines.size).to eq(1), err
+      expect(err).to match(
+        /\Alvmsync: #{Regexp.escape(dest)}: write \d+ bytes at byte \d+: No space left on device; by then \d+ records were complete and \d+ bytes had been written: #{Regexp.escape(dest)} is partly updated; to finish, run the same command again: lvmsync #{Regexp.escape(Shellwords.join([SNAP, dest]))}; no undo file was kept to go back \(--snapback FILE keeps one\)\n\z/
+      )
+      system("mount", "-o", "remount,size=64M", path("mnt"), exception: true)
+      _o, err, st = lvmsync(SNAP, dest)
+      expect(st.exitstatus).to eq(0), err
+      expect(File.binread(dest, 8 << 20)).to eq(origin.byteslice(0, 8 << 20))
+    end
+  end
+
   describe "remote (HOST:DEST through --rsh)" do
     # Stands in for ssh: logs its argv, drops the host, and runs the rest as ssh does, joined
     # with spaces through the remote shell.
@@ -481,6 +500,29 @@ RSpec.describe "lvmsync executable", :tmpdir do
       expect(st.exitstatus).to eq(1)
       expect(err.lines.last).to eq("lvmsync: apply on somehost failed (exit status 1): /usr/bin/lvmsync:148:in " \
                                    "`initialize': No such file or directory @ rb_sysopen - /dev/x (Errno::ENOENT)\n")
+    end
+
+    it "exits 3 when the receiver failed after its first write, with the commands to finish and go back" do
+      set_up
+      receiver = path("cut-receiver")
+      File.write(receiver, <<~SH)
+        #!/bin/sh
+        cat >/dev/null
+        echo 'lvmsync: /dev/x: write 4096 bytes at byte 0: Input/output error; by then 2 records were complete' >&2
+        exit 3
+      SH
+      File.chmod(0o755, receiver)
+      _o, err, st = remote("--snapback", path("remote sb"), SNAP, "somehost:#{path('dest.img')}", receiver: receiver)
+      expect(st.exitstatus).to eq(3)
+      expect(err.lines.last).to eq(
+        "lvmsync: apply on somehost failed (exit status 3): /dev/x: write 4096 bytes at byte 0: Input/output error; " \
+        "by then 2 records were complete: somehost:#{path('dest.img')} is partly updated; to finish, run the same " \
+        "command again: #{Shellwords.join(['lvmsync', '--rsh', "#{fake_rsh} -o BatchMode=yes", '--remote-lvmsync',
+                                          receiver, '--snapback', path('remote sb'), SNAP,
+                                          "somehost:#{path('dest.img')}"])}; " \
+        "to go back, run on somehost: lvmsync --apply #{Shellwords.escape(path('remote sb'))} " \
+        "#{Shellwords.escape(path('dest.img'))}\n"
+      )
     end
 
     it "reports a remote shell that cannot be run" do
