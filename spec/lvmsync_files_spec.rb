@@ -17,9 +17,7 @@ RSpec.describe "lvmsync --apply and the files around the stream", :tmpdir do
     records.reduce(+"lvmsync PROTO[3]\n") { |s, (off, data)| s << [off, data.bytesize].pack("Q>L>") << data }
   end
 
-  def all_files
-    Dir.glob("#{@dir}/**/*").select { |f| File.file?(f) && !File.symlink?(f) }.to_h { |f| [f, sha(f)] }
-  end
+  def all_files = file_digests(@dir)
 
   # Runs lvmsync expecting a refusal: +status+, nothing on stdout, exactly +line+ on stderr,
   # no file changed.
@@ -82,16 +80,10 @@ RSpec.describe "lvmsync --apply and the files around the stream", :tmpdir do
   it "refuses --snapback - (lvmsync --apply - reads standard input) as a usage error, creating nothing" do
     dest = dest_of(8192)
     File.binwrite(path("changes"), stream([[0, "ab"]]))
-    Dir.chdir(@dir) do
-      [["-", "--snapback -: the snapback file needs a real name"], ["", "--snapback needs a file name"]].each do |n, msg|
-        before = all_files
-        out, err, st = run_exe("lvmsync", "--apply", path("changes"), "--snapback", n, dest)
-        expect([st.exitstatus, out]).to eq([2, ""])
-        expect(err.lines.first).to start_with("lvmsync: #{msg}")
-        expect(err.lines.size).to eq(2)
-        expect(all_files).to eq(before)
-      end
-    end
+    expect_usage_errors("lvmsync", [[["--apply", path("changes"), "--snapback", "-", dest],
+                                     "--snapback -: the snapback file needs a real name"],
+                                    [["--apply", path("changes"), "--snapback", "", dest],
+                                     "--snapback needs a file name"]], @dir)
   end
 
   describe "--apply FIFO: a named pipe is read as a stream" do

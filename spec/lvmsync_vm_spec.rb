@@ -91,7 +91,8 @@ RSpec.describe "lvmsync on a real kernel", :vm do
   it "a failed remote apply reports the receiver's own reason and exits 1" do
     expect(kv("remote_fail_rc")).to eq("1")
     expect(err_of("remote-fail").lines.last).to eq(
-      "lvmsync: apply on root@127.0.0.1 failed (exit status 1): /dev/vg-sync/no-such-lv: stat: No such file or directory\n"
+      "lvmsync: apply on root@127.0.0.1 failed (exit status 1): /dev/vg-sync/no-such-lv: open for writing: " \
+      "No such file or directory\n"
     )
   end
 
@@ -104,6 +105,25 @@ RSpec.describe "lvmsync on a real kernel", :vm do
       "it overflowed (its COW space filled up) or failed, so its list of changes is incomplete; take a new " \
       "snapshot and copy the whole volume again\n"
     )
+  end
+
+  it "refuses the origin, named by another device node, as a local sync's destination" do
+    expect(kv("same_device_rc")).to eq("1")
+    expect(kv("same_device_origin_unchanged")).to eq("yes")
+    expect(err_of("same-device")).to match(
+      %r{\Alvmsync: (/dev/dm-\d+): the destination is the same file as /dev/mapper/vg--sync-src--lv \(the data source\); refusing to write to it\n\z}
+    )
+  end
+
+  it "--apply --verify alone finds a device that does not keep what was written (dm zero)" do
+    expect(kv("zero_verify_rc")).to eq("1"), err_of("zero-verify")
+    expect(err_of("zero-verify").lines.last).to match(
+      %r{\Alvmsync: verify FAILED: \d+ of \d+ records read back from /dev/mapper/zero-dest differ from what the stream carried: bytes \d+\.\.\d+ \(differs\)}
+    )
+    # The digests of what was read back still go to standard output, for a sender.
+    expect(File.read(File.join(@out, "zero-verify.out")).lines).to all(start_with("lvmsync-verify "))
+    expect(kv("dest_verify_rc")).to eq("0"), err_of("dest-verify")
+    expect(err_of("dest-verify").lines.last).to match(%r{\Alvmsync: verify: all \d+ records read back from /dev/vg-sync/dest match the stream \(XXH3\)\n\z})
   end
 
   it "parses the vgcfgbackup files LVM wrote in this run, consistently with `lvs --segments`" do

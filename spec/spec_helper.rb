@@ -69,6 +69,26 @@ module SpecHelpers
     raise "process #{pid} did not end within #{seconds} s"
   end
 
+  # Every file under +dir+ (links not followed) and its digest: what "no file changed" compares.
+  def file_digests(dir)
+    Dir.glob("#{dir}/**/*").select { |f| File.file?(f) && !File.symlink?(f) }.to_h { |f| [f, sha(f)] }
+  end
+
+  # Runs +tool+ with each [args, message] of +cases+, from +dir+, expecting a usage error:
+  # exit 2, the message and the usage line on stderr, and no file under +dir+ changed.
+  def expect_usage_errors(tool, cases, dir)
+    Dir.chdir(dir) do
+      cases.each do |args, msg|
+        before = file_digests(dir)
+        out, err, st = run_exe(tool, *args)
+        expect([st.exitstatus, out]).to eq([2, ""]), args.inspect
+        expect(err.lines.first).to start_with("#{tool}: #{msg}")
+        expect(err.lines.size).to eq(2), err
+        expect(file_digests(dir)).to eq(before)
+      end
+    end
+  end
+
   # Mounts a tmpfs of +size+ (e.g. "4M") on +dir+ for the block: a filesystem that fills up.
   def with_tmpfs(dir, size)
     raise "tmpfs mounts need root (bin/test runs as root)" unless root?

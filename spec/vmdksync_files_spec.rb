@@ -25,10 +25,7 @@ RSpec.describe "vmdksync and the files around the delta", :tmpdir do
   def extent(layer) = @files["layers"][layer]["extents"].first
   def descriptor(layer) = @files["layers"][layer]["descriptor"]
 
-  # Every file under the example's directory and its digest.
-  def all_files
-    Dir.glob("#{@dir}/**/*").select { |f| File.file?(f) && !File.symlink?(f) }.to_h { |f| [f, sha(f)] }
-  end
+  def all_files = file_digests(@dir)
 
   # Runs vmdksync, expecting a refusal: exit +status+, nothing on stdout, exactly +line+ on
   # stderr, and no file changed.
@@ -135,16 +132,8 @@ RSpec.describe "vmdksync and the files around the delta", :tmpdir do
 
   it "refuses --undo - (lvmsync --apply - reads standard input) as a usage error, creating nothing" do
     chain
-    Dir.chdir(@dir) do
-      [["-", "--undo -: the undo file needs a real name"], ["", "--undo needs a file name"]].each do |name, msg|
-        before = all_files
-        out, err, st = run_exe("vmdksync", "--undo", name, @newest, @dest)
-        expect([st.exitstatus, out]).to eq([2, ""])
-        expect(err.lines.first).to start_with("vmdksync: #{msg}")
-        expect(err.lines.size).to eq(2)
-        expect(all_files).to eq(before)
-      end
-    end
+    expect_usage_errors("vmdksync", [[["--undo", "-", @newest, @dest], "--undo -: the undo file needs a real name"],
+                                     [["--undo", "", @newest, @dest], "--undo needs a file name"]], @dir)
   end
 
   it "quotes the paths of the undo advice for the shell" do
@@ -159,6 +148,19 @@ RSpec.describe "vmdksync and the files around the delta", :tmpdir do
   # The line of a run stopped after its first write: what happened, the destination, and
   # the commands that finish it and undo it.
   STOPPED = /\Avmdksync: (?<reason>.*): (?<dest>.*) is partly updated; to finish, run the same command again: (?<finish>[^;]*); (?<back>.*)\n\z/
+
+  # Runs the go-back command of the stop line +err+ (made with --undo +undo+) and expects the
+  # destination restored to +original+.
+  def expect_go_back_restores(err, undo, original)
+    m = STOPPED.match(err)
+    expect(m).not_to be_nil, err
+    back = Shellwords.split(m[:back].delete_prefix("to go back: "))
+    expect(back).to eq(["lvmsync", "--apply", undo, @dest])
+    yield if block_given?
+    _o, err, st = run_exe("lvmsync", *back.drop(1))
+    expect(st.exitstatus).to eq(0), err
+    expect(sha(@dest)).to eq(original)
+  end
 
   describe "a full disk in mid-apply (tmpfs): exit 3 and one line saying what was written" do
     # 12 MiB of changes onto a 16 MiB destination (sparse, all zeros) on a 4 MiB tmpfs.
@@ -208,14 +210,9 @@ RSpec.describe "vmdksync and the files around the delta", :tmpdir do
         undo = path("dest undo") # on the disk, not the full tmpfs
         _out, err, st = run_exe_within(120, "vmdksync", "--undo", undo, @newest, @dest)
         expect(st.exitstatus).to eq(3), err
-        m = STOPPED.match(err)
-        expect(m).not_to be_nil, err
-        back = m[:back].delete_prefix("to go back: ")
-        expect(Shellwords.split(back)).to eq(["lvmsync", "--apply", undo, @dest])
-        system("mount", "-o", "remount,size=64M", path("mnt"), exception: true)
-        _o, err, st = run_exe("lvmsync", *Shellwords.split(back).drop(1))
-        expect(st.exitstatus).to eq(0), err
-        expect(sha(@dest)).to eq(original)
+        expect_go_back_restores(err, undo, original) do
+          system("mount", "-o", "remount,size=64M", path("mnt"), exception: true)
+        end
       end
     end
   end
@@ -270,13 +267,7 @@ RSpec.describe "vmdksync and the files around the delta", :tmpdir do
       undo = File.join(@big, "web01.undo")
       st, err = signal_mid_apply("TERM", "--undo", undo)
       expect(st.termsig).to eq(Signal.list["TERM"]), err
-      m = STOPPED.match(err)
-      expect(m).not_to be_nil, err
-      back = m[:back].delete_prefix("to go back: ")
-      expect(Shellwords.split(back)).to eq(["lvmsync", "--apply", undo, @dest])
-      _o, err, st = run_exe("lvmsync", *Shellwords.split(back).drop(1))
-      expect(st.exitstatus).to eq(0), err
-      expect(sha(@dest)).to eq(original)
+      expect_go_back_restores(err, undo, original)
     end
   end
 end

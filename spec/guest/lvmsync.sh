@@ -158,6 +158,25 @@ set +e
 kv overflow_rc $?
 set -e
 kv overflow_dest_unchanged "$([ "$(sum /dev/vg-sync/dest)" = "$before" ] && echo yes || echo no)"
+
+# 7. The origin named by another node (/dev/dm-N) as a local sync's destination: refused.
+before=$(sum /dev/vg-sync/src-lv)
+set +e
+"${lvmsync[@]}" /dev/vg-sync/src-snap "$(readlink -f /dev/vg-sync/src-lv)" 2>"$out/same-device.err"
+kv same_device_rc $?
+set -e
+kv same_device_origin_unchanged "$([ "$(sum /dev/vg-sync/src-lv)" = "$before" ] && echo yes || echo no)"
+
+# 8. --apply --verify onto a device that drops what is written (dm "zero"): the read-back
+#    differs from the stream, and the receiver alone says so.
+dmsetup create zero-dest --table "0 65536 zero"
+set +e
+"${lvmsync[@]}" --apply "$out/changes.bin" --verify /dev/mapper/zero-dest >"$out/zero-verify.out" 2>"$out/zero-verify.err"
+kv zero_verify_rc $?
+"${lvmsync[@]}" --apply "$out/changes.bin" --verify /dev/vg-sync/dest >"$out/dest-verify.out" 2>"$out/dest-verify.err"
+kv dest_verify_rc $?
+set -e
+dmsetup remove zero-dest
 vgcfgbackup -q -f "$out/fixtures/classic-hyphen.vg" vg-sync >/dev/null
 lvs -a --segments --noheadings --nosuffix --units s --separator '|' \
   -o lv_name,segtype,seg_start_pe,seg_size_pe,stripes,stripe_size,devices,lv_tags vg-sync \
