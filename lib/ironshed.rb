@@ -37,11 +37,12 @@ end
 module Ironshed
   # Runs the block, a native job reporting on +job+ (an Ironshed::Progress). Any exception
   # leaving it after the job started changing its destination — the job's own error, or an
-  # Interrupt or SignalException raised while it ran — is extended with PartlyWritten.
+  # Interrupt or SignalException raised while it ran — is extended with PartlyWritten (a
+  # frozen one cannot be, and leaves unmarked rather than as a FrozenError).
   def self.noting_writes(job)
     yield
   rescue Exception => e # rubocop:disable Lint/RescueException -- only marked, and re-raised
-    if job.written? && !e.is_a?(PartlyWritten)
+    if job.written? && !e.is_a?(PartlyWritten) && !e.frozen?
       e.extend(PartlyWritten)
       e.written_bytes = job.written_bytes
     end

@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "shellwords"
+require "lvmsync"
 
 # lvmsync --apply and the files around a stream: a destination that is the stream itself
 # (by name, by link, or as standard input) or a snapback file that is either is refused; a
@@ -179,6 +180,29 @@ RSpec.describe "lvmsync --apply and the files around the stream", :tmpdir do
         _o, err, st = run_exe("lvmsync", *finish.drop(1))
         expect(st.exitstatus).to eq(0), err
         (0...12).each { |i| expect(File.binread(@dest, 4, i << 20)).to eq((65 + i).chr * 4) }
+      end
+    end
+
+    it "LVMSync.apply raises an Ironshed::PartlyWritten carrying what was written; a refusal is not one" do
+      with_tmpfs(path("mnt"), "4M") do
+        set_up
+        job = Ironshed::Progress.new
+        error = nil
+        begin
+          LVMSync.apply(@changes, @dest, job: job)
+        rescue Ironshed::PartlyWritten => e
+          error = e
+        end
+        expect(error).to be_a(Errno::ENOSPC)
+        expect(error.written_bytes).to eq(job.written_bytes)
+        # The bytes the destination's blocks now hold are at least what it says was written.
+        expect(error.written_bytes).to be_between(1 << 20, File.stat(@dest).blocks * 512)
+        # An exception that cannot be marked (frozen) leaves the block unchanged, never a FrozenError.
+        frozen = RuntimeError.new("frozen").freeze
+        expect { Ironshed.noting_writes(job) { raise frozen } }.to raise_error(frozen)
+        refused = LVMSync.apply(@changes, @changes) rescue $! # rubocop:disable Style/RescueModifier
+        expect(refused).to be_a(Ironshed::DestinationError)
+        expect(refused).not_to be_a(Ironshed::PartlyWritten)
       end
     end
 
