@@ -111,7 +111,7 @@ RSpec.describe "lvmsync on a real kernel", :vm do
     expect(kv("same_device_rc")).to eq("1")
     expect(kv("same_device_origin_unchanged")).to eq("yes")
     expect(err_of("same-device")).to match(
-      %r{\Alvmsync: (/dev/dm-\d+): the destination is the same file as /dev/mapper/vg--sync-src--lv \(the data source\); refusing to write to it\n\z}
+      %r{\Alvmsync: /tmp/origin-node: the destination is the same file as /dev/mapper/vg--sync-src--lv \(the data source\); refusing to write to it\n\z}
     )
   end
 
@@ -124,6 +124,14 @@ RSpec.describe "lvmsync on a real kernel", :vm do
     expect(File.read(File.join(@out, "zero-verify.out")).lines).to all(start_with("lvmsync-verify "))
     expect(kv("dest_verify_rc")).to eq("0"), err_of("dest-verify")
     expect(err_of("dest-verify").lines.last).to match(%r{\Alvmsync: verify: all \d+ records read back from /dev/vg-sync/dest match the stream \(XXH3\)\n\z})
+  end
+
+  it "a local sync's --verify difference is exit 1 and one line: the apply was complete, no partial update" do
+    expect(kv("zero_local_rc")).to eq("1"), err_of("zero-local")
+    expect(err_of("zero-local").lines.last).to match(
+      %r{\Alvmsync: verify FAILED: \d+ of \d+ ranges of /dev/mapper/zero-dest do not match the source: bytes \d+\.\.\d+ \(differs\)}
+    )
+    expect(err_of("zero-local")).not_to include("partly updated")
   end
 
   it "parses the vgcfgbackup files LVM wrote in this run, consistently with `lvs --segments`" do

@@ -155,7 +155,7 @@ module LVMSync
         job = Ironshed::Progress.new
         # Whatever stops the sync (its error, the receiver's, a signal) says whether the
         # receiver had written to the destination: stopped first, so that it is known.
-        Ironshed.noting_writes(job) do
+        sent, applied = Ironshed.noting_writes(job) do
           transfer(plan, job)
         rescue Exception # rubocop:disable Lint/RescueException -- re-raised
           job.cancel
@@ -166,6 +166,11 @@ module LVMSync
           end
           raise
         end
+        # The apply is complete: a --verify difference is no partial update.
+        @console.report_send(sent, plan)
+        @console.report_apply(applied, @dest, @options.snapback)
+        check_digests(sent.digests, applied.digests, @dest) if verify?
+        0
       end
 
       private
@@ -205,10 +210,7 @@ module LVMSync
         @console.finish_meter
         raise send_error if send_error
 
-        @console.report_send(sent, plan)
-        @console.report_apply(applied, @dest, @options.snapback)
-        check_digests(sent.digests, applied.digests, @dest) if verify?
-        0
+        [sent, applied]
       end
     end
 

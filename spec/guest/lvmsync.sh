@@ -159,10 +159,11 @@ kv overflow_rc $?
 set -e
 kv overflow_dest_unchanged "$([ "$(sum /dev/vg-sync/dest)" = "$before" ] && echo yes || echo no)"
 
-# 7. The origin named by another node (/dev/dm-N) as a local sync's destination: refused.
+# 7. The origin named by another device node as a local sync's destination: refused.
 before=$(sum /dev/vg-sync/src-lv)
+mknod /tmp/origin-node b "$((0x$(stat -L -c %t /dev/vg-sync/src-lv)))" "$((0x$(stat -L -c %T /dev/vg-sync/src-lv)))"
 set +e
-"${lvmsync[@]}" /dev/vg-sync/src-snap "$(readlink -f /dev/vg-sync/src-lv)" 2>"$out/same-device.err"
+"${lvmsync[@]}" /dev/vg-sync/src-snap /tmp/origin-node 2>"$out/same-device.err"
 kv same_device_rc $?
 set -e
 kv same_device_origin_unchanged "$([ "$(sum /dev/vg-sync/src-lv)" = "$before" ] && echo yes || echo no)"
@@ -170,9 +171,13 @@ kv same_device_origin_unchanged "$([ "$(sum /dev/vg-sync/src-lv)" = "$before" ] 
 # 8. --apply --verify onto a device that drops what is written (dm "zero"): the read-back
 #    differs from the stream, and the receiver alone says so.
 dmsetup create zero-dest --table "0 65536 zero"
+dmsetup mknodes zero-dest
 set +e
 "${lvmsync[@]}" --apply "$out/changes.bin" --verify /dev/mapper/zero-dest >"$out/zero-verify.out" 2>"$out/zero-verify.err"
 kv zero_verify_rc $?
+# ... and a local sync onto it: the sender finds the difference after a complete apply.
+"${lvmsync[@]}" --verify /dev/vg-sync/src-snap /dev/mapper/zero-dest >"$out/zero-local.out" 2>"$out/zero-local.err"
+kv zero_local_rc $?
 "${lvmsync[@]}" --apply "$out/changes.bin" --verify /dev/vg-sync/dest >"$out/dest-verify.out" 2>"$out/dest-verify.err"
 kv dest_verify_rc $?
 set -e
