@@ -102,6 +102,11 @@ pub enum Kind {
     VmdkBaseMismatch,
     /// LVM text metadata that cannot be parsed.
     LvmMetadata,
+    /// Another LVM refusal: `lvs` could not resolve a path, no such LV, not a snapshot, a
+    /// round whose snapshots do not go together.
+    Lvm,
+    /// A thin pool's metadata snapshot cannot be reserved or released (its status says why).
+    MetadataSnapshot,
     /// An unusable snapshot exception store.
     Snapshot,
     /// An invalid (overflowed or failed) snapshot.
@@ -125,7 +130,7 @@ pub enum Kind {
 impl Kind {
     /// Every kind ([`Kind::Os`] as `Os(0)`), so that a front end can prepare a class for each
     /// when it starts rather than find one missing when it reports.
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 21] = [
         Kind::Cancelled,
         Kind::Os(0),
         Kind::Argument,
@@ -136,6 +141,8 @@ impl Kind {
         Kind::VmdkUnsupported,
         Kind::VmdkBaseMismatch,
         Kind::LvmMetadata,
+        Kind::Lvm,
+        Kind::MetadataSnapshot,
         Kind::Snapshot,
         Kind::SnapshotInvalid,
         Kind::ThinDelta,
@@ -190,6 +197,8 @@ mod tests {
                 Kind::NamespaceName => 16,
                 Kind::KernelReply => 17,
                 Kind::Ethtool => 18,
+                Kind::Lvm => 19,
+                Kind::MetadataSnapshot => 20,
             }
         }
         let mut seen: Vec<usize> = Kind::ALL.iter().map(|&k| number(k)).collect();

@@ -27,6 +27,8 @@ fn class_path(kind: Kind) -> Option<&'static str> {
         Kind::VmdkUnsupported => "VMDKSync::UnsupportedFormat",
         Kind::VmdkBaseMismatch => "VMDKSync::BaseMismatch",
         Kind::LvmMetadata => "LVM::MetadataError",
+        Kind::Lvm => "LVM::Error",
+        Kind::MetadataSnapshot => "LVM::MetadataSnapshotError",
         Kind::Snapshot => "LVM::SnapshotError",
         Kind::SnapshotInvalid => "LVM::InvalidSnapshot",
         Kind::ThinDelta => "LVM::ThinDeltaError",
