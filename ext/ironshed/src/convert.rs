@@ -118,6 +118,12 @@ macro_rules! readers {
 
 pub(crate) use {hash, kw_assign, kw_slot, kwargs, readers};
 
+/// The bytes of a Ruby String, copied (binary data, or text that need not be UTF-8).
+pub fn bytes(s: magnus::RString) -> Vec<u8> {
+    // SAFETY: the bytes are copied before any Ruby code can run again.
+    unsafe { s.as_slice() }.to_vec()
+}
+
 /// An owned copy of a field, for conversion.
 pub fn own<T: Clone>(v: &T) -> T {
     v.clone()

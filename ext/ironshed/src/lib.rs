@@ -9,6 +9,7 @@ mod errors;
 mod gvl;
 mod lvm_change_set;
 mod lvm_cow_store;
+mod lvm_metadata;
 mod lvm_native;
 mod lvm_thin_delta;
 mod lvmsync_native;
@@ -25,6 +26,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     errors::init(ruby)?;
     progress::init(ruby)?;
     vmdk_delta::init(ruby)?;
+    lvm_metadata::init(ruby)?;
     lvm_native::init(ruby)?;
     lvm_change_set::init(ruby)?;
     lvm_cow_store::init(ruby)?;

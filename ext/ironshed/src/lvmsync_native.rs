@@ -5,7 +5,7 @@
 //! native loop owns its copy and Ruby may close its IO object independently. Digests cross
 //! as the API's packed binary String (24 bytes per digest, see `wire::digest::pack`).
 
-use crate::convert::{hash, kwargs, options};
+use crate::convert::{bytes, hash, kwargs, options};
 use crate::errors::{self, OrRaise};
 use crate::{gvl, lvm_change_set::RbChangeSet, progress::RbProgress};
 use ironshed_core::io::WaitingFile;
@@ -104,11 +104,6 @@ fn apply_fd(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
     let (fd, name, dest, job) = a.required;
     let input = Input::Fd(dup_fd(ruby, fd, &name)?, name);
     apply(ruby, input, dest, job, a.keywords)
-}
-
-fn bytes(s: RString) -> Vec<u8> {
-    // SAFETY: the bytes are copied before any other Ruby call.
-    unsafe { s.as_slice() }.to_vec()
 }
 
 /// `compare_digests(sent, received)` → `{matched:, mismatches:, examples: [[offset, len,
