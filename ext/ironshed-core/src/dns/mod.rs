@@ -6,13 +6,21 @@
 //! * [`zone`]: the sorted, de-duplicated zone and its delegations.
 //! * [`anchor`]: trust anchors (DNSKEY or DS records).
 //! * [`dnssec`], [`zonemd`], [`verify`]: the verification.
+//! * [`tinydns`]: what tinydns serves, as `data` lines and `data.cdb` records.
+//! * [`install`]: the instance root: what is installed, the atomic replacement.
+//! * [`update`]: the whole `rootzone update`, every check before the first write.
 
 pub mod anchor;
+pub mod cdb;
 pub mod dnssec;
 mod error;
+pub mod install;
 pub mod name;
+pub mod pgp;
 pub mod record;
 pub mod time;
+pub mod tinydns;
+pub mod update;
 pub mod verify;
 pub mod zone;
 pub mod zonefile;
