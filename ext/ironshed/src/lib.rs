@@ -16,6 +16,11 @@ mod progress;
 mod rethtool_driver_info;
 mod rethtool_handle;
 mod rethtool_link_settings;
+mod rootzone_errors;
+mod rootzone_installed;
+mod rootzone_update;
+mod rootzone_verification;
+mod rootzone_zone;
 mod vmdk_delta;
 
 use magnus::{Error, Ruby};
@@ -33,5 +38,10 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     rethtool_handle::init(ruby)?;
     rethtool_driver_info::init(ruby)?;
     rethtool_link_settings::init(ruby)?;
+    rootzone_errors::init(ruby)?;
+    rootzone_verification::init(ruby)?;
+    rootzone_zone::init(ruby)?;
+    rootzone_update::init(ruby)?;
+    rootzone_installed::init(ruby)?;
     Ok(())
 }

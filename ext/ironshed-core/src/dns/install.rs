@@ -48,6 +48,15 @@ pub const HEADER_VALID_UNTIL: &str = "valid-until";
 /// Reads the installed serial from data.cdb and the signature expiry from data's header.
 pub fn installed(dir: &Path) -> Result<Installed, Error> {
     let mut out = Installed::default();
+    match fs::metadata(dir) {
+        Ok(md) if !md.is_dir() => return Err(not_a_directory(dir)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            out.notes
+                .push(format!("{}: no such directory yet", dir.display()));
+            return Ok(out);
+        }
+        _ => {}
+    }
     let cdb_path = dir.join("data.cdb");
     let mut db = Vec::new();
     match File::open(&cdb_path) {
@@ -105,6 +114,13 @@ pub fn installed(dir: &Path) -> Result<Installed, Error> {
     Ok(out)
 }
 
+fn not_a_directory(dir: &Path) -> Error {
+    Error::Install(format!(
+        "{}: not a directory (give the tinydns instance's root directory)",
+        dir.display()
+    ))
+}
+
 /// The SOA serial for `.` in a tinydns data.cdb image.
 pub fn cdb_serial(db: &[u8]) -> Option<u32> {
     let values = cdb::lookup(db, &[0])?;
@@ -149,12 +165,19 @@ impl Instance {
     /// Opens and locks `dir` (which must exist: `rootzone setup` or `tinydns-conf` makes
     /// it), and removes temporary files a killed update left behind.
     pub fn open(dir: &Path) -> Result<Instance, Error> {
-        let md = fs::metadata(dir).map_err(|e| IoContext::new(dir, "stat", e))?;
+        let md = fs::metadata(dir).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::Install(format!(
+                    "{}: no such directory: create the tinydns instance first \
+                     (rootzone setup --apply, or tinydns-conf)",
+                    dir.display()
+                ))
+            } else {
+                IoContext::new(dir, "stat", e).into()
+            }
+        })?;
         if !md.is_dir() {
-            return Err(Error::Install(format!(
-                "{}: not a directory (give the tinydns instance's root directory)",
-                dir.display()
-            )));
+            return Err(not_a_directory(dir));
         }
         let f = File::open(dir).map_err(|e| IoContext::new(dir, "open", e))?;
         let lock = Flock::lock(f, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {

@@ -263,6 +263,21 @@ impl<'a> Ds<'a> {
     }
 }
 
+/// DS RDATA in presentation form: `20326 8 2 E06D44B8...`; RFC 3597 form if malformed.
+pub fn ds_text(rdata: &[u8]) -> String {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02X}")).collect::<String>();
+    match Ds::parse(rdata) {
+        Some(d) => format!(
+            "{} {} {} {}",
+            d.key_tag,
+            d.algorithm,
+            d.digest_type,
+            hex(d.digest)
+        ),
+        None => format!("\\# {} {}", rdata.len(), hex(rdata)),
+    }
+}
+
 /// ZONEMD RDATA (RFC 8976 §2.2).
 #[derive(Clone, Debug)]
 pub struct Zonemd<'a> {
@@ -357,6 +372,8 @@ mod tests {
             let _ = ns_target(&b);
         }
         assert!(Rrsig::parse(&[0; 17]).is_none());
+        assert_eq!(ds_text(&[0x4f, 0x66, 8, 2, 0xe0, 0x6d]), "20326 8 2 E06D");
+        assert_eq!(ds_text(&[1, 2]), "\\# 2 0102");
         assert!(Zonemd::parse(&[0; 5]).is_none());
     }
 }
