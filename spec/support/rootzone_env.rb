@@ -62,6 +62,35 @@ module RootZoneEnv
     end
   end
 
+  # Runs Knot DNS serving +zone+ (a signed zone file, as the root servers serve it) on
+  # +ip+:53 for the block.
+  def with_knot(zone, ip:)
+    dir = File.join(@dir, "knot-#{ip}")
+    FileUtils.mkdir_p(dir)
+    conf = File.join(dir, "knot.conf")
+    File.write(conf, <<~CONF)
+      server:
+          rundir: "#{dir}"
+          listen: #{ip}@53
+      database:
+          storage: "#{dir}"
+      zone:
+        - domain: .
+          file: "#{zone}"
+          storage: "#{dir}"
+          zonefile-sync: -1
+          journal-content: none
+    CONF
+    pid = Process.spawn("knotd", "-c", conf, out: File::NULL, err: File::NULL)
+    wait_for_dns(ip)
+    yield ip
+  ensure
+    if pid
+      Process.kill("TERM", pid)
+      Process.wait(pid)
+    end
+  end
+
   def wait_for_dns(ip, port: 53)
     Timeout.timeout(10) do
       loop do

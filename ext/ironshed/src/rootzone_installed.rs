@@ -32,10 +32,15 @@ impl RbInstalled {
     }
 }
 
+/// `RootZone.serial_diff(a, b)`: how far serial `b` is ahead of `a` (RFC 1982).
+fn serial_diff(a: u32, b: u32) -> i64 {
+    ironshed_core::dns::time::serial_diff(a, b)
+}
+
 pub fn init(ruby: &Ruby) -> Result<(), Error> {
-    let c = ruby
-        .define_module("RootZone")?
-        .define_class("Installed", ruby.class_object())?;
+    let m = ruby.define_module("RootZone")?;
+    m.define_module_function("serial_diff", function!(serial_diff, 2))?;
+    let c = m.define_class("Installed", ruby.class_object())?;
     c.define_singleton_method("read", function!(RbInstalled::read, 1))?;
     c.define_method("serial", method!(RbInstalled::serial, 0))?;
     c.define_method("cdb_mtime_epoch", method!(RbInstalled::cdb_mtime_epoch, 0))?;
