@@ -97,7 +97,7 @@ pub fn unsigned_root_zone(spec: &RootZoneSpec) -> String {
     let mut glue = |z: &mut String, rng: &mut Rng, ns: &str| {
         if glued.insert(ns.to_string()) {
             writeln!(z, "{ns}\t172800\tIN\tA\t{}", ipv4(rng)).unwrap();
-            if rng.below(10) < 7 {
+            if rng.below(20) < 17 {
                 writeln!(z, "{ns}\t172800\tIN\tAAAA\t{}", ipv6(rng, "2001:db8")).unwrap();
             }
         }
@@ -107,7 +107,7 @@ pub fn unsigned_root_zone(spec: &RootZoneSpec) -> String {
         if i < 2 {
             ns.extend(letters.chars().map(|c| format!("{c}.gtld-servers.net.")));
         } else {
-            let k = 2 + rng.below(7) as usize;
+            let k = 2 + rng.below(8) as usize;
             for j in 0..k {
                 let name = match rng.below(10) {
                     0..=3 => format!("ns{j}.nic.{tld}."),
