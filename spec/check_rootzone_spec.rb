@@ -74,7 +74,14 @@ RSpec.describe "check_rootzone", :tmpdir do
           rc, out, = check(*live3, "-w", "50,,")
           expect(rc).to eq(1)
           expect(out).to start_with("ROOTZONE WARNING - serial 2024120600 (live 2024120700 from 2/3 servers) [WARNING]")
-          expect(perfdata(out)["serial_lag"]).to eq("100;50;1000")
+          expect(perfdata(out)).to include("serial_lag" => "100;50;1000", "age" => match(/;36;96\z/),
+                                           "sig_expiry" => match(/;168:;72:\z/))
+          # A tie goes to the newer serial.
+          expect(check("-C", LOCAL, "-C", "127.53.53.54")[1]).to include("(live 2024120700 from 1/2 servers)")
+          # IPv6 addresses with a port are accepted (nobody answers there).
+          rc, out, = check("-C", "[::1]:5354", "-t", "2", "-v")
+          expect(rc).to eq(3)
+          expect(out).to include("[::1]:5354: no SOA for . from [::1]:5354")
           rc, out, = check(*live3, "-w", "50", "-c", "80")
           expect(rc).to eq(2)
           expect(out).to include("[CRITICAL]")
@@ -109,6 +116,21 @@ RSpec.describe "check_rootzone", :tmpdir do
       expect(perfdata(out)["sig_expiry"]).to match(/\A(49\.\d+|50);168:;72:\z/)
       expect(check("-C", LOCAL, "-c", ",,24:")[0]).to eq(1)
       expect(check("-C", LOCAL, "-w", ",,~:", "-c", ",,~:")[0]).to eq(0)
+
+      # Without privileges, as NRPE runs it (the copy is world-readable, as installed).
+      File.chmod(0o755, @dir)
+      out, err, st = Open3.capture3("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                    RbConfig.ruby, File.join(SpecHelpers::ROOT, "exe", "check_rootzone"),
+                                    "-H", LOCAL, "-r", @root, "-C", LOCAL)
+      expect([st.exitstatus, err]).to eq([2, ""])
+      expect(out).to start_with("ROOTZONE CRITICAL - serial 2024120601 (live 2024120601 from 1/1 servers)")
+
+      # data describing another serial than data.cdb: the expiry cannot be known.
+      data = File.join(@root, "data")
+      File.write(data, File.read(data).sub("# serial 2024120601", "# serial 2024120555"))
+      rc, out, = check("-C", LOCAL)
+      expect(rc).to eq(3)
+      expect(out).to include("signature expiry unknown (", "describes serial 2024120555, data.cdb holds 2024120601")
     end
   end
 

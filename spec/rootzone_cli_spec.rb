@@ -201,12 +201,40 @@ RSpec.describe "rootzone update", :tmpdir do
     end
     newer = signed_zone(@keys, serial: 2024120601, seed: 2)
     FileUtils.cp(newer, File.join(www, "root.zone"))
-    with_http_server(www) do |base|
-      expect(update("#{base}/root.zone")).to match([0, /serial 2024120601/, ""])
+    with_http_server(www) do |plain|
+      # A redirect is followed...
+      expect(update("#{plain}/to?/root.zone")).to match([0, /serial 2024120601/, ""])
+      with_http_server(www, tls: [cert, key]) do |base|
+        # ...but not from HTTPS to plain HTTP.
+        rc, _, err = rootzone("update", "--source", "#{base}/to?#{plain}/root.zone", "--trust-anchor", @anchor,
+                              "--tinydns-root", @root, env: { "SSL_CERT_FILE" => ca })
+        expect(rc).to eq(1)
+        expect(err).to include("refusing a redirect from HTTPS to #{plain}/root.zone")
+      end
     end
     rc, _, err = update("http://127.0.0.1:1/root.zone", "--timeout", "2")
     expect(rc).to eq(1)
     expect(err).to include("http://127.0.0.1:1/root.zone: ")
+    # A server that accepts and never answers: --timeout.
+    silent = TCPServer.new("127.0.0.1", 0)
+    t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    rc, _, err = update("http://127.0.0.1:#{silent.addr[1]}/root.zone", "--timeout", "1")
+    expect([rc, err]).to eq([1, "rootzone: http://127.0.0.1:#{silent.addr[1]}/root.zone: no answer within 1.0 s\n"])
+    expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0).to be < 30
+    silent.close
+  end
+
+  it "refuses a second update of the same instance at once, and removes what a killed one left" do
+    zone = signed_zone(@keys, serial: 2024120600)
+    File.open(@root) do |d|
+      d.flock(File::LOCK_EX)
+      rc, _, err = update(zone)
+      expect([rc, err]).to eq([1, "rootzone: #{@root}: another rootzone update is running on this directory\n"])
+    end
+    File.write(File.join(@root, ".rootzone-tmp-data.cdb.4242"), "partial")
+    expect(update(zone)[0]).to eq(0)
+    expect(Dir.children(@root).sort).to eq(%w[data data.cdb])
+    expect(File.stat(File.join(@root, "data")).mode & 0o777).to eq(0o644)
   end
 
   it "refuses an instance root that is not a directory, and a missing trust anchor" do

@@ -90,6 +90,49 @@ RSpec.describe "rootzone setup", :tmpdir do
     end
   end
 
+  it "makes a supervised dnscache resolve through the local root (svc -t restarts it)" do
+    # A root zone with one TLD whose server is a tinydns of the test's own on 127.53.53.61,
+    # so that every query dnscache sends stays on the loopback.
+    unsigned = File.join(@dir, "e2e.unsigned")
+    File.write(unsigned, testkit("rootzone", "--tlds", 20, "--serial", 2024120600) +
+                         "test.\t172800\tIN\tNS\tns.test.\nns.test.\t172800\tIN\tA\t127.53.53.61\n")
+    zone = File.join(@dir, "e2e.zone")
+    sh!("ldns-signzone", "-z", "1:1", "-o", ".", "-f", zone, unsigned, *@keys)
+    tld = File.join(@dir, "tld")
+    Dir.mkdir(tld)
+    File.write(File.join(tld, "data"), ".test:127.53.53.61:ns.test.:3600\n+www.test:192.0.2.80:300\n")
+    sh!("tinydns-data", chdir: tld)
+    FileUtils.rm_rf(@dnscache)
+    sh!("dnscache-conf", "dnscache", "nobody", @dnscache, "127.53.53.60")
+    pids = []
+    pids << Process.spawn("supervise", @dnscache, out: File::NULL, err: File::NULL, pgroup: true)
+    Timeout.timeout(10) { sleep 0.05 until system("svok", @dnscache) }
+    with_tinydns(tld, ip: "127.53.53.61", zone: "test") do
+      out, err, st = run_exe("rootzone", "setup", *sandbox, "--apply", "--source", zone)
+      expect([st.exitstatus, err]).to eq([0, ""]), out
+      expect(out).to include("then svc -t #{@dnscache}")
+      pids << Process.spawn("sh", "run", chdir: @inst, out: File::NULL, err: File::NULL, pgroup: true)
+      wait_for_dns("127.53.53.53")
+      answer = Timeout.timeout(30) do
+        loop do
+          a, = Open3.capture2("dig", "+time=2", "+tries=1", "+short", "@127.53.53.60", "www.test", "A")
+          break a unless a.strip.empty? || a.include?("timed out")
+
+          sleep 0.2
+        end
+      end
+      expect(answer).to eq("192.0.2.80\n")
+    end
+  ensure
+    system("svc", "-dx", @dnscache, out: File::NULL, err: File::NULL) if @dnscache
+    pids.to_a.each do |pid|
+      Process.kill("TERM", -pid)
+      Process.wait(pid)
+    rescue Errno::ESRCH, Errno::ECHILD
+      nil
+    end
+  end
+
   it "stops before dnscache when the first update is refused" do
     other = keypair(File.join(@dir, "k2").tap { |d| Dir.mkdir(d) })
     out, err, st = run_exe("rootzone", "setup", *sandbox, "--apply", "--trust-anchor", anchor_of(other))

@@ -49,6 +49,8 @@ RSpec.describe "rootzone update with a live tinydns", :tmpdir do
         end
       end
       expect(got_ns.transform_values(&:sort)).to eq(ns.transform_values(&:sort))
+      # tinydns 1.05 puts only A records into the glue of its referrals (docs/rootzone.md).
+      expect(answers.lines.grep(/\sAAAA\s/)).to be_empty
       expect(got_a.transform_values(&:sort)).to eq(a.slice(*got_a.keys).transform_values(&:sort))
       expect(got_a.keys.sort).to eq(ns.values.flatten.uniq.select { |n| a.key?(n) }.sort)
       soa = dig_batch(ip, [[".", "SOA"]])

@@ -98,7 +98,8 @@ module CheckRootZone
     def parser
       OptionParser.new do |o|
         o.banner = BANNER
-        o.summary_width = 22
+        o.summary_width = 23
+        o.summary_indent = "  "
         o.on("-H", "--host HOST", "the local tinydns (default 127.53.53.53)") { |v| @opts[:host] = v }
         o.on("-r", "--tinydns-root DIR", "its root directory, where data.cdb is",
              "(default #{RootZone::DEFAULT_TINYDNS_ROOT})") { |v| @opts[:root] = v }

@@ -89,6 +89,7 @@ module RootZone
       OptionParser.new do |o|
         o.banner = UPDATE_BANNER
         o.summary_width = 24
+        o.summary_indent = "  "
         o.on("-s", "--source URL|FILE", "the zone: an https:// or http:// URL, a file,",
              "or - for stdin; gzip is recognised (default",
              DEFAULT_SOURCE + ")") { |v| opts[:source] = v }

@@ -82,6 +82,7 @@ module RootZone
       OptionParser.new do |o|
         o.banner = BANNER
         o.summary_width = 24
+        o.summary_indent = "  "
         o.on("--apply", "make the changes") { @o[:apply] = true }
         o.on("-n", "--dry-run", "print the changes, make none (the default;",
              "wins over --apply)") { @o[:dry_run] = true }

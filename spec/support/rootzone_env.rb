@@ -47,13 +47,14 @@ module RootZoneEnv
     gz
   end
 
-  # Runs a real tinydns serving +root+/data.cdb on UDP +ip+:53 for the block.
-  def with_tinydns(root, ip: "127.53.53.53")
+  # Runs a real tinydns serving +root+/data.cdb on UDP +ip+:53 for the block; it is ready
+  # when it answers the SOA query for +zone+.
+  def with_tinydns(root, ip: "127.53.53.53", zone: ".")
     raise "tinydns needs root to bind port 53 (bin/test runs as root)" unless root?
 
     env = { "IP" => ip, "ROOT" => root, "UID" => "0", "GID" => "0" }
     pid = Process.spawn(env, "tinydns", out: File::NULL, err: File::NULL)
-    wait_for_dns(ip)
+    wait_for_dns(ip, zone: zone)
     yield ip
   ensure
     if pid
@@ -91,10 +92,10 @@ module RootZoneEnv
     end
   end
 
-  def wait_for_dns(ip, port: 53)
+  def wait_for_dns(ip, port: 53, zone: ".")
     Timeout.timeout(10) do
       loop do
-        out, = Open3.capture2("dig", "+norec", "+time=1", "+tries=1", "-p", port.to_s, "@#{ip}", ".", "SOA")
+        out, = Open3.capture2("dig", "+norec", "+time=1", "+tries=1", "-p", port.to_s, "@#{ip}", zone, "SOA")
         break if out.include?("status: NOERROR")
 
         sleep 0.05
@@ -135,8 +136,17 @@ module RootZoneEnv
   def with_http_server(dir, tls: nil)
     port = TCPServer.open("127.0.0.1", 0) { |s| s.addr[1] }
     script = <<~PY
-      import http.server, ssl, sys, functools
-      h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+      import http.server, ssl, sys, functools, urllib.parse
+      class Handler(http.server.SimpleHTTPRequestHandler):
+          # /to?URL answers with a redirect to URL.
+          def do_GET(self):
+              if self.path.startswith("/to?"):
+                  self.send_response(302)
+                  self.send_header("Location", urllib.parse.unquote(self.path[4:]))
+                  self.end_headers()
+              else:
+                  super().do_GET()
+      h = functools.partial(Handler, directory=sys.argv[1])
       s = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), h)
       if len(sys.argv) > 3:
           c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -226,4 +226,23 @@ mod tests {
         assert!(e.contains("truncated gzip"), "{e}");
         assert_eq!(gunzip_if_needed("z", text.clone()).unwrap(), text);
     }
+
+    #[test]
+    fn more_than_64_mib_is_refused_plain_or_gzip() {
+        use flate2::write::GzEncoder;
+        use std::io::Write;
+        let big = vec![b' '; (MAX_ZONE_BYTES + 1) as usize];
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.zone");
+        std::fs::write(&p, &big).unwrap();
+        let e = read_input(&p).unwrap_err().to_string();
+        assert!(e.ends_with("larger than 64 MiB: not a root zone"), "{e}");
+        // A gzip bomb: 64 MiB + 1 of spaces in about 64 KiB.
+        let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&big).unwrap();
+        let gz = enc.finish().unwrap();
+        assert!(gz.len() < 1 << 20);
+        let e = gunzip_if_needed("bomb.gz", gz).unwrap_err().to_string();
+        assert!(e.ends_with("larger than 64 MiB: not a root zone"), "{e}");
+    }
 }
