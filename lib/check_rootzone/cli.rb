@@ -4,24 +4,21 @@ require "optparse"
 require "resolv"
 require "timeout"
 require "rootzone"
+require "check_interface/interface_check"
 require "check_interface/range"
 
 # check_rootzone: a Monitoring Plugins check that the local copy of the DNS root zone is
 # current: the serial tinydns serves against the live root servers', the age of data.cdb,
 # and the hours left before its first signature expires.
 module CheckRootZone
-  OK = 0
-  WARNING = 1
-  CRITICAL = 2
-  UNKNOWN = 3
-  NAMES = { OK => "OK", WARNING => "WARNING", CRITICAL => "CRITICAL", UNKNOWN => "UNKNOWN" }.freeze
-  RANK = { OK => 0, UNKNOWN => 1, WARNING => 2, CRITICAL => 3 }.freeze
-  Range = CheckInterface::Range
-
   class UsageError < StandardError; end
 
   # The command line. #run returns the exit status.
   class CLI
+    # The Monitoring Plugins states (OK, WARNING, CRITICAL, UNKNOWN, NAMES) and ranges
+    # (Range), as check_interface defines them.
+    include CheckInterface
+
     METRICS = %i[serial_lag age sig_expiry].freeze
     DEFAULT_WARN = "200,36,168:"
     DEFAULT_CRIT = "1000,96,72:"
@@ -254,7 +251,7 @@ module CheckRootZone
     end
 
     def worst(*states)
-      states.max_by { |s| RANK.fetch(s) }
+      CheckInterface.worst(*states)
     end
 
     def format_num(x)

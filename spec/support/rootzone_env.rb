@@ -57,10 +57,15 @@ module RootZoneEnv
     wait_for_dns(ip, zone: zone)
     yield ip
   ensure
-    if pid
-      Process.kill("TERM", pid)
-      Process.wait(pid)
-    end
+    stop(pid)
+  end
+
+  # Stops a process the spec started.
+  def stop(pid)
+    return unless pid
+
+    Process.kill("TERM", pid)
+    Process.wait(pid)
   end
 
   # Runs Knot DNS serving +zone+ (a signed zone file, as the root servers serve it) on
@@ -86,10 +91,7 @@ module RootZoneEnv
     wait_for_dns(ip)
     yield ip
   ensure
-    if pid
-      Process.kill("TERM", pid)
-      Process.wait(pid)
-    end
+    stop(pid)
   end
 
   def wait_for_dns(ip, port: 53, zone: ".")
@@ -163,10 +165,7 @@ module RootZoneEnv
     end
     yield "#{tls ? 'https' : 'http'}://127.0.0.1:#{port}"
   ensure
-    if pid
-      Process.kill("TERM", pid)
-      Process.wait(pid)
-    end
+    stop(pid)
   end
 end
 
