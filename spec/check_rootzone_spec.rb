@@ -7,6 +7,8 @@ require_relative "support/rootzone_env"
 # test's own: a second tinydns and Knot DNS serving newer zones, and an address nobody
 # answers on.
 RSpec.describe "check_rootzone", :tmpdir do
+  include RootZoneEnv
+
   LOCAL = "127.53.53.53"
 
   def check(*args)

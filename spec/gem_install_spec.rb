@@ -47,14 +47,6 @@ RSpec.describe "the ironshed gem", :tmpdir do
     out, err, st = Open3.capture3(env, RbConfig.ruby, "-e", 'require "rethtool"; print Rethtool::LinkStatus.new("lo").up?',
                                   chdir: @dir)
     expect([st.success?, out]).to eq([true, "true"]), err
-    # rootzone and check_rootzone from the installed gem; RootZone's errors load with it.
-    out, err, st = Open3.capture3(env, File.join(home, "bin", "rootzone"), "--version", chdir: @dir)
-    expect([st.exitstatus, out]).to eq([0, "rootzone (ironshed) #{Ironshed::VERSION}\n"]), err
-    out, _err, st = Open3.capture3(env, File.join(home, "bin", "check_rootzone"), "--version", chdir: @dir)
-    expect([st.exitstatus, out]).to eq([3, "check_rootzone (ironshed) #{Ironshed::VERSION}\n"])
-    out, err, st = Open3.capture3(env, RbConfig.ruby, "-e", 'require "rootzone"; print RootZone::DigestError.superclass',
-                                  chdir: @dir)
-    expect([st.success?, out]).to eq([true, "RootZone::VerificationError"]), err
   end
 end
 

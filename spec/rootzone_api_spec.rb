@@ -6,6 +6,8 @@ require "rootzone"
 
 # The Ruby API of README and docs/rootzone.md, on zones signed by ldns-signzone.
 RSpec.describe "RootZone (Ruby API)", :tmpdir do
+  include RootZoneEnv
+
   before do
     @keys = keypair
     @zone = signed_zone(@keys, serial: 2024120600, tlds: 80, seed: 3)
@@ -44,8 +46,8 @@ RSpec.describe "RootZone (Ruby API)", :tmpdir do
     expect(data.lines.first).to eq("Z.:a.root-servers.net.:nstld.verisign-grs.com.:2024120600:1800:900:604800:86400:86400\n")
     # tinydns-data accepts it as is.
     File.write(File.join(@dir, "data"), data)
-    sh!("tinydns-data")
-    expect(sh!("tinydns-get", "ns", "com")).to include("authority: com 172800 NS a.gtld-servers.net")
+    run!("tinydns-data")
+    expect(run!("tinydns-get", "ns", "com")).to include("authority: com 172800 NS a.gtld-servers.net")
   end
 
   it "raises the VerificationError subclasses and SourceError" do

@@ -7,6 +7,8 @@ require_relative "support/rootzone_env"
 # instance root, and every refusal of the --help text leaving data.cdb byte for byte as it
 # was.
 RSpec.describe "rootzone update", :tmpdir do
+  include RootZoneEnv
+
   def rootzone(*args, **kw)
     out, err, st = run_exe("rootzone", *args, **kw)
     [st.exitstatus, out, err]
@@ -158,11 +160,11 @@ RSpec.describe "rootzone update", :tmpdir do
     gnupg = File.join(@dir, "gnupg")
     Dir.mkdir(gnupg, 0o700)
     env = { "GNUPGHOME" => gnupg }
-    sh!("gpg", "--batch", "--passphrase", "", "--quick-gen-key", "zone signer <zones@example.org>",
+    run!("gpg", "--batch", "--passphrase", "", "--quick-gen-key", "zone signer <zones@example.org>",
         "ed25519", "sign", "never", env: env)
-    sh!("gpg", "--batch", "--detach-sign", "-o", "#{zone}.sig", zone, env: env)
+    run!("gpg", "--batch", "--detach-sign", "-o", "#{zone}.sig", zone, env: env)
     keyring = File.join(@dir, "signer.gpg")
-    sh!("gpg", "--batch", "--export", "-o", keyring, env: env)
+    run!("gpg", "--batch", "--export", "-o", keyring, env: env)
     rc, out, err = update(zone, "--signature", "#{zone}.sig", "--keyring", keyring, "-v")
     expect([rc, err]).to eq([0, ""])
     expect(out).to include("good signature from ", "zone signer <zones@example.org>")

@@ -7,6 +7,8 @@ require_relative "support/rootzone_env"
 # make the instances, the instance's own run script serves the zone (dig checks it), and a
 # second --apply changes nothing.
 RSpec.describe "rootzone setup", :tmpdir do
+  include RootZoneEnv
+
   def setup(*args)
     out, err, st = run_exe("rootzone", "setup", *sandbox, *args)
     [st.exitstatus, out, err]
@@ -20,7 +22,7 @@ RSpec.describe "rootzone setup", :tmpdir do
     @dnscache = File.join(@dir, "dnscache")
     @cron = File.join(@dir, "cron.d", "rootzone")
     Dir.mkdir(@service)
-    sh!("dnscache-conf", "dnscache", "nobody", @dnscache, "127.0.0.1")
+    run!("dnscache-conf", "dnscache", "nobody", @dnscache, "127.0.0.1")
     @original_servers = File.read(File.join(@dnscache, "root", "servers", "@"))
   end
 
@@ -97,13 +99,13 @@ RSpec.describe "rootzone setup", :tmpdir do
     File.write(unsigned, testkit("rootzone", "--tlds", 20, "--serial", 2024120600) +
                          "test.\t172800\tIN\tNS\tns.test.\nns.test.\t172800\tIN\tA\t127.53.53.61\n")
     zone = File.join(@dir, "e2e.zone")
-    sh!("ldns-signzone", "-z", "1:1", "-o", ".", "-f", zone, unsigned, *@keys)
+    run!("ldns-signzone", "-z", "1:1", "-o", ".", "-f", zone, unsigned, *@keys)
     tld = File.join(@dir, "tld")
     Dir.mkdir(tld)
     File.write(File.join(tld, "data"), ".test:127.53.53.61:ns.test.:3600\n+www.test:192.0.2.80:300\n")
-    sh!("tinydns-data", chdir: tld)
+    run!("tinydns-data", chdir: tld)
     FileUtils.rm_rf(@dnscache)
-    sh!("dnscache-conf", "dnscache", "nobody", @dnscache, "127.53.53.60")
+    run!("dnscache-conf", "dnscache", "nobody", @dnscache, "127.53.53.60")
     pids = []
     pids << Process.spawn("supervise", @dnscache, out: File::NULL, err: File::NULL, pgroup: true)
     Timeout.timeout(10) { sleep 0.05 until system("svok", @dnscache) }

@@ -6,6 +6,8 @@ require_relative "support/rootzone_env"
 # What a resolver sees: a real tinydns on 127.53.53.53 serving the installed data.cdb,
 # queried with dig, while updates run and are killed.
 RSpec.describe "rootzone update with a live tinydns", :tmpdir do
+  include RootZoneEnv
+
   before do
     @keys = keypair
     @root = File.join(@dir, "root")

@@ -23,7 +23,17 @@ module RootZone
                  instance on 127.53.53.53, dnscache's root servers, a daily
                  update
 
-      `rootzone COMMAND --help` describes each command.
+      Exit status: 0 done (installed, or already current), 1 refused or failed
+      (one line on stderr says why), 2 usage error, 130 interrupted, 143
+      terminated.
+
+      Examples:
+        rootzone setup                 # show the wiring it would make
+        rootzone setup --apply         # make it
+        rootzone update -v             # what the daily job runs, with details
+
+      `rootzone COMMAND --help` describes each command's options;
+      docs/rootzone.md (man rootzone) is the manual.
     TEXT
 
     UPDATE_BANNER = <<~TEXT
