@@ -32,8 +32,7 @@ module RootZone
     # (DNSKEY or DS records).
     def self.load(path_or_io, trust_anchor: DEFAULT_TRUST_ANCHOR)
       zone = if path_or_io.respond_to?(:read)
-               name = path_or_io.respond_to?(:path) ? path_or_io.path.to_s : "(stream)"
-               _parse(path_or_io.read.to_s.b, name)
+               _parse(Fetch.read(path_or_io), Fetch.name(path_or_io))
              else
                _open(path_or_io.to_s)
              end

@@ -53,6 +53,21 @@ RSpec.describe "rootzone setup", :tmpdir do
     expect(File.exist?(@inst)).to be(false)
     expect(setup("--apply", "--dry-run")[1]).to include("dry run")
     expect(snapshot).to eq(before)
+
+    # The defaults it finds: Debian's dnscache (installed by bin/setup test), the scheduler
+    # of this machine; a missing service directory and --schedule none skip their steps.
+    out, err, st = run_exe("rootzone", "setup", "--instance", @inst, "--service-dir", File.join(@dir, "none"))
+    expect([st.exitstatus, err]).to eq([0, ""])
+    expect(out).to include("dnscache /etc/sv/dnscache asks 127.53.53.53 for the root",
+                           "skip:   daemontools service #{@dir}/none/tinydns-root -> #{@inst}: #{@dir}/none does not exist",
+                           "daily update (#{File.directory?('/run/systemd/system') ? 'systemd' : 'cron'})")
+    expect(setup("--schedule", "none")[1]).to include("skip:   daily update: --schedule none")
+    units = File.join(@dir, "units")
+    rc, out, = setup("--schedule", "systemd", "--unit-dir", units)
+    expect(rc).to eq(0)
+    expect(out).to include("change: daily update (systemd): write #{units}/rootzone-update.service and " \
+                           "#{units}/rootzone-update.timer, enable rootzone-update.timer")
+    expect(snapshot).to eq(before)
   end
 
   it "--apply wires tinydns, dnscache and cron; a second run changes nothing; the instance serves" do

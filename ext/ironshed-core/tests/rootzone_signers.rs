@@ -264,6 +264,30 @@ fn tampering_and_staleness_are_refused_as_ldns_refuses_them() {
     );
     assert!(!ldns_verify(&resigned, &key).0);
 
+    // A revoked KSK (RFC 5011: flag 0x80) is no anchor, even when it signed the DNSKEY RRset.
+    let revoked = ldns_key(d, "RSASHA256", true);
+    let key_file = revoked.with_extension(format!(
+        "{}.key",
+        revoked.extension().unwrap().to_string_lossy()
+    ));
+    let text_key = fs::read_to_string(&key_file).unwrap();
+    fs::write(
+        &key_file,
+        text_key.replacen("DNSKEY\t257 ", "DNSKEY\t385 ", 1),
+    )
+    .unwrap();
+    let rk = KeyPair {
+        ksk: revoked,
+        zsk: keys.zsk.clone(),
+    };
+    let signed_revoked = ldns_sign(d, &zone, &rk, &["-z", "1:1"], "revoked.signed");
+    assert!(fs::read_to_string(&signed_revoked)
+        .unwrap()
+        .contains("DNSKEY\t385 3 8"));
+    let e = refused(&signed_revoked, &key_file);
+    assert!(matches!(e, Error::TrustAnchor(_)), "{e}");
+    assert!(e.to_string().contains("is revoked (flags 385)"), "{e}");
+
     // Expired and not yet valid signatures.
     let expired = ldns_sign(
         d,

@@ -193,6 +193,12 @@ fn refusal(zone: &Zone, set: &[Record], f: Option<Fail>, keys: &Keys, now: u64) 
     }
 }
 
+/// A key that may sign the zone's data (RFC 4035 §5.3.1, RFC 5011 §2.1): the Zone Key flag,
+/// protocol 3, not revoked.
+fn usable_key(k: &Dnskey) -> bool {
+    k.flags & Dnskey::ZONE != 0 && k.flags & Dnskey::REVOKE == 0 && k.protocol == 3
+}
+
 fn account(v: &mut Verified, set: &[Record], ok: Ok) {
     v.rrsets += 1;
     v.signatures += ok.sigs;
@@ -225,11 +231,26 @@ pub fn verify(zone: &Zone, anchor: &TrustAnchor, now: u64) -> Result<Verified, E
         .iter()
         .filter_map(|r| Dnskey::parse(&r.rdata))
         .collect();
-    let anchored: Vec<Dnskey> = all
+    let (anchored, unusable): (Vec<Dnskey>, Vec<Dnskey>) = all
         .iter()
         .filter(|k| anchor.matches(k) == AnchorMatch::Yes)
         .cloned()
-        .collect();
+        .partition(usable_key);
+    if anchored.is_empty() && !unusable.is_empty() {
+        let k = &unusable[0];
+        return Err(Error::TrustAnchor(format!(
+            "{src}: the zone's DNSKEY {} matching the trust anchor {} is {} (flags {}): it cannot \
+             sign the zone",
+            k.key_tag(),
+            anchor.source,
+            if k.flags & Dnskey::REVOKE != 0 {
+                "revoked"
+            } else {
+                "not a zone key"
+            },
+            k.flags
+        )));
+    }
     if anchored.is_empty() {
         let algs = anchor.algorithms();
         if !algs.is_empty() && algs.iter().all(|a| !dnssec::algorithm_supported(*a)) {
@@ -260,13 +281,7 @@ pub fn verify(zone: &Zone, anchor: &TrustAnchor, now: u64) -> Result<Verified, E
             }
         })?;
     let zone_keys = Keys {
-        keys: all
-            .iter()
-            .filter(|k| {
-                k.flags & Dnskey::ZONE != 0 && k.flags & Dnskey::REVOKE == 0 && k.protocol == 3
-            })
-            .cloned()
-            .collect(),
+        keys: all.iter().filter(|k| usable_key(k)).cloned().collect(),
         what: format!("the zone's DNSKEY RRset at {apex}"),
     };
 
