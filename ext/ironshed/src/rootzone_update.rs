@@ -4,7 +4,7 @@
 use crate::rootzone_errors::raise;
 use crate::rootzone_verification::RbVerification;
 use crate::{errors, gvl};
-use ironshed_core::dns::update::{self, Outcome, UpdateOptions, UpdateReport};
+use ironshed_core::dns::update::{self, UpdateOptions, UpdateReport};
 use ironshed_core::Progress;
 use magnus::scan_args::{get_kwargs, scan_args};
 use magnus::{function, method, prelude::*, Error, RHash, RString, Ruby, Symbol, Value};
@@ -74,12 +74,7 @@ impl RbUpdateReport {
         }
     }
     fn outcome(ruby: &Ruby, rb_self: &Self) -> Symbol {
-        ruby.to_symbol(match rb_self.0.outcome {
-            Outcome::Installed => "installed",
-            Outcome::Current => "current",
-            Outcome::WouldInstall => "would_install",
-            Outcome::WouldKeepCurrent => "would_keep_current",
-        })
+        ruby.to_symbol(rb_self.0.outcome.key())
     }
     fn serial(&self) -> u32 {
         self.0.serial

@@ -51,6 +51,18 @@ pub enum Outcome {
     WouldKeepCurrent,
 }
 
+impl Outcome {
+    /// The outcome's name as the Ruby API gives it (`installed`, `current`...).
+    pub fn key(self) -> &'static str {
+        match self {
+            Outcome::Installed => "installed",
+            Outcome::Current => "current",
+            Outcome::WouldInstall => "would_install",
+            Outcome::WouldKeepCurrent => "would_keep_current",
+        }
+    }
+}
+
 /// The report of a successful update.
 #[derive(Debug, Clone)]
 pub struct UpdateReport {
