@@ -79,13 +79,16 @@ struct Ok {
     tags: Vec<u16>,
 }
 
+/// One RRset's verdict: how it validated, or its best failure (`None`: no RRSIG at all).
+type Checked = Result<Ok, Option<Fail>>;
+
 fn check_rrset(
     zone: &Zone,
     set: &[Record],
     sigs: &[Record],
     keys: &Keys,
     now: u64,
-) -> Result<Ok, Option<Fail>> {
+) -> Checked {
     let t = set[0].rtype;
     let mut best: Option<Fail> = None;
     let mut ok = Ok {
@@ -344,7 +347,7 @@ pub fn verify(zone: &Zone, anchor: &TrustAnchor, now: u64) -> Result<Verified, E
         .clamp(1, 8)
         .min(jobs.len().div_ceil(64).max(1));
     let chunk = jobs.len().div_ceil(threads).max(1);
-    let results: Vec<Option<Vec<Result<Ok, Option<Fail>>>>> = std::thread::scope(|s| {
+    let results: Vec<Option<Vec<Checked>>> = std::thread::scope(|s| {
         let handles: Vec<_> = jobs
             .chunks(chunk)
             .map(|part| {
