@@ -239,6 +239,25 @@ RSpec.describe "rootzone update", :tmpdir do
     expect(File.stat(File.join(@root, "data")).mode & 0o777).to eq(0o644)
   end
 
+  it "exits 130 on SIGINT and dies of SIGTERM (143 in a shell), the instance untouched" do
+    before = install_first
+    fifo = File.join(@dir, "never")
+    File.mkfifo(fifo)
+    { "INT" => [130, nil, "rootzone: interrupted; the installed copy is unchanged"],
+      "TERM" => [nil, 15, "rootzone: stopped by SIGTERM; the installed copy is unchanged"] }.each do |sig, (rc, termsig, msg)|
+      err_r, err_w = IO.pipe
+      pid = Process.spawn(File.join(SpecHelpers::ROOT, "exe", "rootzone"), "update", "--source", fifo,
+                          "--trust-anchor", @anchor, "--tinydns-root", @root, err: err_w)
+      err_w.close
+      sleep 1 # blocked opening the FIFO: nobody writes it
+      Process.kill(sig, pid)
+      _, st = Process.wait2(pid)
+      expect([st.exitstatus, st.termsig]).to eq([rc, termsig])
+      expect(err_r.read).to start_with(msg)
+      expect(File.binread(File.join(@root, "data.cdb"))).to eq(before)
+    end
+  end
+
   it "refuses an instance root that is not a directory, and a missing trust anchor" do
     zone = signed_zone(@keys, serial: 2024120600)
     file = File.join(@dir, "plain")
