@@ -78,6 +78,17 @@ RSpec.describe "check_rootzone", :tmpdir do
           expect(out).to start_with("ROOTZONE WARNING - serial 2024120600 (live 2024120700 from 2/3 servers) [WARNING]")
           expect(perfdata(out)).to include("serial_lag" => "100;50;1000", "age" => match(/;36;96\z/),
                                            "sig_expiry" => match(/;168:;72:\z/))
+          # The live servers from a hints file (root.hints format), as by default.
+          hints = File.join(@dir, "root.hints")
+          File.write(hints, <<~HINTS)
+            ;       This file holds the information on root name servers
+            .                        3600000      NS    A.ROOT-SERVERS.NET.
+            A.ROOT-SERVERS.NET.      3600000      A     127.53.53.54
+            A.ROOT-SERVERS.NET.      3600000      AAAA  ::1
+            .                        3600000      NS    B.ROOT-SERVERS.NET.
+            B.ROOT-SERVERS.NET.      3600000      A     127.53.53.55
+          HINTS
+          expect(check("--hints", hints)[1]).to include("serial 2024120600 (live 2024120700 from 2/2 servers)")
           # A tie goes to the newer serial.
           expect(check("-C", LOCAL, "-C", "127.53.53.54")[1]).to include("(live 2024120700 from 1/2 servers)")
           # IPv6 addresses with a port are accepted (nobody answers there).
