@@ -176,9 +176,11 @@ module CheckRootZone
     def live_servers
       return @opts[:compare] unless @opts[:compare].empty?
 
+      # "NAME [TTL] [IN] A ADDRESS" lines (root.hints has no class column).
       File.foreach(@opts[:hints]).filter_map do |l|
-        f = l.split
-        f[4] if f[3] == "A" && f[4]
+        f = l.sub(/;.*/, "").split
+        i = f.index { |x| x.casecmp?("A") }
+        f[i + 1] if i&.positive? && f[i + 1]
       end.uniq
     end
 
