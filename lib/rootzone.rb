@@ -98,11 +98,12 @@ module RootZone
     raise ArgumentError, "signature: needs keyring:" if signature && !keyring
 
     zone = Fetch.read(source, timeout: timeout)
-    sig = signature && Fetch.read(signature, timeout: timeout)
-    UpdateReport._run(zone, **{ source: Fetch.name(source), trust_anchor: trust_anchor.to_s,
-                                tinydns_root: tinydns_root.to_s, dry_run: dry_run ? true : false,
-                                allow_older: allow_older ? true : false,
-                                signature_name: signature && Fetch.name(signature),
-                                signature: sig, keyring: keyring&.to_s }.compact)
+    Fetch.local_copy(signature, timeout: timeout) do |sig_path|
+      UpdateReport._run(zone, **{ source: Fetch.name(source), trust_anchor: trust_anchor.to_s,
+                                  tinydns_root: tinydns_root.to_s, dry_run: dry_run ? true : false,
+                                  allow_older: allow_older ? true : false, signature: sig_path,
+                                  signature_name: signature && Fetch.name(signature),
+                                  keyring: keyring&.to_s }.compact)
+    end
   end
 end

@@ -168,6 +168,13 @@ RSpec.describe "rootzone update", :tmpdir do
     rc, out, err = update(zone, "--signature", "#{zone}.sig", "--keyring", keyring, "-v")
     expect([rc, err]).to eq([0, ""])
     expect(out).to include("good signature from ", "zone signer <zones@example.org>")
+    # Both downloaded, as the original recipe fetched root.zone.gz and its .sig.
+    with_http_server(@dir) do |base|
+      name = File.basename(zone)
+      rc, out, err = update("#{base}/#{name}", "--signature", "#{base}/#{name}.sig", "--keyring", keyring, "-v")
+      expect([rc, err]).to eq([0, ""])
+      expect(out).to include("note: OpenPGP signature #{base}/#{name}.sig: good signature from ")
+    end
 
     # The same bytes with another signature: refused before anything else.
     File.binwrite("#{zone}.sig", File.binread("#{zone}.sig").tap { |s| s.setbyte(s.bytesize - 3, s.getbyte(s.bytesize - 3) ^ 0xff) })

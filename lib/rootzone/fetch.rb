@@ -43,6 +43,21 @@ module RootZone
       data
     end
 
+    # Yields a path holding +source+'s bytes: the file itself, or a temporary copy of a URL or
+    # stdin (removed afterwards); yields nil for a nil +source+.
+    def local_copy(source, timeout: 60)
+      return yield(nil) if source.nil?
+      return yield(source.to_s) unless url?(source) || source.to_s == "-" || source.respond_to?(:read)
+
+      require "tempfile"
+      Tempfile.create("rootzone-") do |f|
+        f.binmode
+        f.write(read(source, timeout: timeout))
+        f.flush
+        yield f.path
+      end
+    end
+
     def download(url, timeout, redirects = MAX_REDIRECTS)
       # Loaded here: they double the start-up time of a run that reads a file.
       require "net/http"

@@ -120,12 +120,32 @@ pub enum Kind {
     KernelReply,
     /// Another ethtool refusal.
     Ethtool,
+    /// A zone or trust anchor that cannot be read (syntax, truncated gzip, size).
+    ZoneSource,
+    /// Not one zone: no SOA, two SOAs, records outside it, malformed RDATA.
+    ZoneStructure,
+    /// The zone's DNSKEY RRset is not signed by a key of the trust anchor.
+    TrustAnchor,
+    /// An RRset without a valid DNSSEC signature.
+    Signature,
+    /// An RRset whose signatures are all outside their validity window.
+    SignatureExpired,
+    /// Signed only with DNSSEC algorithms this build does not verify.
+    UnsupportedAlgorithm,
+    /// ZONEMD missing, for another serial, or not matching the zone.
+    ZoneDigest,
+    /// A detached OpenPGP signature that gpgv refused.
+    OpenPgp,
+    /// A zone older than the installed one.
+    Rollback,
+    /// A tinydns instance root that cannot be used.
+    ZoneInstall,
 }
 
 impl Kind {
     /// Every kind ([`Kind::Os`] as `Os(0)`), so that a front end can prepare a class for each
     /// when it starts rather than find one missing when it reports.
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 29] = [
         Kind::Cancelled,
         Kind::Os(0),
         Kind::Argument,
@@ -145,6 +165,16 @@ impl Kind {
         Kind::NamespaceName,
         Kind::KernelReply,
         Kind::Ethtool,
+        Kind::ZoneSource,
+        Kind::ZoneStructure,
+        Kind::TrustAnchor,
+        Kind::Signature,
+        Kind::SignatureExpired,
+        Kind::UnsupportedAlgorithm,
+        Kind::ZoneDigest,
+        Kind::OpenPgp,
+        Kind::Rollback,
+        Kind::ZoneInstall,
     ];
 }
 
@@ -190,6 +220,16 @@ mod tests {
                 Kind::NamespaceName => 16,
                 Kind::KernelReply => 17,
                 Kind::Ethtool => 18,
+                Kind::ZoneSource => 19,
+                Kind::ZoneStructure => 20,
+                Kind::TrustAnchor => 21,
+                Kind::Signature => 22,
+                Kind::SignatureExpired => 23,
+                Kind::UnsupportedAlgorithm => 24,
+                Kind::ZoneDigest => 25,
+                Kind::OpenPgp => 26,
+                Kind::Rollback => 27,
+                Kind::ZoneInstall => 28,
             }
         }
         let mut seen: Vec<usize> = Kind::ALL.iter().map(|&k| number(k)).collect();

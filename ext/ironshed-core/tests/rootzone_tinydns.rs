@@ -26,12 +26,7 @@ fn options(source: &Path, anchor: &Path, root: &Path) -> UpdateOptions {
         source: source.display().to_string(),
         trust_anchor: anchor.to_path_buf(),
         root: root.to_path_buf(),
-        dry_run: false,
-        allow_older: false,
-        now: now(),
-        signature: None,
-        keyring: None,
-        gpgv: "gpgv".into(),
+        ..UpdateOptions::default()
     }
 }
 
@@ -205,7 +200,7 @@ fn current_dry_run_rollback_and_interrupt() {
     // Again: already current, nothing rewritten.
     let r = update(zone.clone(), &opts, &Progress::new()).unwrap();
     assert_eq!(r.outcome, Outcome::Current);
-    assert_eq!(r.previous, Some(2024120600));
+    assert_eq!(r.previous_serial, Some(2024120600));
 
     // A newer zone, dry run: verified, nothing written.
     let newer_unsigned = unsigned(&old.dir, 50, 2024120601, 12);
@@ -231,7 +226,7 @@ fn current_dry_run_rollback_and_interrupt() {
         &p,
     )
     .unwrap_err();
-    assert!(matches!(e, Error::Interrupted));
+    assert!(matches!(e, Error::Cancelled(_)));
     assert_eq!(fs::read(root.join("data.cdb")).unwrap(), before);
     assert_eq!(
         fs::read_dir(&root).unwrap().count(),
@@ -247,7 +242,7 @@ fn current_dry_run_rollback_and_interrupt() {
     )
     .unwrap();
     assert_eq!(
-        (r.outcome, r.previous),
+        (r.outcome, r.previous_serial),
         (Outcome::Installed, Some(2024120600))
     );
     let after = fs::read(root.join("data.cdb")).unwrap();

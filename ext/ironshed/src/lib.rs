@@ -16,7 +16,6 @@ mod progress;
 mod rethtool_driver_info;
 mod rethtool_handle;
 mod rethtool_link_settings;
-mod rootzone_errors;
 mod rootzone_installed;
 mod rootzone_update;
 mod rootzone_verification;
@@ -38,7 +37,6 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     rethtool_handle::init(ruby)?;
     rethtool_driver_info::init(ruby)?;
     rethtool_link_settings::init(ruby)?;
-    rootzone_errors::init(ruby)?;
     rootzone_verification::init(ruby)?;
     rootzone_zone::init(ruby)?;
     rootzone_update::init(ruby)?;

@@ -1,5 +1,6 @@
 //! `RootZone::Verification`: what a successful verification established.
 
+use crate::convert::readers;
 use ironshed_core::dns::{dnssec, verify::Verified, zonemd};
 use magnus::{method, prelude::*, Error, Ruby};
 
@@ -7,12 +8,6 @@ use magnus::{method, prelude::*, Error, Ruby};
 pub struct RbVerification(pub Verified);
 
 impl RbVerification {
-    fn serial(&self) -> u32 {
-        self.0.serial
-    }
-    fn anchor_keys(&self) -> Vec<u16> {
-        self.0.anchor_keys.clone()
-    }
     /// `[[key_tag, "RSASHA256"], ...]`
     fn zone_keys(&self) -> Vec<(u16, &'static str)> {
         self.0
@@ -20,12 +15,6 @@ impl RbVerification {
             .iter()
             .map(|(t, a)| (*t, dnssec::algorithm_name(*a)))
             .collect()
-    }
-    fn rrsets(&self) -> usize {
-        self.0.rrsets
-    }
-    fn signatures(&self) -> usize {
-        self.0.signatures
     }
     /// `[["SHA-384", "hex..."], ...]`
     fn zonemd(&self) -> Vec<(String, String)> {
@@ -35,14 +24,9 @@ impl RbVerification {
             .map(|m| (zonemd::hash_name(m.hash), m.digest.clone()))
             .collect()
     }
+    /// Seconds since 1970; lib/rootzone.rb's `#valid_until` makes it a Time.
     fn valid_until_epoch(&self) -> i64 {
         self.0.valid_until
-    }
-    fn valid_until_rrset(&self) -> String {
-        self.0.valid_until_rrset.clone()
-    }
-    fn notes(&self) -> Vec<String> {
-        self.0.notes.clone()
     }
 }
 
@@ -50,20 +34,12 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     let c = ruby
         .define_module("RootZone")?
         .define_class("Verification", ruby.class_object())?;
-    c.define_method("serial", method!(RbVerification::serial, 0))?;
-    c.define_method("anchor_keys", method!(RbVerification::anchor_keys, 0))?;
+    readers!(c, RbVerification; serial, anchor_keys, rrsets, signatures, valid_until_rrset, notes);
     c.define_method("zone_keys", method!(RbVerification::zone_keys, 0))?;
-    c.define_method("rrsets", method!(RbVerification::rrsets, 0))?;
-    c.define_method("signatures", method!(RbVerification::signatures, 0))?;
     c.define_method("zonemd", method!(RbVerification::zonemd, 0))?;
     c.define_method(
         "valid_until_epoch",
         method!(RbVerification::valid_until_epoch, 0),
     )?;
-    c.define_method(
-        "valid_until_rrset",
-        method!(RbVerification::valid_until_rrset, 0),
-    )?;
-    c.define_method("notes", method!(RbVerification::notes, 0))?;
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! `RootZone::Zone`: a parsed zone, its delegations, its tinydns data, and verification.
 //! lib/rootzone.rb adds `Zone.load` and `#verify!` with their keyword arguments.
 
-use crate::rootzone_errors::raise;
+use crate::errors::{self, OrRaise};
+use crate::gvl;
 use crate::rootzone_verification::RbVerification;
-use crate::{errors, gvl};
 use ironshed_core::dns::{self, record, tinydns, Zone};
 use ironshed_core::Progress;
 use magnus::{function, method, prelude::*, Error, RString, Ruby};
@@ -20,7 +20,7 @@ fn native<T>(
 ) -> Result<T, Error> {
     let progress = Progress::new();
     match gvl::without_gvl(&progress, f) {
-        Some(r) => r.map_err(|e| raise(ruby, e)),
+        Some(r) => r.or_raise(ruby),
         None => Err(errors::panic(ruby, what)),
     }
 }

@@ -1,4 +1,4 @@
-use crate::error::IoContext;
+use crate::error::{Cancelled, IoContext, Kind, Report};
 
 /// Why a zone was refused or could not be installed.
 ///
@@ -49,8 +49,33 @@ pub enum Error {
     #[error("{0}")]
     Io(#[from] IoContext),
     /// The caller cancelled the job (Ctrl-C).
-    #[error("interrupted")]
-    Interrupted,
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
+}
+
+impl Report for Error {
+    fn kind(&self) -> Kind {
+        match self {
+            Error::Source { .. } => Kind::ZoneSource,
+            Error::Zone(_) => Kind::ZoneStructure,
+            Error::TrustAnchor(_) => Kind::TrustAnchor,
+            Error::Signature(_) => Kind::Signature,
+            Error::Expired(_) => Kind::SignatureExpired,
+            Error::Unsupported(_) => Kind::UnsupportedAlgorithm,
+            Error::Digest(_) => Kind::ZoneDigest,
+            Error::OpenPgp(_) => Kind::OpenPgp,
+            Error::Rollback(_) => Kind::Rollback,
+            Error::Install(_) => Kind::ZoneInstall,
+            Error::Io(ctx) => ctx.kind(),
+            Error::Cancelled(c) => c.kind(),
+        }
+    }
+    fn message(&self) -> String {
+        match self {
+            Error::Io(ctx) => ctx.message(),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl Error {

@@ -11,6 +11,7 @@
 use super::cdb;
 use super::error::Error;
 use super::record::{rtype, Soa};
+use crate::error::Cancelled;
 use crate::error::IoContext;
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{self, File, OpenOptions};
@@ -227,7 +228,7 @@ impl Instance {
         if cancelled() {
             let _ = fs::remove_file(&data_tmp);
             let _ = fs::remove_file(&cdb_tmp);
-            return Err(Error::Interrupted);
+            return Err(Cancelled.into());
         }
         self.put(&cdb_tmp, "data.cdb")?;
         self.put(&data_tmp, "data")

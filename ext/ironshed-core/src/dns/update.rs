@@ -12,8 +12,9 @@ use super::tinydns;
 use super::verify::{verify, Verified};
 use super::zonemd::hash_name;
 use super::{parse_zone, pgp};
+use crate::error::Cancelled;
 use crate::Progress;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What `update` is asked to do.
 #[derive(Debug, Clone)]
@@ -28,14 +29,33 @@ pub struct UpdateOptions {
     pub dry_run: bool,
     /// Install even if the serial is older than the installed one.
     pub allow_older: bool,
-    /// The time signatures are checked against (seconds since 1970).
-    pub now: u64,
-    /// A detached OpenPGP signature (name for messages, bytes) to check with gpgv.
-    pub signature: Option<(String, Vec<u8>)>,
+    /// The time signatures are checked against (seconds since 1970; `None`: now).
+    pub now: Option<u64>,
+    /// A detached OpenPGP signature file to check with gpgv.
+    pub signature: Option<PathBuf>,
+    /// How messages name the signature (its URL when it was downloaded).
+    pub signature_name: Option<String>,
     /// The keyring gpgv checks the signature against.
     pub keyring: Option<PathBuf>,
     /// The gpgv program.
     pub gpgv: PathBuf,
+}
+
+impl Default for UpdateOptions {
+    fn default() -> Self {
+        UpdateOptions {
+            source: "-".into(),
+            trust_anchor: DEFAULT_TRUST_ANCHOR.into(),
+            root: DEFAULT_ROOT.into(),
+            dry_run: false,
+            allow_older: false,
+            now: None,
+            signature: None,
+            signature_name: None,
+            keyring: None,
+            gpgv: "gpgv".into(),
+        }
+    }
 }
 
 /// What happened.
@@ -71,11 +91,11 @@ pub struct UpdateReport {
     /// The zone's serial.
     pub serial: u32,
     /// The installed serial before.
-    pub previous: Option<u32>,
+    pub previous_serial: Option<u32>,
     /// The verification's findings.
     pub verified: Verified,
     /// Served lines: SOA, NS, A, AAAA.
-    pub served: [usize; 4],
+    pub served: Vec<usize>,
     /// Not served, by type (`1502 NSEC, ...`).
     pub not_served: String,
     /// Number of delegations.
@@ -92,17 +112,27 @@ pub fn update(
 ) -> Result<UpdateReport, Error> {
     let check = || {
         if progress.is_cancelled() {
-            Err(Error::Interrupted)
+            Err(Error::Cancelled(Cancelled))
         } else {
             Ok(())
         }
     };
     let mut notes = Vec::new();
-    if let Some((sig_name, sig)) = &opts.signature {
+    let now = opts.now.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
+    if let Some(sig_path) = &opts.signature {
         let keyring = opts.keyring.as_deref().ok_or_else(|| {
             Error::OpenPgp("a signature needs a keyring to check it against".into())
         })?;
-        let good = pgp::check(&opts.gpgv, keyring, &raw, sig_name, sig)?;
+        let sig = super::zonefile::read_input(sig_path)?;
+        let sig_name = opts
+            .signature_name
+            .clone()
+            .unwrap_or_else(|| sig_path.display().to_string());
+        let good = pgp::check(&opts.gpgv, keyring, &raw, &sig_name, &sig)?;
         notes.push(format!(
             "OpenPGP signature {sig_name}: good signature from {good}"
         ));
@@ -111,7 +141,7 @@ pub fn update(
     let anchor = TrustAnchor::load(&opts.trust_anchor)?;
     let zone = parse_zone(&opts.source, raw)?;
     check()?;
-    let verified = verify(&zone, &anchor, opts.now)?;
+    let verified = verify(&zone, &anchor, now)?;
     check()?;
     let serial = zone.serial();
     let installed = install::installed(&opts.root)?;
@@ -131,8 +161,8 @@ pub fn update(
     let report = |outcome| UpdateReport {
         outcome,
         serial,
-        previous: installed.serial,
-        served: conv.counts(),
+        previous_serial: installed.serial,
+        served: conv.counts().to_vec(),
         not_served: conv.not_served_text(),
         delegations: zone.delegations().len(),
         verified: verified.clone(),
@@ -152,7 +182,7 @@ pub fn update(
         inst.touch()?;
         return Ok(report(Outcome::Current));
     }
-    let header = header_lines(&opts.source, &anchor, &verified, opts.now, &conv);
+    let header = header_lines(&opts.source, &anchor, &verified, now, &conv);
     let data = tinydns::data_file(&header, &conv.lines);
     let records: Vec<(Vec<u8>, Vec<u8>)> = conv.lines.iter().map(|l| l.cdb_record()).collect();
     check()?;
@@ -205,8 +235,3 @@ fn header_lines(
 pub const DEFAULT_TRUST_ANCHOR: &str = "/usr/share/dns/root.key";
 /// Default instance root: the daemontools service of `rootzone setup`.
 pub const DEFAULT_ROOT: &str = "/etc/service/tinydns-root/root";
-
-/// The default gpgv.
-pub fn default_gpgv() -> PathBuf {
-    Path::new("gpgv").to_path_buf()
-}

@@ -82,13 +82,7 @@ struct Ok {
 /// One RRset's verdict: how it validated, or its best failure (`None`: no RRSIG at all).
 type Checked = Result<Ok, Option<Fail>>;
 
-fn check_rrset(
-    zone: &Zone,
-    set: &[Record],
-    sigs: &[Record],
-    keys: &Keys,
-    now: u64,
-) -> Checked {
+fn check_rrset(zone: &Zone, set: &[Record], sigs: &[Record], keys: &Keys, now: u64) -> Checked {
     let t = set[0].rtype;
     let mut best: Option<Fail> = None;
     let mut ok = Ok {
