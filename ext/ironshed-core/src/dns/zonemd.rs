@@ -279,7 +279,7 @@ ns2.example.  3600    IN  AAAA    2001:db8::63
         let missing =
             "example. 86400 IN SOA ns1.example. admin.example. 2018031900 1800 900 604800 86400\n\
                        example. 86400 IN NS ns1.example.\n";
-        let e = check(&zone(&missing)).unwrap_err().to_string();
+        let e = check(&zone(missing)).unwrap_err().to_string();
         assert!(e.contains("no ZONEMD record at example."), "{e}");
 
         let other_serial = SIMPLE_EXAMPLE.replace("ZONEMD  2018031900", "ZONEMD  2018031901");

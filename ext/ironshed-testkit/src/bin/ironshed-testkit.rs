@@ -134,7 +134,7 @@ fn cowd_cmd(args: &[String]) {
         i += 1;
     }
     let dir = dir.unwrap_or_else(|| die("--dir is required"));
-    if capacity == 0 || capacity % 512 != 0 {
+    if capacity == 0 || !capacity.is_multiple_of(512) {
         die("--capacity must be a non-zero multiple of 512");
     }
     let layout = cowd::Layout::parse(&layout, seed).unwrap_or_else(|| die("bad --layout"));
@@ -244,7 +244,7 @@ fn chain_cmd(args: &[String]) {
         i += 1;
     }
     let dir = dir.unwrap_or_else(|| die("--dir is required"));
-    if capacity == 0 || capacity % 512 != 0 || layers.is_empty() {
+    if capacity == 0 || !capacity.is_multiple_of(512) || layers.is_empty() {
         die("need --capacity (multiple of 512) and at least one --layer");
     }
     let mut model = Model::new(capacity, seed);
@@ -451,7 +451,7 @@ fn cow_cmd(args: &[String]) {
         i += 1;
     }
     let dir = dir.unwrap_or_else(|| die("--dir is required"));
-    if origin_size == 0 || origin_size % 512 != 0 {
+    if origin_size == 0 || !origin_size.is_multiple_of(512) {
         die("--origin-size must be a non-zero multiple of 512");
     }
     if chunk < 512 || !chunk.is_power_of_two() {
