@@ -17,6 +17,10 @@ mod progress;
 mod rethtool_driver_info;
 mod rethtool_handle;
 mod rethtool_link_settings;
+mod rootzone_installed;
+mod rootzone_update;
+mod rootzone_verification;
+mod rootzone_zone;
 mod vmdk_delta;
 
 use magnus::{Error, Ruby};
@@ -35,5 +39,9 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     rethtool_handle::init(ruby)?;
     rethtool_driver_info::init(ruby)?;
     rethtool_link_settings::init(ruby)?;
+    rootzone_verification::init(ruby)?;
+    rootzone_zone::init(ruby)?;
+    rootzone_update::init(ruby)?;
+    rootzone_installed::init(ruby)?;
     Ok(())
 }

@@ -160,7 +160,7 @@ pub fn unpack_named(b: &[u8], what: &str) -> Result<Vec<Digest>, super::Error> {
 
 /// Unpacks [`pack`]'s form; `None` when the length is not a multiple of 24.
 pub fn unpack(b: &[u8]) -> Option<Vec<Digest>> {
-    if b.len() % DIGEST_BYTES != 0 {
+    if !b.len().is_multiple_of(DIGEST_BYTES) {
         return None;
     }
     Some(
