@@ -50,13 +50,13 @@ module LVMSync
   # records applied and the bytes they made read as zeros, of which +discard_zeroed_bytes+
   # had to be written as zeros (the destination could not unmap them). +digests+ is nil, or
   # with verify: true the packed digests of the ranges read back (see send_changes), and
-  # +verified+ what was read back compared with the stream's own data ({matched:,
-  # mismatches:, examples:}, as compare_digests), leaving out +verify_superseded+ records that
-  # a later record of the stream overwrote.
+  # +verified+ what was read back compared with the stream's own data (a Hash as
+  # verify_digests returns, its +message+ about the stream), leaving out +superseded+ records
+  # that a later record of the stream overwrote.
   ApplyResult = Struct.new(:records, :bytes, :writes, :skipped_records, :skipped_bytes, :journaled,
                            :ignored_records, :ignored_bytes, :checked_first, :dest_size, :snapback,
                            :discard_records, :discard_bytes, :discard_zeroed_bytes, :discards_in_stream,
-                           :digests, :verified, :verify_superseded, :seconds, keyword_init: true)
+                           :digests, :verified, :seconds, keyword_init: true)
 
   # Streams the changes of +store+ read from +source+ (the origin, or another device with the
   # same content) to +io+ (an IO with a file descriptor). +store+ is an LVM::CowStore, the path
@@ -134,7 +134,16 @@ module LVMSync
   # "differs" when the hash, offset or length disagree, "missing" for a record only the sender
   # has, "unexpected" for one only the receiver has.
   def self.compare_digests(sent, received)
-    Native.compare_digests(sent.to_s.b, received.to_s.b)
+    verify_digests(sent, received, "the destination").slice(:matched, :mismatches, :examples)
+  end
+
+  # compare_digests, plus +ok+ (true when every record matched), +superseded+ (records left
+  # out; 0 here) and +message+: the one line
+  # `lvmsync --verify` prints about +destination+ ("verify: all 1200 ranges read back from
+  # DEST match the source (XXH3)", or "verify FAILED: 3 of 1200 ranges of DEST do not match
+  # the source: bytes 0..4095 (differs), ..." naming the first five).
+  def self.verify_digests(sent, received, destination)
+    Native.compare_digests(sent.to_s.b, received.to_s.b, destination.to_s)
   end
 
   def self.describe_io(io)

@@ -167,7 +167,7 @@ pub fn read_header(src: &dyn ReadAt, name: &str) -> Result<(Header, u64)> {
 }
 
 fn read_footer(src: &dyn ReadAt, name: &str, file_len: u64) -> Result<Header> {
-    if file_len < 4 * SECTOR || file_len % SECTOR != 0 {
+    if file_len < 4 * SECTOR || !file_len.is_multiple_of(SECTOR) {
         return Err(Error::format(
             name,
             format!("gdOffset is GD_AT_END but the file ({file_len} bytes) cannot hold a footer marker, footer and end-of-stream marker"),

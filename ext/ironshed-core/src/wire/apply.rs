@@ -22,7 +22,7 @@
 //!   cached pages are then dropped and every range written is read back and hashed
 //!   ([`ApplyStats::digests`], to compare with the sender's).
 
-use super::digest::{compare_digests, Digest, DigestReport, RangeHasher, ZeroHashes};
+use super::digest::{compare_digests, Digest, DigestReport, RangeHasher, Reference, ZeroHashes};
 use super::proto3::{Decoder, Record, RecordHeader, RecordKind, HEADER_LEN};
 use super::undo::{Journal, Mark, UndoLog, UndoStats};
 use super::{Error, Result};
@@ -108,12 +108,10 @@ pub struct ApplyStats {
     /// destination, read back after the final `fdatasync`.
     pub digests: Vec<Digest>,
     /// With [`ApplyOptions::verify`]: what was read back compared with the stream's own
-    /// data, hashed record by record as it arrived (zeros for a discard record). A mismatch
-    /// means the destination does not hold what was written to it.
+    /// data, hashed record by record as it arrived (zeros for a discard record), leaving out
+    /// the records a later one overlaps ([`DigestReport::superseded`]). A mismatch means the
+    /// destination does not hold what was written to it.
     pub verified: Option<DigestReport>,
-    /// Records left out of that comparison because a later record of the stream overlaps
-    /// them (what is read back there is the later record's data).
-    pub verify_superseded: u64,
     /// `pwrite` calls (adjacent records are written together).
     pub writes: u64,
     /// Records (data or discard) with a part past the end of the destination (with
@@ -788,9 +786,8 @@ pub fn apply(
             if let Some(arrived) = arrived {
                 let ranges: Vec<(u64, u64)> = arrived.iter().map(|d| (d.offset, d.len)).collect();
                 stats.digests = read_digests(&dest, &ranges, progress)?;
-                let (report, superseded) = check_read_back(&arrived, &stats.digests);
-                stats.verified = Some(report);
-                stats.verify_superseded = superseded;
+                let named = dest_path.display().to_string();
+                stats.verified = Some(check_read_back(&arrived, &stats.digests, &named));
             }
             Ok(stats)
         }
@@ -812,11 +809,10 @@ pub fn apply(
     }
 }
 
-/// Compares what was read back (`read`) with the digests of the records as they arrived
-/// (`arrived`), record by record, leaving out the records a later record overlaps (what is
-/// read back there is the later record's data). Returns the comparison and how many records
-/// were left out.
-fn check_read_back(arrived: &[Digest], read: &[Digest]) -> (DigestReport, u64) {
+/// Compares what was read back from `destination` (`read`) with the digests of the records
+/// as they arrived (`arrived`), record by record, leaving out the records a later record
+/// overlaps (what is read back there is the later record's data).
+fn check_read_back(arrived: &[Digest], read: &[Digest], destination: &str) -> DigestReport {
     let later = overwritten_later(arrived);
     let kept = |v: &[Digest]| -> Vec<Digest> {
         v.iter()
@@ -825,8 +821,11 @@ fn check_read_back(arrived: &[Digest], read: &[Digest]) -> (DigestReport, u64) {
             .map(|(d, _)| *d)
             .collect()
     };
-    let superseded = later.iter().filter(|&&o| o).count() as u64;
-    (compare_digests(&kept(arrived), &kept(read)), superseded)
+    DigestReport {
+        reference: Reference::Stream,
+        superseded: later.iter().filter(|&&o| o).count() as u64,
+        ..compare_digests(&kept(arrived), &kept(read), destination)
+    }
 }
 
 /// For each range, in stream order: whether a later one overlaps it.

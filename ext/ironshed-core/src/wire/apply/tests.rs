@@ -679,8 +679,16 @@ fn verify_compares_what_is_read_back_with_what_arrived() {
     for input in [b.file(&s), b.pipe(&s)] {
         let st = b.apply(input, &opts).unwrap();
         let v = st.verified.unwrap();
-        assert_eq!((v.matched, v.mismatches, st.verify_superseded), (2, 0, 1));
+        assert_eq!((v.matched, v.mismatches, v.superseded), (2, 0, 1));
         assert_eq!(st.digests.len(), 3);
+        assert_eq!(
+            v.to_string(),
+            format!(
+                "verify: all 2 records read back from {} match the stream (XXH3) (1 records \
+                 overwritten by later ones not compared)",
+                b.dest.display()
+            )
+        );
     }
     // Discard records are expected to read back as zeros.
     let s = stream(
@@ -705,9 +713,14 @@ fn a_read_back_that_differs_from_what_arrived_is_a_mismatch() {
         Digest::of(4, b"efgX"),
         Digest::of(0, b"ab"),
     ];
-    let (r, superseded) = check_read_back(&arrived, &read);
-    assert_eq!((r.matched, r.mismatches, superseded), (1, 1, 1));
+    let r = check_read_back(&arrived, &read, "/dev/x");
+    assert_eq!((r.matched, r.mismatches, r.superseded), (1, 1, 1));
     assert_eq!((r.examples[0].offset, r.examples[0].len), (4, 4));
+    assert_eq!(
+        r.to_string(),
+        "verify FAILED: 1 of 2 records read back from /dev/x differ from what the stream carried \
+         (1 records overwritten by later ones not compared): bytes 4..7 (differs)"
+    );
 }
 
 #[test]
