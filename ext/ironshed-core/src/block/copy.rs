@@ -51,6 +51,21 @@ pub enum SegmentSource {
     },
     /// `len` zero bytes.
     Zero,
+    /// `len` bytes from byte `skip` of what the zlib stream of `clen` bytes at byte `offset`
+    /// of source file number `file` inflates to (at most `glen` bytes): a compressed grain.
+    /// A batch inflates each grain once, however many of its segments it holds.
+    Deflate {
+        /// Index into the source list.
+        file: u32,
+        /// Byte offset of the compressed data.
+        offset: u64,
+        /// Compressed length.
+        clen: u32,
+        /// Largest inflated size accepted.
+        glen: u32,
+        /// Bytes of the inflated data before the segment's first byte.
+        skip: u32,
+    },
 }
 
 /// `len` bytes to write at destination byte `dest`.
@@ -73,13 +88,30 @@ pub struct CopyStats {
     pub writes: u64,
 }
 
-/// A read of `len` bytes at byte `src` of source `file` into the batch buffer at `at`.
+/// `len` bytes for the batch buffer at `at`, from byte `src` of source `file`: read as they
+/// are, or (`Some`) inflated from the compressed grain there.
 #[derive(Debug, Clone, Copy)]
 struct Piece {
     file: u32,
     src: u64,
     at: usize,
     len: usize,
+    deflate: Option<Deflated>,
+}
+
+/// How a piece comes out of a compressed grain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Deflated {
+    clen: u32,
+    glen: u32,
+    skip: u32,
+}
+
+impl Piece {
+    /// Pieces with the same key come from one compressed grain (inflated once).
+    fn grain(&self) -> Option<(u32, u64)> {
+        self.deflate.map(|_| (self.file, self.src))
+    }
 }
 
 /// `len` bytes of the batch buffer from `at`, to be written at destination byte `dest`.
@@ -145,11 +177,33 @@ impl Batch {
     /// Notes that `len` bytes at byte `src` of source `file` go to the buffer at `at`.
     fn add_read(&mut self, file: u32, src: u64, at: usize, len: usize) {
         match self.reads.last_mut() {
-            Some(r) if r.file == file && r.src + r.len as u64 == src && r.at + r.len == at => {
+            Some(r)
+                if r.deflate.is_none()
+                    && r.file == file
+                    && r.src + r.len as u64 == src
+                    && r.at + r.len == at =>
+            {
                 r.len += len
             }
-            _ => self.reads.push(Piece { file, src, at, len }),
+            _ => self.reads.push(Piece {
+                file,
+                src,
+                at,
+                len,
+                deflate: None,
+            }),
         }
+    }
+
+    /// Notes that `len` bytes of a compressed grain go to the buffer at `at`.
+    fn add_inflate(&mut self, file: u32, src: u64, at: usize, len: usize, d: Deflated) {
+        self.reads.push(Piece {
+            file,
+            src,
+            at,
+            len,
+            deflate: Some(d),
+        });
     }
 }
 
@@ -175,47 +229,72 @@ impl BufPtr {
     }
 }
 
-/// Does the batch's reads: sorted by source and offset, spread over the CPUs when there are
-/// many.
+/// Does the batch's reads and inflations: sorted by source and offset, spread over the CPUs
+/// when there are many (every piece of one compressed grain on the same thread, which
+/// inflates the grain once).
 fn gather(batch: &mut Batch, sources: &[SourceFile]) -> Result<()> {
     if batch.reads.is_empty() {
         return Ok(());
     }
-    batch.reads.sort_unstable_by_key(|r| (r.file, r.src));
+    batch
+        .reads
+        .sort_unstable_by_key(|r| (r.file, r.src, r.deflate.map_or(0, |d| d.skip)));
     let buf = BufPtr(batch.buf.as_mut_ptr(), batch.buf.len());
-    let read_into = move |p: &Piece| -> Result<()> {
-        let src = sources
-            .get(p.file as usize)
-            .ok_or(Error::UnsortedSegments { offset: p.src })?;
-        // SAFETY: no two pieces of a batch overlap in its buffer (`Batch::take` hands every
-        // byte out once), and the buffer is borrowed by `gather` alone while the reads run;
-        // the slice does not outlive this call.
-        let out = unsafe { buf.piece(p) };
-        src.file.read_exact_at(out, p.src).map_err(|e| {
-            Error::Io(IoContext::new(
-                &src.path,
-                format!("read {} bytes at byte {}", p.len, p.src),
-                e,
-            ))
-        })
-    };
     let reads = &batch.reads;
-    let threads = if reads.len() < PARALLEL_READS {
+    let grains = reads.iter().filter(|p| p.deflate.is_some()).count();
+    let threads = if reads.len() < PARALLEL_READS && grains < 2 {
         1
     } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
     };
-    if threads == 1 {
-        return reads.iter().try_for_each(read_into);
+    // Cut the list into one part per thread, never inside a grain's pieces.
+    let mut parts: Vec<&[Piece]> = Vec::with_capacity(threads);
+    let per = reads.len().div_ceil(threads);
+    let mut start = 0usize;
+    while start < reads.len() {
+        let mut end = (start + per).min(reads.len());
+        while end < reads.len()
+            && reads[end].grain().is_some()
+            && reads[end].grain() == reads[end - 1].grain()
+        {
+            end += 1;
+        }
+        parts.push(&reads[start..end]);
+        start = end;
     }
-    let part = reads.len().div_ceil(threads);
+    let work = move |part: &[Piece]| -> Result<()> {
+        let mut inflater = Inflating::default();
+        part.iter().enumerate().try_for_each(|(i, p)| {
+            let src = sources
+                .get(p.file as usize)
+                .ok_or(Error::UnsortedSegments { offset: p.src })?;
+            // SAFETY: no two pieces of a batch overlap in its buffer (`Batch::take` hands every
+            // byte out once), and the buffer is borrowed by `gather` alone while the reads run;
+            // the slice does not outlive this call.
+            let out = unsafe { buf.piece(p) };
+            match p.deflate {
+                None => src.file.read_exact_at(out, p.src).map_err(|e| {
+                    Error::Io(IoContext::new(
+                        &src.path,
+                        format!("read {} bytes at byte {}", p.len, p.src),
+                        e,
+                    ))
+                }),
+                Some(d) => {
+                    let same = i > 0 && part[i - 1].grain() == p.grain();
+                    inflater.piece(src, p.src, d, out, same)
+                }
+            }
+        })
+    };
+    if parts.len() <= 1 {
+        return parts.into_iter().try_for_each(work);
+    }
     std::thread::scope(|s| {
-        let mut parts = reads.chunks(part);
+        let mut parts = parts.into_iter();
         let mine = parts.next().unwrap_or(&[]);
-        let helpers: Vec<_> = parts
-            .map(|c| s.spawn(move || c.iter().try_for_each(read_into)))
-            .collect();
-        let first = mine.iter().try_for_each(read_into);
+        let helpers: Vec<_> = parts.map(|c| s.spawn(move || work(c))).collect();
+        let first = work(mine);
         helpers.into_iter().fold(first, |acc, h| {
             let r = h
                 .join()
@@ -223,6 +302,60 @@ fn gather(batch: &mut Batch, sources: &[SourceFile]) -> Result<()> {
             acc.and(r)
         })
     })
+}
+
+/// One thread's inflation of compressed grains: the grain inflated last, kept for the
+/// next piece of it.
+#[derive(Default)]
+struct Inflating {
+    compressed: Vec<u8>,
+    inf: crate::vmdk::sparse::Inflater,
+}
+
+impl Inflating {
+    /// Fills `out` with the bytes of the grain at byte `at` of `src` that the piece takes;
+    /// `same`: the grain is the one inflated last.
+    fn piece(
+        &mut self,
+        src: &SourceFile,
+        at: u64,
+        d: Deflated,
+        out: &mut [u8],
+        same: bool,
+    ) -> Result<()> {
+        let bad = |why: String| {
+            Error::Io(IoContext::new(
+                &src.path,
+                format!("inflate the compressed grain at byte {at}"),
+                std::io::Error::new(std::io::ErrorKind::InvalidData, why),
+            ))
+        };
+        if !same {
+            self.compressed.resize(d.clen as usize, 0);
+            src.file
+                .read_exact_at(&mut self.compressed, at)
+                .map_err(|e| {
+                    Error::Io(IoContext::new(
+                        &src.path,
+                        format!("read {} compressed bytes at byte {at}", d.clen),
+                        e,
+                    ))
+                })?;
+            self.inf
+                .inflate(&self.compressed, d.glen as usize)
+                .map_err(bad)?;
+        }
+        let got = self.inf.inflate_output();
+        let (a, b) = (d.skip as usize, d.skip as usize + out.len());
+        let bytes = got.get(a..b).ok_or_else(|| {
+            bad(format!(
+                "it inflates to {} bytes, too short for bytes {a}..{b}",
+                got.len()
+            ))
+        })?;
+        out.copy_from_slice(bytes);
+        Ok(())
+    }
 }
 
 /// Writes a gathered batch: one `pwrite` per span, in ascending order.
@@ -292,10 +425,12 @@ impl<'a> BatchWriter<'a> {
     /// (`copy_file_range`), without passing through the buffer.
     pub fn push(&mut self, seg: Segment) -> Result<()> {
         self.check(seg.dest, seg.len)?;
-        if let SegmentSource::Read { file, offset } = seg.source {
+        if let SegmentSource::Read { file, .. } | SegmentSource::Deflate { file, .. } = seg.source {
             if self.sources.get(file as usize).is_none() {
                 return Err(Error::UnsortedSegments { offset: seg.dest });
             }
+        }
+        if let SegmentSource::Read { file, offset } = seg.source {
             if self.in_kernel
                 && seg.len >= IN_KERNEL_MIN
                 && self.copy_in_kernel(file, offset, seg.dest, seg.len)?
@@ -314,6 +449,18 @@ impl<'a> BatchWriter<'a> {
                     self.cur.add_read(file, offset + done, at, take)
                 }
                 SegmentSource::Zero => self.cur.buf[at..at + take].fill(0),
+                SegmentSource::Deflate {
+                    file,
+                    offset,
+                    clen,
+                    glen,
+                    skip,
+                } => {
+                    let skip = u32::try_from(u64::from(skip) + done)
+                        .map_err(|_| Error::UnsortedSegments { offset: seg.dest })?;
+                    self.cur
+                        .add_inflate(file, offset, at, take, Deflated { clen, glen, skip })
+                }
             }
             done += take as u64;
         }
@@ -541,6 +688,21 @@ mod tests {
                 path: p,
             });
         }
+        // A compressed 4 KiB grain at byte 100 of a third source.
+        let grain = bytes(7, 4096);
+        let zgrain = {
+            let mut c = libdeflater::Compressor::new(libdeflater::CompressionLvl::default());
+            let mut z = vec![0u8; c.zlib_compress_bound(grain.len())];
+            let n = c.zlib_compress(&grain, &mut z).unwrap();
+            z.truncate(n);
+            z
+        };
+        let zp = dir.path().join("src2");
+        fs::write(&zp, [vec![0u8; 100], zgrain.clone()].concat()).unwrap();
+        sources.push(SourceFile {
+            file: File::open(&zp).unwrap(),
+            path: zp,
+        });
         let before = bytes(99, size as usize);
         let dp = dir.path().join("dest");
         fs::write(&dp, &before).unwrap();
@@ -576,6 +738,21 @@ mod tests {
                 ),
                 // Bytes the caller holds.
                 900 => (512, None),
+                // Two pieces of the compressed grain (inflated once per batch).
+                300 | 302 => (
+                    1024,
+                    Some(Segment {
+                        dest: at,
+                        len: 1024,
+                        source: SegmentSource::Deflate {
+                            file: 2,
+                            offset: 100,
+                            clen: zgrain.len() as u32,
+                            glen: 4096,
+                            skip: if g % 1000 == 300 { 512 } else { 3072 },
+                        },
+                    }),
+                ),
                 _ => {
                     let s = slots[g];
                     let (file, off) = ((s % 2) as u32, (s / 2 * 512) as u64);
@@ -597,6 +774,9 @@ mod tests {
                 Some(s) => {
                     match s.source {
                         SegmentSource::Zero => want[range].fill(0),
+                        SegmentSource::Deflate { skip, .. } => {
+                            want[range].copy_from_slice(&grain[skip as usize..skip as usize + len])
+                        }
                         SegmentSource::Read { file, offset } => want[range].copy_from_slice(
                             &srcs[file as usize][offset as usize..offset as usize + len],
                         ),
@@ -625,5 +805,51 @@ mod tests {
         assert_eq!(stats.bytes, expected_bytes);
         assert_eq!(progress.done(), expected_bytes);
         assert!(fs::read(&dp).unwrap() == want, "destination differs");
+    }
+
+    /// A compressed grain that does not inflate is an error naming the file and the byte,
+    /// and nothing of its batch is written.
+    #[test]
+    fn a_bad_grain_is_reported_and_its_batch_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let sp = dir.path().join("delta");
+        fs::write(&sp, vec![0x55u8; 4096]).unwrap();
+        let sources = vec![SourceFile {
+            file: File::open(&sp).unwrap(),
+            path: sp.clone(),
+        }];
+        let dp = dir.path().join("dest");
+        fs::write(&dp, vec![1u8; 65536]).unwrap();
+        let dest = Destination::open(&dp).unwrap();
+        let progress = Progress::new();
+        let mut w = BatchWriter::new(&dest, &sources, &progress, 8192);
+        w.push(Segment {
+            dest: 0,
+            len: 4096,
+            source: SegmentSource::Zero,
+        })
+        .unwrap();
+        let deflate = SegmentSource::Deflate {
+            file: 0,
+            offset: 512,
+            clen: 1000,
+            glen: 4096,
+            skip: 0,
+        };
+        w.push(Segment {
+            dest: 8192,
+            len: 4096,
+            source: deflate,
+        })
+        .unwrap();
+        let e = w.finish().unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "{}: inflate the compressed grain at byte 512",
+                sp.display()
+            )),
+            "{e}"
+        );
+        assert!(fs::read(&dp).unwrap().iter().all(|&b| b == 1));
     }
 }
