@@ -11,6 +11,7 @@ module Bench
   ROOT = File.expand_path("..", __dir__)
   TESTKIT = File.join(ROOT, "target", "release", "ironshed-testkit")
   PATTERN_LIMIT = File.join(ROOT, "target", "bench", "pattern-limit")
+  INFLATE_LIMIT = File.join(ROOT, "target", "bench", "inflate-limit")
 
   module_function
 
@@ -32,12 +33,22 @@ module Bench
   # Builds bench/peers/pattern_limit.c (the write-pattern reference) when it is missing or older
   # than its source; returns its path.
   def pattern_limit
-    src = File.join(ROOT, "bench", "peers", "pattern_limit.c")
-    unless File.exist?(PATTERN_LIMIT) && File.mtime(PATTERN_LIMIT) >= File.mtime(src)
-      FileUtils.mkdir_p(File.dirname(PATTERN_LIMIT))
-      run!("cc", "-O2", "-Wall", "-o", PATTERN_LIMIT, src)
+    build_peer(PATTERN_LIMIT, "pattern_limit.c")
+  end
+
+  # Builds bench/peers/inflate_limit.c (the single-pass streamOptimized reference, linked
+  # with libdeflate); returns its path.
+  def inflate_limit
+    build_peer(INFLATE_LIMIT, "inflate_limit.c", "-ldeflate", "-lpthread")
+  end
+
+  def build_peer(out, name, *libs)
+    src = File.join(ROOT, "bench", "peers", name)
+    unless File.exist?(out) && File.mtime(out) >= File.mtime(src)
+      FileUtils.mkdir_p(File.dirname(out))
+      run!("cc", "-O2", "-Wall", "-o", out, src, *libs)
     end
-    PATTERN_LIMIT
+    out
   end
 
   # The load average now, for the record of a run on a shared machine.
