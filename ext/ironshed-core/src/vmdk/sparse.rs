@@ -861,7 +861,7 @@ impl Inflater {
             }
             Err(DecompressionError::BadData) => {
                 return Err(
-                    "compressed data is not valid zlib (corrupt, cut short, or a wrong checksum)"
+                    "compressed data is not valid zlib: corrupt, cut short before the end of its stream, or a wrong checksum"
                         .into(),
                 )
             }
