@@ -4,9 +4,10 @@
 //!
 //! A batch's reads are not done as segments arrive but together, when the batch is full:
 //! sorted by source offset (scattered grains of a delta are then read in file order, which
-//! the page cache serves markedly faster than random order) and spread over the CPUs. The
-//! batch is then written with one `pwrite` per destination-contiguous span, in ascending
-//! order, while the next batch is gathered (two buffers): reading and writing overlap.
+//! the page cache serves with less CPU than random order: 13 % measured) and spread over the
+//! CPUs; compressed grains are inflated there too, each once per batch. The batch is then
+//! written with one `pwrite` per destination-contiguous span, in ascending order, while the
+//! next batch is gathered (two buffers): reading and writing overlap.
 
 use super::{Destination, Error, Result};
 use crate::error::{Cancelled, IoContext};
@@ -296,9 +297,7 @@ fn gather(batch: &mut Batch, sources: &[SourceFile]) -> Result<()> {
         let helpers: Vec<_> = parts.map(|c| s.spawn(move || work(c))).collect();
         let first = work(mine);
         helpers.into_iter().fold(first, |acc, h| {
-            let r = h
-                .join()
-                .unwrap_or(Err(Error::UnsortedSegments { offset: 0 }));
+            let r = h.join().unwrap_or(Err(Error::ThreadFailed));
             acc.and(r)
         })
     })
@@ -494,9 +493,7 @@ impl<'a> BatchWriter<'a> {
                 .map(|b| s.spawn(move || write_batch(dest, b, progress)));
             let gathered = gather(cur, sources);
             let written = match writer {
-                Some(h) => h
-                    .join()
-                    .unwrap_or(Err(Error::UnsortedSegments { offset: 0 })),
+                Some(h) => h.join().unwrap_or(Err(Error::ThreadFailed)),
                 None => Ok(CopyStats::default()),
             };
             (written, gathered)
