@@ -56,6 +56,9 @@ pub enum Error {
         /// Where the fault was found.
         offset: u64,
     },
+    /// A reader or writer thread of the copy loop ended without a result (a bug).
+    #[error("internal error: a thread of the copy loop stopped unexpectedly")]
+    ThreadFailed,
     /// A system call failed.
     #[error("{0}")]
     Io(#[from] IoContext),
@@ -70,9 +73,10 @@ impl Report for Error {
             Error::Io(ctx) => ctx.kind(),
             Error::File(f) => f.kind(),
             Error::Cancelled(c) => c.kind(),
-            Error::Busy { .. } | Error::PastEnd { .. } | Error::UnsortedSegments { .. } => {
-                Kind::Destination
-            }
+            Error::Busy { .. }
+            | Error::PastEnd { .. }
+            | Error::UnsortedSegments { .. }
+            | Error::ThreadFailed => Kind::Destination,
         }
     }
     fn message(&self) -> String {

@@ -12,6 +12,7 @@
 //!
 //! ```text
 //! ironshed-testkit chain --dir DIR [--name vm] --capacity SIZE [--seed N]
+//!     [--compressible | --mixed]
 //!     (--layer FORMAT[,grain=SECTORS][,layout=L][,extent=SIZE]
 //!      [--write O:L]... [--zero O:L]... [--unmap O:L]... [--random-writes COUNT:LEN])...
 //! ```
@@ -216,6 +217,7 @@ fn chain_cmd(args: &[String]) {
     let mut seed = 1u64;
     let mut layers: Vec<(String, Vec<(String, String)>)> = Vec::new();
     let mut compressible = false;
+    let mut mixed = false;
     let mut i = 0;
     let val = |i: &mut usize| -> String {
         *i += 1;
@@ -230,6 +232,7 @@ fn chain_cmd(args: &[String]) {
             "--capacity" => capacity = size(&val(&mut i)),
             "--seed" => seed = size(&val(&mut i)),
             "--compressible" => compressible = true,
+            "--mixed" => mixed = true,
             "--layer" => layers.push((val(&mut i), Vec::new())),
             op @ ("--write" | "--zero" | "--unmap" | "--random-writes") => {
                 let v = val(&mut i);
@@ -249,6 +252,7 @@ fn chain_cmd(args: &[String]) {
     }
     let mut model = Model::new(capacity, seed);
     model.compressible = compressible;
+    model.mixed = mixed;
     let mut specs = Vec::new();
 
     for (k, (fmt, ops)) in layers.iter().enumerate() {
