@@ -92,15 +92,21 @@ impl Netns {
     /// Opens the namespace file, so that later work enters exactly this namespace even if
     /// the name is re-pointed meanwhile.
     ///
-    /// The file is opened non-blocking and must then be a namespace file (nsfs): a FIFO put
-    /// where a namespace was expected would otherwise block the open until a writer comes,
-    /// and no timeout or signal could end it.
+    /// The path must name a regular file, looked at before it is opened (opening a device
+    /// may have effects; opening a FIFO waits for a writer, where no timeout or signal could
+    /// end it); it is then opened non-blocking (it may have been swapped meanwhile) and must be
+    /// a namespace file (nsfs).
     pub fn open(&self) -> Result<OpenNetns> {
         let sys = |op: &str, source| Error::System {
             what: self.describe(),
             op: op.to_string(),
             source,
         };
+        let refuse = |why: String| sys("open", io::Error::new(io::ErrorKind::InvalidInput, why));
+        let before = std::fs::metadata(self.path()).map_err(|e| sys("open", e))?;
+        if let Some(why) = not_a_file(before.file_type()) {
+            return Err(refuse(why));
+        }
         let file = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -109,10 +115,7 @@ impl Netns {
         let meta = file.metadata().map_err(|e| sys("stat", e))?;
         let fs = nix::sys::statfs::fstatfs(&file).map_err(|e| sys("statfs", e.into()))?;
         if let Some(why) = not_a_namespace(meta.file_type(), fs.filesystem_type()) {
-            return Err(sys(
-                "open",
-                io::Error::new(io::ErrorKind::InvalidInput, why),
-            ));
+            return Err(refuse(why));
         }
         Ok(OpenNetns {
             file,
@@ -131,9 +134,8 @@ impl Netns {
     }
 }
 
-/// Why a file opened as a namespace is not one, or None when it is a namespace file (a
-/// regular file on nsfs, as `/proc/PID/ns/net` and the bind mounts of `ip netns` are).
-fn not_a_namespace(kind: FileType, fs: FsType) -> Option<String> {
+/// Why a file of this kind cannot be a namespace file, or None for a regular file.
+fn not_a_file(kind: FileType) -> Option<String> {
     let what = if kind.is_fifo() {
         "a FIFO"
     } else if kind.is_socket() {
@@ -144,12 +146,21 @@ fn not_a_namespace(kind: FileType, fs: FsType) -> Option<String> {
         "a block device"
     } else if kind.is_dir() {
         "a directory"
-    } else if fs != NSFS_MAGIC {
-        "a file outside the namespace filesystem (nsfs)"
     } else {
         return None;
     };
     Some(format!("not a network namespace file: {what}"))
+}
+
+/// Why a file opened as a namespace is not one, or None when it is a namespace file (a
+/// regular file on nsfs, as `/proc/PID/ns/net` and the bind mounts of `ip netns` are).
+fn not_a_namespace(kind: FileType, fs: FsType) -> Option<String> {
+    if let Some(why) = not_a_file(kind) {
+        return Some(why);
+    }
+    (fs != NSFS_MAGIC).then(|| {
+        "not a network namespace file: a file outside the namespace filesystem (nsfs)".into()
+    })
 }
 
 /// An opened network namespace.
@@ -247,6 +258,11 @@ mod tests {
             "{e}"
         );
         let e = Netns::Path("/dev/null".into()).open().unwrap_err();
+        assert!(e.to_string().ends_with("a character device"), "{e}");
+        // A device is refused by its stat, never opened: /dev/tty without a controlling
+        // terminal (as here under the test harness) would fail to open with ENXIO.
+        let e = Netns::Path("/dev/tty".into()).open().unwrap_err();
+        assert_eq!(e.errno(), None, "{e}");
         assert!(e.to_string().ends_with("a character device"), "{e}");
         let e = Netns::Path(dir.path().into()).open().unwrap_err();
         assert!(e.to_string().ends_with("a directory"), "{e}");
