@@ -54,7 +54,11 @@ RSpec.describe "rootzone update", :tmpdir do
       %w[update --signature x.sig] => "--signature needs --keyring",
       %w[update --keyring k.gpg] => "--keyring is only used with --signature",
       %w[update -q -v] => "contradict",
-      %w[update --timeout 0] => "--timeout must be positive"
+      %w[update --timeout 0] => '--timeout: "0" is out of range (more than 0, at most 3600 s)',
+      # Ruby's timers refuse these with a RangeError when the download starts.
+      %w[update --timeout 1e19] => '--timeout: "1e19" is out of range',
+      %w[update -t 1e400] => '--timeout: "1e400" is out of range',
+      %w[update -t Infinity] => '--timeout: "Infinity" is not a number of seconds'
     }.each do |args, msg|
       rc, out, err = rootzone(*args)
       expect([rc, out]).to eq([2, ""]), args.inspect
@@ -250,18 +254,22 @@ RSpec.describe "rootzone update", :tmpdir do
     before = install_first
     fifo = File.join(@dir, "never")
     File.mkfifo(fifo)
-    { "INT" => [130, nil, "rootzone: interrupted; the installed copy is unchanged"],
-      "TERM" => [nil, 15, "rootzone: stopped by SIGTERM; the installed copy is unchanged"] }.each do |sig, (rc, termsig, msg)|
-      err_r, err_w = IO.pipe
-      pid = Process.spawn(File.join(SpecHelpers::ROOT, "exe", "rootzone"), "update", "--source", fifo,
-                          "--trust-anchor", @anchor, "--tinydns-root", @root, err: err_w)
-      err_w.close
-      sleep 1 # blocked opening the FIFO: nobody writes it
-      Process.kill(sig, pid)
-      _, st = Process.wait2(pid)
-      expect([st.exitstatus, st.termsig]).to eq([rc, termsig])
-      expect(err_r.read).to start_with(msg)
-      expect(File.binread(File.join(@root, "data.cdb"))).to eq(before)
+    zone = signed_zone(@keys, serial: 2024120601)
+    # A FIFO nobody writes, as the zone and as the trust anchor (which is read natively).
+    [["--source", fifo, "--trust-anchor", @anchor], ["--source", zone, "--trust-anchor", fifo]].each do |files|
+      { "INT" => [130, nil, "rootzone: interrupted; the installed copy is unchanged"],
+        "TERM" => [nil, 15, "rootzone: stopped by SIGTERM; the installed copy is unchanged"] }.each do |sig, (rc, termsig, msg)|
+        err_r, err_w = IO.pipe
+        pid = Process.spawn(File.join(SpecHelpers::ROOT, "exe", "rootzone"), "update", *files,
+                            "--tinydns-root", @root, err: err_w)
+        err_w.close
+        sleep 1 # waiting for the FIFO: nobody writes it
+        Process.kill(sig, pid)
+        st = wait_within(pid, 10)
+        expect([st.exitstatus, st.termsig]).to eq([rc, termsig]), files.inspect
+        expect(err_r.read).to start_with(msg)
+        expect(File.binread(File.join(@root, "data.cdb"))).to eq(before)
+      end
     end
   end
 
@@ -274,7 +282,12 @@ RSpec.describe "rootzone update", :tmpdir do
     rc, _, err = update(zone, anchor: File.join(@dir, "nope.key"))
     expect(rc).to eq(1)
     expect(err).to include("nope.key: open", "No such file or directory")
-    rc, _, err = update(@dir)
-    expect([rc, err]).to eq([1, "rootzone: #{@dir}: is a directory, not a zone file\n"])
+    # Neither a directory nor a device is read as a zone (/dev/zero would be read up to the
+    # size limit; /dev/tty would wait for a terminal).
+    [[@dir, "a directory"], ["/dev/zero", "a character device"]].each do |path, what|
+      rc, _, err = update(path)
+      expect([rc, err]).to eq([1, "rootzone: #{path}: not a regular file, named pipe or block device (#{what}); " \
+                                  "refusing to read it\n"])
+    end
   end
 end

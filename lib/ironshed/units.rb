@@ -1,9 +1,15 @@
 # frozen_string_literal: true
 
 module Ironshed
-  # Human-readable sizes, rates and durations for messages and progress lines.
+  # Human-readable sizes, rates and durations for messages and progress lines, and the one
+  # reading of a number of seconds given on a command line.
   module Units
     UNITS = %w[B KiB MiB GiB TiB PiB].freeze
+    # The longest time an option may give, in seconds: more than any check or download
+    # should wait, and far inside what Ruby's timers accept.
+    MAX_SECONDS = 3600
+    # A plain decimal number: 10, 2.5, 1e2 (no sign, no hexadecimal, no "Infinity").
+    DECIMAL = /\A\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\z/
     # Decimal (SI) prefixes, for numbers the user wrote with k, M, G.
     SI_UNITS = %w[B kB MB GB TB PB].freeze
 
@@ -24,6 +30,17 @@ module Ironshed
     # bytes per second => "85.3 MiB/s" (si: true => "89.4 MB/s")
     def rate(bytes_per_second, si: false)
       "#{bytes(bytes_per_second, si: si)}/s"
+    end
+
+    # The value of option +opt+ ("--timeout") given as +text+, in seconds: more than 0, at
+    # most MAX_SECONDS. Raises ArgumentError naming the option, the value and the range.
+    def seconds(opt, text)
+      raise ArgumentError, "#{opt}: #{text.inspect} is not a number of seconds" unless DECIMAL.match?(text.strip)
+
+      t = Float(text.strip)
+      return t if t.positive? && t <= MAX_SECONDS
+
+      raise ArgumentError, "#{opt}: #{text.inspect} is out of range (more than 0, at most #{MAX_SECONDS} s)"
     end
 
     # seconds => "1:02:03" or "2:03"

@@ -114,10 +114,10 @@ module RootZone
         o.on("--allow-older", "install even if the serial is older than the",
              "installed one") { opts[:allow_older] = true }
         o.on("-n", "--dry-run", "verify and report; write nothing") { opts[:dry_run] = true }
-        o.on("-t", "--timeout SECONDS", Float, "download timeout (default 60)") do |v|
-          raise OptionParser::InvalidArgument, "--timeout must be positive" unless v.positive?
-
-          opts[:timeout] = v
+        o.on("-t", "--timeout SECONDS", "download timeout (default 60)") do |v|
+          opts[:timeout] = Ironshed::Units.seconds("--timeout", v)
+        rescue ArgumentError => e
+          raise OptionParser::InvalidArgument, e.message
         end
         o.on("-q", "--quiet", "print nothing but errors") { opts[:quiet] = true }
         o.on("-v", "--verbose", "also say what was verified, served and left out") { opts[:verbose] = true }

@@ -1,12 +1,13 @@
 # frozen_string_literal: true
 
 module RootZone
-  # Reading a zone or signature: over HTTPS (or HTTP) with the system's CA store, from a
-  # file or FIFO, or from stdin ("-"). The bytes are returned as downloaded; gzip is undone
+  # Reading a zone, signature or hints file: over HTTPS (or HTTP) with the system's CA
+  # store, from a file or FIFO, or from stdin ("-"). The bytes are returned as downloaded; gzip is undone
   # later, by the native code, from the magic number.
   module Fetch
-    # The most bytes read from any source (the root zone is about 2 MB, gzip about 1 MB).
-    LIMIT = 64 << 20
+    # The most bytes read from any source (the root zone is about 2 MB, gzip about 1 MB): the
+    # core's bound.
+    LIMIT = RootZone::MAX_INPUT_BYTES
     # Redirects followed (HTTPS to plain HTTP is refused).
     MAX_REDIRECTS = 5
 
@@ -25,7 +26,8 @@ module RootZone
     end
 
     # The bytes of +source+ (binary String). Raises RootZone::SourceError for a download
-    # that fails or anything larger than LIMIT; SystemCallError for local files.
+    # that fails or anything larger than LIMIT, Ironshed::InputError for a local path that is
+    # a device, socket or directory, SystemCallError for other failures of local files.
     def read(source, timeout: 60)
       data = if source.respond_to?(:read)
                source.read(LIMIT + 1)
@@ -33,10 +35,10 @@ module RootZone
                $stdin.binmode.read(LIMIT + 1)
              elsif url?(source)
                download(source, timeout)
-             elsif File.directory?(source.to_s)
-               raise SourceError, "#{source}: is a directory, not a zone file"
              else
-               File.open(source.to_s, "rb") { |f| f.read(LIMIT + 1) }
+               # The core's read: a FIFO is read as it arrives (Ctrl-C ends the wait); a
+               # device, socket or directory is refused; at most LIMIT bytes.
+               RootZone._read_input(source.to_s)
              end.to_s.b
       raise SourceError, "#{name(source)}: larger than #{LIMIT >> 20} MiB: not a root zone" if data.bytesize > LIMIT
 

@@ -22,7 +22,7 @@ fn load(path: &Path) -> Zone {
 }
 
 fn anchor(path: &Path) -> TrustAnchor {
-    TrustAnchor::load(path).unwrap()
+    TrustAnchor::load(path, &ironshed_core::Progress::new()).unwrap()
 }
 
 fn refused(zone: &Path, anchor_path: &Path) -> Error {

@@ -12,14 +12,15 @@ use std::path::PathBuf;
 #[magnus::wrap(class = "RootZone::Zone", free_immediately, size)]
 pub struct RbZone(Zone);
 
-/// Runs `f` without the GVL; a panic becomes Ironshed::Error.
+/// Runs `f` without the GVL, with the job's cancel flag (set by Ctrl-C); a panic becomes
+/// Ironshed::Error.
 fn native<T>(
     ruby: &Ruby,
     what: &str,
-    f: impl FnOnce() -> Result<T, dns::Error>,
+    f: impl FnOnce(&Progress) -> Result<T, dns::Error>,
 ) -> Result<T, Error> {
     let progress = Progress::new();
-    match gvl::without_gvl(&progress, f) {
+    match gvl::without_gvl(&progress, || f(&progress)) {
         Some(r) => r.or_raise(ruby),
         None => Err(errors::panic(ruby, what)),
     }
@@ -29,8 +30,8 @@ impl RbZone {
     /// `_open(path)`: reads a file, FIFO or `-` (stdin), gunzips, parses.
     fn open(ruby: &Ruby, path: PathBuf) -> Result<Self, Error> {
         let name = path.display().to_string();
-        native(ruby, "RootZone::Zone.load", move || {
-            dns::parse_zone(&name, dns::zonefile::read_input(&path)?)
+        native(ruby, "RootZone::Zone.load", move |p| {
+            dns::parse_zone(&name, dns::zonefile::read_input(&path, p)?)
         })
         .map(RbZone)
     }
@@ -38,7 +39,7 @@ impl RbZone {
     fn parse(ruby: &Ruby, bytes: RString, source: String) -> Result<Self, Error> {
         // SAFETY: copied before the GVL is released; no Ruby call in between.
         let bytes = unsafe { bytes.as_slice() }.to_vec();
-        native(ruby, "RootZone::Zone.load", move || {
+        native(ruby, "RootZone::Zone.load", move |_| {
             dns::parse_zone(&source, bytes)
         })
         .map(RbZone)
@@ -63,8 +64,8 @@ impl RbZone {
         now: u64,
     ) -> Result<RbVerification, Error> {
         let zone = &rb_self.0;
-        native(ruby, "RootZone::Zone#verify!", || {
-            let anchor = dns::TrustAnchor::load(&anchor)?;
+        native(ruby, "RootZone::Zone#verify!", |p| {
+            let anchor = dns::TrustAnchor::load(&anchor, p)?;
             dns::verify(zone, &anchor, now)
         })
         .map(RbVerification)
@@ -96,10 +97,20 @@ impl RbZone {
     }
 }
 
+/// `RootZone._read_input(path)`: the bytes of a file, FIFO or `-` (stdin), as a zone is read
+/// (a binary String).
+fn read_input(ruby: &Ruby, path: PathBuf) -> Result<RString, Error> {
+    let bytes = native(ruby, "RootZone._read_input", move |p| {
+        dns::zonefile::read_input(&path, p)
+    })?;
+    Ok(ruby.str_from_slice(&bytes))
+}
+
 pub fn init(ruby: &Ruby) -> Result<(), Error> {
-    let c = ruby
-        .define_module("RootZone")?
-        .define_class("Zone", ruby.class_object())?;
+    let m = ruby.define_module("RootZone")?;
+    m.define_singleton_method("_read_input", function!(read_input, 1))?;
+    m.const_set("MAX_INPUT_BYTES", dns::zonefile::MAX_ZONE_BYTES)?;
+    let c = m.define_class("Zone", ruby.class_object())?;
     c.define_singleton_method("_open", function!(RbZone::open, 1))?;
     c.define_singleton_method("_parse", function!(RbZone::parse, 2))?;
     c.define_method("source", method!(RbZone::source, 0))?;

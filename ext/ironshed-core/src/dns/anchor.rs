@@ -6,6 +6,7 @@ use super::error::Error;
 use super::name::Name;
 use super::record::{rtype, Dnskey, Ds};
 use super::zonefile;
+use crate::Progress;
 use std::path::Path;
 
 /// The keys a zone's DNSKEY RRset must be signed by.
@@ -31,9 +32,10 @@ pub enum AnchorMatch {
 }
 
 impl TrustAnchor {
-    /// Reads a trust-anchor file.
-    pub fn load(path: &Path) -> Result<TrustAnchor, Error> {
-        let bytes = zonefile::read_input(path)?;
+    /// Reads a trust-anchor file (or a named pipe, as [`zonefile::read_input`] does, its
+    /// waits ending when `progress` is cancelled).
+    pub fn load(path: &Path, progress: &Progress) -> Result<TrustAnchor, Error> {
+        let bytes = zonefile::read_input(path, progress)?;
         Self::parse(&path.display().to_string(), &bytes)
     }
 

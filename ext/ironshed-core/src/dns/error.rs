@@ -1,4 +1,5 @@
 use crate::error::{Cancelled, IoContext, Kind, Report};
+use crate::io::FileError;
 
 /// Why a zone was refused or could not be installed.
 ///
@@ -48,6 +49,9 @@ pub enum Error {
     /// A system call failed (reading the zone, writing data.cdb...).
     #[error("{0}")]
     Io(#[from] IoContext),
+    /// An input that is not a file to read (a character device, socket or directory).
+    #[error("{0}")]
+    File(#[from] FileError),
     /// The caller cancelled the job (Ctrl-C).
     #[error(transparent)]
     Cancelled(#[from] Cancelled),
@@ -67,12 +71,14 @@ impl Report for Error {
             Error::Rollback(_) => Kind::Rollback,
             Error::Install(_) => Kind::ZoneInstall,
             Error::Io(ctx) => ctx.kind(),
+            Error::File(f) => f.kind(),
             Error::Cancelled(c) => c.kind(),
         }
     }
     fn message(&self) -> String {
         match self {
             Error::Io(ctx) => ctx.message(),
+            Error::File(f) => f.message(),
             other => other.to_string(),
         }
     }

@@ -13,6 +13,7 @@ use super::error::Error;
 use super::record::{rtype, Soa};
 use crate::error::Cancelled;
 use crate::error::IoContext;
+use crate::io::{open_path, FileError, OpenMode};
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -60,14 +61,16 @@ pub fn installed(dir: &Path) -> Result<Installed, Error> {
     }
     let cdb_path = dir.join("data.cdb");
     let mut db = Vec::new();
-    match File::open(&cdb_path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    // A regular file (or a device), never a FIFO, which would wait for a writer.
+    match open_path(&cdb_path, OpenMode::READ) {
+        Err(FileError::Io(e)) if e.source.kind() == std::io::ErrorKind::NotFound => {
             out.notes
                 .push(format!("{}: not there yet", cdb_path.display()));
             return Ok(out);
         }
-        Err(e) => return Err(IoContext::new(&cdb_path, "open", e).into()),
-        Ok(f) => {
+        Err(e) => return Err(e.into()),
+        Ok(opened) => {
+            let f = opened.file;
             let md = f
                 .metadata()
                 .map_err(|e| IoContext::new(&cdb_path, "stat", e))?;
@@ -89,7 +92,13 @@ pub fn installed(dir: &Path) -> Result<Installed, Error> {
         ));
     }
     let data_path = dir.join("data");
-    let header = read_header(&data_path);
+    let header = match read_header(&data_path) {
+        Ok(h) => h,
+        Err(why) => {
+            out.notes.push(why);
+            return Ok(out);
+        }
+    };
     match (header.get(HEADER_SERIAL), out.serial) {
         (Some(s), Some(serial)) if s.parse::<u32>().ok() == Some(serial) => {
             if let Some(v) = header.get(HEADER_VALID_UNTIL) {
@@ -139,10 +148,16 @@ pub fn cdb_serial(db: &[u8]) -> Option<u32> {
     })
 }
 
-/// The `# key value` lines at the top of a data file (at most the first 64 lines).
-fn read_header(path: &Path) -> std::collections::HashMap<String, String> {
+/// The `# key value` lines at the top of a data file (at most the first 64 lines): none
+/// when there is no file, and the reason as a note when it cannot be opened as a regular
+/// file (or device; a FIFO is not waited on).
+fn read_header(path: &Path) -> Result<std::collections::HashMap<String, String>, String> {
     let mut map = std::collections::HashMap::new();
-    let Ok(f) = File::open(path) else { return map };
+    let f = match open_path(path, OpenMode::READ) {
+        Ok(o) => o.file,
+        Err(FileError::Io(e)) if e.source.kind() == std::io::ErrorKind::NotFound => return Ok(map),
+        Err(e) => return Err(e.to_string()),
+    };
     let mut text = String::new();
     let _ = f.take(16 << 10).read_to_string(&mut text);
     for line in text.lines().take(64) {
@@ -153,7 +168,7 @@ fn read_header(path: &Path) -> std::collections::HashMap<String, String> {
             map.entry(k.to_string()).or_insert_with(|| v.to_string());
         }
     }
-    map
+    Ok(map)
 }
 
 /// An instance root held for an update.
@@ -293,5 +308,53 @@ impl Instance {
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{Kind, Report};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// `installed(dir)` on a thread; fails the test if it has not returned within 10 s.
+    fn installed_within_seconds(dir: &Path) -> Result<Installed, Error> {
+        let (tx, rx) = mpsc::channel();
+        let dir = dir.to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(installed(&dir));
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("installed() waited on a FIFO")
+    }
+
+    fn mkfifo(p: &Path) {
+        nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    }
+
+    #[test]
+    fn a_fifo_put_as_data_cdb_or_data_is_never_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        mkfifo(&dir.path().join("data.cdb"));
+        let e = installed_within_seconds(dir.path()).unwrap_err();
+        assert_eq!(e.kind(), Kind::Input);
+        assert!(
+            e.message().ends_with("(a FIFO); refusing to read it"),
+            "{e}"
+        );
+        // data.cdb readable (no SOA: a note), data a FIFO: noted, not read.
+        std::fs::remove_file(dir.path().join("data.cdb")).unwrap();
+        std::fs::write(dir.path().join("data.cdb"), b"").unwrap();
+        mkfifo(&dir.path().join("data"));
+        let inst = installed_within_seconds(dir.path()).unwrap();
+        assert_eq!((inst.serial, inst.valid_until), (None, None));
+        assert!(
+            inst.notes.last().is_some_and(|n| n.ends_with(
+                "data: not a regular file or block device (a FIFO); refusing to read it"
+            )),
+            "{:?}",
+            inst.notes
+        );
     }
 }

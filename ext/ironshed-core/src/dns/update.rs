@@ -127,7 +127,7 @@ pub fn update(
         let keyring = opts.keyring.as_deref().ok_or_else(|| {
             Error::OpenPgp("a signature needs a keyring to check it against".into())
         })?;
-        let sig = super::zonefile::read_input(sig_path)?;
+        let sig = super::zonefile::read_input(sig_path, progress)?;
         let sig_name = opts
             .signature_name
             .clone()
@@ -138,7 +138,7 @@ pub fn update(
         ));
     }
     check()?;
-    let anchor = TrustAnchor::load(&opts.trust_anchor)?;
+    let anchor = TrustAnchor::load(&opts.trust_anchor, progress)?;
     let zone = parse_zone(&opts.source, raw)?;
     check()?;
     let verified = verify(&zone, &anchor, now)?;

@@ -8,36 +8,47 @@
 use super::error::Error;
 use super::name::Name;
 use super::record::{Record, CLASS_IN};
-use crate::error::IoContext;
+use crate::error::{Cancelled, IoContext};
+use crate::io::{read_capped, read_file_capped, OpenMode};
+use crate::Progress;
 use domain::base::iana::Class;
 use domain::base::rdata::ComposeRecordData;
 use domain::base::ToName;
 use domain::zonefile::inplace::{Entry, Zonefile};
 use std::io::Read;
+use std::os::fd::AsFd;
 use std::path::Path;
 
 /// The largest zone (after gunzip) this tool reads: the root zone is about 2 MB; this bound
 /// keeps a gzip bomb or a wrong file from exhausting memory.
 pub const MAX_ZONE_BYTES: u64 = 64 << 20;
 
-/// Reads a whole input: `path`, or stdin for `-`. FIFOs and character devices are read to
-/// their end. Refuses more than [`MAX_ZONE_BYTES`].
-pub fn read_input(path: &Path) -> Result<Vec<u8>, Error> {
+/// Reads a whole input: `path`, or stdin for `-`. A named pipe is read as it arrives (the
+/// open never waits for a writer, and every wait ends when `progress` is cancelled, as
+/// Ctrl-C does); a character device, socket or directory is refused without being read
+/// ([`crate::io::open_path`]). Refuses more than [`MAX_ZONE_BYTES`].
+pub fn read_input(path: &Path, progress: &Progress) -> Result<Vec<u8>, Error> {
     let name = path.display().to_string();
-    let mut out = Vec::new();
-    let res = if path.as_os_str() == "-" {
+    let read = if path.as_os_str() == "-" {
         std::io::stdin()
-            .lock()
-            .take(MAX_ZONE_BYTES + 1)
-            .read_to_end(&mut out)
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| IoContext::new(path, "duplicate standard input", e).into())
+            .and_then(|fd| {
+                read_file_capped(
+                    fd.into(),
+                    Path::new("standard input"),
+                    MAX_ZONE_BYTES,
+                    progress,
+                )
+            })
     } else {
-        let f = std::fs::File::open(path).map_err(|e| IoContext::new(path, "open", e))?;
-        if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-            return Err(Error::source(&name, "is a directory, not a zone file"));
-        }
-        f.take(MAX_ZONE_BYTES + 1).read_to_end(&mut out)
+        read_capped(path, OpenMode::STREAM, MAX_ZONE_BYTES, progress)
     };
-    res.map_err(|e| IoContext::new(path, "read", e))?;
+    let out = match read {
+        Err(_) if progress.is_cancelled() => return Err(Cancelled.into()),
+        r => r?,
+    };
     if out.len() as u64 > MAX_ZONE_BYTES {
         return Err(too_big(&name));
     }
@@ -235,7 +246,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("big.zone");
         std::fs::write(&p, &big).unwrap();
-        let e = read_input(&p).unwrap_err().to_string();
+        let e = read_input(&p, &Progress::new()).unwrap_err().to_string();
         assert!(e.ends_with("larger than 64 MiB: not a root zone"), "{e}");
         // A gzip bomb: 64 MiB + 1 of spaces in about 64 KiB.
         let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -244,5 +255,58 @@ mod tests {
         assert!(gz.len() < 1 << 20);
         let e = gunzip_if_needed("bomb.gz", gz).unwrap_err().to_string();
         assert!(e.ends_with("larger than 64 MiB: not a root zone"), "{e}");
+    }
+
+    #[test]
+    fn a_fifo_is_read_as_it_arrives_and_its_wait_ends_on_cancel() {
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("zone");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // A writer that comes later: the open does not wait for it, the read does.
+        let (p, w) = (fifo.clone(), fifo.clone());
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            std::fs::write(&w, b"example. 60 IN A 192.0.2.1\n").unwrap();
+        });
+        assert_eq!(
+            read_input(&p, &Progress::new()).unwrap(),
+            b"example. 60 IN A 192.0.2.1\n"
+        );
+        writer.join().unwrap();
+        // No writer ever: cancelling (what Ctrl-C does) ends the wait.
+        let progress = std::sync::Arc::new(Progress::new());
+        let (tx, rx) = mpsc::channel();
+        let (p, pr) = (fifo.clone(), progress.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(read_input(&p, &pr).map(|_| ()));
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        progress.cancel();
+        let r = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the read did not end on cancel");
+        assert!(matches!(r, Err(Error::Cancelled(_))), "{r:?}");
+    }
+
+    #[test]
+    fn character_devices_sockets_and_directories_are_refused() {
+        use crate::error::{Kind, Report};
+        let dir = tempfile::tempdir().unwrap();
+        for (p, what) in [
+            (std::path::PathBuf::from("/dev/zero"), "a character device"),
+            (dir.path().to_path_buf(), "a directory"),
+        ] {
+            let e = read_input(&p, &Progress::new()).unwrap_err();
+            assert_eq!(e.kind(), Kind::Input);
+            assert_eq!(
+                e.message(),
+                format!(
+                    "{}: not a regular file, named pipe or block device ({what}); refusing to read it",
+                    p.display()
+                )
+            );
+        }
     }
 }

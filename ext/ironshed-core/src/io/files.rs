@@ -230,6 +230,39 @@ fn clear_nonblock(file: &File) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Reads a user-named input whole, opened by [`open_path`] for `mode`, keeping at most
+/// `cap + 1` bytes (so that a caller can tell "more than `cap`" from "exactly `cap`"). With
+/// [`OpenMode::pipes`], a named pipe is read as data arrives: no writer yet is a wait, not an
+/// end, and every wait ends when `progress` is cancelled (the read then fails, and
+/// `progress.is_cancelled()` says why).
+pub fn read_capped(
+    path: &Path,
+    mode: OpenMode,
+    cap: u64,
+    progress: &crate::Progress,
+) -> Result<Vec<u8>, FileError> {
+    let opened = open_path(path, mode)?;
+    read_file_capped(opened.file, path, cap, progress)
+}
+
+/// [`read_capped`] of a file already open (standard input's descriptor, duplicated): reads
+/// that would block wait in `poll`, where `progress`'s cancel flag is seen.
+pub fn read_file_capped(
+    file: File,
+    path: &Path,
+    cap: u64,
+    progress: &crate::Progress,
+) -> Result<Vec<u8>, FileError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    crate::io::WaitingFile::new(file)
+        .cancelled_by(progress)
+        .take(cap.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| IoContext::new(path, "read", e))?;
+    Ok(out)
+}
+
 /// One identity of a file: two paths with a common identity are one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileId {
