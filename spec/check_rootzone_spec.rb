@@ -46,7 +46,11 @@ RSpec.describe "check_rootzone", :tmpdir do
       %w[-w 1,2,3,4] => "expected LAG,AGE,EXPIRY",
       %w[-c 5:1] => "start 5.0 is greater than end 1.0",
       %w[-C not-an-ip] => "is not an IP address",
-      %w[-t -1] => "must be positive",
+      %w[-t -1] => '--timeout: "-1" is not a number of seconds',
+      %w[-t 0] => '--timeout: "0" is out of range (more than 0, at most 3600 s)',
+      # Ruby's resolver refuses these with a RangeError backtrace.
+      %w[-t 1e400] => '--timeout: "1e400" is out of range',
+      %w[-t 1e19] => '--timeout: "1e19" is out of range',
       %w[extra] => "unexpected argument"
     }.each do |args, msg|
       rc, out, = check(*args)
@@ -163,6 +167,34 @@ RSpec.describe "check_rootzone", :tmpdir do
       Dir.mkdir(other)
       out, _, st = run_exe("check_rootzone", "-H", LOCAL, "-r", other, "-C", LOCAL)
       expect([st.exitstatus, out]).to eq([2, "ROOTZONE CRITICAL - #{other}/data.cdb: missing\n"])
+    end
+  end
+
+  it "never waits on a FIFO put as data.cdb or data, refuses a device as hints, and escapes \"|\"" do
+    # A check that waited would be killed here, and fail.
+    bounded = lambda do |*args|
+      out, _err, st = run_exe_within(30, "check_rootzone", "-H", LOCAL, *args)
+      [st.exitstatus, out]
+    end
+    with_tinydns(@root) do
+      odd = File.join(@dir, "odd|root")
+      Dir.mkdir(odd)
+      File.mkfifo(File.join(odd, "data.cdb"))
+      rc, out = bounded.call("-r", odd, "-C", LOCAL, "-t", "5")
+      expect([rc, out]).to eq([3, "ROOTZONE UNKNOWN - #{@dir}/odd\u00a6root/data.cdb: not a regular file or block " \
+                                  "device (a FIFO); refusing to read it\n"])
+      File.delete(File.join(odd, "data.cdb"))
+      FileUtils.cp(File.join(@root, "data.cdb"), odd)
+      File.mkfifo(File.join(odd, "data"))
+      rc, out = bounded.call("-r", odd, "-C", LOCAL, "-t", "5")
+      expect(rc).to eq(3)
+      expect(out.lines.size).to eq(1)
+      expect(out).to include("signature expiry unknown (#{@dir}/odd\u00a6root/data: not a regular file or block " \
+                             "device (a FIFO); refusing to read it)")
+      expect(out.split(" | ").size).to eq(2) # the text holds no "|"; the perfdata follows the only one
+      rc, out = bounded.call("-r", @root, "--hints", "/dev/zero", "-t", "5")
+      expect([rc, out]).to eq([3, "ROOTZONE UNKNOWN - /dev/zero: not a regular file, named pipe or block device " \
+                                  "(a character device); refusing to read it\n"])
     end
   end
 end

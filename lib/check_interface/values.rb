@@ -19,9 +19,6 @@ module CheckInterface
     MAX_RATE = 1e15
     # Link speeds are u32 Mb/s in the kernel; 0xffffffff means "unknown".
     MAX_SPEED = 0xffff_fffe
-    # Seconds; longer than any monitoring system waits for a check.
-    MAX_TIMEOUT = 3600
-    DECIMAL = /\A\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\z/
 
     module_function
 
@@ -56,14 +53,9 @@ module CheckInterface
 
     # "1.5" => 1.5 (seconds).
     def timeout(text)
-      raise UsageError, "--timeout: #{text.inspect} is not a number of seconds" unless DECIMAL.match?(text.strip)
-
-      t = Float(text.strip)
-      unless t.positive? && t <= MAX_TIMEOUT
-        raise UsageError, "--timeout: #{text.inspect} is out of range (more than 0, at most #{MAX_TIMEOUT} s)"
-      end
-
-      t
+      Ironshed::Units.seconds("--timeout", text)
+    rescue ArgumentError => e
+      raise UsageError, e.message
     end
   end
 end

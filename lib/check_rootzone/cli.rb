@@ -6,6 +6,7 @@ require "timeout"
 require "rootzone"
 require "check_interface/interface_check"
 require "check_interface/range"
+require "check_interface/output"
 
 # check_rootzone: a Monitoring Plugins check that the local copy of the DNS root zone is
 # current: the serial tinydns serves against the live root servers', the age of data.cdb,
@@ -81,13 +82,18 @@ module CheckRootZone
       parse!
       emit(*Timeout.timeout(@opts[:timeout]) { check })
     rescue UsageError, OptionParser::ParseError => e
-      @out.puts "ROOTZONE UNKNOWN - #{e.message}"
+      @out.puts "ROOTZONE UNKNOWN - #{Output.text(e.message)}"
       @out.puts "Usage: check_rootzone [options] (see --help)"
       UNKNOWN
     rescue Timeout::Error
       emit(UNKNOWN, ["timed out after #{format_num(@opts[:timeout])} s"], [], [])
     rescue Ironshed::Error, SystemCallError => e
       emit(UNKNOWN, [Ironshed.describe_error(e)], [], [])
+    rescue StandardError => e
+      # A bug must not look like a WARNING (exit 1) with a backtrace: UNKNOWN, and the
+      # backtrace on stderr for the bug report.
+      @err.puts e.full_message
+      emit(UNKNOWN, ["internal error: #{e.class}: #{e.message}"], [], [])
     end
 
     private
@@ -110,10 +116,10 @@ module CheckRootZone
         o.on("-c", "--critical L,A,E", "CRITICAL ranges (default #{DEFAULT_CRIT})") do |v|
           @opts[:crit] = ranges("-c", v, @opts[:crit])
         end
-        o.on("-t", "--timeout SECONDS", Float, "UNKNOWN after SECONDS (default 10)") do |v|
-          raise UsageError, "--timeout: must be positive" unless v.positive?
-
-          @opts[:timeout] = v
+        o.on("-t", "--timeout SECONDS", "UNKNOWN after SECONDS (default 10)") do |v|
+          @opts[:timeout] = Ironshed::Units.seconds("--timeout", v)
+        rescue ArgumentError => e
+          raise UsageError, e.message
         end
         o.on("-v", "--verbose", "one more line per live server, and the", "installed copy's details") do
           @opts[:verbose] = true
@@ -176,8 +182,9 @@ module CheckRootZone
     def live_servers
       return @opts[:compare] unless @opts[:compare].empty?
 
-      # "NAME [TTL] [IN] A ADDRESS" lines (root.hints has no class column).
-      File.foreach(@opts[:hints]).filter_map do |l|
+      # "NAME [TTL] [IN] A ADDRESS" lines (root.hints has no class column). Read as a zone
+      # is: a FIFO without blocking the open, a device refused, the size bounded.
+      RootZone::Fetch.read(@opts[:hints]).force_encoding(Encoding::UTF_8).scrub.each_line.filter_map do |l|
         f = l.sub(/;.*/, "").split
         i = f.index { |x| x.casecmp?("A") }
         f[i + 1] if i&.positive? && f[i + 1]
@@ -263,11 +270,13 @@ module CheckRootZone
       s == "-0" ? "0" : s
     end
 
+    # Prints the status line and the details, escaped as check_interface's output is (no
+    # "|" or line break in the text; perfdata labels quoted).
     def emit(state, parts, perf, details)
-      line = "ROOTZONE #{NAMES.fetch(state)} - #{parts.join(', ')}"
-      line += " | #{perf.map { |l, v| "'#{l}'=#{v}" }.join(' ')}" unless perf.empty?
+      line = "ROOTZONE #{NAMES.fetch(state)} - #{Output.text(parts.join(', '))}"
+      line += " | #{perf.map { |l, v| "#{Output.label(l)}=#{v}" }.join(' ')}" unless perf.empty?
       @out.puts line
-      details.each { |d| @out.puts d }
+      details.each { |d| @out.puts Output.text(d) }
       state
     end
   end
