@@ -46,6 +46,8 @@ RSpec.describe "check_rootzone", :tmpdir do
       %w[-w 1,2,3,4] => "expected LAG,AGE,EXPIRY",
       %w[-c 5:1] => "start 5.0 is greater than end 1.0",
       %w[-C not-an-ip] => "is not an IP address",
+      %w[-C 192.0.2.1:0] => '"192.0.2.1:0": port 0 is out of range (1 to 65535)',
+      %w[-H [::1]:65536] => '"[::1]:65536": port 65536 is out of range (1 to 65535)',
       %w[-t -1] => '--timeout: "-1" is not a number of seconds',
       %w[-t 0] => '--timeout: "0" is out of range (more than 0, at most 3600 s)',
       # Ruby's resolver refuses these with a RangeError backtrace.

@@ -165,7 +165,10 @@ module CheckRootZone
                  end
       raise UsageError, "#{text.inspect} is not an IP address" unless ip.match?(Resolv::IPv4::Regex) || ip.match?(Resolv::IPv6::Regex)
 
-      [ip, (port || 53).to_i]
+      port = (port || 53).to_i
+      raise UsageError, "#{text.inspect}: port #{port} is out of range (1 to 65535)" unless (1..65_535).cover?(port)
+
+      [ip, port]
     end
 
     # The SOA serial +host+ serves for ".", or raises with why not.
