@@ -72,6 +72,10 @@ module LVMSync
   #              byte-identical to the original format), discarded ranges are sent as data,
   #              read from the source as zeros.
   # digests::    the result's +digests+ holds one digest per record sent (for verify).
+  # inputs::     [[role, path], ...]: other files the changes come from (the snapshot, its
+  #              exception store), which +io+ must not be, any more than +source+: a stream
+  #              sent onto a device it reads is refused (Ironshed::DestinationError) before
+  #              anything is read or written.
   def self.send_changes(store, source, io, name: nil, progress: nil, job: nil, **options)
     store = LVM::CowStore.open(store) if store.is_a?(String) || store.respond_to?(:to_path)
     unless store.respond_to?(:change_set)

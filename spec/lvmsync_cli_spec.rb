@@ -155,6 +155,26 @@ RSpec.describe "lvmsync executable", :tmpdir do
     expect_content(path("dest.img"), origin)
   end
 
+  it "--stdout onto a device it reads (the origin, the exception store) is refused, nothing written" do
+    set_up
+    { path("origin.img") => ["vg--sync-src--lv", "the data source"],
+      path("cow.img") => ["vg--sync-src--snap-cow", "the exception store"] }.each do |file, (node, role)|
+      before = sha(file)
+      # Opened for writing without truncating, as `> /dev/vg0/web01` opens a device.
+      err_r, err_w = IO.pipe
+      pid = Process.spawn(@env, RbConfig.ruby, File.join(SpecHelpers::ROOT, "exe", "lvmsync"), "--stdout", SNAP,
+                          out: [file, File::WRONLY], err: err_w)
+      err_w.close
+      st = wait_within(pid, 60)
+      err = err_r.read
+      err_r.close
+      expect(st.exitstatus).to eq(1), err
+      expect(err).to end_with("lvmsync: standard output: the output is the same file as " \
+                              "#{path("dev/mapper/#{node}")} (#{role}); refusing to write to it\n")
+      expect(sha(file)).to eq(before)
+    end
+  end
+
   it "snapback: saves what it overwrites; applying the snapbacks newest first restores each state" do
     set_up
     state0 = File.binread(path("dest.img"))

@@ -117,7 +117,7 @@ module LVMSync
                         "--capabilities can apply it; others refuse it before writing anything"
         end
         r = LVMSync.send_changes(plan.changes, plan.source, @out, name: "standard output", discards: plan.discards,
-                                                                  progress: @console.meter)
+                                                                  inputs: plan.devices.to_a, progress: @console.meter)
         @console.finish_meter
         @console.report_send(r, plan)
         0

@@ -144,6 +144,7 @@ fn ext_opts(max_record: u32) -> SendOptions {
         max_record,
         discards: true,
         digests: true,
+        ..Default::default()
     }
 }
 
@@ -445,7 +446,7 @@ fn long_records_are_cut_below_2_31_bytes() {
         &SendOptions {
             max_record: u32::MAX,
             discards: true,
-            digests: false,
+            ..Default::default()
         },
         &Progress::new(),
     )

@@ -8,7 +8,6 @@
 use crate::convert::{bytes, hash, kwargs, options};
 use crate::errors::{self, OrRaise};
 use crate::{gvl, lvm_change_set::RbChangeSet, progress::RbProgress};
-use ironshed_core::io::WaitingFile;
 use ironshed_core::wire::{
     self, digest, ApplyOptions, ApplyStats, Digest, DigestReport, Input, SendOptions,
 };
@@ -22,7 +21,8 @@ use std::path::{Path, PathBuf};
 kwargs!(SendOptions {
     max_record,
     discards,
-    digests
+    digests,
+    inputs
 });
 kwargs!(ApplyOptions {
     snapback => undo,
@@ -55,8 +55,7 @@ fn send(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
     let opts: SendOptions = options(ruby, a.keywords)?;
     let (set, file, prog) = ((*set.0).clone(), dup_fd(ruby, fd, &name)?, job.0.clone());
     let result = gvl::without_gvl(&job.0, || {
-        let mut out = WaitingFile::new(file).cancelled_by(&prog);
-        wire::send_changes(set, &source, &mut out, &name, &opts, &prog)
+        wire::send_changes_to_file(set, &source, file, &name, &opts, &prog)
     })
     .ok_or_else(|| errors::panic(ruby, "LVMSync.send"))?;
     let r = result.or_raise(ruby)?;

@@ -84,6 +84,8 @@ pub enum Written {
     Destination,
     /// The undo (snapback) file.
     UndoFile,
+    /// The output a stream is sent to (standard output, a pipe).
+    Output,
 }
 
 impl Written {
@@ -91,6 +93,7 @@ impl Written {
         match self {
             Written::Destination => "destination",
             Written::UndoFile => "undo file",
+            Written::Output => "output",
         }
     }
 }

@@ -22,7 +22,7 @@ pub use proto3::{
     Decoder, Record, RecordHeader, RecordKind, DISCARD_FLAG, HANDSHAKE, HANDSHAKE_DISCARDS,
     HANDSHAKE_DISCARDS_LINE, HANDSHAKE_LINE, MAX_EXTENDED_LEN, MAX_SEND_RECORD,
 };
-pub use send::{send, send_changes, SendOptions, SendReport, SendStats};
+pub use send::{send, send_changes, send_changes_to_file, SendOptions, SendReport, SendStats};
 pub use undo::{UndoLog, UndoStats};
 
 use crate::block;

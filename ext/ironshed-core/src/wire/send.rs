@@ -30,11 +30,12 @@ use super::proto3::{
 };
 use super::{Error, Result};
 use crate::error::{Cancelled, IoContext};
-use crate::io::{AlignedBuf, ReadMode, SourceDevice, DIRECT_ALIGN};
+use crate::io::{AlignedBuf, Inputs, ReadMode, SourceDevice, WaitingFile, Written, DIRECT_ALIGN};
 use crate::progress::Progress;
 use crate::snapshot::{ByteRange, ChangeSet, Changes};
+use std::fs::File;
 use std::io::{IoSlice, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Size of the data arena (one vectored write).
 pub const ARENA: usize = 256 << 10;
@@ -42,7 +43,7 @@ pub const ARENA: usize = 256 << 10;
 const MAX_RECORDS_PER_WRITE: usize = 500;
 
 /// How to send.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SendOptions {
     /// Largest data record (bytes, > 0; at most 2^31-1 with `discards`).
     pub max_record: u32,
@@ -52,6 +53,9 @@ pub struct SendOptions {
     pub discards: bool,
     /// Compute a [`Digest`] per record ([`SendStats::digests`]).
     pub digests: bool,
+    /// Other files the changes come from, as `(role, path)` ("the snapshot", "the exception
+    /// store"): [`send_changes_to_file`] refuses an output that is one of them, or the source.
+    pub inputs: Vec<(String, PathBuf)>,
 }
 
 impl Default for SendOptions {
@@ -60,6 +64,7 @@ impl Default for SendOptions {
             max_record: MAX_SEND_RECORD,
             discards: false,
             digests: false,
+            inputs: Vec::new(),
         }
     }
 }
@@ -150,6 +155,28 @@ pub fn send_changes<W: Write>(
         source_size: src.len(),
         read_mode: src.mode(),
     })
+}
+
+/// [`send_changes`] to an open file (standard output, a pipe to a receiver), refused before
+/// anything is read or written when the output is the source or one of
+/// [`SendOptions::inputs`] (`lvmsync --stdout SNAP > /dev/VG/ORIGIN` would write the stream
+/// over the origin it reads). Writes wait in `poll`, where `progress`'s cancel flag is seen.
+pub fn send_changes_to_file(
+    set: ChangeSet,
+    source: &Path,
+    out: File,
+    out_name: &str,
+    opts: &SendOptions,
+    progress: &Progress,
+) -> Result<SendReport> {
+    let mut inputs = Inputs::new();
+    inputs.add_path(source, "the data source")?;
+    for (role, path) in &opts.inputs {
+        inputs.add_path(path, role)?;
+    }
+    inputs.check(&out, Path::new(out_name), Written::Output)?;
+    let mut w = WaitingFile::new(out).cancelled_by(progress);
+    send_changes(set, source, &mut w, out_name, opts, progress)
 }
 
 /// Sends `set` (data ranges, and ranges that must read as zeros) read from `source` to `out`

@@ -49,6 +49,7 @@ const EXTENDED: SendOptions = SendOptions {
     max_record: MAX_SEND_RECORD,
     discards: true,
     digests: false,
+    inputs: Vec::new(),
 };
 
 #[test]
@@ -388,4 +389,56 @@ mod change_set {
             );
         }
     }
+}
+
+#[test]
+fn an_output_that_is_the_source_or_another_input_is_refused_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = dir.path().join("origin");
+    let store = dir.path().join("cow");
+    let before: Vec<u8> = (0..65536).map(|i| i as u8).collect();
+    std::fs::write(&origin, &before).unwrap();
+    std::fs::write(&store, b"exception store").unwrap();
+    std::fs::hard_link(&origin, dir.path().join("link")).unwrap();
+    let set = || ChangeSet {
+        data: ranges(&[(0, 8192)]),
+        discards: ranges(&[]),
+    };
+    let opts = SendOptions {
+        inputs: vec![("the exception store".into(), store.clone())],
+        ..Default::default()
+    };
+    for (out, other, role) in [
+        (dir.path().join("link"), &origin, "the data source"),
+        (store.clone(), &store, "the exception store"),
+    ] {
+        // Opened for writing without truncating, as a shell's `1<>` or a device would be.
+        let f = std::fs::OpenOptions::new().write(true).open(&out).unwrap();
+        let e = send_changes_to_file(
+            set(),
+            &origin,
+            f,
+            "standard output",
+            &opts,
+            &Progress::new(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            crate::error::Report::kind(&e),
+            crate::error::Kind::Destination
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "standard output: the output is the same file as {} ({role}); refusing to write to it",
+                other.display()
+            )
+        );
+    }
+    assert!(std::fs::read(&origin).unwrap() == before);
+    assert_eq!(std::fs::read(&store).unwrap(), b"exception store");
+    // Any other file takes the stream.
+    let f = std::fs::File::create(dir.path().join("changes")).unwrap();
+    let r = send_changes_to_file(set(), &origin, f, "changes", &opts, &Progress::new()).unwrap();
+    assert_eq!(r.stats.records, 1);
 }
