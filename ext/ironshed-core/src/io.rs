@@ -7,8 +7,8 @@
 mod files;
 
 pub use files::{
-    file_ids, open_path, path_ids, read_capped, read_file_capped, same_file, FileError, FileId,
-    FileKind, Inputs, OpenMode, Opened, Written,
+    file_ids, open_path, path_ids, read_capped, read_file_capped, same_file, type_name, FileError,
+    FileId, FileKind, Inputs, OpenMode, Opened, Written,
 };
 
 use std::fs::File;

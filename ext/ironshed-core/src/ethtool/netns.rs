@@ -7,11 +7,12 @@
 //! thread never changes namespace.
 
 use super::error::{Error, Result};
+use crate::io::type_name;
 use nix::sys::statfs::{FsType, NSFS_MAGIC};
 use std::fs::{File, FileType, OpenOptions};
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 /// Where named namespaces live (`ip netns add NAME` bind-mounts them here).
@@ -136,20 +137,7 @@ impl Netns {
 
 /// Why a file of this kind cannot be a namespace file, or None for a regular file.
 fn not_a_file(kind: FileType) -> Option<String> {
-    let what = if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_socket() {
-        "a socket"
-    } else if kind.is_char_device() {
-        "a character device"
-    } else if kind.is_block_device() {
-        "a block device"
-    } else if kind.is_dir() {
-        "a directory"
-    } else {
-        return None;
-    };
-    Some(format!("not a network namespace file: {what}"))
+    (!kind.is_file()).then(|| format!("not a network namespace file: {}", type_name(kind)))
 }
 
 /// Why a file opened as a namespace is not one, or None when it is a namespace file (a

@@ -15,7 +15,7 @@
 //!   a file to be written that is one of them ([`FileError::SameFile`]).
 
 use crate::error::{IoContext, Kind, Report};
-use std::fs::{File, Metadata, OpenOptions};
+use std::fs::{File, FileType, Metadata, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -151,17 +151,13 @@ impl Report for FileError {
     }
 }
 
-/// The kind of `meta`, or the refusal of `path` for `mode`.
-fn kind_of(path: &Path, meta: &Metadata, mode: OpenMode) -> Result<FileKind, FileError> {
-    let ft = meta.file_type();
-    let what = if ft.is_file() {
-        return Ok(FileKind::File);
+/// What a file of type `ft` is called in messages ("a FIFO", "a character device"...).
+pub fn type_name(ft: FileType) -> &'static str {
+    if ft.is_file() {
+        "a regular file"
     } else if ft.is_block_device() {
-        return Ok(FileKind::BlockDevice);
+        "a block device"
     } else if ft.is_fifo() {
-        if mode.pipes {
-            return Ok(FileKind::Pipe);
-        }
         "a FIFO"
     } else if ft.is_dir() {
         "a directory"
@@ -171,10 +167,22 @@ fn kind_of(path: &Path, meta: &Metadata, mode: OpenMode) -> Result<FileKind, Fil
         "a socket"
     } else {
         "an unknown file type"
-    };
+    }
+}
+
+/// The kind of `meta`, or the refusal of `path` for `mode`.
+fn kind_of(path: &Path, meta: &Metadata, mode: OpenMode) -> Result<FileKind, FileError> {
+    let ft = meta.file_type();
+    if ft.is_file() {
+        return Ok(FileKind::File);
+    } else if ft.is_block_device() {
+        return Ok(FileKind::BlockDevice);
+    } else if ft.is_fifo() && mode.pipes {
+        return Ok(FileKind::Pipe);
+    }
     Err(FileError::WrongType {
         path: path.to_path_buf(),
-        what,
+        what: type_name(ft),
         write: mode.write,
         pipes: mode.pipes,
     })
@@ -378,6 +386,12 @@ impl Inputs {
         let ids = file_ids(file).map_err(|e| IoContext::new(path, "stat", e))?;
         self.push(ids, path, role);
         Ok(())
+    }
+
+    /// Adds each `(role, path)` of `list` with [`Inputs::add_path`].
+    pub fn add_paths(&mut self, list: &[(String, PathBuf)]) -> Result<(), FileError> {
+        list.iter()
+            .try_for_each(|(role, path)| self.add_path(path, role))
     }
 
     /// Adds the file at `path` if there is one (a file that is read later, like an undo file

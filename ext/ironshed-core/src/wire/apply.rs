@@ -699,9 +699,7 @@ pub fn apply(
         }
         Input::Stream(r, name) => Source::Reader(r, name),
     };
-    for (role, path) in &opts.inputs {
-        inputs.add_path(path, role)?;
-    }
+    inputs.add_paths(&opts.inputs)?;
     let mut dest = Destination::open(dest_path)?;
     dest.check_not_input(&inputs)?;
     if let Some(sb) = &opts.undo {

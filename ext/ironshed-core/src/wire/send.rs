@@ -171,9 +171,7 @@ pub fn send_changes_to_file(
 ) -> Result<SendReport> {
     let mut inputs = Inputs::new();
     inputs.add_path(source, "the data source")?;
-    for (role, path) in &opts.inputs {
-        inputs.add_path(path, role)?;
-    }
+    inputs.add_paths(&opts.inputs)?;
     inputs.check(&out, Path::new(out_name), Written::Output)?;
     let mut w = WaitingFile::new(out).cancelled_by(progress);
     send_changes(set, source, &mut w, out_name, opts, progress)
