@@ -12,22 +12,23 @@ require_relative "ironshed/progress_meter"
 require_relative "ironshed/stop_line"
 
 module Ironshed
-  # Runs the block with a fresh Ironshed::Progress; while it runs (natively, without the
-  # GVL), +callback+ is called with (done, total) from a helper thread, and once more at the
-  # end. Without a callback the block just runs.
-  def self.with_progress(callback, interval: 0.2)
-    prog = Progress.new
-    return noting_writes(prog) { yield(prog) } unless callback
-
+  # Runs the block with +job+ (an Ironshed::Progress, or a fresh one), a native job that
+  # runs without the GVL. Meanwhile a helper thread calls +callback+ (if any) with (done,
+  # total) every +interval+ seconds, and once more at the end. The thread runs with or
+  # without a callback: a signal (Ctrl-C, SIGTERM) is noticed by a Ruby thread, which then
+  # stops the job; the thread running it cannot while it is in native code, and the other
+  # threads there were when it started may have ended since.
+  def self.with_progress(callback, job: nil, interval: 0.2)
+    prog = job || Progress.new
     poller = Thread.new do
       loop do
         sleep interval
-        callback.call(prog.done, prog.total)
+        callback&.call(prog.done, prog.total)
       end
     end
     result = noting_writes(prog) { yield(prog) }
     poller.kill.join
-    callback.call(prog.done, prog.total)
+    callback&.call(prog.done, prog.total)
     result
   ensure
     poller&.kill

@@ -159,18 +159,8 @@ module LVMSync
 
   def self.timed(klass, callback, job)
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
-    prog = job || Ironshed::Progress.new
-    poller = callback && Thread.new do
-      loop do
-        sleep 0.2
-        callback.call(prog.done, prog.total)
-      end
-    end
-    h = Ironshed.noting_writes(prog) { yield(prog) }
-    callback&.call(prog.done, prog.total)
+    h = Ironshed.with_progress(callback, job: job) { |prog| yield(prog) }
     klass.new(**h, seconds: Process.clock_gettime(Process::CLOCK_MONOTONIC) - started)
-  ensure
-    poller&.kill
   end
   private_class_method :timed, :describe_io
 end

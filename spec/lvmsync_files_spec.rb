@@ -119,6 +119,37 @@ RSpec.describe "lvmsync --apply and the files around the stream", :tmpdir do
       end
     end
 
+    it "LVMSync.apply waiting on a pipe stops on SIGINT, also once the threads there were at its start have ended" do
+      # A Ruby thread must notice the signal for the native wait to be cancelled; this one
+      # ends while the apply waits, leaving only the thread inside it.
+      script = <<~RUBY
+        require "lvmsync"
+        r, w = IO.pipe
+        w.write(#{stream([[0, 'first']]).dump})
+        Thread.new { sleep 0.3 }
+        job = Ironshed::Progress.new
+        begin
+          LVMSync.apply(r, ARGV[0], job: job)
+          puts "finished"
+        rescue Interrupt => e
+          puts "Interrupt, cancelled: \#{job.cancelled?}, partly written: \#{e.is_a?(Ironshed::PartlyWritten)}"
+        end
+      RUBY
+      dest = dest_of(8192)
+      out_r, out_w = IO.pipe
+      pid = Process.spawn(RbConfig.ruby, "-I", File.join(SpecHelpers::ROOT, "lib"), "-e", script, dest, out: out_w)
+      out_w.close
+      sleep 1.5
+      Process.kill("INT", pid)
+      st = wait_within(pid, 10)
+      expect(st.exitstatus).to eq(0)
+      # The record waits in the batch for more to come: nothing was written, and it says so.
+      expect(out_r.read).to eq("Interrupt, cancelled: true, partly written: false\n")
+      expect(File.binread(dest)).to eq("D" * 8192)
+    ensure
+      out_r&.close
+    end
+
     it "--apply - from a pipe still works" do
       dest = dest_of(8192)
       _o, err, st = run_exe("lvmsync", "--apply", "-", dest, stdin_data: stream([[100, "piped"]]), binmode: true)
