@@ -5,12 +5,14 @@
 //! files (a chain of deltas) and lvmsync's snapback files (a stream from a file and from a
 //! pipe).
 //!
-//! The kill points are made with `strace -e inject=...:signal=KILL:when=N`: the child (this
-//! binary with `--child`) is killed when it enters the Nth write, positioned write,
-//! fdatasync, ftruncate or rename, before the call runs, so every step of the journal's
-//! protocol (record appended, synced, commit appended, synced, destination overwritten,
-//! journal cut back at a resume, END written) is a kill point. A run is not a harness test
-//! (`harness = false`): the child is this same binary.
+//! The kill points are made with `strace -e inject=SYSCALL:signal=KILL:when=N`: the child
+//! (this binary with `--child`) is killed when it enters the Nth call of SYSCALL (write,
+//! pwrite64, fdatasync, fsync, rename, ftruncate), before the call runs; every fdatasync,
+//! rename and fsync of a run is one, and writes and positioned writes are spread over the run,
+//! so every step of the journal's protocol (created, record appended, synced, commit
+//! appended, synced, destination overwritten, cut back at a resume, END written) is a kill
+//! point. The child is this test binary, running the same test with the child's arguments in
+//! an environment variable.
 
 use ironshed_core::vmdk::{self, Delta, OpenOptions};
 use ironshed_core::wire::{self, ApplyOptions, Input};
@@ -23,8 +25,18 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const SYSCALLS: &str = "write,pwrite64,pwritev,pwritev2,fdatasync,fsync,ftruncate,rename";
+const SYSCALLS: [&str; 6] = [
+    "write",
+    "pwrite64",
+    "fdatasync",
+    "fsync",
+    "rename",
+    "ftruncate",
+];
 const MIB: u64 = 1 << 20;
+/// The test, and the variable that makes it the child (its arguments, one a line).
+const TEST: &str = "sigkill_at_dozens_of_points_then_rerun_restores_the_first_state";
+const CHILD: &str = "IRONSHED_UNDO_KILL_CHILD";
 
 /// What one child run does, and how it ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +83,7 @@ fn child(args: &[String]) -> i32 {
         }
         _ => return fail(&format!("bad child arguments {a:?}")),
     };
-    println!("{}", state.unwrap_or("none"));
+    println!("undo: {}", state.unwrap_or("none"));
     0
 }
 
@@ -93,22 +105,39 @@ struct Scenario {
 }
 
 impl Scenario {
-    /// Runs the child, killed at the `kill`th syscall of [`SYSCALLS`] if it gets that far.
-    fn run(&self, kill: Option<u64>) -> End {
+    /// Runs the child, killed at the `n`th call of `sys` if it gets that far; with `log`,
+    /// writes strace's trace of [`SYSCALLS`] there instead.
+    fn run(&self, kill: Option<(&str, u64)>, log: Option<&Path>) -> End {
         let me = std::env::current_exe().unwrap();
-        let mut cmd = match kill {
-            Some(n) => {
+        let mut cmd = match (kill, log) {
+            (Some((sys, n)), _) => {
                 let mut c = Command::new("strace");
                 c.args(["-f", "-qq", "-o", "/dev/null", "-e"])
-                    .arg(format!("trace={SYSCALLS}"))
+                    .arg(format!("trace={sys}"))
                     .arg("-e")
-                    .arg(format!("inject={SYSCALLS}:signal=KILL:when={n}"))
+                    .arg(format!("inject={sys}:signal=KILL:when={n}"))
                     .arg(&me);
                 c
             }
-            None => Command::new(&me),
+            (None, Some(log)) => {
+                let mut c = Command::new("strace");
+                c.args(["-f", "-qq", "-o"])
+                    .arg(log)
+                    .arg("-e")
+                    .arg(format!("trace={}", SYSCALLS.join(",")))
+                    .arg(&me);
+                c
+            }
+            (None, None) => Command::new(&me),
         };
-        cmd.arg("--child").args(&self.args);
+        cmd.args([
+            "--exact",
+            TEST,
+            "--nocapture",
+            "--quiet",
+            "--test-threads=1",
+        ])
+        .env(CHILD, self.args.join("\n"));
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd.stdin(if self.stdin.is_some() {
             Stdio::piped()
@@ -124,15 +153,15 @@ impl Scenario {
             });
         }
         let out = ch.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
         if out.status.success() {
             let state = ["created", "resumed", "complete"]
                 .into_iter()
-                .find(|s| *s == text)
+                .find(|s| text.lines().any(|l| l == format!("undo: {s}")))
                 .unwrap_or_else(|| panic!("{}: child said {text:?}", self.name));
             return End::Done(state);
         }
-        // strace reports the tracee's death by SIGKILL as its own (status 137).
+        // strace dies of the signal its tracee died of (or exits 128 + 9).
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             out.status.code() == Some(137)
@@ -161,40 +190,44 @@ impl Scenario {
         let _ = fs::remove_file(&self.undo);
     }
 
-    /// The syscalls of [`SYSCALLS`] a whole run makes (counted by killing ever later: the
-    /// first point it outlives is past its end).
-    fn calls(&self) -> u64 {
+    /// How many times a whole run calls each of [`SYSCALLS`].
+    fn calls(&self, dir: &Path) -> Vec<(&'static str, u64)> {
         self.reset();
-        let (mut lo, mut hi) = (1u64, 4096u64);
-        // Find an upper bound, then bisect for the first point the run completes before.
-        while self.run(Some(hi)) == End::Killed {
-            self.reset();
-            hi *= 4;
-        }
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            self.reset();
-            if self.run(Some(mid)) == End::Killed {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
+        let log = dir.join("trace");
+        assert_eq!(
+            self.run(None, Some(&log)),
+            End::Done("created"),
+            "{}",
+            self.name
+        );
+        let trace = fs::read_to_string(&log).unwrap();
         self.reset();
-        lo - 1
+        SYSCALLS
+            .iter()
+            .map(|&sys| {
+                let call = format!(" {sys}(");
+                let n = trace
+                    .lines()
+                    .filter(|l| l.contains(&call) && !l.contains("resumed>"))
+                    .count() as u64;
+                (sys, n)
+            })
+            .collect()
     }
 
     /// Kills the first run at `first`, reruns killed at each of `then` (counted from the
     /// rerun's own start), then runs to the end: checks the result, the no-op rerun, and the
     /// restore.
-    fn check(&self, first: u64, then: &[u64]) {
-        let what = format!("{}: killed at {first} then {then:?}", self.name);
+    /// Returns the runs killed (the first run outlives a point past its last call: the test
+    /// harness of the child writes a line or two of its own).
+    fn check(&self, first: (&str, u64), then: &[(&str, u64)]) -> usize {
+        let what = format!("{}: killed at {first:?} then {then:?}", self.name);
         self.reset();
-        let mut ends = vec![self.run(Some(first))];
+        let mut ends = vec![self.run(Some(first), None)];
         for &k in then {
-            ends.push(self.run(Some(k)));
+            ends.push(self.run(Some(k), None));
         }
-        let last = self.run(None);
+        let last = self.run(None, None);
         assert!(
             matches!(last, End::Done(_)),
             "{what}: the last run ended {last:?}"
@@ -203,7 +236,11 @@ impl Scenario {
             self.dest_bytes() == self.after,
             "{what}: the apply's result"
         );
-        assert_eq!(self.run(None), End::Done("complete"), "{what}: the rerun");
+        assert_eq!(
+            self.run(None, None),
+            End::Done("complete"),
+            "{what}: the rerun"
+        );
         assert!(
             self.dest_bytes() == self.after,
             "{what}: the no-op rerun wrote"
@@ -220,6 +257,7 @@ impl Scenario {
             self.dest_bytes() == self.before,
             "{what}: restored (runs ended {ends:?} then {last:?})"
         );
+        ends.iter().filter(|e| **e == End::Killed).count()
     }
 }
 
@@ -398,27 +436,30 @@ fn marked_stream(recs: &[(u64, Vec<u8>)]) -> Vec<u8> {
     s
 }
 
-/// Kill points spread over a run of `n` calls: the first few, then evenly, then the last.
-fn points(n: u64, count: u64) -> Vec<u64> {
-    let mut p: Vec<u64> = (1..=4).collect();
-    p.extend((1..count).map(|i| i * n / count));
-    p.extend([n - 1, n]);
-    p.retain(|&k| k >= 1 && k <= n);
-    p.sort_unstable();
-    p.dedup();
+/// Kill points of a run that makes `calls`: every call of the syscalls it makes few of (the
+/// syncs, the rename), and `spread` points over the writes and positioned writes.
+fn points(calls: &[(&'static str, u64)], spread: u64) -> Vec<(&'static str, u64)> {
+    let mut p = Vec::new();
+    for &(sys, n) in calls {
+        if n <= 8 {
+            p.extend((1..=n).map(|k| (sys, k)));
+        } else {
+            let mut ks: Vec<u64> = [1, 2, n - 1, n].into();
+            ks.extend((1..spread).map(|i| i * n / spread));
+            ks.retain(|&k| k >= 1 && k <= n);
+            ks.sort_unstable();
+            ks.dedup();
+            p.extend(ks.into_iter().map(|k| (sys, k)));
+        }
+    }
     p
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--child") {
-        std::process::exit(child(&args[2..]));
-    }
-    // `cargo test NAME` runs this binary with NAME: run only when selected (or unfiltered).
-    if let Some(filter) = args[1..].iter().find(|a| !a.starts_with('-')) {
-        if !"undo_kill".contains(filter.as_str()) {
-            return;
-        }
+#[test]
+fn sigkill_at_dozens_of_points_then_rerun_restores_the_first_state() {
+    if let Ok(args) = std::env::var(CHILD) {
+        let args: Vec<String> = args.split('\n').map(String::from).collect();
+        std::process::exit(child(&args));
     }
     let mut total = 0;
     for (kind, on_loop) in [
@@ -433,21 +474,29 @@ fn main() {
             "vmdk" => vmdk_scenario(dir.path(), on_loop),
             from => stream_scenario(dir.path(), from, on_loop),
         };
-        let n = sc.calls();
-        assert!(n > 20, "{}: only {n} kill points", sc.name);
-        let pts = points(n, if on_loop { 6 } else { 12 });
+        let calls = sc.calls(dir.path());
+        let pts = points(&calls, if on_loop { 4 } else { 8 });
+        assert!(
+            pts.len() > 12,
+            "{}: only {} kill points",
+            sc.name,
+            pts.len()
+        );
         for (i, &k) in pts.iter().enumerate() {
-            // Once alone; then followed by more interruptions of the reruns, at points that
-            // depend on the first (each rerun starts counting afresh).
-            let then: Vec<u64> = match i % 3 {
+            // Once alone; then followed by interruptions of the reruns too (each rerun counts
+            // its calls afresh, and may finish first: it has less to do).
+            let (s1, n1) = pts[(i * 7 + 3) % pts.len()];
+            let (s2, n2) = pts[(i * 5 + 1) % pts.len()];
+            let then: Vec<(&str, u64)> = match i % 3 {
                 0 => vec![],
-                1 => vec![k / 2 + 1],
-                _ => vec![(k * 7) % n + 1, 3, n / 2],
+                // Killed again while cutting the journal back to its last commit.
+                1 => vec![("ftruncate", 1), (s1, n1 / 2 + 1)],
+                _ => vec![(s1, n1), ("fdatasync", 2), (s2, n2 / 3 + 1)],
             };
-            sc.check(k, &then);
-            total += 1 + then.len();
+            total += sc.check(k, &then);
         }
-        println!("{}: {} syscalls, {} kill points", sc.name, n, pts.len());
+        println!("{}: calls {calls:?}, {} kill points", sc.name, pts.len());
     }
-    println!("undo_kill: {total} interruptions, every restore gave the state before the first run");
+    assert!(total > 150, "only {total} runs were killed");
+    println!("undo_kill: {total} runs killed, every restore gave the state before the first run");
 }

@@ -710,8 +710,21 @@ fn release(
     held: &mut Vec<Run>,
     rw: &mut RunWriter,
 ) -> Result<()> {
+    // Adjacent runs saved as one range: one journal record (of up to 1 MiB) per stretch.
+    let mut stretch: Option<(u64, u64)> = None;
     for r in held.iter() {
-        undo.save(d, r.virt, r.len)?;
+        match stretch {
+            Some((s, l)) if s + l == r.virt => stretch = Some((s, l + r.len)),
+            _ => {
+                if let Some((s, l)) = stretch {
+                    undo.save(d, s, l)?;
+                }
+                stretch = Some((r.virt, r.len));
+            }
+        }
+    }
+    if let Some((s, l)) = stretch {
+        undo.save(d, s, l)?;
     }
     undo.commit()?;
     for r in held.drain(..) {

@@ -320,7 +320,6 @@ fn send_inner<W: Write>(
     } else {
         HANDSHAKE
     };
-    out.write_all_vectored(&mut [IoSlice::new(handshake)])?;
 
     // The furthest-reaching piece first (the last of either list), then all others in order.
     let count = changes.piece_count(max) + discards.piece_count(dmax);
@@ -336,15 +335,19 @@ fn send_inner<W: Write>(
             h.encode()
         }
     };
+    // The handshake and BEGIN in one write (one piece on a pipe): a stream cut right after
+    // its handshake would read as an empty plain stream.
+    let mut head = handshake.to_vec();
     if !opts.plain {
         let begin = Control::Begin(Summary {
             items: count,
             data_bytes: changes.total_bytes(),
             digest: layout_digest(handshake, order().map(|p| header_of(&p))),
         });
-        out.write_all_vectored(&mut [IoSlice::new(&begin.encode())])?;
+        head.extend_from_slice(&begin.encode());
         out.stats.end_mark = true;
     }
+    out.write_all_vectored(&mut [IoSlice::new(&head)])?;
     let order = order();
     let mut digests = opts.digests.then(Digester::default);
 
