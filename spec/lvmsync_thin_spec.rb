@@ -3,6 +3,7 @@
 require "digest"
 require "lvmsync"
 require_relative "support/thin_env"
+require_relative "support/proto3"
 
 # lvmsync on thin snapshots, on a stand-in pool (spec/support/thin_env.rb): real LVM metadata,
 # real thin metadata made by thin_restore and read by the real thin_delta, a dmsetup that
@@ -69,7 +70,9 @@ RSpec.describe "lvmsync on thin snapshots", :tmpdir do
     while pos < rest.bytesize
       off, len = rest.byteslice(pos, 12).unpack("Q>N")
       pos += 12
-      if line == "lvmsync PROTO[3] discards" && len >= 0x8000_0000
+      if off >= 1 << 63 # a control item (BEGIN, END): not a record
+        pos += len
+      elsif line == "lvmsync PROTO[3] discards" && len >= 0x8000_0000
         out << [off, len & 0x7fff_ffff, :discard, nil]
       else
         out << [off, len, :data, rest.byteslice(pos, len)]
@@ -355,12 +358,12 @@ RSpec.describe "lvmsync on thin snapshots", :tmpdir do
 
     it "asks the receiver's capabilities, and sends discard records to ours" do
       out, _e, st = lvmsync("--capabilities")
-      expect([st.exitstatus, out]).to eq([0, "lvmsync capabilities: discards verify\n"])
+      expect([st.exitstatus, out]).to eq([0, "lvmsync capabilities: discards verify endmark\n"])
       _o, err, st = lvmsync("-v", "--rsh", fake_rsh, "--remote-lvmsync", ours, "--discards", "--verify",
                             "vgfix/thin-snap", "otherhost:#{path('dest.img')}")
       expect(st.exitstatus).to eq(0), err
       expect(sha_of("dest.img")).to eq(sha_of("thin1.img"))
-      expect(err).to include("the receiver on otherhost supports: discards verify", "remote: lvmsync: discarded")
+      expect(err).to include("the receiver on otherhost supports: discards verify endmark", "remote: lvmsync: discarded")
       expect(err).to match(/verify: all \d+ ranges read back from otherhost:\S+ match the source/)
       expect(File.read(path("rsh.log"))).to include("--capabilities")
     end
@@ -369,8 +372,10 @@ RSpec.describe "lvmsync on thin snapshots", :tmpdir do
       _o, err, st = lvmsync("--rsh", fake_rsh, "--remote-lvmsync", old_receiver, "--discards",
                             "vgfix/thin-snap", "otherhost:#{path('dest.img')}")
       expect(st.exitstatus).to eq(0), err
-      expect(err).to include("cannot apply discard records; sending the unmapped ranges as zeros instead")
+      expect(err).to include("cannot apply discard records; sending the unmapped ranges as zeros instead",
+                             "does not take an end-of-stream mark")
       expect(File.binread(path("received"))).to start_with("lvmsync PROTO[3]\n")
+      expect(Proto3.marked?(File.binread(path("received")))).to be(false)
       expect(sha_of("dest.img")).to eq(sha_of("thin1.img"))
     end
 

@@ -11,13 +11,14 @@ require "lvmsync/transport"
 
 module LVMSync
   # The command line's settings, one field per option (and the helper programs' names).
-  Options = Struct.new(:stdout, :apply, :snapback, :from, :discards, :verify, :data_source, :rsh,
+  Options = Struct.new(:stdout, :apply, :snapback, :from, :discards, :verify, :plain, :data_source, :rsh,
                        :remote_lvmsync, :allow_short, :server, :capabilities, :verbose, :debug, :quiet,
                        :thin_delta, :dmsetup, keyword_init: true)
 
   # The lvmsync command line. Exit status: 0 done; 1 refused or failed (a one-line reason on
   # stderr; for a failed remote apply, the receiver's own reason); 2 usage error (nothing was
-  # done); 130 interrupted; killed by any other signal it was stopped by (SIGTERM: 143).
+  # done); 3 --apply failed after the first write; 130 interrupted; killed by any other signal
+  # it was stopped by (SIGTERM: 143).
   class CLI
     # Exit status of a bad or missing option or argument.
     USAGE = 2
@@ -46,8 +47,10 @@ module LVMSync
                      `RSH HOST lvmsync --apply - ... DESTINATION` (a colon after
                      a slash belongs to the path: no host)
 
-      The stream is lvmsync's "PROTO[3]", byte-compatible with the original lvmsync
-      on either end. Block devices are read with O_DIRECT (no drop_caches). Thin
+      The stream is lvmsync's "PROTO[3]": the original lvmsync's streams are applied
+      as they are; sent, it ends with an end-of-stream mark that makes a cut stream
+      detectable, except to a receiver that does not take one (the original: asked
+      over SSH, or --plain). Block devices are read with O_DIRECT. Thin
       snapshots' changes come from thin_delta on a reserved metadata snapshot of
       the pool, always released (also on errors, Ctrl-C and SIGTERM).
 
@@ -75,15 +78,18 @@ module LVMSync
       activation by default: lvchange -ay -K vg0/web01-s2 before its round)
 
       A snapback file undoes the sync it was made by: lvmsync --apply FILE DEST.
-      Undo several syncs newest first. Snapback files are never overwritten, and
-      stay restorable whenever the sync that writes them is interrupted (even by a
-      crash).
+      Undo several syncs newest first. A snapback file stays restorable whenever
+      the sync that writes it is interrupted (even by a crash); running the same
+      command again with it resumes it, and once the sync finished, a rerun with it
+      writes nothing. Any other existing file is never overwritten.
 
       Exit status: 0 done; 1 refused or failed, or --verify found a difference
       (reason on stderr; nothing written when the problem could be seen before the
       first write); 2 usage error: a bad or missing option or argument (nothing
-      done); 130 interrupted, 143 stopped by SIGTERM (run the same command again:
-      applying the same changes twice gives the same result).
+      done); 3 --apply failed after the first write (a cut stream from a pipe, an
+      I/O error): the message says how to finish or undo; 130 interrupted, 143
+      stopped by SIGTERM (run the same command again: applying the same changes
+      twice gives the same result).
     TEXT
 
     def initialize(argv, out: $stdout, err: $stderr)
@@ -105,7 +111,9 @@ module LVMSync
       end
       if @opts.apply
         return usage_error("--apply needs exactly one DESTINATION (see --help)") unless args.size == 1
-        return usage_error("--from and --discards are for the sending side") if @opts.from || @opts.discards
+        if @opts.from || @opts.discards || @opts.plain
+          return usage_error("--from, --discards and --plain are for the sending side")
+        end
 
         Transport::Receiver.new(@opts, @console, @out).run(@opts.apply, args[0])
       elsif @opts.server
@@ -160,6 +168,9 @@ module LVMSync
              "records (the destination unmaps or zeroes them)",
              "instead of zeros, when the receiver supports it",
              "(asked first; else zeros are sent)") { @opts.discards = true }
+        o.on("--plain", "send a plain PROTO[3] stream, without the end-of-",
+             "stream mark, for the original lvmsync's receiver",
+             "(a cut between two records then goes unnoticed)") { @opts.plain = true }
         o.on("--verify", "after the sync, the receiver re-reads every range it",
              "wrote and the sender compares hashes (XXH3) with",
              "the source's; exit 1 on a mismatch (live syncs",
@@ -204,6 +215,10 @@ module LVMSync
     # terminal does), plans the round and sends it.
     def run_send(args)
       return usage_error("no SNAPSHOT given (see --help)") if args.empty?
+      if @opts.plain && @opts.discards
+        return usage_error("--plain sends the original format, which has no discard records: it cannot be " \
+                           "used with --discards")
+      end
       if @opts.verify && @opts.allow_short
         return usage_error("--verify compares every byte sent with the destination: it cannot be used with " \
                            "--allow-short-destination, which leaves some out")

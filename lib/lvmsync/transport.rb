@@ -4,8 +4,9 @@
 # to a receiver thread in this process (a local DESTINATION), or through the remote shell to
 # `lvmsync --apply -` on HOST (HOST:DESTINATION), whose protocol extensions are asked first
 # (--capabilities) and whose output is relayed line by line; and the receiving end itself
-# (--apply). With --verify the receiver's digests of what it read back (from the thread, or
-# as lines on the remote's standard output) are compared with the sender's.
+# (--apply). What to send to each (end-of-stream mark, discard records) is decided by
+# LVMSync.negotiate. With --verify the receiver's digests of what it read back (from the
+# thread, or as lines on the remote's standard output) are compared with the sender's.
 require "open3"
 require "shellwords"
 require "lvmsync"
@@ -59,6 +60,18 @@ module LVMSync
 
       def verify? = @options.verify ? true : false
 
+      # What to send to +peer+ (see LVMSync.negotiate) for +plan+: prints the notes, raises
+      # +refusal+ (an exception class) when nothing may be sent.
+      def decide(plan, peer, refusal, host = "", capabilities = [])
+        d = LVMSync.negotiate(peer, host, capabilities, **wanted(plan))
+        d[:notes].each { |level, text| level == :info ? @console.info(text) : @console.verbose(text) }
+        raise refusal, d[:refusal] if d[:refusal]
+
+        d
+      end
+
+      def wanted(plan) = { discards: plan.discards, verify: verify?, plain: @options.plain ? true : false }
+
       # Compares the sender's digests with the receiver's; raises VerifyError on a mismatch.
       def check_digests(sent, received, dest)
         rep = LVMSync.compare_digests(sent, received)
@@ -77,8 +90,12 @@ module LVMSync
 
     # The receiving end (--apply): applies a stream or snapback file (+input+, "-" for
     # standard input) to +dest+; with --verify, writes the digests of what it read back to
-    # +out+ for the sender, one line per record.
+    # +out+ for the sender, one line per record. Returns 0, or PARTLY when it failed after the
+    # first write (said on stderr, with how to finish or undo).
     class Receiver < Base
+      # Exit status of an apply that failed after the first write.
+      PARTLY = 3
+
       def initialize(options, console, out)
         super(options, console)
         @out = out
@@ -86,15 +103,33 @@ module LVMSync
 
       def run(input, dest)
         @console.verbose "lvmsync: applying #{input == '-' ? 'standard input' : input} to #{dest}"
+        job = Ironshed::Progress.new
         r = LVMSync.apply(input, dest, snapback: @options.snapback, allow_short_destination: @options.allow_short,
-                                       verify: verify?, progress: @console.meter)
+                                       verify: verify?, progress: @console.meter, job: job)
         @console.finish_meter
-        @console.report_apply(r, dest, @options.snapback)
+        @console.report_apply(r, dest, @options.snapback, input)
         if verify?
           LVMSync.digest_lines(r.digests).each { |l| @out.puts l }
           @out.flush
         end
         0
+      rescue Ironshed::Error, SystemCallError => e
+        raise unless job&.done&.positive?
+
+        @console.finish_meter
+        @console.say "lvmsync: #{Ironshed.describe_error(e)}; #{partly(input, dest)}"
+        PARTLY
+      end
+
+      private
+
+      # What to do about a destination the apply left partly updated.
+      def partly(input, dest)
+        sb = @options.snapback
+        again = input == "-" ? "send the whole stream again" : "run the same command again"
+        again += " with the same --snapback, which resumes it" if sb
+        undo = sb ? ", or undo with: lvmsync --apply #{Shellwords.escape(sb)} #{Shellwords.escape(dest)}" : ""
+        "#{dest} is partly updated: to finish, #{again}#{undo}"
       end
     end
 
@@ -111,13 +146,9 @@ module LVMSync
       end
 
       def run(plan)
-        if plan.discards
-          @console.info "lvmsync: note: --discards: the stream carries discard records (handshake " \
-                        "'#{LVMSync::PROTOCOL_DISCARDS}'): only an lvmsync that lists 'discards' in " \
-                        "--capabilities can apply it; others refuse it before writing anything"
-        end
-        r = LVMSync.send_changes(plan.changes, plan.source, @out, name: "standard output", discards: plan.discards,
-                                                                  progress: @console.meter)
+        d = decide(plan, :stdout, LVMSync::Error)
+        r = LVMSync.send_changes(plan.changes, plan.source, @out, name: "standard output", discards: d[:discards],
+                                                                  plain: !d[:end_mark], progress: @console.meter)
         @console.finish_meter
         @console.report_send(r, plan)
         0
@@ -137,6 +168,7 @@ module LVMSync
             raise Ironshed::DestinationError, "#{@dest}: is #{what} (#{path}); refusing to write to it"
           end
         end
+        d = decide(plan, :local, LVMSync::Error)
         progress = @console.meter
         reader, writer = IO.pipe
         job = Ironshed::Progress.new
@@ -151,8 +183,8 @@ module LVMSync
         send_error = nil
         begin
           sent = LVMSync.send_changes(plan.changes, plan.source, writer, name: "the local receiver",
-                                                                         discards: plan.discards, digests: verify?,
-                                                                         progress: progress)
+                                                                         discards: d[:discards], plain: !d[:end_mark],
+                                                                         digests: verify?, progress: progress)
         rescue Errno::EPIPE, Ironshed::Error, SystemCallError, Interrupt => e
           send_error = e
         ensure
@@ -173,7 +205,7 @@ module LVMSync
         raise send_error if send_error
 
         @console.report_send(sent, plan)
-        @console.report_apply(applied, @dest, @options.snapback)
+        @console.report_apply(applied, @dest, @options.snapback, nil)
         check_digests(sent.digests, applied.digests, @dest) if verify?
         0
       end
@@ -201,7 +233,7 @@ module LVMSync
       end
 
       def run(plan)
-        discards = negotiate(plan.discards)
+        d = negotiate(plan)
         argv = rsh + [@host] + command
         @console.verbose "lvmsync: running #{argv.map { |w| Shellwords.escape(w) }.join(' ')}"
         progress = @console.meter
@@ -213,8 +245,8 @@ module LVMSync
         send_error = nil
         begin
           sent = LVMSync.send_changes(plan.changes, plan.source, stdin, name: "the receiver on #{@host}",
-                                                                        discards: discards, digests: verify?,
-                                                                        progress: progress)
+                                                                        discards: d[:discards], plain: !d[:end_mark],
+                                                                        digests: verify?, progress: progress)
         rescue Errno::EPIPE, Interrupt, Ironshed::Error, SystemCallError => e
           send_error = e
         ensure
@@ -247,23 +279,12 @@ module LVMSync
       def rsh = Shellwords.split(@options.rsh)
       def remote_words = Shellwords.split(@options.remote_lvmsync)
 
-      # Whether to send discard records (+discards+: the plan would), after asking the
-      # receiver what it supports when an extension is wanted. Raises RemoteError for
-      # --verify with a receiver that cannot report what it wrote.
-      def negotiate(discards)
-        return discards unless discards || verify?
-
-        caps = capabilities
-        if verify? && !caps.include?("verify")
-          raise RemoteError, "--verify: the lvmsync on #{@host} cannot report what it wrote (it does not list " \
-                             "'verify' in --capabilities: not ironshed's lvmsync, or an older one); nothing was sent"
-        end
-        if discards && !caps.include?("discards")
-          @console.info "lvmsync: note: the lvmsync on #{@host} cannot apply discard records; sending the " \
-                        "unmapped ranges as zeros instead"
-          return false
-        end
-        discards
+      # What to send (LVMSync.negotiate), after asking the receiver what it supports when
+      # that matters. Raises RemoteError when nothing may be sent (--verify with a receiver
+      # that cannot report what it wrote).
+      def negotiate(plan)
+        caps = LVMSync.must_ask?(**wanted(plan)) ? capabilities : []
+        decide(plan, :remote, RemoteError, @host, caps)
       end
 
       # The receiver's protocol extensions, asked with `lvmsync --capabilities` over the same

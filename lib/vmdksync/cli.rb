@@ -32,7 +32,7 @@ module VMDKSync
 
       Exit status: 0 applied (with --dry-run: every check passed); 1 refused or
       failed, reason on stderr; 2 usage error, nothing done; 130 interrupted
-      (run the same command again).
+      (run the same command again; with --undo FILE, the same FILE).
 
       Options:
     TEXT
@@ -111,9 +111,11 @@ module VMDKSync
           @opts[:verify] = true
         end
         o.on("-u", "--undo FILE", "before overwriting anything, save the old",
-             "bytes to FILE (a new file, lvmsync PROTO[3]):",
-             "`lvmsync --apply FILE DESTINATION` restores",
-             "them, even after a crash in mid-apply") do |v|
+             "bytes to FILE (lvmsync PROTO[3]): `lvmsync",
+             "--apply FILE DESTINATION` restores them, even",
+             "after a crash in mid-apply. After an interrup-",
+             "tion, the same command resumes FILE; once the",
+             "apply finished, it does nothing") do |v|
           @opts[:undo] = v
         end
         o.on("--verify-only", "write nothing: only compare DESTINATION with",
@@ -221,6 +223,16 @@ module VMDKSync
                                discard_zeros: @opts[:discard_zeros], undo: @opts[:undo], progress: @meter)
       @meter.finish
       u = Ironshed::Units
+      if r.undo_state == "complete"
+        info "vmdksync: #{@opts[:undo]} is the undo file of a finished apply of this chain to #{dest}: nothing " \
+             "to do, nothing was written (undo with: lvmsync --apply #{@opts[:undo]} #{dest}; to apply again " \
+             "after undoing, give a new undo file name)"
+        return 0
+      end
+      if r.undo_state == "resumed"
+        info "vmdksync: resumed #{@opts[:undo]}, which an interrupted run had left with " \
+             "#{u.bytes(r.undo_earlier_bytes)} of old data"
+      end
       rate = r.seconds.positive? ? u.rate(r.bytes / r.seconds) : "-"
       discarded = r.discarded.positive? ? ", #{u.bytes(r.discarded)} of it discarded" : ""
       info "vmdksync: applied #{r.grains} grains, #{u.bytes(r.bytes)} in #{r.extents} ranges " \
