@@ -6,9 +6,9 @@
 //! pipe).
 //!
 //! The kill points are made with `strace -e inject=SYSCALL:signal=KILL:when=N`: the child
-//! (this binary with `--child`) is killed when it enters the Nth call of SYSCALL (write,
-//! pwrite64, fdatasync, fsync, rename, ftruncate), before the call runs; every fdatasync,
-//! rename and fsync of a run is one, and writes and positioned writes are spread over the run,
+//! (this test binary) is killed when it enters the Nth call of SYSCALL (write, pwrite64,
+//! pwritev, copy_file_range, fdatasync, fsync, rename, ftruncate), before the call runs; every
+//! fdatasync, rename and fsync of a run is one, and the writes are spread over the run,
 //! so every step of the journal's protocol (created, record appended, synced, commit
 //! appended, synced, destination overwritten, cut back at a resume, END written) is a kill
 //! point. The child is this test binary, running the same test with the child's arguments in
@@ -25,9 +25,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const SYSCALLS: [&str; 6] = [
+const SYSCALLS: [&str; 8] = [
     "write",
     "pwrite64",
+    "pwritev",
+    "copy_file_range",
     "fdatasync",
     "fsync",
     "rename",
