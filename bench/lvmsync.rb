@@ -29,10 +29,15 @@ def snapshot(dir, origin, *pattern)
   [env, layout]
 end
 
-def pipeline(env, dest)
-  cmd = "#{sh(*LVMSYNC, '-q', '--stdout', '/dev/vg-sync/src-snap')} | #{sh(*LVMSYNC, '-q', '--apply', '-', dest)}"
-  # Without bundler's RUBYOPT (bin/bench runs under `bundle exec`): lvmsync starts as an
-  # installed gem's executable does.
+def pipeline(env, dest, *send_opts)
+  cmd = "#{sh(*LVMSYNC, '-q', *send_opts, '--stdout', '/dev/vg-sync/src-snap')} | " \
+        "#{sh(*LVMSYNC, '-q', '--apply', '-', dest)}"
+  shell(env, cmd)
+end
+
+# +cmd+ through sh, without bundler's RUBYOPT (bin/bench runs under `bundle exec`): lvmsync
+# starts as an installed gem's executable does.
+def shell(env, cmd)
   ["env", "-u", "RUBYOPT", "-u", "BUNDLE_GEMFILE", "-u", "BUNDLE_BIN_PATH", "-u", "RUBYLIB",
    "PATH=#{env['PATH']}", "DM_DEV_DIR=#{env['DM_DEV_DIR']}", "sh", "-c", cmd]
 end
@@ -55,10 +60,11 @@ def check(origin, dest, layout)
   end
 end
 
-def transfer(work, label)
+def transfer(work, label, marks)
   FileUtils.mkdir_p(work)
   origin = File.join(work, "origin.img")
   dest = File.join(work, "dest.img")
+  stream = File.join(work, "changes")
   # Random data (the origin), a 2 GiB destination with its blocks allocated.
   Bench.run!("dd", "if=/dev/urandom", "of=#{origin}", "bs=1M", "count=2048", "status=none")
   Bench.run!("fallocate", "-l", "2G", dest)
@@ -73,8 +79,21 @@ def transfer(work, label)
     ratio = dd / ours
     rows << [name, format("%.2f s", ours), format("%.0f MiB/s", 1024 / ours), format("%.2f s", dd),
              format("%.2f×%s", ratio, ratio >= 0.8 ? " (meets ≥ 0.8×)" : " (below 0.8×)"), "#{rss / 1024} MiB"]
+    next unless marks
+
+    # The end-of-stream mark: the same pipeline with --plain (no BEGIN/END, the sender hashes
+    # nothing); and a stream file applied from its path (read twice: checked whole, then
+    # applied) against the same file on standard input (applied as it arrives).
+    plain, = Bench.median_of(RUNS, *pipeline(env, dest, "--plain"))
+    check(origin, dest, layout)
+    Bench.run!(*shell(env, "#{sh(*LVMSYNC, '-q', '--stdout', '/dev/vg-sync/src-snap')} > #{sh(stream)}"))
+    file, = Bench.median_of(RUNS, *shell(env, sh(*LVMSYNC, "-q", "--apply", stream, dest)))
+    stdin, = Bench.median_of(RUNS, *shell(env, "#{sh(*LVMSYNC, '-q', '--apply', '-', dest)} < #{sh(stream)}"))
+    check(origin, dest, layout)
+    marks << [name, format("%.2f s", ours), format("%.2f s", plain), format("%+.0f %%", (ours / plain - 1) * 100),
+              format("%.2f s", file), format("%.2f s", stdin), format("%+.0f %%", (file / stdin - 1) * 100)]
   end
-  FileUtils.rm_f([origin, dest])
+  FileUtils.rm_f([origin, dest, stream])
   [label, rows]
 end
 
@@ -108,14 +127,15 @@ end
 
 work = Bench.workdir("lvmsync")
 sections = []
+marks = []
 disk = transfer(File.join(work, "disk"), "scratch filesystem (#{Bench.run!('df', '-T', work).lines.last.split[1]}, " \
-                                         "destination flushed with fdatasync by both)")
+                                         "destination flushed with fdatasync by both)", nil)
 sections << disk
 shm = Dir.exist?("/dev/shm") ? File.join("/dev/shm", "ironshed-bench-lvmsync") : nil
 if shm
   FileUtils.rm_rf(shm)
   FileUtils.mkdir_p(shm)
-  sections << transfer(shm, "tmpfs (/dev/shm: no disk, so the tools' own cost)")
+  sections << transfer(shm, "tmpfs (/dev/shm: no disk, so the tools' own cost)", marks)
   FileUtils.rm_rf(shm)
 end
 
@@ -170,11 +190,27 @@ puts <<~MD
     end.join("\n")}
   In the contiguous case most of the difference is the fixed start-up of the two commands (Ruby
   and RubyGems, the snapshot lookup before the first byte is sent), about 0.2 s, which weighs
-  less as the amount of changed data grows; the receiver splices large records from the pipe
-  to the destination, one copy fewer than dd makes.
+  less as the amount of changed data grows.
   The scattered case cannot coalesce anything: 262144 records mean 262144 reads and 262144
   positioned writes of 4 KiB, against dd's 1024 sequential writes of 1 MiB, and on a disk the final
   flush writes 262144 separate blocks instead of one sequential run.
+
+  ### The end-of-stream mark
+
+  What the mark costs, on tmpfs (where nothing hides the tools' own work): the pipeline above
+  as it runs by default (a marked stream: BEGIN, the records, END with the XXH3-64 of every
+  byte, hashed by the sender as it writes and by the receiver as it reads) against the same
+  with `--plain` (the original format: the sender hashes nothing; the receiver still hashes,
+  as it cannot know before the end that no mark comes); and the stream saved to a file, applied
+  from its path (checked whole before the first write: the file is read and hashed twice)
+  against the same file on standard input (read once, applied as it arrives).
+
+  #{Bench.table(["changed chunks", "marked", "--plain", "mark's cost", "--apply FILE", "--apply - < FILE",
+                 "checking first"], marks)}
+  The mark itself is two headers and 48 bytes; its cost is hashing (XXH3-64 runs at about
+  12 GB/s on one core here). The receiver reads every byte through memory for the digest, so it
+  no longer splices large records from a pipe to the destination; in the pipeline the sender
+  is the slower side, so that does not show in the totals.
 
   ### Exception store → coalesced ranges
 
