@@ -9,11 +9,12 @@ repository = nil
 Gem::Specification.new do |s|
   s.name = "ironshed"
   s.version = Ironshed::VERSION
-  s.summary = "vmdksync, lvmsync, rethtool and check_interface with a native Rust core"
+  s.summary = "vmdksync, lvmsync, rethtool, check_interface and rootzone with a native Rust core"
   s.description = <<~TEXT
     Apply VMware snapshot deltas onto raw disks (vmdksync), move changed LVM snapshot chunks
-    between machines (lvmsync), and query NICs through SIOCETHTOOL (rethtool, and the
-    check_interface monitoring plugin), with the hot loops in Rust.
+    between machines (lvmsync), query NICs through SIOCETHTOOL (rethtool, and the
+    check_interface monitoring plugin), and keep a verified local copy of the DNS root zone
+    for djbdns (rootzone, and the check_rootzone plugin), with the hot loops in Rust.
   TEXT
   s.authors = ["ironshed developers"]
   s.license = "MIT"
@@ -33,7 +34,7 @@ Gem::Specification.new do |s|
     "ext/ironshed/extconf.rb", "ext/*/Cargo.toml", "ext/*/src/**/*.rs"
   ]
   s.bindir = "exe"
-  s.executables = %w[vmdksync lvmsync check_interface]
+  s.executables = %w[vmdksync lvmsync check_interface rootzone check_rootzone]
   s.require_paths = ["lib"]
   s.extensions = ["ext/ironshed/extconf.rb"]
 end

@@ -10,6 +10,8 @@ require "rbconfig"
 module Bench
   ROOT = File.expand_path("..", __dir__)
   TESTKIT = File.join(ROOT, "target", "release", "ironshed-testkit")
+  PATTERN_LIMIT = File.join(ROOT, "target", "bench", "pattern-limit")
+  INFLATE_LIMIT = File.join(ROOT, "target", "bench", "inflate-limit")
 
   module_function
 
@@ -26,6 +28,46 @@ module Bench
   def fresh_copy(src, dest)
     FileUtils.cp(src, dest)
     File.open(dest, "r+", &:fsync)
+  end
+
+  # Builds bench/peers/pattern_limit.c (the write-pattern reference) when it is missing or older
+  # than its source; returns its path.
+  def pattern_limit
+    build_peer(PATTERN_LIMIT, "pattern_limit.c")
+  end
+
+  # Builds bench/peers/inflate_limit.c (the single-pass streamOptimized reference, linked
+  # with libdeflate); returns its path.
+  def inflate_limit
+    build_peer(INFLATE_LIMIT, "inflate_limit.c", "-ldeflate", "-lpthread")
+  end
+
+  def build_peer(out, name, *libs)
+    src = File.join(ROOT, "bench", "peers", name)
+    unless File.exist?(out) && File.mtime(out) >= File.mtime(src)
+      FileUtils.mkdir_p(File.dirname(out))
+      run!("cc", "-O2", "-Wall", "-o", out, src, *libs)
+    end
+    out
+  end
+
+  # The load average now, for the record of a run on a shared machine.
+  def load
+    File.read("/proc/loadavg").split.first(3).join(" ")
+  end
+
+  # Runs each command of +cmds+ (name => argv) +runs+ times, interleaved (a, b, c, a, b, c, ...)
+  # so that a change in the machine's load affects all alike; returns name => [median wall,
+  # max peak RSS in KiB]. +setup+ (optional, name => callable) runs before each measurement.
+  def interleaved(runs, cmds, setup: {})
+    got = Hash.new { |h, k| h[k] = [] }
+    runs.times do
+      cmds.each { |name, cmd| got[name] << measure(*cmd, setup: setup[name]) }
+    end
+    got.transform_values do |r|
+      walls = r.map(&:first).sort
+      [walls[walls.size / 2], r.map(&:last).max]
+    end
   end
 
   def run!(*cmd, **opts)

@@ -156,7 +156,15 @@ module LVMSync
   # "differs" when the hash, offset or length disagree, "missing" for a record only the sender
   # has, "unexpected" for one only the receiver has.
   def self.compare_digests(sent, received)
-    Native.compare_digests(sent.to_s.b, received.to_s.b)
+    verify_digests(sent, received, "the destination").slice(:matched, :mismatches, :examples)
+  end
+
+  # compare_digests, plus +ok+ (true when every record matched) and +message+: the one line
+  # `lvmsync --verify` prints about +destination+ ("verify: all 1200 ranges read back from
+  # DEST match the source (XXH3)", or "verify FAILED: 3 of 1200 ranges of DEST do not match
+  # the source: bytes 0..4095 (differs), ..." naming the first five).
+  def self.verify_digests(sent, received, destination)
+    Native.compare_digests(sent.to_s.b, received.to_s.b, destination.to_s)
   end
 
   def self.describe_io(io)

@@ -13,7 +13,9 @@ module ManPage
   PAGES = {
     "man/vmdksync.1" => "docs/vmdksync.md",
     "man/lvmsync.1" => "docs/lvmsync.md",
-    "man/check_interface.1" => "docs/check_interface.md"
+    "man/check_interface.1" => "docs/check_interface.md",
+    "man/rootzone.1" => "docs/rootzone.md",
+    "man/check_rootzone.1" => "docs/check_rootzone.md"
   }.freeze
   SKIP = "<!-- not in the man page -->"
 

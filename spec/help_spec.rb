@@ -3,7 +3,7 @@
 # Every executable's --help, as a terminal shows it: 80 columns at most.
 RSpec.describe "--help of the executables" do
   # Exit status of --help: 0, or 3 for the monitoring plugins (as their guidelines ask).
-  statuses = { "vmdksync" => 0, "lvmsync" => 0, "check_interface" => 3 }
+  statuses = { "vmdksync" => 0, "lvmsync" => 0, "check_interface" => 3, "rootzone" => 0, "check_rootzone" => 3 }
 
   it "is checked for every executable the gem installs" do
     expect(Dir[File.join(SpecHelpers::ROOT, "exe", "*")].map { |f| File.basename(f) }).to match_array(statuses.keys)

@@ -96,6 +96,19 @@ RSpec.describe "LVM:: API (compatible with lvmsync's lib/lvm)" do
     expect(LVM::MetadataError.ancestors).to include(LVM::Error, Ironshed::Error, StandardError)
   end
 
+  it "ThinPool#status reads dmsetup's line: a Hash, only :mode for a failed pool, a malformed field named" do
+    status = ->(line) { LVM::ThinPool.new("vgfix", "pool", dmsetup: "sh -c 'echo \"$0\"' '#{line}'").status }
+    expect(status.call("0 131072 thin-pool 2 113/1024 24/1024 - rw discard_passdown queue_if_no_space - 256"))
+      .to eq({ transaction_id: 2, metadata_used: 113, metadata_total: 1024, data_used: 24, data_total: 1024,
+               held_root: nil, mode: "rw", needs_check: false })
+    expect(status.call("0 131072 thin-pool 2 113/1024 24/1024 7 ro a b needs_check")[:held_root]).to eq(7)
+    expect(status.call("0 131072 thin-pool Fail")).to eq({ mode: "Fail" })
+    expect { status.call("0 131072 thin-pool 2 113 24/1024 - rw a b - 256") }
+      .to raise_error(LVM::MetadataSnapshotError, "thin pool vgfix/pool: unexpected status from dmsetup: 0 131072 " \
+                                                  "thin-pool 2 113 24/1024 - rw a b - 256 (the metadata usage is " \
+                                                  '"113", not USED/TOTAL)')
+  end
+
   describe "LogicalVolume and Snapshot on a snapshot's devices", :tmpdir do
     before do
       @layout = JSON.parse(testkit("cow", "--dir", @dir, "--origin-size", "32M", "--chunk-size", "4K",

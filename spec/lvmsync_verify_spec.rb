@@ -97,6 +97,15 @@ RSpec.describe "lvmsync verify digests", :tmpdir do
     expect(report[:matched]).to eq(recs.size - 1)
     expect(report[:mismatches]).to eq(1)
     expect(report[:examples]).to eq([[recs[victim][0], 1 << 20, "differs"]])
+    # The line lvmsync --verify prints: the same comparison, worded by the core.
+    v = LVMSync.verify_digests(@sent.digests, got.digests, "/dev/vg1/copy")
+    expect(v.slice(:matched, :mismatches, :examples)).to eq(report)
+    expect(v[:ok]).to be(false)
+    expect(v[:message]).to eq("verify FAILED: 1 of #{recs.size} ranges of /dev/vg1/copy do not match the source: " \
+                              "bytes #{recs[victim][0]}..#{recs[victim][0] + (1 << 20) - 1} (differs)")
+    v = LVMSync.verify_digests(@sent.digests, @sent.digests, "host:/dev/x")
+    expect(v.values_at(:ok, :message))
+      .to eq([true, "verify: all #{recs.size} ranges read back from host:/dev/x match the source (XXH3)"])
   end
 
   it "reports missing and unexpected records, and keeps only the first 20 examples" do

@@ -27,7 +27,9 @@ RSpec.describe "the platform gem (rake native:gem)", :tmpdir do
     files = pkg.contents
     expect(files).to include("lib/ironshed/ironshed.so", "LICENSE", "CHANGELOG.md", "README.md",
                              "man/vmdksync.1", "man/lvmsync.1", "man/check_interface.1",
-                             "exe/vmdksync", "exe/lvmsync", "exe/check_interface")
+                             "man/rootzone.1", "man/check_rootzone.1",
+                             "exe/vmdksync", "exe/lvmsync", "exe/check_interface", "exe/rootzone",
+                             "exe/check_rootzone")
     expect(files.grep(%r{\Aext/|\ACargo|\.rs\z})).to eq([])
 
     Dir.chdir(@dir) { pkg.extract_files("x") }
@@ -67,7 +69,7 @@ RSpec.describe "the platform gem (rake native:gem)", :tmpdir do
     installed = File.join(gems, "gems", "ironshed-#{Ironshed::VERSION}-#{platform}")
     expect(Dir.exist?(installed)).to be(true)
     expect(Dir[File.join(installed, "man", "*.1")].map { |f| File.basename(f) })
-      .to match_array(%w[vmdksync.1 lvmsync.1 check_interface.1])
+      .to match_array(%w[vmdksync.1 lvmsync.1 check_interface.1 rootzone.1 check_rootzone.1])
     expect(File.read(File.join(installed, "LICENSE"))).to start_with("MIT License")
 
     expect_installed_tools_work(env, File.join(gems, "bin"))

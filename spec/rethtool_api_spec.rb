@@ -25,6 +25,7 @@ RSpec.describe "Rethtool API" do
       expect(s.advertised_modes).to eq([])
       # ...and best_mode raises Errno::EOPNOTSUPP, as rethtool 0.0.8 did, naming the interface.
       expect { s.best_mode }.to raise_error(Errno::EOPNOTSUPP, /#{bed.a}: best_mode/)
+      expect(s.link_settings.best_advertised_mode).to be_nil
     end
   end
 

@@ -38,10 +38,11 @@ RSpec.describe "the Ruby boundary", :tmpdir do
     it "are each defined in errors.rb with a one-line comment" do
       lines = File.readlines(ERRORS_RB, chomp: true)
       defs = lines.each_index.select { |i| lines[i] =~ /^\s*(class \w+ < [\w:]+; end|[A-Z]\w* = [\w:]+)$/ }
-      expect(defs.size).to eq(23)
+      expect(defs.size).to eq(35)
       defs.each { |i| expect(lines[i - 1]).to match(/^\s*# \S/), lines[i] }
       names = defs.map { |i| lines[i][/(?:class )?(\w+)/, 1] }
-      expect(names).to include("Error", "UndoError", "SnapbackError", "RemoteError", "VerifyError", "KernelReplyError")
+      expect(names).to include("Error", "UndoError", "SnapbackError", "RemoteError", "VerifyError", "KernelReplyError",
+                               "VerificationError", "SignatureExpired", "RollbackError")
     end
 
     it "must all be defined before the extension loads: a missing one fails the require" do

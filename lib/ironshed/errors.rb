@@ -69,3 +69,33 @@ class Rethtool
   # A kernel reply that makes no sense (a count that never settles, a short reply).
   class KernelReplyError < Error; end
 end
+
+# rootzone: the local, verified copy of the DNS root zone.
+module RootZone
+  # Base of the rootzone errors.
+  class Error < Ironshed::Error; end
+  # The zone or trust anchor cannot be read: syntax (with line and column), truncated or
+  # corrupt gzip, empty or oversized input, a download that failed.
+  class SourceError < Error; end
+  # The zone is not proven complete and authentic; nothing was installed.
+  class VerificationError < Error; end
+  # Not one zone: no SOA, two SOAs, records outside the zone, malformed RDATA.
+  class ZoneError < VerificationError; end
+  # The apex DNSKEY RRset is not signed by a key matching the trust anchor.
+  class TrustAnchorError < VerificationError; end
+  # An RRset has no valid RRSIG: none, an altered RRset or signature, an unknown key.
+  class SignatureError < VerificationError; end
+  # An RRset's signatures are all expired, or not valid yet.
+  class SignatureExpired < SignatureError; end
+  # Signed only with DNSSEC algorithms this build does not verify (named in the message).
+  class UnsupportedAlgorithm < VerificationError; end
+  # ZONEMD missing, made for another serial, or not matching the zone.
+  class DigestError < VerificationError; end
+  # gpgv refused the detached OpenPGP signature.
+  class OpenPGPError < VerificationError; end
+  # The zone's serial is older than the installed one (a rollback).
+  class RollbackError < Error; end
+  # The tinydns instance root cannot be used: missing, not a directory, or held by another
+  # update.
+  class InstallError < Error; end
+end

@@ -79,12 +79,7 @@ module LVM
 
     def resolve(path)
       out, err, st = Open3.capture3("lvs", "--noheadings", "-o", "vg_name,lv_name", path)
-      vg, lv = out.strip.split(/\s+/, 2)
-      return [vg, lv] if st.success? && vg && lv
-
-      why = err.strip.lines.last&.strip
-      raise LVM::Error, "Failed to interrogate LVM about '#{path}'#{why ? " (#{why})" : ''}. " \
-                        "Perhaps you misspelt it?"
+      Native.lvs_names(path, out, err, st.success?)
     rescue SystemCallError => e
       raise LVM::Error, "Failed to interrogate LVM about '#{path}': cannot run lvs: #{e.message}"
     end

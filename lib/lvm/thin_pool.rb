@@ -44,17 +44,11 @@ module LVM
 
     # The pool's status (`dmsetup status VG-POOL-tpool`) as a Hash: :transaction_id,
     # :metadata_used, :metadata_total, :data_used, :data_total, :held_root (nil when no
-    # metadata snapshot is held), :mode ("rw", "ro", "out_of_data_space", "Fail"...), :needs_check.
+    # metadata snapshot is held), :mode ("rw", "ro", "out_of_data_space", "Fail"...), :needs_check;
+    # only :mode for a pool that has failed. Raises LVM::MetadataSnapshotError for a line that
+    # is not a thin pool's (naming the malformed field).
     def status
-      out = dmsetup("status", target_name)
-      f = out.split
-      raise MetadataSnapshotError, "#{describe}: unexpected status from dmsetup: #{out.strip}" unless f[2] == "thin-pool"
-      return { mode: f[3] } if f[3] == "Fail" || f.size < 10
-
-      mu, mt = f[4].split("/").map(&:to_i)
-      du, dt = f[5].split("/").map(&:to_i)
-      { transaction_id: f[3].to_i, metadata_used: mu, metadata_total: mt, data_used: du, data_total: dt,
-        held_root: f[6] == "-" ? nil : f[6].to_i, mode: f[7], needs_check: f[10] == "needs_check" }
+      Native.pool_status(dmsetup("status", target_name), describe)
     end
 
     # Reserves a metadata snapshot, yields the metadata device, and releases the snapshot

@@ -22,13 +22,13 @@ module LVM
     def initialize(vg_name, opts = {}, vgcfgbackup_command: nil)
       cmd = vgcfgbackup_command || opts[:vgcfgbackup_command] || "vgcfgbackup"
       @vg_name = vg_name.to_s
-      setup(Native.parse_metadata(vgcfgbackup_output(cmd), "vgcfgbackup of #{@vg_name}", @vg_name))
+      setup(Metadata.parse(vgcfgbackup_output(cmd), "vgcfgbackup of #{@vg_name}", @vg_name))
     end
 
     # Parses metadata text; +vg_name+ picks the VG when there are several top-level sections.
     def self.parse(text, vg_name = nil, source: "(metadata text)")
       allocate.tap do |c|
-        c.send(:setup, Native.parse_metadata(text.to_s, source, vg_name&.to_s))
+        c.send(:setup, Metadata.parse(text.to_s, source, vg_name&.to_s))
       end
     end
 
@@ -68,6 +68,9 @@ module LVM
     # Keys with a value of an unexpected type, as "path/key: what" strings (their typed
     # fields read nil; the rest of the VG is unaffected).
     def problems = @meta[:problems]
+    # The parsed model as the native core holds it (an LVM::Metadata), which plans lvmsync's
+    # rounds (LVM::Metadata#plan_round).
+    attr_reader :metadata
 
     # PVs by name ("pv0" => LVM::PVConfig).
     def physical_volumes
@@ -92,9 +95,10 @@ module LVM
 
     private
 
-    def setup(meta)
-      @meta = meta
-      @vg = meta[:vg] || { physical_volumes: [], logical_volumes: [], classic_snapshots: [] }
+    def setup(metadata)
+      @metadata = metadata
+      @meta = metadata.to_h
+      @vg = @meta[:vg] || { physical_volumes: [], logical_volumes: [], classic_snapshots: [] }
     end
 
     def vgcfgbackup_output(cmd)

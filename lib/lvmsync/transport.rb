@@ -74,17 +74,10 @@ module LVMSync
 
       # Compares the sender's digests with the receiver's; raises VerifyError on a mismatch.
       def check_digests(sent, received, dest)
-        rep = LVMSync.compare_digests(sent, received)
-        total = sent.bytesize / LVMSync::DIGEST_BYTES
-        if rep[:mismatches].zero?
-          @console.info "lvmsync: verify: all #{rep[:matched]} ranges read back from #{dest} match the source (XXH3)"
-          return
-        end
-        examples = rep[:examples].first(5).map do |off, len, kind|
-          "bytes #{off}..#{off + len - 1} (#{kind})"
-        end
-        raise VerifyError, "verify FAILED: #{rep[:mismatches]} of #{total} ranges of #{dest} do not match the " \
-                           "source: #{examples.join(', ')}#{rep[:mismatches] > examples.size ? ', ...' : ''}"
+        report = LVMSync.verify_digests(sent, received, dest)
+        raise VerifyError, report[:message] unless report[:ok]
+
+        @console.info "lvmsync: #{report[:message]}"
       end
     end
 

@@ -65,18 +65,8 @@ class Rethtool
     # (fec > full > half). Raises Errno::EOPNOTSUPP when no modes are advertised (virtual
     # NICs, bonds), as rethtool 0.0.8 did.
     def best_mode
-      modes = advertised_modes
-      if modes.empty?
+      @link_settings.best_advertised_mode or
         raise Errno::EOPNOTSUPP, "#{interface}: best_mode: the driver reports no advertised link modes"
-      end
-
-      best_speed = modes.map(&:speed).max
-      fastest = modes.select { |m| m.speed == best_speed }
-      %i[fec full half].each do |d|
-        found = fastest.find { |m| m.duplex == d }
-        return found if found
-      end
-      fastest.first
     end
 
     def inspect

@@ -17,21 +17,23 @@ class Rethtool
   class LinkSettings
     include Query
 
-    # PORT_* values and the names ethtool prints for them.
-    PORTS = { 0x00 => [:tp, "Twisted Pair"], 0x01 => [:aui, "AUI"], 0x02 => [:mii, "MII"],
-              0x03 => [:fibre, "FIBRE"], 0x04 => [:bnc, "BNC"], 0x05 => [:da, "Direct Attach Copper"],
-              0xef => [:none, "None"], 0xff => [:other, "Other"] }.freeze
+    # The tables of what the fields mean, from the native core (ethtool::settings), which
+    # also does every lookup below. PORT_* values and the names ethtool prints for them.
+    PORTS = LinkSettingsData::PORTS
     # Media letters rethtool 0.0.8's current_mode gave each port.
-    PORT_MEDIA = { 0x00 => "T", 0x01 => "AUI", 0x02 => "MII", 0x03 => "F", 0x04 => "BNC",
-                   0x05 => "DA", 0xef => "None", 0xff => "Other" }.freeze
+    PORT_MEDIA = LinkSettingsData::PORT_MEDIA
     # Speeds that mean "unknown": 0, and SPEED_UNKNOWN as 16 and 32 bits.
-    UNKNOWN_SPEEDS = [0, 0xffff, 0xffff_ffff].freeze
-    MDIX = { 0 => :unknown, 1 => :mdi, 2 => :mdi_x, 3 => :auto }.freeze
-    MASTER_SLAVE_CFG = { 0 => :unsupported, 1 => :unknown, 2 => :master_preferred, 3 => :slave_preferred,
-                         4 => :master_force, 5 => :slave_force }.freeze
-    MASTER_SLAVE_STATE = { 0 => :unsupported, 1 => :unknown, 2 => :master, 3 => :slave, 4 => :error }.freeze
-    RATE_MATCHING = { 0 => :none, 1 => :pause, 2 => :crs, 3 => :open_loop }.freeze
-    DUPLEX = { 0 => :half, 1 => :full }.freeze
+    UNKNOWN_SPEEDS = LinkSettingsData::UNKNOWN_SPEEDS
+    # ETH_TP_MDI_* values.
+    MDIX = LinkSettingsData::MDIX
+    # MASTER_SLAVE_CFG_* values.
+    MASTER_SLAVE_CFG = LinkSettingsData::MASTER_SLAVE_CFG
+    # MASTER_SLAVE_STATE_* values.
+    MASTER_SLAVE_STATE = LinkSettingsData::MASTER_SLAVE_STATE
+    # RATE_MATCH_* values.
+    RATE_MATCHING = LinkSettingsData::RATE_MATCHING
+    # DUPLEX_* values.
+    DUPLEX = LinkSettingsData::DUPLEX
 
     # One set bit of a link-mode mask: its bit number, the name ethtool prints, and its kind
     # (:speed, :port, :autoneg, :pause, :fec, :other); speed/duplex/media for :speed modes.
@@ -62,28 +64,27 @@ class Rethtool
 
     # Speed in Mb/s, or nil when the driver does not know it (no link, virtual NIC).
     def speed
-      s = @raw.speed
-      UNKNOWN_SPEEDS.include?(s) ? nil : s
+      @raw.speed_mbps
     end
 
     # :half, :full or :unknown.
     def duplex
-      DUPLEX.fetch(@raw.duplex, :unknown)
+      @raw.duplex_key
     end
 
     # :tp, :aui, :mii, :fibre, :bnc, :da, :none, :other, or :unknown.
     def port
-      PORTS.fetch(@raw.port, [:unknown])[0]
+      @raw.port_key
     end
 
     # The port as ethtool names it ("Twisted Pair", "FIBRE", "Direct Attach Copper"...).
     def port_name
-      PORTS.fetch(@raw.port, [nil, "Unknown! (#{@raw.port})"])[1]
+      @raw.port_name
     end
 
     # Whether autonegotiation is on.
     def autoneg?
-      @raw.autoneg == 1
+      @raw.autoneg_on
     end
 
     # MDIO address of the PHY.
@@ -93,32 +94,32 @@ class Rethtool
 
     # :internal or :external (deprecated by the kernel; most drivers say :internal).
     def transceiver
-      @raw.transceiver == 1 ? :external : :internal
+      @raw.transceiver_key
     end
 
     # MDI/MDI-X status: :mdi, :mdi_x, or :unknown.
     def mdix
-      MDIX.fetch(@raw.eth_tp_mdix, :unknown)
+      @raw.mdix_key
     end
 
     # MDI/MDI-X control: :mdi, :mdi_x, :auto, or :unknown.
     def mdix_ctrl
-      MDIX.fetch(@raw.eth_tp_mdix_ctrl, :unknown)
+      @raw.mdix_ctrl_key
     end
 
     # Master/slave configuration (:unsupported unless the PHY has it, e.g. 1000baseT1).
     def master_slave_cfg
-      MASTER_SLAVE_CFG.fetch(@raw.master_slave_cfg, :unknown)
+      @raw.master_slave_cfg_key
     end
 
     # Master/slave state.
     def master_slave_state
-      MASTER_SLAVE_STATE.fetch(@raw.master_slave_state, :unknown)
+      @raw.master_slave_state_key
     end
 
     # Rate matching mode of the PHY.
     def rate_matching
-      RATE_MATCHING.fetch(@raw.rate_matching, :none)
+      @raw.rate_matching_key
     end
 
     # :glinksettings, or :gset on kernels/drivers without ETHTOOL_GLINKSETTINGS (then only the
@@ -218,7 +219,14 @@ class Rethtool
     # The current speed/duplex/medium as a Mode (speed :unknown when unknown; the medium
     # from the port, as rethtool 0.0.8 did: "T", "F", "AUI", ...).
     def current_mode
-      Mode.new(speed || :unknown, duplex, PORT_MEDIA.fetch(@raw.port, "Unknown"))
+      Mode.new(speed || :unknown, duplex, @raw.port_media)
+    end
+
+    # The advertised speed mode rethtool 0.0.8's best_mode picks (the highest speed and,
+    # among those, the best duplex: fec > full > half) as a Mode; nil when none is advertised.
+    def best_advertised_mode
+      best = @raw.best_advertised
+      best && LinkMode.new(**best).to_mode
     end
 
     # Everything as a Hash.

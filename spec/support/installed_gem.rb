@@ -1,8 +1,9 @@
 # frozen_string_literal: true
 
 # What both gem specs (source and platform) check of an installed gem: its vmdksync,
-# lvmsync and check_interface, run from GEM_HOME/bin with +env+ in the example's @dir, do
-# their job (vmdksync's result compared with qemu-img's reading of the same delta).
+# lvmsync, check_interface, rootzone and check_rootzone, run from GEM_HOME/bin with +env+ in
+# the example's @dir, do their job (vmdksync's result compared with qemu-img's reading of the
+# same delta, rootzone verifying a zone ldns-signzone signed).
 module InstalledGem
   def expect_installed_tools_work(env, bin)
     esx_set(@dir, capacity: "2M", grain_size: 8, writes: ["4K:4K"])
@@ -23,6 +24,23 @@ module InstalledGem
     out, err, st = Open3.capture3(env, File.join(bin, "check_interface"), "-i", "lo", "-s", File.join(@dir, "ci.state"),
                                   chdir: @dir)
     expect([st.exitstatus, out]).to match([0, /\AINTERFACE OK - lo up, /]), err
+
+    File.write(File.join(@dir, "root.unsigned"), testkit("rootzone", "--tlds", 5, "--serial", 2024120600))
+    keys = [%w[-k], []].map do |k|
+      o, e, s = Open3.capture3("ldns-keygen", "-a", "ECDSAP256SHA256", *k, ".", chdir: @dir)
+      raise "ldns-keygen: #{e}" unless s.success?
+
+      o.strip
+    end
+    _o, e, s = Open3.capture3("ldns-signzone", "-z", "1:1", "-o", ".", "-f", "root.zone", "root.unsigned", *keys,
+                              chdir: @dir)
+    raise "ldns-signzone: #{e}" unless s.success?
+
+    out, err, st = Open3.capture3(env, File.join(bin, "rootzone"), "update", "--dry-run", "--source", "root.zone",
+                                  "--trust-anchor", "#{keys[0]}.key", "--tinydns-root", @dir, chdir: @dir)
+    expect([st.exitstatus, out]).to match([0, /\Arootzone: dry run: serial 2024120600 verified/]), err
+    out, _err, st = Open3.capture3(env, File.join(bin, "check_rootzone"), "--version", chdir: @dir)
+    expect([st.exitstatus, out]).to eq([3, "check_rootzone (ironshed) #{Ironshed::VERSION}\n"])
   end
 end
 

@@ -102,6 +102,11 @@ pub enum Kind {
     VmdkBaseMismatch,
     /// LVM text metadata that cannot be parsed.
     LvmMetadata,
+    /// Another LVM refusal: `lvs` could not resolve a path, no such LV, not a snapshot, a
+    /// round whose snapshots do not go together.
+    Lvm,
+    /// A thin pool's metadata snapshot cannot be reserved or released (its status says why).
+    MetadataSnapshot,
     /// An unusable snapshot exception store.
     Snapshot,
     /// An invalid (overflowed or failed) snapshot.
@@ -120,12 +125,32 @@ pub enum Kind {
     KernelReply,
     /// Another ethtool refusal.
     Ethtool,
+    /// A zone or trust anchor that cannot be read (syntax, truncated gzip, size).
+    ZoneSource,
+    /// Not one zone: no SOA, two SOAs, records outside it, malformed RDATA.
+    ZoneStructure,
+    /// The zone's DNSKEY RRset is not signed by a key of the trust anchor.
+    TrustAnchor,
+    /// An RRset without a valid DNSSEC signature.
+    Signature,
+    /// An RRset whose signatures are all outside their validity window.
+    SignatureExpired,
+    /// Signed only with DNSSEC algorithms this build does not verify.
+    UnsupportedAlgorithm,
+    /// ZONEMD missing, for another serial, or not matching the zone.
+    ZoneDigest,
+    /// A detached OpenPGP signature that gpgv refused.
+    OpenPgp,
+    /// A zone older than the installed one.
+    Rollback,
+    /// A tinydns instance root that cannot be used.
+    ZoneInstall,
 }
 
 impl Kind {
     /// Every kind ([`Kind::Os`] as `Os(0)`), so that a front end can prepare a class for each
     /// when it starts rather than find one missing when it reports.
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 31] = [
         Kind::Cancelled,
         Kind::Os(0),
         Kind::Argument,
@@ -136,6 +161,8 @@ impl Kind {
         Kind::VmdkUnsupported,
         Kind::VmdkBaseMismatch,
         Kind::LvmMetadata,
+        Kind::Lvm,
+        Kind::MetadataSnapshot,
         Kind::Snapshot,
         Kind::SnapshotInvalid,
         Kind::ThinDelta,
@@ -145,6 +172,16 @@ impl Kind {
         Kind::NamespaceName,
         Kind::KernelReply,
         Kind::Ethtool,
+        Kind::ZoneSource,
+        Kind::ZoneStructure,
+        Kind::TrustAnchor,
+        Kind::Signature,
+        Kind::SignatureExpired,
+        Kind::UnsupportedAlgorithm,
+        Kind::ZoneDigest,
+        Kind::OpenPgp,
+        Kind::Rollback,
+        Kind::ZoneInstall,
     ];
 }
 
@@ -190,6 +227,18 @@ mod tests {
                 Kind::NamespaceName => 16,
                 Kind::KernelReply => 17,
                 Kind::Ethtool => 18,
+                Kind::Lvm => 19,
+                Kind::MetadataSnapshot => 20,
+                Kind::ZoneSource => 21,
+                Kind::ZoneStructure => 22,
+                Kind::TrustAnchor => 23,
+                Kind::Signature => 24,
+                Kind::SignatureExpired => 25,
+                Kind::UnsupportedAlgorithm => 26,
+                Kind::ZoneDigest => 27,
+                Kind::OpenPgp => 28,
+                Kind::Rollback => 29,
+                Kind::ZoneInstall => 30,
             }
         }
         let mut seen: Vec<usize> = Kind::ALL.iter().map(|&k| number(k)).collect();

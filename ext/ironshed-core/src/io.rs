@@ -195,9 +195,9 @@ impl SourceDevice {
             }
             ReadMode::Direct => {
                 let a = self.align as u64;
-                if (buf.as_ptr() as usize) % self.align == 0
-                    && offset % a == 0
-                    && (buf.len() as u64) % a == 0
+                if (buf.as_ptr() as usize).is_multiple_of(self.align)
+                    && offset.is_multiple_of(a)
+                    && (buf.len() as u64).is_multiple_of(a)
                 {
                     return FileExt::read_exact_at(&self.file, buf, offset);
                 }

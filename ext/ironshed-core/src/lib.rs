@@ -9,12 +9,15 @@
 //!   LVM snapshot) as coalesced byte ranges.
 //! * [`wire`]: the lvmsync PROTO[3] stream: codec, sender, receiver and the snapback writer.
 //! * [`ethtool`]: SIOCETHTOOL queries (link settings, driver info, rings, statistics...).
+//! * [`dns`]: the DNS root zone for djbdns: zone files, DNSSEC and ZONEMD verification,
+//!   tinydns data and CDB, atomic install.
 //! * [`block`]: the destination (file or block device) and the copy loop that writes a plan.
 //! * [`io`]: the read seam every parser uses, so the same code runs on files and in-memory
 //!   images (tests, fuzzing).
 //! * [`progress`]: counters and the cancel flag shared between the copy loop and its caller.
 
 pub mod block;
+pub mod dns;
 pub mod error;
 pub mod ethtool;
 pub mod io;

@@ -554,7 +554,7 @@ fn file_to_file_digests_match_and_corruption_is_detected() {
             (sent.records, sent.discard_records)
         );
         assert_eq!((a.bytes, a.discard_bytes), (sent.bytes, sent.discard_bytes));
-        let r = wire::compare_digests(&sent.digests, &a.digests);
+        let r = wire::compare_digests(&sent.digests, &a.digests, "dest");
         assert_eq!(
             (r.matched, r.mismatches),
             (recs.len() as u64, 0),
@@ -572,8 +572,16 @@ fn file_to_file_digests_match_and_corruption_is_detected() {
     f.sync_data().unwrap();
     let d = Destination::open_readonly(&dest).unwrap();
     let again = wire::read_digests(&d, &ranges, &Progress::new()).unwrap();
-    let r = wire::compare_digests(&sent.digests, &again);
+    let r = wire::compare_digests(&sent.digests, &again, "dest");
     assert_eq!((r.matched, r.mismatches), (recs.len() as u64 - 2, 2));
+    assert_eq!(
+        r.to_string(),
+        format!(
+            "verify FAILED: 2 of {} ranges of dest do not match the source: bytes 5242880..5857279 \
+             (differs), bytes 8388608..10485759 (differs)",
+            recs.len()
+        )
+    );
     let bad: Vec<(u64, u64, MismatchKind)> = r
         .examples
         .iter()
@@ -629,7 +637,7 @@ fn file_to_file_digests_match_and_corruption_is_detected() {
     let dest = t.fresh_dest();
     let a = apply_pipe(&bent, &dest, &verify()).unwrap();
     assert!(!a.end_mark);
-    let r = wire::compare_digests(&sent.digests, &a.digests);
+    let r = wire::compare_digests(&sent.digests, &a.digests, "dest");
     assert_eq!(r.mismatches, 1);
     assert_eq!(
         (r.examples[0].offset, r.examples[0].len, r.examples[0].kind),

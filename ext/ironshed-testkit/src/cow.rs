@@ -122,7 +122,7 @@ pub fn write(path: &Path, spec: &CowSpec, model: &Model) -> io::Result<CowLayout
     f.set_len(spec.cow_size)?;
     let total = spec.cow_size / c;
     let per_area = c / 16;
-    let is_area = |n: u64| n >= 1 && (n - 1) % (per_area + 1) == 0;
+    let is_area = |n: u64| n >= 1 && (n - 1).is_multiple_of(per_area + 1);
 
     let mut layout = CowLayout {
         per_area,

@@ -12,5 +12,6 @@ pub mod descriptor;
 pub mod frames;
 pub mod model;
 pub mod pattern;
+pub mod rootzone;
 pub mod sesparse;
 pub mod sparse;

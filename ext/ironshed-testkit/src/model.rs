@@ -53,6 +53,9 @@ pub struct Model {
     pub layer: usize,
     /// Written data compresses about 2:1 (see [`pattern::fill_compressible`]).
     pub compressible: bool,
+    /// Written data is a mix of zeros, text, literal-heavy and random blocks (see
+    /// [`pattern::fill_mixed`]); takes precedence over `compressible`.
+    pub mixed: bool,
     index: std::sync::OnceLock<(Vec<(u64, usize)>, u64)>,
 }
 
@@ -65,6 +68,7 @@ impl Model {
             writes: Vec::new(),
             layer: 0,
             compressible: false,
+            mixed: false,
             index: Default::default(),
         }
     }
@@ -150,6 +154,7 @@ impl Model {
             let e = (w.offset + w.len).min(end);
             let out = &mut buf[(s - offset) as usize..(e - offset) as usize];
             match w.fill {
+                Fill::Pattern(seed) if self.mixed => pattern::fill_mixed(seed, s, out),
                 Fill::Pattern(seed) if self.compressible => {
                     pattern::fill_compressible(seed, s, out)
                 }

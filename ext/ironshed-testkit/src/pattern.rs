@@ -34,6 +34,59 @@ pub fn fill_compressible(seed: u64, offset: u64, buf: &mut [u8]) {
     }
 }
 
+/// Like [`fill`], but as a disk's contents mix: each 4 KiB block (by absolute offset) is, by
+/// turns chosen from the seed, zeros, text (words from a small vocabulary: long matches),
+/// 4-bit values (literal-heavy), or random bytes (incompressible).
+pub fn fill_mixed(seed: u64, offset: u64, buf: &mut [u8]) {
+    const WORDS: [&[u8]; 16] = [
+        b"the ",
+        b"disk ",
+        b"grain ",
+        b"snapshot ",
+        b"of ",
+        b"a ",
+        b"volume ",
+        b"write ",
+        b"kernel ",
+        b"block ",
+        b"and ",
+        b"to ",
+        b"data\n",
+        b"error ",
+        b"file ",
+        b"0x1f ",
+    ];
+    fill(seed, offset, buf);
+    let mut i = 0usize;
+    while i < buf.len() {
+        let pos = offset + i as u64;
+        let block = pos / 4096;
+        let end = (((block + 1) * 4096 - offset) as usize).min(buf.len());
+        let kind = mix(seed ^ block.wrapping_mul(0x2545_f491_4f6c_dd1d)) % 4;
+        match kind {
+            0 => buf[i..end].fill(0),
+            1 => {
+                // Text: the same word sequence for the same block, from its start.
+                let mut r = mix(seed ^ block);
+                let mut text = Vec::with_capacity(4096 + 16);
+                while text.len() < 4096 {
+                    r = mix(r);
+                    text.extend_from_slice(WORDS[(r % 16) as usize]);
+                }
+                let from = (pos % 4096) as usize;
+                buf[i..end].copy_from_slice(&text[from..from + (end - i)]);
+            }
+            2 => {
+                for b in &mut buf[i..end] {
+                    *b = (*b & 0x0f) | 0x40;
+                }
+            }
+            _ => {}
+        }
+        i = end;
+    }
+}
+
 /// A small deterministic generator for layouts and random writes.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);

@@ -245,7 +245,13 @@ pub fn write_layer(
     let overhead = at;
     for &g in &ordered {
         fill(g, &mut grain_buf);
-        let mut enc = ZlibEncoder::new(Vec::new(), Compression::fast());
+        // Mixed data is compressed as qemu-img and VMware's tools do (zlib's default level).
+        let level = if model.mixed {
+            Compression::default()
+        } else {
+            Compression::fast()
+        };
+        let mut enc = ZlibEncoder::new(Vec::new(), level);
         enc.write_all(&grain_buf)?;
         let z = enc.finish()?;
         let mut rec = vec![0u8; (12 + z.len()).div_ceil(SECTOR as usize) * SECTOR as usize];

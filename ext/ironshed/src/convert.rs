@@ -116,7 +116,28 @@ macro_rules! readers {
     };
 }
 
-pub(crate) use {hash, kw_assign, kw_slot, kwargs, readers};
+/// Defines a reader method on `$class` per listed method of the wrapped core value
+/// (`$ty.0.method()`), named after it; `as Symbol` after the list makes each `&'static str`
+/// result a Symbol.
+macro_rules! calls {
+    ($class:expr, $ty:ty; $($m:ident),+ $(,)?) => {
+        $( $class.define_method(stringify!($m), magnus::method!(|s: &$ty| s.0.$m(), 0))?; )+
+    };
+    ($class:expr, $ty:ty; $($m:ident),+ $(,)? as Symbol) => {
+        $( $class.define_method(
+            stringify!($m),
+            magnus::method!(|r: &magnus::Ruby, s: &$ty| r.sym_new(s.0.$m()), 0),
+        )?; )+
+    };
+}
+
+pub(crate) use {calls, hash, kw_assign, kw_slot, kwargs, readers};
+
+/// The bytes of a Ruby String, copied (binary data, or text that need not be UTF-8).
+pub fn bytes(s: magnus::RString) -> Vec<u8> {
+    // SAFETY: the bytes are copied before any Ruby code can run again.
+    unsafe { s.as_slice() }.to_vec()
+}
 
 /// An owned copy of a field, for conversion.
 pub fn own<T: Clone>(v: &T) -> T {

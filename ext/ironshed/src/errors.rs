@@ -27,6 +27,8 @@ fn class_path(kind: Kind) -> Option<&'static str> {
         Kind::VmdkUnsupported => "VMDKSync::UnsupportedFormat",
         Kind::VmdkBaseMismatch => "VMDKSync::BaseMismatch",
         Kind::LvmMetadata => "LVM::MetadataError",
+        Kind::Lvm => "LVM::Error",
+        Kind::MetadataSnapshot => "LVM::MetadataSnapshotError",
         Kind::Snapshot => "LVM::SnapshotError",
         Kind::SnapshotInvalid => "LVM::InvalidSnapshot",
         Kind::ThinDelta => "LVM::ThinDeltaError",
@@ -36,6 +38,16 @@ fn class_path(kind: Kind) -> Option<&'static str> {
         Kind::NamespaceName => "Rethtool::InvalidNamespaceName",
         Kind::KernelReply => "Rethtool::KernelReplyError",
         Kind::Ethtool => "Rethtool::Error",
+        Kind::ZoneSource => "RootZone::SourceError",
+        Kind::ZoneStructure => "RootZone::ZoneError",
+        Kind::TrustAnchor => "RootZone::TrustAnchorError",
+        Kind::Signature => "RootZone::SignatureError",
+        Kind::SignatureExpired => "RootZone::SignatureExpired",
+        Kind::UnsupportedAlgorithm => "RootZone::UnsupportedAlgorithm",
+        Kind::ZoneDigest => "RootZone::DigestError",
+        Kind::OpenPgp => "RootZone::OpenPGPError",
+        Kind::Rollback => "RootZone::RollbackError",
+        Kind::ZoneInstall => "RootZone::InstallError",
     })
 }
 

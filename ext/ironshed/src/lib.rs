@@ -9,6 +9,7 @@ mod errors;
 mod gvl;
 mod lvm_change_set;
 mod lvm_cow_store;
+mod lvm_metadata;
 mod lvm_native;
 mod lvm_thin_delta;
 mod lvmsync_native;
@@ -16,6 +17,10 @@ mod progress;
 mod rethtool_driver_info;
 mod rethtool_handle;
 mod rethtool_link_settings;
+mod rootzone_installed;
+mod rootzone_update;
+mod rootzone_verification;
+mod rootzone_zone;
 mod vmdk_delta;
 
 use magnus::{Error, Ruby};
@@ -25,6 +30,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     errors::init(ruby)?;
     progress::init(ruby)?;
     vmdk_delta::init(ruby)?;
+    lvm_metadata::init(ruby)?;
     lvm_native::init(ruby)?;
     lvm_change_set::init(ruby)?;
     lvm_cow_store::init(ruby)?;
@@ -33,5 +39,9 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     rethtool_handle::init(ruby)?;
     rethtool_driver_info::init(ruby)?;
     rethtool_link_settings::init(ruby)?;
+    rootzone_verification::init(ruby)?;
+    rootzone_zone::init(ruby)?;
+    rootzone_update::init(ruby)?;
+    rootzone_installed::init(ruby)?;
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! native loop owns its copy and Ruby may close its IO object independently. Digests cross
 //! as the API's packed binary String (24 bytes per digest, see `wire::digest::pack`).
 
-use crate::convert::{hash, kwargs, options};
+use crate::convert::{bytes, hash, kwargs, options};
 use crate::errors::{self, OrRaise};
 use crate::{gvl, lvm_change_set::RbChangeSet, progress::RbProgress};
 use ironshed_core::io::WaitingFile;
@@ -119,22 +119,26 @@ fn apply_fd(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
     apply(ruby, input, dest, job, a.keywords)
 }
 
-fn bytes(s: RString) -> Vec<u8> {
-    // SAFETY: the bytes are copied before any other Ruby call.
-    unsafe { s.as_slice() }.to_vec()
-}
-
-/// `compare_digests(sent, received)` → `{matched:, mismatches:, examples: [[offset, len,
-/// "differs"|"missing"|"unexpected"], ...]}`.
-fn compare_digests(ruby: &Ruby, sent: RString, received: RString) -> Result<RHash, Error> {
+/// `compare_digests(sent, received, destination)` → `{matched:, mismatches:, examples:
+/// [[offset, len, "differs"|"missing"|"unexpected"], ...], ok:, message:}` (`message`: the
+/// one-line report naming `destination`).
+fn compare_digests(
+    ruby: &Ruby,
+    sent: RString,
+    received: RString,
+    destination: String,
+) -> Result<RHash, Error> {
     let a = digest::unpack_named(&bytes(sent), "sent digests").or_raise(ruby)?;
     let b = digest::unpack_named(&bytes(received), "received digests").or_raise(ruby)?;
-    let r = wire::compare_digests(&a, &b);
+    let r = wire::compare_digests(&a, &b, &destination);
     let ex = r
         .examples
         .iter()
         .map(|m| (m.offset, m.len, m.kind.as_str()));
-    Ok(hash!(ruby, r; matched, mismatches; examples = ruby.ary_from_iter(ex)))
+    Ok(
+        hash!(ruby, r; matched, mismatches; examples = ruby.ary_from_iter(ex), ok = r.ok(),
+        message = r.to_string()),
+    )
 }
 
 /// `digest_lines(packed)`: the text form, one line per digest, without line ends.
@@ -176,7 +180,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     n.define_singleton_method("send", function!(send, -1))?;
     n.define_singleton_method("apply_file", function!(apply_file, -1))?;
     n.define_singleton_method("apply_fd", function!(apply_fd, -1))?;
-    n.define_singleton_method("compare_digests", function!(compare_digests, 2))?;
+    n.define_singleton_method("compare_digests", function!(compare_digests, 3))?;
     n.define_singleton_method("digest_lines", function!(digest_lines, 1))?;
     n.define_singleton_method("parse_digest_lines", function!(parse_digest_lines, 1))?;
     n.define_singleton_method("negotiate", function!(negotiate_with, -1))?;

@@ -53,6 +53,9 @@ pub enum Error {
         /// Where the fault was found.
         offset: u64,
     },
+    /// A reader or writer thread of the copy loop ended without a result (a bug).
+    #[error("internal error: a thread of the copy loop stopped unexpectedly")]
+    ThreadFailed,
     /// A system call failed.
     #[error("{0}")]
     Io(#[from] IoContext),
@@ -69,7 +72,8 @@ impl Report for Error {
             Error::NotFileOrDevice { .. }
             | Error::Busy { .. }
             | Error::PastEnd { .. }
-            | Error::UnsortedSegments { .. } => Kind::Destination,
+            | Error::UnsortedSegments { .. }
+            | Error::ThreadFailed => Kind::Destination,
         }
     }
     fn message(&self) -> String {

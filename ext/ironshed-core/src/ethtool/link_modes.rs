@@ -266,6 +266,27 @@ pub fn describe(bit: u32, kernel_names: Option<&[String]>) -> LinkMode {
     LinkMode { bit, name, kind }
 }
 
+/// The mode rethtool 0.0.8's `best_mode` picks among `modes`: of the speed modes, one with
+/// the highest speed and, among those, the best duplex (FEC, then full, then half); the first
+/// in bit order on a tie. `None` when there is no speed mode.
+pub fn best(modes: &[LinkMode]) -> Option<&LinkMode> {
+    let rank = |d: Duplex| match d {
+        Duplex::Fec => 2,
+        Duplex::Full => 1,
+        Duplex::Half => 0,
+    };
+    let mut best: Option<(&LinkMode, (u32, u8))> = None;
+    for m in modes {
+        if let Some((speed, duplex, _)) = m.kind.speed() {
+            let key = (speed, rank(duplex));
+            if best.is_none_or(|(_, k)| key > k) {
+                best = Some((m, key));
+            }
+        }
+    }
+    best.map(|(m, _)| m)
+}
+
 /// A link-mode bit mask as the kernel returns it: u32 words, bit N in word N/32.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModeMask(pub Vec<u32>);
@@ -375,6 +396,25 @@ mod tests {
         ] {
             assert_eq!(classify(n), Kind::Other, "{n}");
         }
+    }
+
+    #[test]
+    fn the_best_mode_is_the_fastest_with_the_best_duplex() {
+        let modes =
+            |bits: &[u32]| -> Vec<LinkMode> { bits.iter().map(|b| describe(*b, None)).collect() };
+        let best_of = |bits: &[u32]| best(&modes(bits)).map(|m| m.name.clone());
+        // An e1000: 10/100/1000 half and full, autoneg, TP.
+        assert_eq!(
+            best_of(&[0, 1, 2, 3, 5, 6, 7]).as_deref(),
+            Some("1000baseT/Full")
+        );
+        assert_eq!(best_of(&[4, 0, 1]).as_deref(), Some("1000baseT/Half"));
+        // FEC beats full at one speed; the first in bit order on a tie.
+        assert_eq!(best_of(&[19, 20, 12]).as_deref(), Some("10000baseR_FEC"));
+        assert_eq!(best_of(&[12, 19, 18]).as_deref(), Some("10000baseT/Full"));
+        // Flags only, or nothing: no best mode.
+        assert_eq!(best_of(&[6, 7, 13, 49]), None);
+        assert_eq!(best_of(&[]), None);
     }
 
     #[test]

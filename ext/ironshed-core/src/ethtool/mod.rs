@@ -4,6 +4,7 @@
 //!
 //! * [`codec`]: typed encoders/decoders of the ethtool structures (never panic on a reply).
 //! * [`link_modes`]: the link-mode table and the classification of mode names.
+//! * [`settings`]: what the numeric fields of link settings mean (ports, duplex, MDI-X...).
 //! * [`transport`]: the ioctl socket ([`IoctlSocket`]) behind the [`Transport`] seam.
 //! * [`netns`]: queries into another network namespace without moving the calling thread.
 //! * [`netdev`]: `/proc/net/dev` counters.
@@ -18,6 +19,7 @@ mod ifname;
 pub mod link_modes;
 pub mod netdev;
 pub mod netns;
+pub mod settings;
 pub mod transport;
 
 pub use codec::{Channels, Coalesce, DrvInfo, LinkSettings, PauseParam, RingParam, SettingsSource};

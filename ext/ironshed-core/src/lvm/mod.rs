@@ -2,13 +2,17 @@
 //! ([`model`]). The input is what `vgcfgbackup -f FILE VG` writes, or the copy LVM keeps in a
 //! PV's metadata area (same syntax, keys in another order).
 
+pub mod lvs;
 pub mod model;
+pub mod pool_status;
+pub mod round;
 pub mod text;
 
 pub use model::{
     dm_name, parse, Area, ClassicSnapshot, LogicalVolume, Metadata, PhysicalVolume, Problem,
     Segment, SegmentKind, VolumeGroup,
 };
+pub use round::{plan as plan_round, Changes, Round, RoundError, RoundOptions, Target, ThinDevice};
 pub use text::{Node, Section, Value};
 
 /// Why metadata text was refused.

@@ -185,7 +185,7 @@ impl CowStore {
                         where_()
                     )));
                 }
-                if (new - 1) % (per_area + 1) == 0 {
+                if (new - 1).is_multiple_of(per_area + 1) {
                     return Err(corrupt(format!(
                         "{}: data chunk {new} is a metadata area, not a data chunk",
                         where_()

@@ -502,10 +502,7 @@ impl Delta {
             None => None,
         };
         let mut rw = RunWriter {
-            delta: self,
             w: BatchWriter::new(&d, &self.chain.sources, progress, self.changed_bytes),
-            pending: Vec::new(),
-            pending_bytes: 0,
             discard: opts.discard_zeros,
             discarded: 0,
         };
@@ -551,43 +548,6 @@ impl Delta {
             undo_state: undo.as_ref().map(|u| u.state),
             undo_earlier_bytes: undo.as_ref().map_or(0, |u| u.earlier_bytes),
         })
-    }
-
-    /// Inflates the grains behind `runs` (all compressed, in disk order) on every core, writes
-    /// the runs' bytes and empties the list.
-    fn write_inflated(&self, w: &mut BatchWriter, runs: &mut Vec<Run>) -> Result<()> {
-        if runs.is_empty() {
-            return Ok(());
-        }
-        let mut grains: Vec<DeflateRef> = Vec::new();
-        let mut which: Vec<usize> = Vec::with_capacity(runs.len());
-        for r in runs.iter() {
-            let Src::Deflate(d) = r.src else { continue };
-            let key = DeflateRef { skip: 0, ..d };
-            if grains.last() != Some(&key) {
-                grains.push(key);
-            }
-            which.push(grains.len() - 1);
-        }
-        let outs = inflate_many(&self.chain, &grains)?;
-        for (r, &g) in runs.iter().zip(&which) {
-            let Src::Deflate(d) = r.src else { continue };
-            let out = &outs[g];
-            let (a, b) = (d.skip as usize, d.skip as usize + r.len as usize);
-            let bytes = out.get(a..b).ok_or_else(|| {
-                Error::format(
-                    &name_of(&self.chain.sources[d.file as usize].path),
-                    format!(
-                        "grain at byte {} inflates to {} bytes, too short for bytes {a}..{b}",
-                        d.offset,
-                        out.len()
-                    ),
-                )
-            })?;
-            w.push_bytes(r.virt, bytes)?;
-        }
-        runs.clear();
-        Ok(())
     }
 
     /// Re-reads every changed range of `dest` and compares it with the chain's view. The
@@ -661,47 +621,6 @@ fn compare(want: &[u8], got: &[u8], at: u64, report: &mut VerifyReport) {
     }
 }
 
-/// Inflated bytes gathered before they are written (bounds memory for compressed deltas).
-const INFLATE_BATCH: u64 = 8 << 20;
-
-/// Inflates `grains` on every core; the outputs come back in order.
-fn inflate_many(chain: &Chain, grains: &[DeflateRef]) -> Result<Vec<Vec<u8>>> {
-    let threads = sparse::worker_count(grains.len());
-    let chunk = grains.len().div_ceil(threads).max(1);
-    let parts: Vec<Result<Vec<Vec<u8>>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = grains
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    let mut cache = GrainCache::new();
-                    part.iter()
-                        .map(|d| {
-                            cache.slice(chain, *d, 0)?;
-                            Ok(cache.inf.inflate_output().to_vec())
-                        })
-                        .collect::<Result<Vec<Vec<u8>>>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Error::format(
-                        "inflate",
-                        "internal error while inflating grains",
-                    ))
-                })
-            })
-            .collect()
-    });
-    let mut out = Vec::with_capacity(grains.len());
-    for p in parts {
-        out.extend(p?);
-    }
-    Ok(out)
-}
-
 /// Saves the old contents of every held run to the undo file and commits it, then writes the
 /// runs: nothing is overwritten before its old bytes are durable.
 fn release(
@@ -733,54 +652,40 @@ fn release(
     Ok(())
 }
 
-/// Writes merged runs through a [`BatchWriter`]: reads, zeros or discards in order, compressed
-/// runs gathered and inflated together on every core.
+/// Writes merged runs through a [`BatchWriter`]: reads, compressed grains (inflated by the
+/// copy loop, once per grain, on every core), zeros or discards, in order.
 struct RunWriter<'a> {
-    delta: &'a Delta,
     w: BatchWriter<'a>,
-    pending: Vec<Run>,
-    pending_bytes: u64,
     discard: bool,
     discarded: u64,
 }
 
 impl RunWriter<'_> {
     fn write(&mut self, r: Run) -> Result<()> {
-        if let Src::Deflate(dr) = r.src {
-            self.pending_bytes += u64::from(dr.glen);
-            self.pending.push(r);
-            if self.pending_bytes >= INFLATE_BATCH {
-                self.flush_inflated()?;
-            }
-            return Ok(());
-        }
-        self.flush_inflated()?;
-        match r.src {
-            Src::Data { file, offset } => self.w.push(Segment {
-                dest: r.virt,
-                len: r.len,
-                source: SegmentSource::Read { file, offset },
-            })?,
+        let source = match r.src {
+            Src::Data { file, offset } => SegmentSource::Read { file, offset },
+            Src::Deflate(d) => SegmentSource::Deflate {
+                file: d.file,
+                offset: d.offset,
+                clen: d.clen,
+                glen: d.glen,
+                skip: d.skip,
+            },
             Src::Zero if self.discard => {
                 self.discarded += self.w.discard(r.virt, r.len)?;
+                return Ok(());
             }
-            Src::Zero => self.w.push(Segment {
-                dest: r.virt,
-                len: r.len,
-                source: SegmentSource::Zero,
-            })?,
-            Src::Deflate(_) => {}
-        }
+            Src::Zero => SegmentSource::Zero,
+        };
+        self.w.push(Segment {
+            dest: r.virt,
+            len: r.len,
+            source,
+        })?;
         Ok(())
     }
 
-    fn flush_inflated(&mut self) -> Result<()> {
-        self.pending_bytes = 0;
-        self.delta.write_inflated(&mut self.w, &mut self.pending)
-    }
-
-    fn finish(mut self) -> Result<CopyStats> {
-        self.flush_inflated()?;
+    fn finish(self) -> Result<CopyStats> {
         Ok(self.w.finish()?)
     }
 }

@@ -167,7 +167,7 @@ pub fn read_header(src: &dyn ReadAt, name: &str) -> Result<(Header, u64)> {
 }
 
 fn read_footer(src: &dyn ReadAt, name: &str, file_len: u64) -> Result<Header> {
-    if file_len < 4 * SECTOR || file_len % SECTOR != 0 {
+    if file_len < 4 * SECTOR || !file_len.is_multiple_of(SECTOR) {
         return Err(Error::format(
             name,
             format!("gdOffset is GD_AT_END but the file ({file_len} bytes) cannot hold a footer marker, footer and end-of-stream marker"),
@@ -819,6 +819,8 @@ pub fn worker_count(items: usize) -> usize {
 /// zlib inflation into a reusable buffer.
 pub struct Inflater {
     out: Vec<u8>,
+    len: usize,
+    d: libdeflater::Decompressor,
 }
 
 impl Default for Inflater {
@@ -830,37 +832,41 @@ impl Default for Inflater {
 impl Inflater {
     /// A fresh inflater.
     pub fn new() -> Self {
-        Inflater { out: Vec::new() }
+        Inflater {
+            out: Vec::new(),
+            len: 0,
+            d: libdeflater::Decompressor::new(),
+        }
     }
 
     /// The output of the last successful [`Inflater::inflate`].
     pub fn inflate_output(&self) -> &[u8] {
-        &self.out
+        &self.out[..self.len]
     }
 
     /// Inflates one zlib stream of at most `max` bytes of output; the stream must end (with a
     /// valid checksum) within `data` and within `max` bytes.
     pub fn inflate(&mut self, data: &[u8], max: usize) -> std::result::Result<&[u8], String> {
-        use flate2::{Decompress, FlushDecompress, Status};
-        self.out.clear();
-        self.out.reserve(max + 1);
-        let mut d = Decompress::new(true);
-        match d.decompress_vec(data, &mut self.out, FlushDecompress::Finish) {
-            Ok(Status::StreamEnd) => {}
-            Ok(_) if self.out.len() > max => {
+        use libdeflater::DecompressionError;
+        self.len = 0;
+        if self.out.len() < max {
+            self.out.resize(max, 0);
+        }
+        match self.d.zlib_decompress(data, &mut self.out[..max]) {
+            Ok(n) => self.len = n,
+            Err(DecompressionError::InsufficientSpace) => {
                 return Err(format!(
                     "compressed data inflates to more than a grain ({max} bytes)"
                 ))
             }
-            Ok(_) => return Err("compressed data ends before the end of its zlib stream".into()),
-            Err(e) => return Err(format!("compressed data is not valid zlib ({e})")),
+            Err(DecompressionError::BadData) => {
+                return Err(
+                    "compressed data is not valid zlib: corrupt, cut short before the end of its stream, or a wrong checksum"
+                        .into(),
+                )
+            }
         }
-        if self.out.len() > max {
-            return Err(format!(
-                "compressed data inflates to more than a grain ({max} bytes)"
-            ));
-        }
-        Ok(&self.out)
+        Ok(self.inflate_output())
     }
 }
 

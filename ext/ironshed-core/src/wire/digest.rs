@@ -20,6 +20,8 @@ pub const DIGEST_BYTES: usize = 24;
 pub const LINE_PREFIX: &str = "lvmsync-verify";
 /// Mismatches [`compare_digests`] lists as examples (the rest are only counted).
 pub const MAX_EXAMPLES: usize = 20;
+/// Mismatches a [`DigestReport`]'s message names (the rest are "...").
+pub const SHOWN_EXAMPLES: usize = 5;
 
 /// The hash of one record's range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -158,7 +160,7 @@ pub fn unpack_named(b: &[u8], what: &str) -> Result<Vec<Digest>, super::Error> {
 
 /// Unpacks [`pack`]'s form; `None` when the length is not a multiple of 24.
 pub fn unpack(b: &[u8]) -> Option<Vec<Digest>> {
-    if b.len() % DIGEST_BYTES != 0 {
+    if !b.len().is_multiple_of(DIGEST_BYTES) {
         return None;
     }
     Some(
@@ -274,7 +276,10 @@ pub struct Mismatch {
     pub kind: MismatchKind,
 }
 
-/// The result of [`compare_digests`].
+/// The result of [`compare_digests`]; its `Display` is the one-line report `--verify` prints
+/// ("verify: all 1200 ranges read back from new:/dev/vg1/web01 match the source (XXH3)", or
+/// "verify FAILED: 3 of 1200 ranges of ... do not match the source: bytes 0..4095
+/// (differs), ...", naming the first [`SHOWN_EXAMPLES`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DigestReport {
     /// Records whose offset, length and hash agree.
@@ -283,6 +288,11 @@ pub struct DigestReport {
     pub mismatches: u64,
     /// The first [`MAX_EXAMPLES`] of them, in stream order.
     pub examples: Vec<Mismatch>,
+    /// Records the sender sent.
+    pub sent: u64,
+    /// Where the receiver read them back, for the message ("/dev/vg1/web01",
+    /// "new:/dev/vg1/web01").
+    pub destination: String,
 }
 
 impl DigestReport {
@@ -292,12 +302,45 @@ impl DigestReport {
     }
 }
 
+impl std::fmt::Display for DigestReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.ok() {
+            return write!(
+                f,
+                "verify: all {} ranges read back from {} match the source (XXH3)",
+                self.matched, self.destination
+            );
+        }
+        write!(
+            f,
+            "verify FAILED: {} of {} ranges of {} do not match the source: ",
+            self.mismatches, self.sent, self.destination
+        )?;
+        let shown = &self.examples[..self.examples.len().min(SHOWN_EXAMPLES)];
+        for (i, m) in shown.iter().enumerate() {
+            // The last byte of an empty range is the one before it, as the sender says it.
+            let last = i128::from(m.offset) + i128::from(m.len) - 1;
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}bytes {}..{last} ({})", m.offset, m.kind.as_str())?;
+        }
+        if self.mismatches > shown.len() as u64 {
+            f.write_str(", ...")?;
+        }
+        Ok(())
+    }
+}
+
 /// Compares the sender's digests with the receiver's, pairing them by position (both are in
 /// stream order): a pair matches when offset, length and hash agree; a pair that does not is
 /// [`MismatchKind::Differs`]; digests past the end of the shorter list are
 /// [`MismatchKind::Missing`] (only sent) or [`MismatchKind::Unexpected`] (only received).
-pub fn compare_digests(sent: &[Digest], received: &[Digest]) -> DigestReport {
-    let mut r = DigestReport::default();
+/// `destination` names where the receiver read them back, for the report's message.
+pub fn compare_digests(sent: &[Digest], received: &[Digest], destination: &str) -> DigestReport {
+    let mut r = DigestReport {
+        sent: sent.len() as u64,
+        destination: destination.to_string(),
+        ..DigestReport::default()
+    };
     let note = |r: &mut DigestReport, d: &Digest, kind| {
         r.mismatches += 1;
         if r.examples.len() < MAX_EXAMPLES {
@@ -375,12 +418,12 @@ mod tests {
             hash: h,
         };
         let sent = [d(0, 1), d(10, 2), d(20, 3), d(30, 4)];
-        let r = compare_digests(&sent, &sent);
+        let r = compare_digests(&sent, &sent, "d");
         assert_eq!((r.matched, r.mismatches, r.examples.len()), (4, 0, 0));
         assert!(r.ok());
         // A changed hash, a shifted offset, one missing.
         let got = [d(0, 1), d(10, 9), d(21, 3)];
-        let r = compare_digests(&sent, &got);
+        let r = compare_digests(&sent, &got, "d");
         assert_eq!((r.matched, r.mismatches), (1, 3));
         let kinds: Vec<_> = r.examples.iter().map(|m| (m.offset, m.kind)).collect();
         assert_eq!(
@@ -391,14 +434,63 @@ mod tests {
                 (30, MismatchKind::Missing)
             ]
         );
-        let r = compare_digests(&sent[..1], &sent[..2]);
+        let r = compare_digests(&sent[..1], &sent[..2], "d");
         assert_eq!(r.examples[0].kind, MismatchKind::Unexpected);
         assert_eq!(r.examples[0].offset, 10);
         // Only the first 20 are listed, all are counted.
         let many: Vec<Digest> = (0..50).map(|i| d(i * 10, i)).collect();
-        let r = compare_digests(&many, &[]);
+        let r = compare_digests(&many, &[], "d");
         assert_eq!((r.mismatches, r.examples.len()), (50, MAX_EXAMPLES));
         assert_eq!(r.examples[19].offset, 190);
+    }
+
+    #[test]
+    fn the_report_says_what_matched_or_names_the_first_five_mismatches() {
+        let d = |o: u64, len: u64, h: u64| Digest {
+            offset: o,
+            len,
+            hash: h,
+        };
+        let sent: Vec<Digest> = (0..8).map(|i| d(i * 4096, 4096, i)).collect();
+        let r = compare_digests(&sent, &sent, "new:/dev/vg1/web01");
+        assert_eq!(
+            r.to_string(),
+            "verify: all 8 ranges read back from new:/dev/vg1/web01 match the source (XXH3)"
+        );
+        // One differing: no "...".
+        let mut got = sent.clone();
+        got[2].hash = 99;
+        assert_eq!(
+            compare_digests(&sent, &got, "/dev/x").to_string(),
+            "verify FAILED: 1 of 8 ranges of /dev/x do not match the source: bytes 8192..12287 \
+             (differs)"
+        );
+        // Four differ and one is missing: all five named.
+        let mut got: Vec<Digest> = sent[..7].to_vec();
+        for g in got.iter_mut().take(4) {
+            g.hash ^= 1;
+        }
+        let r = compare_digests(&sent, &got, "/dev/x");
+        assert_eq!((r.sent, r.mismatches), (8, 5));
+        assert_eq!(
+            r.to_string(),
+            "verify FAILED: 5 of 8 ranges of /dev/x do not match the source: bytes 0..4095 \
+             (differs), bytes 4096..8191 (differs), bytes 8192..12287 (differs), bytes \
+             12288..16383 (differs), bytes 28672..32767 (missing)"
+        );
+        // Six (two unexpected): five named, then "...".
+        let mut more = got.clone();
+        more.extend([d(1 << 20, 512, 0), d(0, 0, 0)]);
+        let r = compare_digests(&sent[..7], &more, "/dev/x");
+        assert!(
+            r.to_string().ends_with(
+                "bytes 12288..16383 (differs), bytes 1048576..1049087 (unexpected), ..."
+            ),
+            "{r}"
+        );
+        // An empty range ends before it starts, as it always printed.
+        let r = compare_digests(&[d(0, 0, 1)], &[d(0, 0, 2)], "/dev/x");
+        assert!(r.to_string().ends_with(": bytes 0..-1 (differs)"), "{r}");
     }
 
     #[test]

@@ -21,16 +21,19 @@
 //!   record carries the item count and the XXH3-64 of every byte sent before it, computed as
 //!   the bytes go out. A receiver of this project then detects a stream cut anywhere; the
 //!   original receiver stops at `BEGIN` before writing, so it must be sent a plain stream.
-//! * Data is read with the source's [`SourceDevice`] (`O_DIRECT` for block devices) into an
-//!   aligned arena of [`ARENA`] bytes (small enough to stay in the CPU cache), adjacent data
-//!   with one read, and written out with vectored writes (header and data slices, no copy);
-//!   a record larger than the arena goes out in several writes. Memory stays at the arena
-//!   size whatever the amount of data.
+//! * Data is read with the source's [`SourceDevice`] (`O_DIRECT` for block devices) into
+//!   aligned arenas of [`ARENA`] bytes (small enough to stay in the CPU cache), adjacent data
+//!   with one read — on a device also data separated by gaps of at most 64 KiB, whose bytes
+//!   are read and skipped, so scattered chunks close together cost one request — and written
+//!   out with vectored writes (header and data slices, no copy); a record larger than the
+//!   arena goes out in several writes. A reader thread fills the next arena while this one
+//!   is written, so reading the source and writing the stream overlap. Memory stays at three
+//!   arenas whatever the amount of data.
 
 use super::digest::{Digest, RangeHasher, ZeroHashes};
 use super::proto3::{
     layout_digest, Control, RecordHeader, StreamHash, Summary, HANDSHAKE, HANDSHAKE_DISCARDS,
-    MAX_EXTENDED_LEN, MAX_SEND_RECORD,
+    HEADER_LEN, MAX_EXTENDED_LEN, MAX_SEND_RECORD,
 };
 use super::{Error, Result};
 use crate::error::{Cancelled, IoContext};
@@ -284,6 +287,19 @@ fn send_order<'a>(
     )
 }
 
+/// The 12 header bytes of `piece`'s record.
+fn header_of(piece: &Piece) -> [u8; HEADER_LEN] {
+    let h = RecordHeader {
+        offset: piece.range.offset,
+        len: piece.range.len as u32,
+    };
+    if piece.discard {
+        h.encode_discard()
+    } else {
+        h.encode()
+    }
+}
+
 fn send_inner<W: Write>(
     changes: &Changes,
     discards: &Changes,
@@ -324,17 +340,6 @@ fn send_inner<W: Write>(
     // The furthest-reaching piece first (the last of either list), then all others in order.
     let count = changes.piece_count(max) + discards.piece_count(dmax);
     let order = || send_order(changes, discards, max, dmax, count);
-    let header_of = |piece: &Piece| {
-        let h = RecordHeader {
-            offset: piece.range.offset,
-            len: piece.range.len as u32,
-        };
-        if piece.discard {
-            h.encode_discard()
-        } else {
-            h.encode()
-        }
-    };
     // The handshake and BEGIN in one write (one piece on a pipe): a stream cut right after
     // its handshake would read as an empty plain stream.
     let mut head = handshake.to_vec();
@@ -350,100 +355,47 @@ fn send_inner<W: Write>(
     out.write_all_vectored(&mut [IoSlice::new(&head)])?;
     let order = order();
     let mut digests = opts.digests.then(Digester::default);
-
-    let mut arena = AlignedBuf::new(ARENA);
-    let mut ops: Vec<Op> = Vec::with_capacity(2 * MAX_RECORDS_PER_WRITE);
-    let mut headers: Vec<Header> = Vec::with_capacity(MAX_RECORDS_PER_WRITE);
-    // A pending read: source offset, arena offset, length (grows while data is adjacent).
-    let mut pending: Option<(u64, usize, usize)> = None;
-    let mut used = 0usize;
-
-    let read = |arena: &mut AlignedBuf, p: (u64, usize, usize)| -> Result<()> {
-        let (src, at, len) = p;
-        source.read_at(&mut arena[at..at + len], src).map_err(|e| {
-            Error::Io(IoContext::new(
-                source.path(),
-                format!("read {len} bytes at byte {src}"),
-                e,
-            ))
-        })
+    // Reading and writing overlap: a reader thread fills arenas (at most FILLS exist) while
+    // this thread writes the filled ones to the stream in order.
+    let (filled_tx, filled) = std::sync::mpsc::sync_channel::<Fill>(1);
+    let (spare_tx, spare) = std::sync::mpsc::channel::<Fill>();
+    let gap = match source.mode() {
+        // A cached regular file: a gap costs a copy about as dear as the read it saves.
+        ReadMode::Buffered => 0,
+        // A device: one larger request instead of several small ones.
+        ReadMode::Direct | ReadMode::DropCachedRange => READ_THROUGH_GAP,
     };
-
-    for piece in order {
-        let ByteRange { offset, len } = piece.range;
-        if headers.len() >= MAX_RECORDS_PER_WRITE {
-            if let Some(p) = pending.take() {
-                read(&mut arena, p)?;
+    let counts = std::thread::scope(|s| -> Result<Counts> {
+        let reader = s.spawn(move || fill_arenas(order, source, gap, filled_tx, spare));
+        let mut written: Result<()> = Ok(());
+        for f in filled.iter() {
+            written = flush(
+                &mut out,
+                &f.arena,
+                &f.headers,
+                &f.ops,
+                digests.as_mut(),
+                progress,
+            );
+            if written.is_err() {
+                break;
             }
-            flush(&mut out, &arena, &headers, &ops, digests.as_mut(), progress)?;
-            ops.clear();
-            headers.clear();
-            used = 0;
+            let _ = spare_tx.send(f);
         }
-        headers.push(Header {
-            bytes: header_of(&piece),
-            offset,
-            len,
-            discard: piece.discard,
-        });
-        ops.push(Op::Header(headers.len() - 1));
-        if piece.discard {
-            out.stats.discard_records += 1;
-            out.stats.discard_bytes += len;
-            continue;
-        }
-        // The data, in as many arena fills as it takes (a record may be larger than the
-        // arena: the stream is a byte stream, so its data may go out in several writes).
-        let mut src = offset;
-        let mut left = len as usize;
-        while left > 0 {
-            let contiguous =
-                matches!(pending, Some((s, a, l)) if s + l as u64 == src && a + l == used);
-            let at = if contiguous {
-                used
-            } else {
-                used.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN
-            };
-            let mut take = left.min(ARENA.saturating_sub(at));
-            if take < left {
-                // Keep later reads aligned for O_DIRECT: cut at an alignment boundary.
-                take -= take % DIRECT_ALIGN;
-            }
-            if take == 0 {
-                if let Some(p) = pending.take() {
-                    read(&mut arena, p)?;
-                }
-                flush(&mut out, &arena, &headers, &ops, digests.as_mut(), progress)?;
-                ops.clear();
-                // Keep the header of the record in flight if it was not written yet (it
-                // was, with the flush): nothing to carry over.
-                used = 0;
-                continue;
-            }
-            match pending.as_mut() {
-                Some((_, _, l)) if contiguous => *l += take,
-                _ => {
-                    if let Some(p) = pending.take() {
-                        read(&mut arena, p)?;
-                    }
-                    pending = Some((src, at, take));
-                }
-            }
-            match ops.last_mut() {
-                Some(Op::Data(a, l)) if contiguous && *a + *l == at => *l += take,
-                _ => ops.push(Op::Data(at, take)),
-            }
-            used = at + take;
-            src += take as u64;
-            left -= take;
-        }
-        out.stats.records += 1;
-        out.stats.bytes += len;
-    }
-    if let Some(p) = pending.take() {
-        read(&mut arena, p)?;
-    }
-    flush(&mut out, &arena, &headers, &ops, digests.as_mut(), progress)?;
+        // A write error ends the reader at its next hand-over (the channels close); a read
+        // error ends it at once, after the fills before it were written.
+        drop(filled);
+        drop(spare_tx);
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err(Error::Internal("the reader thread failed".into())));
+        written?;
+        read
+    })?;
+    out.stats.records = counts.records;
+    out.stats.bytes = counts.bytes;
+    out.stats.discard_records = counts.discard_records;
+    out.stats.discard_bytes = counts.discard_bytes;
     if !opts.plain {
         let end = Control::End(Summary {
             items: count + 1,
@@ -462,6 +414,166 @@ fn send_inner<W: Write>(
         out.stats.digests = d.out;
     }
     Ok(out.stats)
+}
+
+/// Largest gap between two chunks of a device that one read covers (the gap's bytes are read
+/// and not sent): scattered chunks close together cost one request instead of several.
+const READ_THROUGH_GAP: u64 = 64 << 10;
+
+/// Arenas in use at most: one being filled, one queued, one being written.
+const FILLS: usize = 3;
+
+/// One arena's worth of the stream: the data read, and the slices to write in order.
+struct Fill {
+    arena: AlignedBuf,
+    headers: Vec<Header>,
+    ops: Vec<Op>,
+}
+
+/// What the reader counted.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    records: u64,
+    bytes: u64,
+    discard_records: u64,
+    discard_bytes: u64,
+}
+
+/// The reader side of [`send_inner`]: cuts the pieces into arena fills, reads their data
+/// (adjacent data with one read, and through gaps of at most `gap` bytes) and hands every
+/// fill over in order; takes written fills back from `spare`.
+fn fill_arenas(
+    order: impl Iterator<Item = Piece>,
+    source: &SourceDevice,
+    gap: u64,
+    filled: std::sync::mpsc::SyncSender<Fill>,
+    spare: std::sync::mpsc::Receiver<Fill>,
+) -> Result<Counts> {
+    let mut made = 1usize;
+    let mut f = Fill {
+        arena: AlignedBuf::new(ARENA),
+        headers: Vec::with_capacity(MAX_RECORDS_PER_WRITE),
+        ops: Vec::with_capacity(2 * MAX_RECORDS_PER_WRITE),
+    };
+    let mut counts = Counts::default();
+    // A pending read: source offset, arena offset, length (grows while data is adjacent or
+    // close).
+    let mut pending: Option<(u64, usize, usize)> = None;
+    let mut used = 0usize;
+
+    let read = |arena: &mut AlignedBuf, p: (u64, usize, usize)| -> Result<()> {
+        let (src, at, len) = p;
+        source.read_at(&mut arena[at..at + len], src).map_err(|e| {
+            Error::Io(IoContext::new(
+                source.path(),
+                format!("read {len} bytes at byte {src}"),
+                e,
+            ))
+        })
+    };
+    // Hands the fill over (its pending read done) and starts the next one; false when the
+    // writer has stopped.
+    let mut hand_over = |f: &mut Fill, pending: &mut Option<(u64, usize, usize)>| -> Result<bool> {
+        if let Some(p) = pending.take() {
+            read(&mut f.arena, p)?;
+        }
+        if f.ops.is_empty() {
+            return Ok(true);
+        }
+        let next = match spare.try_recv() {
+            Ok(n) => n,
+            Err(_) if made < FILLS => {
+                made += 1;
+                Fill {
+                    arena: AlignedBuf::new(ARENA),
+                    headers: Vec::with_capacity(MAX_RECORDS_PER_WRITE),
+                    ops: Vec::with_capacity(2 * MAX_RECORDS_PER_WRITE),
+                }
+            }
+            Err(_) => match spare.recv() {
+                Ok(n) => n,
+                Err(_) => return Ok(false),
+            },
+        };
+        let done = std::mem::replace(f, next);
+        f.headers.clear();
+        f.ops.clear();
+        Ok(filled.send(done).is_ok())
+    };
+
+    let result: Result<()> = (|| {
+        for piece in order {
+            let ByteRange { offset, len } = piece.range;
+            if f.headers.len() >= MAX_RECORDS_PER_WRITE {
+                if !hand_over(&mut f, &mut pending)? {
+                    return Ok(());
+                }
+                used = 0;
+            }
+            f.headers.push(Header {
+                bytes: header_of(&piece),
+                offset,
+                len,
+                discard: piece.discard,
+            });
+            f.ops.push(Op::Header(f.headers.len() - 1));
+            if piece.discard {
+                counts.discard_records += 1;
+                counts.discard_bytes += len;
+                continue;
+            }
+            // The data, in as many arena fills as it takes (a record may be larger than the
+            // arena: the stream is a byte stream, so its data may go out in several writes).
+            let mut src = offset;
+            let mut left = len as usize;
+            while left > 0 {
+                // Where the data goes: right after the pending read when it continues it or
+                // follows it closely (the gap is read too, and skipped), else a new read.
+                let near = match pending {
+                    Some((s, a, l))
+                        if a + l == used && src >= s + l as u64 && src - (s + l as u64) <= gap =>
+                    {
+                        Some(a + (src - s) as usize)
+                    }
+                    _ => None,
+                };
+                let at = near.unwrap_or_else(|| used.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN);
+                let mut take = left.min(ARENA.saturating_sub(at));
+                if take < left {
+                    // Keep later reads aligned for O_DIRECT: cut at an alignment boundary.
+                    take -= take % DIRECT_ALIGN;
+                }
+                if take == 0 {
+                    // The header of the record in flight goes out with this fill.
+                    if !hand_over(&mut f, &mut pending)? {
+                        return Ok(());
+                    }
+                    used = 0;
+                    continue;
+                }
+                match (pending.as_mut(), near) {
+                    (Some((s, _, l)), Some(_)) => *l = (src - *s) as usize + take,
+                    _ => {
+                        if let Some(p) = pending.take() {
+                            read(&mut f.arena, p)?;
+                        }
+                        pending = Some((src, at, take));
+                    }
+                }
+                match f.ops.last_mut() {
+                    Some(Op::Data(a, l)) if *a + *l == at => *l += take,
+                    _ => f.ops.push(Op::Data(at, take)),
+                }
+                used = at + take;
+                src += take as u64;
+                left -= take;
+            }
+            counts.records += 1;
+            counts.bytes += len;
+        }
+        hand_over(&mut f, &mut pending).map(|_| ())
+    })();
+    result.map(|()| counts)
 }
 
 /// A record header as encoded, and what it says (for the digests).

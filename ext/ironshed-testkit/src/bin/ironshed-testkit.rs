@@ -12,6 +12,7 @@
 //!
 //! ```text
 //! ironshed-testkit chain --dir DIR [--name vm] --capacity SIZE [--seed N]
+//!     [--compressible | --mixed]
 //!     (--layer FORMAT[,grain=SECTORS][,layout=L][,extent=SIZE]
 //!      [--write O:L]... [--zero O:L]... [--unmap O:L]... [--random-writes COUNT:LEN])...
 //! ```
@@ -34,10 +35,15 @@
 //! ```
 //! writes DIR/cow.img (a dm-snapshot exception store recording the writes), DIR/before.img
 //! (the origin when the snapshot was taken) and DIR/origin.img (the origin now), and prints
-//! the store's layout as JSON on stdout. `--no-data` leaves the store's data chunks sparse,
+//! the store's layout as JSON on stdout.
+//!
+//! ```text
+//! ironshed-testkit rootzone [--tlds N] [--serial N] [--seed N]
+//! ```
+//! prints an unsigned root-like zone (N TLDs besides com and net, default 1500) on stdout. `--no-data` leaves the store's data chunks sparse,
 //! `--no-images` writes only the store.
 
-use ironshed_testkit::{cow, cowd, descriptor, frames, model::Model};
+use ironshed_testkit::{cow, cowd, descriptor, frames, model::Model, rootzone};
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -129,7 +135,7 @@ fn cowd_cmd(args: &[String]) {
         i += 1;
     }
     let dir = dir.unwrap_or_else(|| die("--dir is required"));
-    if capacity == 0 || capacity % 512 != 0 {
+    if capacity == 0 || !capacity.is_multiple_of(512) {
         die("--capacity must be a non-zero multiple of 512");
     }
     let layout = cowd::Layout::parse(&layout, seed).unwrap_or_else(|| die("bad --layout"));
@@ -211,6 +217,7 @@ fn chain_cmd(args: &[String]) {
     let mut seed = 1u64;
     let mut layers: Vec<(String, Vec<(String, String)>)> = Vec::new();
     let mut compressible = false;
+    let mut mixed = false;
     let mut i = 0;
     let val = |i: &mut usize| -> String {
         *i += 1;
@@ -225,6 +232,7 @@ fn chain_cmd(args: &[String]) {
             "--capacity" => capacity = size(&val(&mut i)),
             "--seed" => seed = size(&val(&mut i)),
             "--compressible" => compressible = true,
+            "--mixed" => mixed = true,
             "--layer" => layers.push((val(&mut i), Vec::new())),
             op @ ("--write" | "--zero" | "--unmap" | "--random-writes") => {
                 let v = val(&mut i);
@@ -239,11 +247,12 @@ fn chain_cmd(args: &[String]) {
         i += 1;
     }
     let dir = dir.unwrap_or_else(|| die("--dir is required"));
-    if capacity == 0 || capacity % 512 != 0 || layers.is_empty() {
+    if capacity == 0 || !capacity.is_multiple_of(512) || layers.is_empty() {
         die("need --capacity (multiple of 512) and at least one --layer");
     }
     let mut model = Model::new(capacity, seed);
     model.compressible = compressible;
+    model.mixed = mixed;
     let mut specs = Vec::new();
 
     for (k, (fmt, ops)) in layers.iter().enumerate() {
@@ -446,7 +455,7 @@ fn cow_cmd(args: &[String]) {
         i += 1;
     }
     let dir = dir.unwrap_or_else(|| die("--dir is required"));
-    if origin_size == 0 || origin_size % 512 != 0 {
+    if origin_size == 0 || !origin_size.is_multiple_of(512) {
         die("--origin-size must be a non-zero multiple of 512");
     }
     if chunk < 512 || !chunk.is_power_of_two() {
@@ -512,6 +521,34 @@ fn cow_cmd(args: &[String]) {
         .unwrap_or_else(|e| die(&e.to_string()));
 }
 
+fn rootzone_cmd(args: &[String]) {
+    let mut spec = rootzone::RootZoneSpec {
+        tlds: 1500,
+        serial: 2024120600,
+        seed: 1,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || {
+            it.next()
+                .unwrap_or_else(|| die(&format!("{a} needs a value")))
+        };
+        let num = |s: &String| {
+            s.parse::<u64>()
+                .unwrap_or_else(|_| die(&format!("bad number '{s}'")))
+        };
+        match a.as_str() {
+            "--tlds" => spec.tlds = num(val()) as usize,
+            "--serial" => spec.serial = num(val()) as u32,
+            "--seed" => spec.seed = num(val()),
+            other => die(&format!("rootzone: unknown option {other}")),
+        }
+    }
+    std::io::stdout()
+        .write_all(rootzone::unsigned_root_zone(&spec).as_bytes())
+        .unwrap_or_else(|e| die(&format!("stdout: {e}")));
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -519,6 +556,7 @@ fn main() {
         Some("chain") => chain_cmd(&args[1..]),
         Some("frames") => frames_cmd(&args[1..]),
         Some("cow") => cow_cmd(&args[1..]),
-        _ => die("usage: ironshed-testkit cowd|chain|frames|cow [options] (see the source header)"),
+        Some("rootzone") => rootzone_cmd(&args[1..]),
+        _ => die("usage: ironshed-testkit cowd|chain|frames|cow|rootzone [options] (see the source header)"),
     }
 }

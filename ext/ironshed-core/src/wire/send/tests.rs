@@ -312,6 +312,76 @@ mod change_set {
         assert_eq!(e.kind(), Kind::Os(libc::ENOENT));
         assert!(out.is_empty());
     }
+
+    /// The reader reads through gaps of up to `gap` bytes (a device's scattered chunks in one
+    /// request) yet hands over exactly the chunks' bytes, in order, across several arenas.
+    #[test]
+    fn reads_through_small_gaps_but_sends_only_the_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("origin");
+        let bytes: Vec<u8> = (0..(16u32 << 20))
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let source = SourceDevice::open(&path).unwrap();
+        // Close chunks, far ones, adjacent ones, one longer than the arena, a discard.
+        let mut ranges: Vec<(u64, u64, bool)> = Vec::new();
+        let mut at = 0u64;
+        for i in 0..300u64 {
+            let len = if i == 150 {
+                700 << 10
+            } else {
+                4096 * (1 + i % 3)
+            };
+            ranges.push((at, len, i % 97 == 5));
+            at += len + [0, 4096, 60 << 10, 70 << 10, 512][(i % 5) as usize];
+        }
+        assert!(at < bytes.len() as u64);
+        let pieces: Vec<Piece> = ranges
+            .iter()
+            .map(|&(offset, len, discard)| Piece {
+                range: ByteRange { offset, len },
+                discard,
+            })
+            .collect();
+        for gap in [0, READ_THROUGH_GAP] {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Fill>(1);
+            let (stx, srx) = std::sync::mpsc::channel::<Fill>();
+            let (mut heads, mut data) = (Vec::new(), Vec::new());
+            let counts = std::thread::scope(|s| {
+                let reader = s.spawn(|| fill_arenas(pieces.iter().copied(), &source, gap, tx, srx));
+                for f in rx.iter() {
+                    for op in &f.ops {
+                        match *op {
+                            Op::Header(i) => heads.push((f.headers[i].offset, f.headers[i].len)),
+                            Op::Data(a, l) => data.extend_from_slice(&f.arena[a..a + l]),
+                        }
+                    }
+                    let _ = stx.send(f); // refused once the reader is done
+                }
+                reader.join().unwrap().unwrap()
+            });
+            let want: Vec<u8> = ranges
+                .iter()
+                .filter(|r| !r.2)
+                .flat_map(|&(o, l, _)| bytes[o as usize..(o + l) as usize].iter().copied())
+                .collect();
+            assert_eq!(
+                heads,
+                ranges.iter().map(|&(o, l, _)| (o, l)).collect::<Vec<_>>(),
+                "gap {gap}"
+            );
+            assert!(data == want, "gap {gap}: data differs");
+            assert_eq!(
+                counts.records,
+                ranges.iter().filter(|r| !r.2).count() as u64
+            );
+            assert_eq!(
+                counts.discard_records,
+                ranges.iter().filter(|r| r.2).count() as u64
+            );
+        }
+    }
 }
 
 /// A marked stream, read here from the format description: `BEGIN` (tag 0xff "BEGIN", 24

@@ -1,0 +1,514 @@
+//! One lvmsync round, planned from the volume group's metadata before anything is read or
+//! sent: which snapshot's changes are sent (a classic snapshot's exception store, or
+//! `thin_delta` between two thin devices of one pool) and which LV the changed data is read
+//! from. Every refusal about the snapshots themselves is made here: a thin and a classic
+//! snapshot mixed, snapshots of different volume groups or origins, an LV that is not a
+//! snapshot, `--from` naming the newer snapshot, a classic snapshot being merged.
+//!
+//! What needs the running system (is the exception store's device there, is the newer
+//! snapshot active) is for the caller to check, after the plan.
+
+use super::model::{ClassicSnapshot, LogicalVolume, Metadata, SegmentKind, VolumeGroup};
+
+/// A snapshot (or origin) as the user named it and as LVM resolved the name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The argument as given ("vg0/web-snap", "/dev/vg0/web-snap"), for messages.
+    pub given: String,
+    /// Its volume group.
+    pub vg: String,
+    /// Its LV name.
+    pub lv: String,
+}
+
+impl Target {
+    /// A target from the given argument and the names LVM resolved it to.
+    pub fn new(given: impl Into<String>, vg: impl Into<String>, lv: impl Into<String>) -> Self {
+        Target {
+            given: given.into(),
+            vg: vg.into(),
+            lv: lv.into(),
+        }
+    }
+}
+
+/// How the round is planned, besides the snapshots.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoundOptions {
+    /// The changed data is read from another device (`--data-source`), not from an LV of the
+    /// volume group: the round then names no LV to read.
+    pub data_source: bool,
+}
+
+/// A thin LV as `thin_delta` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThinDevice {
+    /// LV name.
+    pub lv: String,
+    /// The kernel's thin id (`--snap1`/`--snap2`), when the metadata records it.
+    pub device_id: Option<u64>,
+}
+
+/// What lists the changes of a round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changes {
+    /// The exception store of the classic snapshot `store` (the older one of a `--from`
+    /// round).
+    Classic {
+        /// The snapshot (COW LV) whose exception store is read.
+        store: String,
+    },
+    /// `thin_delta` from `left` to `right`, both thin devices of `pool`.
+    Thin {
+        /// The thin pool.
+        pool: String,
+        /// `--snap1`: the older snapshot of a `--from` round, else the snapshot.
+        left: ThinDevice,
+        /// `--snap2`: the newer snapshot of a `--from` round, else the origin.
+        right: ThinDevice,
+    },
+}
+
+/// One round, planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Round {
+    /// The volume group of every LV named here.
+    pub vg: String,
+    /// The origin the snapshots belong to, as the metadata names it.
+    pub origin: Option<String>,
+    /// What lists the changes.
+    pub changes: Changes,
+    /// The LV the changed data is read from: the newer snapshot of a `--from` round (as it
+    /// was taken), else the origin; `None` with [`RoundOptions::data_source`].
+    pub data_lv: Option<String>,
+    /// True when `data_lv` is the newer snapshot of a `--from` round, whose device must be
+    /// active (thin snapshots skip activation by default).
+    pub data_lv_is_snapshot: bool,
+}
+
+impl Round {
+    /// True for a round of thin snapshots.
+    pub fn thin(&self) -> bool {
+        matches!(self.changes, Changes::Thin { .. })
+    }
+}
+
+/// Why a round cannot be planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoundError {
+    /// The LV is not in the volume group's metadata.
+    #[error("Logical volume {lv} does not exist in volume group {vg}")]
+    NoSuchLv {
+        /// Volume group.
+        vg: String,
+        /// LV name.
+        lv: String,
+    },
+    /// `--from` and the snapshot are in different volume groups.
+    #[error(
+        "--from {older} is in volume group {older_vg}, {newer} in {newer_vg}: both must be \
+         snapshots of one origin"
+    )]
+    DifferentGroups {
+        /// `--from` as given.
+        older: String,
+        /// Its volume group.
+        older_vg: String,
+        /// The snapshot as given.
+        newer: String,
+        /// Its volume group.
+        newer_vg: String,
+    },
+    /// One of the two is a thin LV, the other is not.
+    #[error(
+        "--from {older} and {newer}: one is a thin LV and the other is not; both must be \
+         snapshots of one origin"
+    )]
+    Mixed {
+        /// `--from` as given.
+        older: String,
+        /// The snapshot as given.
+        newer: String,
+    },
+    /// The LV is not a snapshot.
+    #[error("{given}: not a snapshot ({vg}/{lv} is a {segtype} LV)")]
+    NotASnapshot {
+        /// The name as given.
+        given: String,
+        /// Volume group.
+        vg: String,
+        /// LV name.
+        lv: String,
+        /// Its first segment's type ("striped"), or "plain" when it has none.
+        segtype: String,
+    },
+    /// `--from` is not a classic snapshot while the snapshot is one.
+    #[error("--from {older}: not a classic snapshot, and {newer} is one")]
+    NotClassic {
+        /// `--from` as given.
+        older: String,
+        /// The snapshot as given.
+        newer: String,
+    },
+    /// The two are snapshots of different origins (and the newer is not the older's
+    /// origin).
+    #[error(
+        "--from {older} is a snapshot of {older_origin}, {newer} {}: both must be snapshots \
+         of one origin",
+        newer_origin.as_ref().map_or("is not its origin".to_string(), |o| format!("of {o}"))
+    )]
+    DifferentOrigins {
+        /// `--from` as given.
+        older: String,
+        /// Its origin.
+        older_origin: String,
+        /// The snapshot as given.
+        newer: String,
+        /// Its origin (`None`: it is no snapshot).
+        newer_origin: Option<String>,
+    },
+    /// `--from` was created after the snapshot.
+    #[error(
+        "--from {older} was created after {vg}/{lv} ({} > {}): give the older snapshot to --from",
+        utc(*older_time),
+        utc(*newer_time)
+    )]
+    WrongOrder {
+        /// `--from` as given.
+        older: String,
+        /// The snapshot's volume group.
+        vg: String,
+        /// The snapshot's LV name.
+        lv: String,
+        /// `--from`'s creation time (unix seconds).
+        older_time: i64,
+        /// The snapshot's creation time.
+        newer_time: i64,
+    },
+    /// The classic snapshot whose store would be read is being merged into its origin.
+    #[error(
+        "{vg}/{lv}: the snapshot is being merged into its origin; its exception store is in \
+         flux and cannot be used"
+    )]
+    Merging {
+        /// Volume group.
+        vg: String,
+        /// The snapshot (COW LV).
+        lv: String,
+    },
+    /// The origin of a thin snapshot is not a thin LV.
+    #[error("{vg}/{lv}: not a thin LV")]
+    NotThin {
+        /// Volume group.
+        vg: String,
+        /// LV name.
+        lv: String,
+    },
+    /// The two thin devices are in different pools.
+    #[error(
+        "{vg}/{left} and {vg}/{right} are not thin LVs of the same pool: thin_delta can only \
+         compare devices of one pool"
+    )]
+    DifferentPools {
+        /// Volume group.
+        vg: String,
+        /// `--snap1`'s LV.
+        left: String,
+        /// `--snap2`'s LV.
+        right: String,
+    },
+    /// The data would be read from the origin, which the metadata does not name.
+    #[error("{vg}/{lv}: the metadata names no origin for this snapshot")]
+    NoOrigin {
+        /// Volume group.
+        vg: String,
+        /// The snapshot.
+        lv: String,
+    },
+}
+
+impl crate::Report for RoundError {
+    fn kind(&self) -> crate::error::Kind {
+        match self {
+            RoundError::Merging { .. } => crate::error::Kind::Snapshot,
+            _ => crate::error::Kind::Lvm,
+        }
+    }
+    fn message(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// The fields of a thin LV (its first segment is a thin one).
+struct Thin<'a> {
+    pool: Option<&'a str>,
+    device_id: Option<u64>,
+    origin: Option<&'a str>,
+}
+
+fn thin(lv: &LogicalVolume) -> Option<Thin<'_>> {
+    match &lv.segments.first()?.kind {
+        SegmentKind::Thin {
+            thin_pool,
+            device_id,
+            origin,
+            ..
+        } => Some(Thin {
+            pool: thin_pool.as_deref(),
+            device_id: *device_id,
+            origin: origin.as_deref(),
+        }),
+        _ => None,
+    }
+}
+
+/// Plans the round that sends what changed in `newer` (since its origin, or since `older`,
+/// an older snapshot of the same origin: `--from`), from the metadata of `newer`'s volume
+/// group. The checks, in order: one volume group; thin or classic, not mixed; snapshots;
+/// one origin; `older` created first; (classic) not being merged; (thin) one pool.
+pub fn plan(
+    meta: &Metadata,
+    newer: &Target,
+    older: Option<&Target>,
+    opts: &RoundOptions,
+) -> Result<Round, RoundError> {
+    if let Some(o) = older.filter(|o| o.vg != newer.vg) {
+        return Err(RoundError::DifferentGroups {
+            older: o.given.clone(),
+            older_vg: o.vg.clone(),
+            newer: newer.given.clone(),
+            newer_vg: newer.vg.clone(),
+        });
+    }
+    let vg = meta
+        .vg
+        .as_ref()
+        .filter(|g| g.name == newer.vg)
+        .ok_or_else(|| no_such_lv(&newer.vg, &newer.lv))?;
+    let planner = Planner {
+        vg,
+        newer,
+        older,
+        opts,
+    };
+    let nlv = planner.lv(&newer.lv)?;
+    let olv = older.map(|o| planner.lv(&o.lv)).transpose()?;
+    if thin(nlv).is_some() || olv.and_then(thin).is_some() {
+        planner.thin(nlv, olv)
+    } else {
+        planner.classic(nlv, olv)
+    }
+}
+
+fn no_such_lv(vg: &str, lv: &str) -> RoundError {
+    RoundError::NoSuchLv {
+        vg: vg.to_string(),
+        lv: lv.to_string(),
+    }
+}
+
+struct Planner<'a> {
+    vg: &'a VolumeGroup,
+    newer: &'a Target,
+    older: Option<&'a Target>,
+    opts: &'a RoundOptions,
+}
+
+impl<'a> Planner<'a> {
+    fn lv(&self, name: &str) -> Result<&'a LogicalVolume, RoundError> {
+        self.vg
+            .lv(name)
+            .ok_or_else(|| no_such_lv(&self.vg.name, name))
+    }
+
+    fn not_a_snapshot(&self, t: &Target, lv: &LogicalVolume) -> RoundError {
+        RoundError::NotASnapshot {
+            given: t.given.clone(),
+            vg: self.vg.name.clone(),
+            lv: lv.name.clone(),
+            segtype: lv.segtype().unwrap_or("plain").to_string(),
+        }
+    }
+
+    fn different_origins(&self, older: &Target, o: Option<&str>, n: Option<&str>) -> RoundError {
+        RoundError::DifferentOrigins {
+            older: older.given.clone(),
+            older_origin: o.unwrap_or_default().to_string(),
+            newer: self.newer.given.clone(),
+            newer_origin: n.map(str::to_string),
+        }
+    }
+
+    /// `--from` must name the snapshot taken first (when both times are recorded).
+    fn check_order(
+        &self,
+        older: &Target,
+        olv: &LogicalVolume,
+        nlv: &LogicalVolume,
+    ) -> Result<(), RoundError> {
+        match (olv.creation_time, nlv.creation_time) {
+            (Some(t0), Some(t1)) if t0 > t1 => Err(RoundError::WrongOrder {
+                older: older.given.clone(),
+                vg: self.vg.name.clone(),
+                lv: nlv.name.clone(),
+                older_time: t0,
+                newer_time: t1,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The LV the data is read from, unless another source is given.
+    fn data_lv(&self, name: &str) -> Result<Option<String>, RoundError> {
+        if self.opts.data_source {
+            return Ok(None);
+        }
+        Ok(Some(self.lv(name)?.name.clone()))
+    }
+
+    fn classic(
+        &self,
+        nlv: &LogicalVolume,
+        olv: Option<&LogicalVolume>,
+    ) -> Result<Round, RoundError> {
+        let newer: ClassicSnapshot = self
+            .vg
+            .classic_snapshot(&nlv.name)
+            .ok_or_else(|| self.not_a_snapshot(self.newer, nlv))?;
+        let mut listed = (newer.clone(), nlv);
+        if let (Some(older), Some(olv)) = (self.older, olv) {
+            let old =
+                self.vg
+                    .classic_snapshot(&olv.name)
+                    .ok_or_else(|| RoundError::NotClassic {
+                        older: older.given.clone(),
+                        newer: self.newer.given.clone(),
+                    })?;
+            if old.origin != newer.origin {
+                return Err(self.different_origins(
+                    older,
+                    old.origin.as_deref(),
+                    newer.origin.as_deref(),
+                ));
+            }
+            self.check_order(older, olv, nlv)?;
+            listed = (old, olv);
+        }
+        let (info, store) = listed;
+        if info.merging {
+            return Err(RoundError::Merging {
+                vg: self.vg.name.clone(),
+                lv: store.name.clone(),
+            });
+        }
+        let data_lv = if self.older.is_some() {
+            self.data_lv(&nlv.name)?
+        } else if self.opts.data_source {
+            None
+        } else {
+            let origin = info.origin.as_deref().ok_or_else(|| RoundError::NoOrigin {
+                vg: self.vg.name.clone(),
+                lv: nlv.name.clone(),
+            })?;
+            self.data_lv(origin)?
+        };
+        Ok(Round {
+            vg: self.vg.name.clone(),
+            origin: info.origin,
+            changes: Changes::Classic {
+                store: store.name.clone(),
+            },
+            data_lv_is_snapshot: self.older.is_some() && data_lv.is_some(),
+            data_lv,
+        })
+    }
+
+    fn thin(&self, nlv: &LogicalVolume, olv: Option<&LogicalVolume>) -> Result<Round, RoundError> {
+        let Some(snap) = thin(nlv) else {
+            return Err(self.mixed());
+        };
+        let (origin, left, right, data_lv) = match (self.older, olv) {
+            (Some(older), Some(olv)) => {
+                let old = thin(olv).ok_or_else(|| self.mixed())?;
+                let origin = old.origin.ok_or_else(|| self.not_a_snapshot(older, olv))?;
+                if snap.origin != Some(origin) && nlv.name != origin {
+                    return Err(self.different_origins(older, Some(origin), snap.origin));
+                }
+                self.check_order(older, olv, nlv)?;
+                (origin, (olv, old), (nlv, snap), self.data_lv(&nlv.name)?)
+            }
+            _ => {
+                let origin = snap
+                    .origin
+                    .ok_or_else(|| self.not_a_snapshot(self.newer, nlv))?;
+                let data_lv = self.data_lv(origin)?;
+                let olv = self.lv(origin)?;
+                let o = thin(olv).ok_or_else(|| RoundError::NotThin {
+                    vg: self.vg.name.clone(),
+                    lv: olv.name.clone(),
+                })?;
+                (origin, (nlv, snap), (olv, o), data_lv)
+            }
+        };
+        if left.1.pool != right.1.pool {
+            return Err(RoundError::DifferentPools {
+                vg: self.vg.name.clone(),
+                left: left.0.name.clone(),
+                right: right.0.name.clone(),
+            });
+        }
+        let device = |(lv, t): (&LogicalVolume, Thin)| ThinDevice {
+            lv: lv.name.clone(),
+            device_id: t.device_id,
+        };
+        Ok(Round {
+            vg: self.vg.name.clone(),
+            origin: Some(origin.to_string()),
+            changes: Changes::Thin {
+                pool: left.1.pool.unwrap_or_default().to_string(),
+                left: device(left),
+                right: device(right),
+            },
+            data_lv_is_snapshot: self.older.is_some() && data_lv.is_some(),
+            data_lv,
+        })
+    }
+
+    fn mixed(&self) -> RoundError {
+        RoundError::Mixed {
+            older: self.older.map(|o| o.given.clone()).unwrap_or_default(),
+            newer: self.newer.given.clone(),
+        }
+    }
+}
+
+/// Unix seconds as Ruby's `Time#utc` prints them ("2026-11-23 23:10:15 UTC"; a year before 1
+/// as "-0001"), for the order message.
+fn utc(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // Civil date of a day count (days since 1970-01-01), proleptic Gregorian calendar.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let year = if year < 0 {
+        format!("-{:04}", -year)
+    } else {
+        format!("{year:04}")
+    };
+    format!(
+        "{year}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,390 @@
+//! Rounds planned from the vgcfgbackup files LVM wrote in the test guest (spec/fixtures/lvm),
+//! and from copies of them with one key changed.
+//!
+//! thin.vg (VG vgfix): `lin` (striped), `pool`, `thin1` (thin id 1), `thin-snap` (id 2, of
+//! thin1, created 23:08:46) and `thin-snap2` (id 3, of thin1, 23:08:47).
+//! classic-hyphen.vg (VG vg-sync): `src-lv`, `dest`, and the classic snapshots `src-snap`
+//! (23:08:53) and `tiny` (23:10:15) of src-lv. The times are LVM's own comments in the files.
+
+use super::*;
+use crate::error::Kind;
+use crate::Report;
+
+const THIN: &str = include_str!("../../../../../spec/fixtures/lvm/thin.vg");
+const CLASSIC: &str = include_str!("../../../../../spec/fixtures/lvm/classic-hyphen.vg");
+
+fn meta(text: &str) -> Metadata {
+    crate::lvm::parse(text.as_bytes(), "test", None).unwrap()
+}
+
+/// `text` with `from` replaced by `to` (which must occur).
+fn edited(text: &str, from: &str, to: &str) -> Metadata {
+    assert!(text.contains(from), "{from}");
+    meta(&text.replacen(from, to, 1))
+}
+
+fn t(vg: &str, lv: &str) -> Target {
+    Target::new(format!("{vg}/{lv}"), vg, lv)
+}
+
+fn plan_of(m: &Metadata, newer: &str, older: Option<&str>) -> Result<Round, RoundError> {
+    let vg = m.vg.as_ref().unwrap().name.clone();
+    let o = older.map(|o| t(&vg, o));
+    plan(m, &t(&vg, newer), o.as_ref(), &RoundOptions::default())
+}
+
+fn refusal(m: &Metadata, newer: &str, older: Option<&str>) -> String {
+    plan_of(m, newer, older).unwrap_err().to_string()
+}
+
+fn dev(lv: &str, id: u64) -> ThinDevice {
+    ThinDevice {
+        lv: lv.into(),
+        device_id: Some(id),
+    }
+}
+
+#[test]
+fn a_classic_snapshot_lists_its_store_and_reads_the_origin() {
+    let m = meta(CLASSIC);
+    let r = plan_of(&m, "src-snap", None).unwrap();
+    assert_eq!(
+        r,
+        Round {
+            vg: "vg-sync".into(),
+            origin: Some("src-lv".into()),
+            changes: Changes::Classic {
+                store: "src-snap".into()
+            },
+            data_lv: Some("src-lv".into()),
+            data_lv_is_snapshot: false,
+        }
+    );
+    assert!(!r.thin());
+    let given = Target::new("/dev/vg-sync/src-snap", "vg-sync", "src-snap");
+    let opts = RoundOptions { data_source: true };
+    let r = plan(&m, &given, None, &opts).unwrap();
+    assert_eq!(r.data_lv, None);
+}
+
+#[test]
+fn a_classic_from_round_lists_the_older_store_and_reads_the_newer_snapshot() {
+    let m = meta(CLASSIC);
+    let r = plan_of(&m, "tiny", Some("src-snap")).unwrap();
+    assert_eq!(
+        r.changes,
+        Changes::Classic {
+            store: "src-snap".into()
+        }
+    );
+    assert_eq!(r.data_lv.as_deref(), Some("tiny"));
+    assert!(r.data_lv_is_snapshot);
+    let opts = RoundOptions { data_source: true };
+    let r = plan(
+        &m,
+        &t("vg-sync", "tiny"),
+        Some(&t("vg-sync", "src-snap")),
+        &opts,
+    )
+    .unwrap();
+    assert_eq!((r.data_lv, r.data_lv_is_snapshot), (None, false));
+}
+
+#[test]
+fn from_must_name_the_snapshot_taken_first() {
+    assert_eq!(
+        refusal(&meta(CLASSIC), "src-snap", Some("tiny")),
+        "--from vg-sync/tiny was created after vg-sync/src-snap (2026-11-23 23:10:15 UTC > \
+         2026-11-23 23:08:53 UTC): give the older snapshot to --from"
+    );
+    assert_eq!(
+        refusal(&meta(THIN), "thin-snap", Some("thin-snap2")),
+        "--from vgfix/thin-snap2 was created after vgfix/thin-snap (2026-11-23 23:08:47 UTC > \
+         2026-11-23 23:08:46 UTC): give the older snapshot to --from"
+    );
+    // Without a recorded time, the order cannot be checked: the round is planned.
+    let m = edited(CLASSIC, "creation_time = 1795475415", "");
+    assert!(plan_of(&m, "src-snap", Some("tiny")).is_ok());
+}
+
+#[test]
+fn an_lv_that_is_not_a_snapshot() {
+    let m = meta(CLASSIC);
+    let given = Target::new("/dev/vg-sync/src-lv", "vg-sync", "src-lv");
+    let e = plan(&m, &given, None, &RoundOptions::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "/dev/vg-sync/src-lv: not a snapshot (vg-sync/src-lv is a striped LV)"
+    );
+    assert_eq!(e.kind(), Kind::Lvm);
+    assert_eq!(
+        refusal(&m, "tiny", Some("src-lv")),
+        "--from vg-sync/src-lv: not a classic snapshot, and vg-sync/tiny is one"
+    );
+    // A thin LV that is no snapshot, as the snapshot or as --from.
+    let m = meta(THIN);
+    assert_eq!(
+        refusal(&m, "thin1", None),
+        "vgfix/thin1: not a snapshot (vgfix/thin1 is a thin LV)"
+    );
+    assert_eq!(
+        refusal(&m, "thin-snap", Some("thin1")),
+        "vgfix/thin1: not a snapshot (vgfix/thin1 is a thin LV)"
+    );
+    // An LV without segments.
+    let m = meta("vg0 { logical_volumes { lv { status = [\"READ\"] } } }");
+    assert_eq!(
+        refusal(&m, "lv", None),
+        "vg0/lv: not a snapshot (vg0/lv is a plain LV)"
+    );
+}
+
+#[test]
+fn both_snapshots_in_one_volume_group() {
+    let m = meta(CLASSIC);
+    let e = plan(
+        &m,
+        &t("vg-sync", "tiny"),
+        Some(&Target::new("vg0/snap", "vg0", "snap")),
+        &RoundOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "--from vg0/snap is in volume group vg0, vg-sync/tiny in vg-sync: both must be \
+         snapshots of one origin"
+    );
+    // The metadata given is not the snapshot's volume group, or the LV is not in it.
+    let e = plan(&m, &t("vg0", "tiny"), None, &RoundOptions::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Logical volume tiny does not exist in volume group vg0"
+    );
+    assert_eq!(
+        refusal(&m, "nope", None),
+        "Logical volume nope does not exist in volume group vg-sync"
+    );
+    let header = meta("contents = \"Text Format Volume Group\"\nversion = 1\n");
+    let e = plan(&header, &t("vg0", "x"), None, &RoundOptions::default()).unwrap_err();
+    assert_eq!(e, no_such_lv("vg0", "x"));
+}
+
+#[test]
+fn classic_snapshots_of_different_origins() {
+    let m = edited(
+        CLASSIC,
+        "origin = \"src-lv\"\n\t\t\t\tcow_store = \"tiny\"",
+        "origin = \"dest\"\n\t\t\t\tcow_store = \"tiny\"",
+    );
+    assert_eq!(
+        refusal(&m, "tiny", Some("src-snap")),
+        "--from vg-sync/src-snap is a snapshot of src-lv, vg-sync/tiny of dest: both must be \
+         snapshots of one origin"
+    );
+}
+
+#[test]
+fn a_classic_snapshot_being_merged() {
+    let m = edited(
+        CLASSIC,
+        "cow_store = \"src-snap\"",
+        "merging_store = \"src-snap\"",
+    );
+    let e = plan_of(&m, "src-snap", None).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "vg-sync/src-snap: the snapshot is being merged into its origin; its exception store \
+         is in flux and cannot be used"
+    );
+    assert_eq!(e.kind(), Kind::Snapshot);
+    // The older snapshot's store is the one read in a --from round.
+    assert_eq!(
+        plan_of(&m, "tiny", Some("src-snap")).unwrap_err(),
+        RoundError::Merging {
+            vg: "vg-sync".into(),
+            lv: "src-snap".into()
+        }
+    );
+    assert!(plan_of(&m, "tiny", None).is_ok());
+    let m = edited(CLASSIC, "cow_store = \"tiny\"", "merging_store = \"tiny\"");
+    assert!(plan_of(&m, "tiny", Some("src-snap")).is_ok());
+}
+
+#[test]
+fn a_classic_snapshot_read_from_its_origin_needs_one() {
+    let m = edited(
+        CLASSIC,
+        "origin = \"src-lv\"\n\t\t\t\tcow_store = \"src-snap\"",
+        "cow_store = \"src-snap\"",
+    );
+    assert_eq!(
+        refusal(&m, "src-snap", None),
+        "vg-sync/src-snap: the metadata names no origin for this snapshot"
+    );
+    let opts = RoundOptions { data_source: true };
+    assert!(plan(&m, &t("vg-sync", "src-snap"), None, &opts).is_ok());
+    let m = edited(
+        CLASSIC,
+        "origin = \"src-lv\"\n\t\t\t\tcow_store = \"src-snap\"",
+        "origin = \"gone\"\n\t\t\t\tcow_store = \"src-snap\"",
+    );
+    assert_eq!(
+        refusal(&m, "src-snap", None),
+        "Logical volume gone does not exist in volume group vg-sync"
+    );
+    assert!(plan(&m, &t("vg-sync", "src-snap"), None, &opts).is_ok());
+}
+
+#[test]
+fn a_thin_snapshot_is_compared_with_its_origin() {
+    let m = meta(THIN);
+    let r = plan_of(&m, "thin-snap", None).unwrap();
+    assert_eq!(
+        r,
+        Round {
+            vg: "vgfix".into(),
+            origin: Some("thin1".into()),
+            changes: Changes::Thin {
+                pool: "pool".into(),
+                left: dev("thin-snap", 2),
+                right: dev("thin1", 1),
+            },
+            data_lv: Some("thin1".into()),
+            data_lv_is_snapshot: false,
+        }
+    );
+    assert!(r.thin());
+}
+
+#[test]
+fn a_thin_from_round_compares_the_two_snapshots_or_the_older_with_the_origin() {
+    let m = meta(THIN);
+    let r = plan_of(&m, "thin-snap2", Some("thin-snap")).unwrap();
+    assert_eq!(
+        r.changes,
+        Changes::Thin {
+            pool: "pool".into(),
+            left: dev("thin-snap", 2),
+            right: dev("thin-snap2", 3),
+        }
+    );
+    assert_eq!(
+        (
+            r.data_lv.as_deref(),
+            r.data_lv_is_snapshot,
+            r.origin.as_deref()
+        ),
+        (Some("thin-snap2"), true, Some("thin1"))
+    );
+    // From a snapshot to its origin: the origin was created first, so the order check
+    // refuses it whenever both times are recorded...
+    assert_eq!(
+        refusal(&m, "thin1", Some("thin-snap2")),
+        "--from vgfix/thin-snap2 was created after vgfix/thin1 (2026-11-23 23:08:47 UTC > \
+         2026-11-23 23:08:45 UTC): give the older snapshot to --from"
+    );
+    // ...and plans it when they are not.
+    let m = edited(THIN, "creation_time = 1795475325", "");
+    let r = plan_of(&m, "thin1", Some("thin-snap2")).unwrap();
+    assert_eq!(
+        r.changes,
+        Changes::Thin {
+            pool: "pool".into(),
+            left: dev("thin-snap2", 3),
+            right: dev("thin1", 1),
+        }
+    );
+    assert_eq!(r.data_lv.as_deref(), Some("thin1"));
+}
+
+#[test]
+fn thin_and_classic_do_not_mix() {
+    let m = meta(THIN);
+    let mixed = "--from vgfix/lin and vgfix/thin-snap: one is a thin LV and the other is not; \
+                 both must be snapshots of one origin";
+    assert_eq!(refusal(&m, "thin-snap", Some("lin")), mixed);
+    assert_eq!(
+        refusal(&m, "lin", Some("thin-snap")),
+        "--from vgfix/thin-snap and vgfix/lin: one is a thin LV and the other is not; both \
+         must be snapshots of one origin"
+    );
+}
+
+#[test]
+fn thin_snapshots_of_different_origins() {
+    let m = edited(
+        THIN,
+        "device_id = 3\n\t\t\t\torigin = \"thin1\"",
+        "device_id = 3\n\t\t\t\torigin = \"thin9\"",
+    );
+    assert_eq!(
+        refusal(&m, "thin-snap2", Some("thin-snap")),
+        "--from vgfix/thin-snap is a snapshot of thin1, vgfix/thin-snap2 of thin9: both must \
+         be snapshots of one origin"
+    );
+    let m = edited(
+        THIN,
+        "device_id = 3\n\t\t\t\torigin = \"thin1\"",
+        "device_id = 3",
+    );
+    assert_eq!(
+        refusal(&m, "thin-snap2", Some("thin-snap")),
+        "--from vgfix/thin-snap is a snapshot of thin1, vgfix/thin-snap2 is not its origin: \
+         both must be snapshots of one origin"
+    );
+}
+
+#[test]
+fn a_thin_snapshots_origin_must_be_a_thin_lv_of_the_same_pool() {
+    let m = edited(
+        THIN,
+        "device_id = 2\n\t\t\t\torigin = \"thin1\"",
+        "device_id = 2\n\t\t\t\torigin = \"lin\"",
+    );
+    assert_eq!(refusal(&m, "thin-snap", None), "vgfix/lin: not a thin LV");
+    let m = edited(
+        THIN,
+        "device_id = 2\n\t\t\t\torigin = \"thin1\"",
+        "device_id = 2\n\t\t\t\torigin = \"gone\"",
+    );
+    assert_eq!(
+        refusal(&m, "thin-snap", None),
+        "Logical volume gone does not exist in volume group vgfix"
+    );
+    // thin_delta needs the origin's thin id even when the data comes from elsewhere.
+    let opts = RoundOptions { data_source: true };
+    assert!(plan(&m, &t("vgfix", "thin-snap"), None, &opts).is_err());
+    let m = edited(THIN, "thin_pool = \"pool\"", "thin_pool = \"pool2\"");
+    let e = "vgfix/thin-snap and vgfix/thin1 are not thin LVs of the same pool: thin_delta can \
+             only compare devices of one pool";
+    assert_eq!(refusal(&m, "thin-snap", None), e);
+    let m = edited(
+        THIN,
+        "thin_pool = \"pool\"\n\t\t\t\ttransaction_id = 2\n\t\t\t\tdevice_id = 3",
+        "thin_pool = \"pool2\"\n\t\t\t\ttransaction_id = 2\n\t\t\t\tdevice_id = 3",
+    );
+    assert_eq!(
+        refusal(&m, "thin-snap2", Some("thin-snap")),
+        "vgfix/thin-snap and vgfix/thin-snap2 are not thin LVs of the same pool: thin_delta \
+         can only compare devices of one pool"
+    );
+}
+
+#[test]
+fn times_print_as_ruby_prints_them() {
+    // Expected strings: Ruby's Time.at(t).utc.to_s, which the message used before.
+    for (t, s) in [
+        (0, "1970-01-01 00:00:00 UTC"),
+        (1_795_475_415, "2026-11-23 23:10:15 UTC"),
+        (-40_000_000_000, "0702-06-15 00:53:20 UTC"),
+        (-62_198_755_200, "-0001-01-01 00:00:00 UTC"),
+        (-62_167_219_201, "-0001-12-31 23:59:59 UTC"),
+        (-99_999_999_999, "-1199-02-15 14:13:21 UTC"),
+        (1 << 62, "146138514283-06-19 07:45:04 UTC"),
+        (253_402_300_800, "10000-01-01 00:00:00 UTC"),
+    ] {
+        assert_eq!(utc(t), s, "{t}");
+    }
+    // Never a panic, whatever the metadata says.
+    let _ = (utc(i64::MIN), utc(i64::MAX));
+}

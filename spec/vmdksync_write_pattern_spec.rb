@@ -1,0 +1,92 @@
+# frozen_string_literal: true
+
+# What vmdksync writes, seen from the system calls (strace): for every delta format, and for a
+# chain mixing them, the destination ranges written are exactly the ranges `--dry-run` lists,
+# every byte once, in ascending order — however the grains are laid out in the delta and
+# however the copy loop batches, sorts and overlaps its reads.
+RSpec.describe "vmdksync's writes", :tmpdir do
+  # [offset, length] of every write to +dest+ in an strace log (pwrite64 and copy_file_range,
+  # as strace -f -y prints them), in the order they were made.
+  def writes_to(log, dest)
+    pending = {}
+    File.readlines(log).filter_map do |line|
+      pid, rest = line.split(" ", 2)
+      if rest.include?("<unfinished ...>")
+        pending[pid] = rest.sub(/ <unfinished \.\.\.>.*/m, "")
+        next
+      end
+      rest = pending.delete(pid) + rest.sub(/\A<\.\.\. \w+ resumed>/, "") if rest.start_with?("<...")
+      next unless rest.include?("<#{dest}>")
+
+      case rest
+      when /\Apwrite64\(\d+<[^>]*>, .*, (\d+), (\d+)\) = (\d+)/
+        raise "short write: #{line}" unless $1 == $3
+
+        [$2.to_i, $1.to_i]
+      when /\Acopy_file_range\(\d+<[^>]*>, \[\d+\], \d+<[^>]*>, \[(\d+)\], (\d+), \d+\) = (\d+)/
+        raise "short copy: #{line}" unless $2 == $3
+
+        [$1.to_i, $2.to_i]
+      when /\A(pwrite64|copy_file_range)/
+        raise "unparsed write: #{line}"
+      end
+    end
+  end
+
+  def merged(ranges)
+    ranges.each_with_object([]) do |(o, l), out|
+      if out.any? && out.last[0] + out.last[1] == o
+        out.last[1] += l
+      else
+        out << [o, l]
+      end
+    end
+  end
+
+  def check_writes(descriptor, flat)
+    dest = File.join(@dir, "dest.raw")
+    FileUtils.cp(flat, dest)
+    out, err, st = run_exe("vmdksync", "--dry-run", descriptor, dest)
+    expect(st.success?).to be(true), err
+    listed = out.lines.grep(/\A\d+ \d+\n\z/).map { |l| l.split.map(&:to_i) }
+    expect(listed).not_to be_empty
+    log = File.join(@dir, "strace.log")
+    _o, err, st = Open3.capture3("strace", "-f", "-qq", "-y", "-s", "0", "-e", "trace=pwrite64,copy_file_range",
+                                 "-o", log, RbConfig.ruby, File.join(SpecHelpers::ROOT, "exe", "vmdksync"), "-q", descriptor, dest)
+    expect(st.success?).to be(true), err
+    written = writes_to(log, File.realpath(dest))
+    expect(written.each_cons(2).all? { |(a, l), (b, _)| a + l <= b }).to be(true),
+                                                                          "writes not in ascending order: #{written.first(20)}"
+    expect(merged(written)).to eq(listed)
+    expect(written.sum { |_, l| l }).to eq(listed.sum { |_, l| l })
+    expect(File.binread(dest)).to eq(File.binread(qemu_raw(descriptor, File.join(@dir, "qemu.raw"))))
+  end
+
+  it "COWD with 512-byte grains stored shuffled: one write per changed range, as listed" do
+    esx_set(@dir, capacity: "8M", layout: "shuffled", random: "300:4K", writes: ["1M:200K"])
+    check_writes(File.join(@dir, "vm-000001.vmdk"), File.join(@dir, "vm-flat.vmdk"))
+  end
+
+  {
+    "hosted sparse" => ["sparse,layout=shuffled", "--random-writes", "60:8K", "--write", "1000:3000"],
+    "hosted sparse with zeroed grains" => ["sparse-zeroed,grain=16", "--random-writes", "60:8K", "--zero", "1M:256K"],
+    "streamOptimized" => ["stream,layout=shuffled", "--random-writes", "40:64K"],
+    "streamOptimized with a footer" => ["stream-footer", "--random-writes", "40:64K", "--zero", "8M:128K"],
+    "twoGbMaxExtentSparse" => ["twogb,extent=5M,layout=reverse", "--random-writes", "60:8K"],
+    "seSparse" => ["sesparse,layout=shuffled", "--random-writes", "500:4K", "--zero", "2M:64K", "--unmap", "3M:64K"]
+  }.each do |name, (fmt, *ops)|
+    it "#{name}: the ranges written are the dry-run list" do
+      files = JSON.parse(testkit("chain", "--dir", @dir, "--capacity", "16M", "--seed", 5, "--layer", fmt, *ops))
+      check_writes(files["layers"].last["descriptor"], files["flat"])
+    end
+  end
+
+  it "a chain mixing formats: each merged range written once, as listed" do
+    files = JSON.parse(testkit("chain", "--dir", @dir, "--capacity", "16M", "--seed", 9,
+                               "--layer", "cowd,layout=shuffled", "--random-writes", "300:4K",
+                               "--layer", "sesparse", "--random-writes", "200:8K", "--zero", "4M:64K",
+                               "--layer", "stream-footer", "--random-writes", "20:64K",
+                               "--layer", "sparse,grain=16", "--random-writes", "100:4K"))
+    check_writes(files["layers"].last["descriptor"], files["flat"])
+  end
+end
