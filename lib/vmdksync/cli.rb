@@ -110,12 +110,14 @@ module VMDKSync
              "exit 1 on any difference") do
           @opts[:verify] = true
         end
+        # (No line of a description may start with "-": OptionParser would take it for
+        # another switch of the option.)
         o.on("-u", "--undo FILE", "before overwriting anything, save the old",
-             "bytes to FILE (lvmsync PROTO[3]): `lvmsync",
-             "--apply FILE DESTINATION` restores them, even",
-             "after a crash in mid-apply. After an interrup-",
-             "tion, the same command resumes FILE; once the",
-             "apply finished, it does nothing") do |v|
+             "bytes to FILE (lvmsync PROTO[3]), which",
+             "`lvmsync --apply FILE DESTINATION` restores,",
+             "even after a crash in mid-apply. After an",
+             "interruption, the same command resumes FILE;",
+             "once the apply finished, it does nothing") do |v|
           @opts[:undo] = v
         end
         o.on("--verify-only", "write nothing: only compare DESTINATION with",
