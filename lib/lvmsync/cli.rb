@@ -159,8 +159,10 @@ module LVMSync
              "standard input) to DESTINATION; a file is checked",
              "whole before the first write") { |v| @opts.apply = v }
         o.on("-b", "--snapback FILE", "before overwriting, save the destination's old data",
-             "to FILE (a new file; restore with `lvmsync --apply",
-             "FILE DESTINATION`); with HOST: the file is on HOST") { |v| @opts.snapback = v }
+             "to FILE (a new file, or the one an interrupted run",
+             "of this sync left, which is resumed; restore with",
+             "`lvmsync --apply FILE DESTINATION`); with HOST: the",
+             "file is on HOST") { |v| @opts.snapback = v }
         o.on("-f", "--from OLDER", "send the changes between snapshot OLDER and",
              "SNAPSHOT (both thin, or both classic, of one",
              "origin); the destination must hold OLDER's content") { |v| @opts.from = v }
@@ -187,7 +189,8 @@ module LVMSync
         o.on("--server", "deprecated: same as --apply -") { @opts.server = true }
         o.on("--capabilities", "print the extensions of the protocol this lvmsync",
              "can receive, and exit (a sender asks this before",
-             "it uses --discards or --verify)") { @opts.capabilities = true }
+             "it sends an end-of-stream mark, discard records or",
+             "digests for --verify)") { @opts.capabilities = true }
         o.on("-v", "--[no-]verbose", "describe the snapshot, the source and the transfer") { |v| @opts.verbose = v }
         o.on("-d", "--[no-]debug", "also list the changed ranges and the commands run") { |v| @opts.debug = v }
         o.on("-q", "--[no-]quiet", "print nothing but errors") { |v| @opts.quiet = v }
