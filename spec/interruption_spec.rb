@@ -27,7 +27,7 @@ RSpec.describe "interrupted runs", :tmpdir do
     [st, e]
   end
 
-  # The status the tool gives for +sig+: 130 for SIGINT, killed by SIGTERM and SIGKILL.
+  # The status the tool gives for +sig+: 130 for SIGINT, killed by the others.
   def stopped_by?(st, sig)
     case sig
     when "INT" then st.exitstatus == 130
@@ -45,7 +45,8 @@ RSpec.describe "interrupted runs", :tmpdir do
       @want = sha(qemu_raw(@newest, path("qemu.raw")))
     end
 
-    [["INT", 3], ["TERM", 5], ["KILL", 9]].each do |sig, n|
+    # SIGHUP: the terminal or SSH session it ran in was lost.
+    [["INT", 3], ["TERM", 5], ["HUP", 7], ["KILL", 9]].each do |sig, n|
       it "stopped by SIG#{sig} mid-apply, then run again: the chain's content; once more: unchanged" do
         [[], ["--undo", path("undo-#{sig}")]].each do |undo|
           FileUtils.cp(@files["flat"], @dest)
@@ -83,7 +84,7 @@ RSpec.describe "interrupted runs", :tmpdir do
                                          "vg--sync-src--snap-cow" => path("cow.img") })
     end
 
-    [["INT", 3], ["TERM", 4], ["KILL", 6]].each do |sig, n|
+    [["INT", 3], ["TERM", 4], ["HUP", 5], ["KILL", 6]].each do |sig, n|
       it "a local sync stopped by SIG#{sig} mid-apply, then run again: the origin; once more: unchanged" do
         [[], ["--snapback", path("sb-#{sig}")]].each do |sb|
           FileUtils.cp(path("before.img"), path("dest.img"))

@@ -263,6 +263,77 @@ RSpec.describe "lvmsync executable", :tmpdir do
     expect(err).to end_with("#{path('dest.img')} is partly updated: to finish, send the whole stream again\n")
   end
 
+  it "a plain stream from a pipe, cut inside a record: exit 3; the whole stream with the same snapback resumes it, with a note" do
+    set_up(writes: ["0:10M"], random: nil, origin_size: "16M", cow_size: "16M")
+    before = File.binread(path("before.img"))
+    plain, = lvmsync("--stdout", "--plain", SNAP, binmode: true)
+    _hs, items, = Proto3.items(plain)
+    cut = items.find { |i| i[3] > 9 << 20 }[3] + 12 + 1000 # inside a record's data
+    sb = path("sb")
+    _o, err, st = lvmsync("--apply", "-", path("dest.img"), "--snapback", sb, stdin_data: plain.byteslice(0, cut),
+                                                                              binmode: true)
+    expect(st.exitstatus).to eq(3), err
+    expect(err).to include("only 1000 data bytes arrived", "is partly updated: to finish, send the whole stream again " \
+                                                            "with the same --snapback, which resumes it")
+    _o, err, st = lvmsync("--apply", "-", path("dest.img"), "--snapback", sb, stdin_data: plain, binmode: true)
+    expect(st.exitstatus).to eq(0), err
+    expect(err).to include("lvmsync: snapback: resumed #{sb}",
+                           "lvmsync: note: a plain stream from a pipe cannot be identified before it is applied, so " \
+                           "it was not compared with the stream #{sb} was started with")
+    expect_content(path("dest.img"), origin)
+    _o, err, st = lvmsync("--apply", sb, path("dest.img"))
+    expect(st.exitstatus).to eq(0), err
+    expect(File.binread(path("dest.img")) == before).to be(true)
+  end
+
+  # A filesystem of +mib+ MiB (tmpfs) at +dir+ for the block: a destination on it can fill up.
+  def with_small_filesystem(dir, mib)
+    FileUtils.mkdir_p(dir)
+    system("mount", "-t", "tmpfs", "-o", "size=#{mib}m", "tmpfs", dir, exception: true)
+    yield
+  ensure
+    system("umount", dir)
+  end
+
+  it "a destination that fills up mid-apply: exit 3 from a file and from a pipe; with room again, the same command finishes" do
+    set_up(writes: ["0:6M"], random: nil, origin_size: "16M", cow_size: "12M")
+    out, = lvmsync("--stdout", SNAP, binmode: true)
+    File.binwrite(path("changes"), out)
+    small = path("small")
+    dest = File.join(small, "dest.img")
+    want = "\0".b * (16 << 20)
+    want[0, 6 << 20] = origin.byteslice(0, 6 << 20)
+    # A sparse destination (zeros) on a 2 MiB filesystem: every byte written needs space.
+    with_small_filesystem(small, 2) do
+      File.open(dest, "w") { |f| f.truncate(16 << 20) }
+      _o, err, st = lvmsync("--apply", path("changes"), dest, "--snapback", path("sb"))
+      expect(st.exitstatus).to eq(3), err
+      expect(err.lines.size).to eq(1), err
+      expect(err).to include("No space left on device", "#{dest} is partly updated: to finish, run the same command " \
+                                                         "again with the same --snapback, which resumes it, or undo " \
+                                                         "with: lvmsync --apply #{path('sb')} #{dest}")
+      system("mount", "-o", "remount,size=32m", small, exception: true)
+      _o, err, st = lvmsync("--apply", path("changes"), dest, "--snapback", path("sb"))
+      expect(st.exitstatus).to eq(0), err
+      expect(err).to include("lvmsync: snapback: resumed #{path('sb')}")
+      expect_content(dest, want)
+      _o, err, st = lvmsync("--apply", path("sb"), dest)
+      expect(st.exitstatus).to eq(0), err
+      expect_content(dest, "\0".b * (16 << 20))
+    end
+    with_small_filesystem(small, 2) do
+      File.open(dest, "w") { |f| f.truncate(16 << 20) }
+      _o, err, st = lvmsync("--apply", "-", dest, stdin_data: out, binmode: true)
+      expect(st.exitstatus).to eq(3), err
+      expect(err).to include("No space left on device", "#{dest} is partly updated: to finish, send the whole " \
+                                                         "stream again\n")
+      system("mount", "-o", "remount,size=32m", small, exception: true)
+      _o, err, st = lvmsync("--apply", "-", dest, stdin_data: out, binmode: true)
+      expect(st.exitstatus).to eq(0), err
+      expect_content(dest, want)
+    end
+  end
+
   it "--data-source reads the data from another device, the change list from the snapshot" do
     set_up
     File.binwrite(path("other.img"), Random.new(5).bytes(12 << 20))
