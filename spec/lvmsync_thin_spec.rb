@@ -153,6 +153,22 @@ RSpec.describe "lvmsync on thin snapshots", :tmpdir do
       sleep 0.3
     end
 
+    it "on Thread#kill of the Ruby thread that waits for thin_delta, which is killed" do
+      FileUtils.touch(path("meta/thin_delta.hang"))
+      snap = LVM::ThinSnapshot.new("vgfix", "thin-snap", vgcfg: LVM::VGConfig.load(ThinEnv::FIXTURE))
+      with_env(@env) do
+        worker = Thread.new { snap.delta }
+        wait_for_thin_delta
+        worker.kill
+        expect(worker.join(10)).not_to be_nil
+      end
+      expect(ThinEnv.held?(@dir)).to be(false)
+      expect(calls.last).to eq("dmsetup message vgfix-pool-tpool 0 release_metadata_snap")
+      # The stand-in thin_delta (a sleep of 60 s) is gone, and was waited for.
+      pid = Integer(File.read(path("meta/thin_delta.pid")))
+      expect { Process.kill(0, pid) }.to raise_error(Errno::ESRCH)
+    end
+
     { "INT" => ->(st) { st.exitstatus == 130 }, "TERM" => ->(st) { st.termsig == Signal.list["TERM"] } }.each do |sig, ok|
       it "on SIG#{sig} while thin_delta runs" do
         FileUtils.touch(path("meta/thin_delta.hang"))
