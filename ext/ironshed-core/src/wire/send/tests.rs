@@ -448,3 +448,39 @@ fn a_marked_stream_begins_and_ends_with_its_marks() {
     assert!(!st.end_mark);
     assert_eq!(plain.len(), HANDSHAKE.len() + 12 + 3);
 }
+
+/// A writer that keeps each write call's bytes apart.
+#[derive(Default)]
+struct Calls(Vec<Vec<u8>>);
+
+impl Write for Calls {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.push(b.to_vec());
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The handshake and `BEGIN` leave in one write, so that on a pipe a cut cannot fall between
+/// them (a marked stream cut right after its handshake would read as an empty plain stream);
+/// a plain stream's first write is the handshake alone.
+#[test]
+fn the_handshake_and_begin_go_out_in_one_write() {
+    let mut out = Calls::default();
+    send_to(
+        &mut out,
+        &[(0, 4096)],
+        &[],
+        &SendOptions::default(),
+        &Progress::new(),
+    )
+    .unwrap();
+    assert_eq!(out.0[0].len(), HANDSHAKE.len() + HEADER_LEN + 24);
+    assert_eq!(&out.0[0][..HANDSHAKE.len()], HANDSHAKE);
+    assert_eq!(&out.0[0][HANDSHAKE.len()..][..6], b"\xffBEGIN");
+    let mut out = Calls::default();
+    send_to(&mut out, &[(0, 4096)], &[], &PLAIN, &Progress::new()).unwrap();
+    assert_eq!(out.0[0], HANDSHAKE);
+}
