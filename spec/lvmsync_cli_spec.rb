@@ -263,6 +263,29 @@ RSpec.describe "lvmsync executable", :tmpdir do
     expect(err).to end_with("#{path('dest.img')} is partly updated: to finish, send the whole stream again\n")
   end
 
+  it "a snapback file whose last batch was never committed: --apply restores up to the last commit, naming what it ignored" do
+    set_up(writes: ["0:10M"], random: nil, origin_size: "16M", cow_size: "16M")
+    _o, err, st = lvmsync(SNAP, path("dest.img"), "--snapback", path("sb"))
+    expect(st.exitstatus).to eq(0), err
+    journal = File.binread(path("sb"))
+    _hs, items, = Proto3.items(journal)
+    commits = items.each_index.select { |i| items[i][0] == Proto3.tag("COMMIT") }
+    expect(commits.size).to be >= 2
+    expect(items.last[0]).to eq(Proto3.tag("END"))
+    # As a crash leaves it: the last batch's records written, its COMMIT (and END) not.
+    File.binwrite(path("sb"), journal.byteslice(0, items[commits.last][3]))
+    committed = items[1...commits[-2]].reject { |off, *| off >= 1 << 63 }
+    tail = items[(commits[-2] + 1)...commits.last]
+    want = origin
+    committed.each { |off, _len, data, _at| want[off, data.bytesize] = data }
+    _o, err, st = lvmsync("--apply", path("sb"), path("dest.img"))
+    expect(st.exitstatus).to eq(0), err
+    mib = tail.sum { |_, len, _, _| len } / 1048576.0
+    expect(err).to include("lvmsync: note: #{tail.size} records (#{format('%.1f', mib)} MiB) after the snapback file's " \
+                           "last commit were ignored: the run that wrote it stopped before overwriting those ranges")
+    expect_content(path("dest.img"), want)
+  end
+
   it "a plain stream from a pipe, cut inside a record: exit 3; the whole stream with the same snapback resumes it, with a note" do
     set_up(writes: ["0:10M"], random: nil, origin_size: "16M", cow_size: "16M")
     before = File.binread(path("before.img"))
