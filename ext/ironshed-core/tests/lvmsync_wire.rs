@@ -144,6 +144,26 @@ fn apply_pipe(stream: &[u8], dest: &Path, opts: &ApplyOptions) -> wire::Result<w
     )
 }
 
+/// Applies `stream` onto a fresh 64 KiB destination of `O`s in `dir`, from a file and from
+/// a pipe; returns each result with the destination's content after it.
+fn apply_both_ways(dir: &Path, stream: &[u8]) -> Vec<(wire::ApplyStats, Vec<u8>)> {
+    let (f, dest) = (dir.join("stream"), dir.join("dest"));
+    fs::write(&f, stream).unwrap();
+    [true, false]
+        .into_iter()
+        .map(|from_file| {
+            fs::write(&dest, vec![b'O'; 65536]).unwrap();
+            let st = if from_file {
+                apply_file(&f, &dest, &ApplyOptions::default())
+            } else {
+                apply_pipe(stream, &dest, &ApplyOptions::default())
+            };
+            let st = st.unwrap_or_else(|e| panic!("from a file: {from_file}: {e}"));
+            (st, fs::read(&dest).unwrap())
+        })
+        .collect()
+}
+
 #[test]
 fn applies_a_stream_from_the_original_sender_format() {
     let dir = tempfile::tempdir().unwrap();
@@ -410,7 +430,6 @@ fn refusals_before_the_first_write() {
 #[test]
 fn a_zero_length_first_record_is_just_a_record() {
     let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path().join("dest");
     let recs = vec![
         (0u64, vec![]),
         (4096, pattern(1, 4096)),
@@ -422,17 +441,8 @@ fn a_zero_length_first_record_is_just_a_record() {
     let mut want = vec![b'O'; 65536];
     want[4096..8192].copy_from_slice(&pattern(1, 4096));
     want[8192..8292].copy_from_slice(&pattern(2, 100));
-    let f = dir.path().join("s");
-    fs::write(&f, &s).unwrap();
-    for from_file in [true, false] {
-        fs::write(&dest, vec![b'O'; 65536]).unwrap();
-        let st = if from_file {
-            apply_file(&f, &dest, &ApplyOptions::default())
-        } else {
-            apply_pipe(&s, &dest, &ApplyOptions::default())
-        }
-        .unwrap();
-        assert!(fs::read(&dest).unwrap() == want, "from a file: {from_file}");
+    for (st, got) in apply_both_ways(dir.path(), &s) {
+        assert!(got == want);
         assert!(!st.journaled && !st.end_mark);
         assert_eq!((st.records, st.bytes, st.ignored_records), (2, 4196, 0));
     }
@@ -443,28 +453,18 @@ fn a_zero_length_first_record_is_just_a_record() {
 #[test]
 fn applies_a_marked_stream_written_from_the_format_description() {
     let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path().join("dest");
     let recs = vec![
         (60000u64, pattern(1, 5000)),
         (0, pattern(2, 4096)),
         (4096, pattern(3, 1)),
     ];
     let s = encode_marked(&recs);
-    let f = dir.path().join("s");
-    fs::write(&f, &s).unwrap();
     let mut want = vec![b'O'; 65536];
     for (o, d) in &recs {
         want[*o as usize..*o as usize + d.len()].copy_from_slice(d);
     }
-    for from_file in [true, false] {
-        fs::write(&dest, vec![b'O'; 65536]).unwrap();
-        let st = if from_file {
-            apply_file(&f, &dest, &ApplyOptions::default())
-        } else {
-            apply_pipe(&s, &dest, &ApplyOptions::default())
-        }
-        .unwrap();
-        assert!(fs::read(&dest).unwrap() == want);
+    for (st, got) in apply_both_ways(dir.path(), &s) {
+        assert!(got == want);
         assert!(st.end_mark);
         assert_eq!((st.records, st.bytes), (3, 9097));
     }

@@ -401,41 +401,18 @@ fn stream_scenario(dir: &Path, from: &str, on_loop: bool) -> (Scenario, Option<L
 
 /// A marked stream of `recs`, in their order (records may overlap: later ones win).
 fn marked_stream(recs: &[(u64, Vec<u8>)]) -> Vec<u8> {
-    use ironshed_core::wire::{proto3::layout_digest, Control, RecordHeader, Summary, HANDSHAKE};
-    let headers: Vec<[u8; 12]> = recs
+    use ironshed_core::wire::{proto3, RecordHeader, HANDSHAKE};
+    let recs: Vec<_> = recs
         .iter()
         .map(|(o, d)| {
-            RecordHeader {
+            let h = RecordHeader {
                 offset: *o,
                 len: d.len() as u32,
-            }
-            .encode()
+            };
+            (h.encode(), d.as_slice())
         })
         .collect();
-    let bytes: u64 = recs.iter().map(|(_, d)| d.len() as u64).sum();
-    let mut s = HANDSHAKE.to_vec();
-    s.extend(
-        Control::Begin(Summary {
-            items: recs.len() as u64,
-            data_bytes: bytes,
-            digest: layout_digest(HANDSHAKE, headers.iter().copied()),
-        })
-        .encode(),
-    );
-    for ((_, d), h) in recs.iter().zip(&headers) {
-        s.extend_from_slice(h);
-        s.extend_from_slice(d);
-    }
-    let digest = xxhash_rust::xxh3::xxh3_64(&s);
-    s.extend(
-        Control::End(Summary {
-            items: recs.len() as u64 + 1,
-            data_bytes: bytes,
-            digest,
-        })
-        .encode(),
-    );
-    s
+    proto3::marked_stream(HANDSHAKE, &recs)
 }
 
 /// Kill points of a run that makes `calls`: every call of the syscalls it makes few of (the

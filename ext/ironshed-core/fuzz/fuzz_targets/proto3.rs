@@ -15,8 +15,8 @@
 //! bit 4 they are made a journal (JOURNAL, records, a valid COMMIT after every third record).
 #![no_main]
 use ironshed_core::wire::{
-    apply, proto3::layout_digest, ApplyOptions, Control, Decoder, Digest, Input, RecordHeader,
-    Summary, HANDSHAKE, HANDSHAKE_DISCARDS,
+    apply, proto3, ApplyOptions, Control, Decoder, Digest, Input, RecordHeader, HANDSHAKE,
+    HANDSHAKE_DISCARDS,
 };
 use ironshed_core::Progress;
 use libfuzzer_sys::fuzz_target;
@@ -194,7 +194,11 @@ fn framed(rest: &[u8], discards: bool) -> Vec<([u8; 12], Vec<u8>)> {
         h.copy_from_slice(&rest[p..p + 12]);
         h[0] &= 0x7f;
         let len = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
-        let n = if discards && len & 0x8000_0000 != 0 { 0 } else { len as usize };
+        let n = if discards && len & 0x8000_0000 != 0 {
+            0
+        } else {
+            len as usize
+        };
         if p + 12 + n > rest.len() {
             break;
         }
@@ -206,30 +210,8 @@ fn framed(rest: &[u8], discards: bool) -> Vec<([u8; 12], Vec<u8>)> {
 
 /// A marked stream of the records: BEGIN and END with the right counts and digests.
 fn marked(hs: &[u8], recs: &[([u8; 12], Vec<u8>)]) -> Vec<u8> {
-    let bytes: u64 = recs.iter().map(|(_, d)| d.len() as u64).sum();
-    let mut v = hs.to_vec();
-    v.extend(
-        Control::Begin(Summary {
-            items: recs.len() as u64,
-            data_bytes: bytes,
-            digest: layout_digest(hs, recs.iter().map(|(h, _)| *h)),
-        })
-        .encode(),
-    );
-    for (h, d) in recs {
-        v.extend_from_slice(h);
-        v.extend_from_slice(d);
-    }
-    let digest = xxhash_rust::xxh3::xxh3_64(&v);
-    v.extend(
-        Control::End(Summary {
-            items: recs.len() as u64 + 1,
-            data_bytes: bytes,
-            digest,
-        })
-        .encode(),
-    );
-    v
+    let recs: Vec<_> = recs.iter().map(|(h, d)| (*h, d.as_slice())).collect();
+    proto3::marked_stream(hs, &recs)
 }
 
 /// A journal of the records (data records only), with a valid COMMIT after every third.

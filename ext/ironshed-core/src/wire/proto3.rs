@@ -417,6 +417,38 @@ fn handshake_kind(body: &[u8]) -> Option<bool> {
     }
 }
 
+/// A whole marked stream built in memory: `handshake`, `BEGIN`, each record's 12 header
+/// bytes and data as given (a discard record's data is empty), `END`, with the counts and
+/// digests described above. For small streams (tests, fuzzing); the sender writes streams of
+/// any size as it reads their data.
+pub fn marked_stream(handshake: &[u8], records: &[([u8; HEADER_LEN], &[u8])]) -> Vec<u8> {
+    let data_bytes = records.iter().map(|(_, d)| d.len() as u64).sum();
+    let mut v = handshake.to_vec();
+    v.extend(
+        Control::Begin(Summary {
+            items: records.len() as u64,
+            data_bytes,
+            digest: layout_digest(handshake, records.iter().map(|(h, _)| *h)),
+        })
+        .encode(),
+    );
+    for (h, d) in records {
+        v.extend_from_slice(h);
+        v.extend_from_slice(d);
+    }
+    let mut hash = StreamHash::default();
+    hash.update(&v);
+    v.extend(
+        Control::End(Summary {
+            items: records.len() as u64 + 1,
+            data_bytes,
+            digest: hash.digest(),
+        })
+        .encode(),
+    );
+    v
+}
+
 /// The layout digest of a marked stream: XXH3-64 of the handshake and record headers.
 pub fn layout_digest(handshake: &[u8], headers: impl IntoIterator<Item = [u8; HEADER_LEN]>) -> u64 {
     let mut h = StreamHash::default();
@@ -1122,41 +1154,19 @@ mod tests {
         assert_eq!((h.len, k), (16, RecordKind::Control));
     }
 
+    /// A marked stream of data records.
     fn marked(recs: &[(u64, &[u8])]) -> Vec<u8> {
-        let mut v = HANDSHAKE.to_vec();
-        let headers: Vec<[u8; 12]> = recs
+        let headers: Vec<_> = recs
             .iter()
             .map(|(o, d)| {
-                RecordHeader {
+                let h = RecordHeader {
                     offset: *o,
                     len: d.len() as u32,
-                }
-                .encode()
+                };
+                (h.encode(), *d)
             })
             .collect();
-        let bytes: u64 = recs.iter().map(|(_, d)| d.len() as u64).sum();
-        v.extend(
-            Control::Begin(Summary {
-                items: recs.len() as u64,
-                data_bytes: bytes,
-                digest: layout_digest(HANDSHAKE, headers.iter().copied()),
-            })
-            .encode(),
-        );
-        for ((_, d), h) in recs.iter().zip(&headers) {
-            v.extend_from_slice(h);
-            v.extend_from_slice(d);
-        }
-        let digest = xxhash_rust::xxh3::xxh3_64(&v);
-        v.extend(
-            Control::End(Summary {
-                items: recs.len() as u64 + 1,
-                data_bytes: bytes,
-                digest,
-            })
-            .encode(),
-        );
-        v
+        marked_stream(HANDSHAKE, &headers)
     }
 
     #[test]
