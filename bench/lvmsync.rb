@@ -29,10 +29,15 @@ def snapshot(dir, origin, *pattern)
   [env, layout]
 end
 
-def pipeline(env, dest)
-  cmd = "#{sh(*LVMSYNC, '-q', '--stdout', '/dev/vg-sync/src-snap')} | #{sh(*LVMSYNC, '-q', '--apply', '-', dest)}"
-  # Without bundler's RUBYOPT (bin/bench runs under `bundle exec`): lvmsync starts as an
-  # installed gem's executable does.
+def pipeline(env, dest, *send_opts)
+  cmd = "#{sh(*LVMSYNC, '-q', *send_opts, '--stdout', '/dev/vg-sync/src-snap')} | " \
+        "#{sh(*LVMSYNC, '-q', '--apply', '-', dest)}"
+  shell(env, cmd)
+end
+
+# +cmd+ through sh, without bundler's RUBYOPT (bin/bench runs under `bundle exec`): lvmsync
+# starts as an installed gem's executable does.
+def shell(env, cmd)
   ["env", "-u", "RUBYOPT", "-u", "BUNDLE_GEMFILE", "-u", "BUNDLE_BIN_PATH", "-u", "RUBYLIB",
    "PATH=#{env['PATH']}", "DM_DEV_DIR=#{env['DM_DEV_DIR']}", "sh", "-c", cmd]
 end
@@ -55,10 +60,11 @@ def check(origin, dest, layout)
   end
 end
 
-def transfer(work, label)
+def transfer(work, label, marks)
   FileUtils.mkdir_p(work)
   origin = File.join(work, "origin.img")
   dest = File.join(work, "dest.img")
+  stream = File.join(work, "changes")
   # Random data (the origin), a 2 GiB destination with its blocks allocated.
   Bench.run!("dd", "if=/dev/urandom", "of=#{origin}", "bs=1M", "count=2048", "status=none")
   Bench.run!("fallocate", "-l", "2G", dest)
@@ -67,14 +73,30 @@ def transfer(work, label)
    ["1 GiB scattered (every other 4 KiB chunk of 2 GiB: 262144 records of 4 KiB)",
     ["--stride-writes", "262144:4K:8K"]]].each_with_index do |(name, pattern), i|
     env, layout = snapshot(File.join(work, "snap#{i}"), origin, *pattern)
-    ours, rss = Bench.median_of(RUNS, *pipeline(env, dest))
+    # Interleaved run by run, so that a change in the machine's load touches both alike (dd
+    # writes the origin's bytes too: the check below holds whichever ran last).
+    t = Bench.interleaved(RUNS, { ours: pipeline(env, dest), dd: dd_pipe(origin, dest) })
+    (ours, rss), (dd, _) = t.values_at(:ours, :dd)
     check(origin, dest, layout)
-    dd, = Bench.median_of(RUNS, *dd_pipe(origin, dest))
     ratio = dd / ours
     rows << [name, format("%.2f s", ours), format("%.0f MiB/s", 1024 / ours), format("%.2f s", dd),
              format("%.2f×%s", ratio, ratio >= 0.8 ? " (meets ≥ 0.8×)" : " (below 0.8×)"), "#{rss / 1024} MiB"]
+    next unless marks
+
+    # The end-of-stream mark: the same pipeline with --plain (no BEGIN/END, the sender hashes
+    # nothing); and a stream file applied from its path (read twice: checked whole, then
+    # applied) against the same file on standard input (applied as it arrives). Interleaved
+    # run by run, so that a change in the machine's load touches all four alike.
+    Bench.run!(*shell(env, "#{sh(*LVMSYNC, '-q', '--stdout', '/dev/vg-sync/src-snap')} > #{sh(stream)}"))
+    t = Bench.interleaved(RUNS, { marked: pipeline(env, dest), plain: pipeline(env, dest, "--plain"),
+                                  file: shell(env, sh(*LVMSYNC, "-q", "--apply", stream, dest)),
+                                  stdin: shell(env, "#{sh(*LVMSYNC, '-q', '--apply', '-', dest)} < #{sh(stream)}") })
+    check(origin, dest, layout)
+    (m, _), (pl, _), (f, _), (si, _) = t.values_at(:marked, :plain, :file, :stdin)
+    marks << [name, format("%.2f s", m), format("%.2f s", pl), format("%+.0f %%", (m / pl - 1) * 100),
+              format("%.2f s", f), format("%.2f s", si), format("%+.0f %%", (f / si - 1) * 100)]
   end
-  FileUtils.rm_f([origin, dest])
+  FileUtils.rm_f([origin, dest, stream])
   [label, rows]
 end
 
@@ -108,14 +130,15 @@ end
 
 work = Bench.workdir("lvmsync")
 sections = []
+marks = []
 disk = transfer(File.join(work, "disk"), "scratch filesystem (#{Bench.run!('df', '-T', work).lines.last.split[1]}, " \
-                                         "destination flushed with fdatasync by both)")
+                                         "destination flushed with fdatasync by both)", nil)
 sections << disk
 shm = Dir.exist?("/dev/shm") ? File.join("/dev/shm", "ironshed-bench-lvmsync") : nil
 if shm
   FileUtils.rm_rf(shm)
   FileUtils.mkdir_p(shm)
-  sections << transfer(shm, "tmpfs (/dev/shm: no disk, so the tools' own cost)")
+  sections << transfer(shm, "tmpfs (/dev/shm: no disk, so the tools' own cost)", marks)
   FileUtils.rm_rf(shm)
 end
 
@@ -150,9 +173,9 @@ puts <<~MD
   ## lvmsync
 
   Machine: #{Bench.machine}.
-  Reproduce: `bin/bench lvmsync` (median of #{RUNS} runs each; page cache warm for every tool; other
-  work on the machine adds noise, so compare the ratios measured side by side rather than absolute
-  times).
+  Reproduce: `bin/bench lvmsync` (median of #{RUNS} runs each, the tools compared run by run
+  interleaved; page cache warm for every tool; other work on the machine adds noise, so compare
+  the ratios measured side by side rather than absolute times).
 
   ### Send → apply through a pipe, file to file
 
@@ -168,13 +191,30 @@ puts <<~MD
       "On #{label}:\n\n" +
         Bench.table(["changed chunks", "lvmsync", "throughput", "dd (1 GiB)", "ratio", "peak RSS (either side)"], rows)
     end.join("\n")}
-  In the contiguous case most of the difference is the fixed start-up of the two commands (Ruby
-  and RubyGems, the snapshot lookup before the first byte is sent), about 0.2 s, which weighs
-  less as the amount of changed data grows; the receiver splices large records from the pipe
-  to the destination, one copy fewer than dd makes.
+  lvmsync's times include the fixed start-up of the two commands (Ruby and RubyGems, the
+  snapshot lookup before the first byte is sent), about 0.2 s, which weighs less as the amount
+  of changed data grows.
   The scattered case cannot coalesce anything: 262144 records mean 262144 reads and 262144
   positioned writes of 4 KiB, against dd's 1024 sequential writes of 1 MiB, and on a disk the final
   flush writes 262144 separate blocks instead of one sequential run.
+
+  ### The end-of-stream mark
+
+  What the mark costs, on tmpfs (where nothing hides the tools' own work): the pipeline above
+  as it runs by default (a marked stream: BEGIN, the records, END with the XXH3-64 of every
+  byte, hashed by the sender as it writes and by the receiver as it reads) against the same
+  with `--plain` (the original format); and the stream saved to a file, applied from its path
+  (checked whole before the first write: the file is read and hashed twice) against the same
+  file on standard input (read once, applied as it arrives).
+
+  #{Bench.table(["changed chunks", "marked", "--plain", "mark's cost", "--apply FILE", "--apply - < FILE",
+                 "checking first"], marks)}
+  Medians of #{RUNS} runs of each, interleaved; load average #{Bench.load} at the end. The mark
+  itself is two headers and 48 bytes; "mark's cost" is what `--plain` saves: the sender's
+  hashing. The receiver's share is in both columns: it hashes every stream as it reads it (it
+  cannot know before the end that no mark comes), so every byte passes through its memory
+  instead of large records being spliced from a pipe to the destination. Checking a file
+  whole before the first write reads it twice ("checking first").
 
   ### Exception store → coalesced ranges
 

@@ -105,7 +105,7 @@ plain_env = ["env", "-u", "RUBYOPT", "-u", "BUNDLE_GEMFILE", "-u", "BUNDLE_BIN_P
              "PATH=#{env['PATH']}", "DM_DEV_DIR=#{env['DM_DEV_DIR']}"]
 rows = []
 limit = Bench.pattern_limit
-[["plain PROTO[3] (unmapped blocks sent as zeros)", []], ["--discards (unmapped blocks as discard records)", ["--discards"]]]
+[["without --discards (unmapped blocks sent as zeros)", []], ["--discards (unmapped blocks as discard records)", ["--discards"]]]
   .each do |name, extra|
   send = sh(*LVMSYNC, '-q', *extra, '--stdout', 'vgfix/thin-snap')
   # The write pattern of this mode (discard records included), listed once from the stream.

@@ -3,7 +3,8 @@
 require "lvm"
 
 # Send the chunks an LVM snapshot recorded as changed, and apply such streams, in the
-# original lvmsync's "PROTO[3]" format (byte-compatible in both directions).
+# original lvmsync's "PROTO[3]" format: streams of the original are applied as they are, and
+# plain: true sends exactly the original format.
 #
 #   store = LVM::CowStore.open("/dev/mapper/vg0-snap-cow")
 #   File.open("changes", "wb") { |f| LVMSync.send_changes(store, "/dev/mapper/vg0-origin", f) }
@@ -11,7 +12,12 @@ require "lvm"
 #
 # Both loops run natively without the GVL, with memory bounded by metadata.
 #
-# Two extensions, both opt-in and understood only by this project's receiver:
+# By default a stream is marked: a BEGIN item after the handshake and an end-of-stream mark
+# (END: the item count and an XXH3-64 digest of every byte) after the last record, so that
+# this project's receiver detects a stream cut anywhere, or altered. The original receiver
+# stops at BEGIN before writing anything: send it plain: true (see negotiate).
+#
+# Two more extensions, both opt-in and understood only by this project's receiver:
 # * discards: a stream with the handshake PROTOCOL_DISCARDS may carry discard records (a range
 #   that must read as zeros, with no data), which the receiver applies by punching holes or
 #   unmapping. The original lvmsync refuses that handshake before writing anything.
@@ -26,8 +32,8 @@ module LVMSync
   PROTOCOL = Native::PROTOCOL
   # The handshake line of a stream that may carry discard records.
   PROTOCOL_DISCARDS = Native::PROTOCOL_DISCARDS
-  # Extensions this side supports (a sender may ask a remote receiver before using them).
-  CAPABILITIES = %w[discards verify].freeze
+  # Extensions this side can receive (a sender asks a remote receiver before using them).
+  CAPABILITIES = Native::CAPABILITIES
   # Largest record sent (bytes): chunks are coalesced up to this size.
   MAX_RECORD = Native::MAX_SEND_RECORD
   # Bytes of one packed digest: big-endian u64 offset, u64 length, u64 hash.
@@ -38,25 +44,31 @@ module LVMSync
   # What a send did. +read_mode+ says how the source was read ("O_DIRECT"...). +records+ and
   # +bytes+ count data records; +discard_records+ and +discard_bytes+ the discard records (0
   # unless sent with discards: true). +digests+ is nil, or with digests: true a binary String
-  # of DIGEST_BYTES per record sent, in stream order.
+  # of DIGEST_BYTES per record sent, in stream order. +end_mark+ is false for a plain stream.
   SendResult = Struct.new(:records, :bytes, :stream_bytes, :ranges, :source_size, :read_mode,
-                          :discard_records, :discard_bytes, :digests, :seconds, keyword_init: true)
+                          :discard_records, :discard_bytes, :digests, :end_mark, :seconds, keyword_init: true)
 
-  # What an apply did. +snapback+ is nil or a Hash (:records, :bytes, :commits, :file_bytes);
-  # +ignored_*+ count a journaled snapback file's uncommitted tail; +skipped_*+ the bytes past
-  # the end of a short destination; +checked_first+ is true when the whole input was checked
-  # before the first write (a regular file). +discards_in_stream+ is true when the stream had
-  # the PROTOCOL_DISCARDS handshake; +discard_records+ / +discard_bytes+ count the discard
-  # records applied and the bytes they made read as zeros, of which +discard_zeroed_bytes+
-  # had to be written as zeros (the destination could not unmap them). +digests+ is nil, or
-  # with verify: true the packed digests of the ranges read back (see send_changes), and
-  # +verified+ what was read back compared with the stream's own data (a Hash as
-  # verify_digests returns, its +message+ about the stream), leaving out +superseded+ records
-  # that a later record of the stream overwrote.
+  # What an apply did. +snapback+ is nil or a Hash (:records, :bytes, :commits, :file_bytes,
+  # :state — "created", "resumed" (an interrupted run's journal, continued) or "complete" (the
+  # apply had finished: nothing was written) —, :earlier_bytes saved by interrupted runs, and
+  # :source_unchecked, true when the stream could not be compared with theirs before it was
+  # applied); +journaled+ is true for a snapback (journal) input, +journal_complete+ when its
+  # apply had finished, +ignored_*+ count its uncommitted tail; +end_mark+ is true for a
+  # marked stream (false: a plain one, where a cut between records cannot be detected);
+  # +skipped_*+ count the bytes past the end of a short destination; +checked_first+ is true
+  # when the whole input was checked before the first write (a regular file).
+  # +discards_in_stream+ is true when the stream had the PROTOCOL_DISCARDS handshake;
+  # +discard_records+ / +discard_bytes+ count the discard records applied and the bytes they
+  # made read as zeros, of which +discard_zeroed_bytes+ had to be written as zeros (the
+  # destination could not unmap them). +digests+ is nil, or with verify: true the packed
+  # digests of the ranges read back (see send_changes), and +verified+ what was read back
+  # compared with the stream's own data (a Hash as verify_digests returns, its +message+
+  # about the stream), leaving out +superseded+ records that a later record of the stream
+  # overwrote.
   ApplyResult = Struct.new(:records, :bytes, :writes, :skipped_records, :skipped_bytes, :journaled,
-                           :ignored_records, :ignored_bytes, :checked_first, :dest_size, :snapback,
-                           :discard_records, :discard_bytes, :discard_zeroed_bytes, :discards_in_stream,
-                           :digests, :verified, :seconds, keyword_init: true)
+                           :journal_complete, :ignored_records, :ignored_bytes, :checked_first, :dest_size,
+                           :snapback, :discard_records, :discard_bytes, :discard_zeroed_bytes,
+                           :discards_in_stream, :end_mark, :digests, :verified, :seconds, keyword_init: true)
 
   # Streams the changes of +store+ read from +source+ (the origin, or another device with the
   # same content) to +io+ (an IO with a file descriptor). +store+ is an LVM::CowStore, the path
@@ -68,9 +80,10 @@ module LVMSync
   #              records of at most this size.
   # discards::   the stream has the PROTOCOL_DISCARDS handshake and the ranges the source
   #              knows were discarded go out as discard records (no data); only a receiver
-  #              listing "discards" in CAPABILITIES accepts it. Without it (the default,
-  #              byte-identical to the original format), discarded ranges are sent as data,
-  #              read from the source as zeros.
+  #              listing "discards" in CAPABILITIES accepts it. Without it (the default),
+  #              discarded ranges are sent as data, read from the source as zeros.
+  # plain::      no BEGIN and END marks: byte-identical to the original format (with
+  #              discards: false), for a receiver that does not list "endmark".
   # digests::    the result's +digests+ holds one digest per record sent (for verify).
   # inputs::     [[role, path], ...]: other files the changes come from (the snapshot, its
   #              exception store), which +io+ must not be, any more than +source+: a stream
@@ -93,7 +106,11 @@ module LVMSync
   # the first write. Options:
   #
   # snapback::                before overwriting, save the destination's old data into this
-  #                           new file (a PROTO[3] stream that undoes the apply).
+  #                           journal (a PROTO[3] stream that undoes the apply): a new file,
+  #                           or the journal an interrupted apply of the same stream to the
+  #                           same destination left, which is resumed; when that apply
+  #                           finished, nothing is written. Any other existing file is
+  #                           refused (Ironshed::UndoError).
   # allow_short_destination:: write the part of each record that fits and skip the rest,
   #                           instead of refusing a destination smaller than the stream needs.
   # verify::                  after everything is written and flushed, drop the destination's
@@ -115,6 +132,20 @@ module LVMSync
         Native.apply_fd(input.fileno, describe_io(input), dest, prog, **options)
       end
     end
+  end
+
+  # What to send to +peer+ (:stdout, :local, or :remote: a receiver on +host+ whose
+  # `lvmsync --capabilities` listed +capabilities+), given what is wanted (discards:, verify:,
+  # plain:). Returns {discards:, end_mark:, refusal: (nil, or why nothing may be sent),
+  # notes: [[:info | :verbose, text], ...]}.
+  def self.negotiate(peer, host = "", capabilities = [], **wanted)
+    Native.negotiate(peer, host.to_s, capabilities.map(&:to_s), **wanted)
+  end
+
+  # Whether a remote receiver must be asked for its capabilities before sending (discards:,
+  # verify:, plain:).
+  def self.must_ask?(**wanted)
+    Native.must_ask(**wanted)
   end
 
   # Text form of packed digests, for a remote channel: one line per digest,

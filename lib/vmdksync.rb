@@ -13,9 +13,11 @@ require "ironshed"
 module VMDKSync
   # What an apply or dry run did. +bytes+ counts destination bytes written or discarded
   # (+discarded+ of them by --discard-zeros); +seconds+ is wall time; +dry_run+ is true when
-  # nothing was written.
-  Result = Struct.new(:grains, :bytes, :extents, :writes, :discarded, :undo_bytes, :seconds, :dry_run,
-                      keyword_init: true)
+  # nothing was written. With an undo file: +undo_bytes+ it holds, +undo_state+ "created",
+  # "resumed" (an interrupted apply's journal, continued; +undo_earlier_bytes+ were saved by
+  # the interrupted runs) or "complete" (this apply had finished: nothing was written).
+  Result = Struct.new(:grains, :bytes, :extents, :writes, :discarded, :undo_bytes, :undo_state,
+                      :undo_earlier_bytes, :seconds, :dry_run, keyword_init: true)
 
   # What a verification found: bytes compared, bytes that differ, and the first differing
   # ranges as [offset, length] pairs.
@@ -55,9 +57,11 @@ module VMDKSync
     # allow_larger_destination:: accept a destination larger than the virtual disk.
     # discard_zeros:: punch holes (files) or zero-out (block devices) where the chain has
     #                 zeroed grains, instead of writing zeros.
-    # undo::     path of a new file to save the bytes about to be overwritten to (lvmsync
-    #            PROTO[3] format: `lvmsync --apply FILE DEST` restores them), each batch made
-    #            durable before it is overwritten; an existing file is refused.
+    # undo::     path of the undo journal to save the bytes about to be overwritten to
+    #            (lvmsync PROTO[3] format: `lvmsync --apply FILE DEST` restores them), each
+    #            batch made durable before it is overwritten: a new file, or the journal an
+    #            interrupted apply of this chain to +dest+ left, which is resumed (when that
+    #            apply finished, nothing is written); any other existing file is refused.
     def apply_to(dest, dry_run: false, progress: nil, **options)
       started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
       stats = if dry_run

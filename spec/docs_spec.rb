@@ -41,6 +41,19 @@ RSpec.describe "the documentation" do
     end
   end
 
+  { "vmdksync" => "VMDKSync::CLI", "lvmsync" => "LVMSync::CLI", "check_interface" => "CheckInterface::CLI",
+    "check_rootzone" => "CheckRootZone::CLI" }.each do |tool, cli|
+    it "#{tool} accepts exactly the long options docs/#{tool}.md lists, no others" do
+      # OptionParser takes a description line that starts with "-" for one more switch of
+      # the option: such a line would make an undocumented option work.
+      require "#{tool}/cli"
+      accepted = Object.const_get(cli).new([]).send(:parser).top.list
+                       .select { |s| s.respond_to?(:long) }.flat_map(&:long)
+      doc = File.read(File.join(root, "docs", "#{tool}.md"))[/^## Options\n(.*?)(?=^## )/m, 1]
+      expect(accepted).to match_array(doc.scan(/^\| (?:`-\w`, )?`(--(?:\[no-\])?[\w-]+)/).flatten)
+    end
+  end
+
   %w[update setup].each do |command|
     it "docs/rootzone.md lists exactly the options of rootzone #{command} --help" do
       out, _err, st = run_exe("rootzone", command, "--help")

@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require_relative "support/lvm_env"
+require_relative "support/proto3"
 require "lvmsync"
 
 # The lvmsync executable, run as a user runs it. The sender side needs LVM: here a stand-in
@@ -65,7 +66,7 @@ RSpec.describe "lvmsync executable", :tmpdir do
     expect(out.lines.map(&:chomp).reject { |l| l.length <= 80 }).to eq([])
     # A description line starting with "--" would be taken for another option by optparse.
     listed = out.scan(/^  (?:-\w, |    )(--[\w\[\]-]+)/).flatten
-    expect(listed).to eq(%w[--stdout --apply --snapback --from --discards --verify --data-source --rsh
+    expect(listed).to eq(%w[--stdout --apply --snapback --from --discards --plain --verify --data-source --rsh
                             --remote-lvmsync --allow-short-destination --server --capabilities --[no-]verbose
                             --[no-]debug --[no-]quiet --version --help])
     expect(out.lines.grep(/^ {2,6}(?:-\w, )?--\S+, --/)).to eq([])
@@ -81,8 +82,10 @@ RSpec.describe "lvmsync executable", :tmpdir do
      [["--stdout", SNAP, dest, "extra"], "too many arguments"],
      [["--apply", "x"], "--apply needs exactly one DESTINATION"],
      [["--apply", "x", dest, "extra"], "--apply needs exactly one DESTINATION"],
-     [["--apply", "-", "--from", SNAP, dest], "--from and --discards are for the sending side"],
-     [["--apply", "-", "--discards", dest], "--from and --discards are for the sending side"],
+     [["--apply", "-", "--from", SNAP, dest], "--from, --discards and --plain are for the sending side"],
+     [["--apply", "-", "--discards", dest], "--from, --discards and --plain are for the sending side"],
+     [["--apply", "-", "--plain", dest], "--from, --discards and --plain are for the sending side"],
+     [["--plain", "--discards", SNAP, dest], "--plain sends the original format, which has no discard records"],
      [["--server"], "--server needs a DESTINATION"],
      [["-q", "-v", SNAP, dest], "cannot be quiet and verbose at the same time"],
      [["-q", "-d", SNAP, dest], "cannot be quiet and verbose at the same time"],
@@ -200,15 +203,181 @@ RSpec.describe "lvmsync executable", :tmpdir do
     expect_content(path("dest.img"), state0)
   end
 
-  it "refuses to overwrite an existing snapback file, before writing anything" do
+  it "refuses to overwrite an existing file that is no snapback journal, before writing anything" do
     set_up
     File.write(path("sb"), "earlier snapback")
     _o, err, st = lvmsync(SNAP, path("dest.img"), "--snapback", path("sb"))
     expect(st.exitstatus).to eq(1)
-    expect(err).to end_with("lvmsync: #{path('sb')}: snapback file exists and is not empty (16 bytes); " \
-                            "refusing to overwrite an earlier snapback: choose a new file name\n")
+    expect(err).to end_with("lvmsync: #{path('sb')}: snapback file exists and is not empty (16 bytes), and it is " \
+                            "no lvmsync stream (its first line is not 'lvmsync PROTO[3]'); refusing to overwrite an " \
+                            "earlier snapback: choose a new file name\n")
     expect(File.read(path("sb"))).to eq("earlier snapback")
+    # A change stream is no journal either: refused, not resumed.
+    out, = lvmsync("--stdout", SNAP, binmode: true)
+    File.binwrite(path("sb"), out)
+    _o, err, st = lvmsync(SNAP, path("dest.img"), "--snapback", path("sb"))
+    expect(st.exitstatus).to eq(1)
+    expect(err).to include("it is no undo journal (it does not start with a JOURNAL item")
+    expect(File.binread(path("sb")) == out).to be(true)
     expect_content(path("dest.img"), File.binread(path("before.img")))
+  end
+
+  it "a stream cut between records from a pipe: exit 3, what was applied, how to finish; resuming with the same snapback" do
+    set_up(writes: ["0:10M"], random: nil, origin_size: "16M", cow_size: "16M")
+    before = File.binread(path("before.img"))
+    out, = lvmsync("--stdout", SNAP, binmode: true)
+    _hs, items, = Proto3.items(out)
+    # Cut after more than one snapback batch (8 MiB) of records.
+    cut = items.find { |i| i[3] > 9 << 20 }[3]
+    sb = path("sb")
+    _o, err, st = lvmsync("--apply", "-", path("dest.img"), "--snapback", sb, stdin_data: out.byteslice(0, cut),
+                                                                              binmode: true)
+    expect(st.exitstatus).to eq(3), err
+    expect(err.lines.size).to eq(1), err
+    expect(err).to match(/\Alvmsync: standard input: the stream ends at stream byte #{cut}, before its end-of-stream mark: \d+ of its #{items.size - 2} records .* arrived; .*; by then \d+ records were complete and \d+ bytes had been written: /)
+    expect(err).to end_with("had been written: #{path('dest.img')} is partly updated; to finish, send the whole stream " \
+                            "again with the same --snapback (it resumes #{sb}); to go back: lvmsync --apply #{sb} " \
+                            "#{path('dest.img')}\n")
+    partly = File.binread(path("dest.img"))
+    expect(partly == before).to be(false)
+    # The whole stream with the same snapback file: resumed, finished.
+    _o, err, st = lvmsync("--apply", "-", path("dest.img"), "--snapback", sb, stdin_data: out, binmode: true)
+    expect(st.exitstatus).to eq(0), err
+    expect(err).to include("lvmsync: snapback: resumed #{sb}, which an interrupted run had left with 8.0 MiB of old data")
+    expect_content(path("dest.img"), origin)
+    # Once more: nothing to do, nothing written (also from a file: the same stream).
+    journal = File.binread(sb)
+    File.binwrite(path("changes"), out)
+    ["-", path("changes")].each do |input|
+      _o, err, st = lvmsync("--apply", input, path("dest.img"), "--snapback", sb, stdin_data: out, binmode: true)
+      expect(st.exitstatus).to eq(0), err
+      expect(err).to include("#{sb} is the snapback file of a finished apply of this stream to #{path('dest.img')}: " \
+                             "nothing to do, nothing was written")
+      expect(File.binread(sb) == journal).to be(true)
+    end
+    # Another stream (one record less), another destination: refused, nothing written.
+    other = Proto3.encode_marked(Proto3.decode(out).drop(1))
+    File.binwrite(path("other"), other)
+    _o, err, st = lvmsync("--apply", path("other"), path("dest.img"), "--snapback", sb)
+    expect(st.exitstatus).to eq(1)
+    expect(err).to include("#{sb}: this snapback file was started by another apply (it was started for the stream " \
+                           "standard input (#{items.size - 2} records")
+    FileUtils.cp(path("before.img"), path("dest2.img"))
+    _o, err, st = lvmsync("--apply", path("changes"), path("dest2.img"), "--snapback", sb)
+    expect(st.exitstatus).to eq(1)
+    expect(err).to include("it was started for the destination #{path('dest.img')}")
+    expect(File.binread(path("dest2.img")) == before).to be(true)
+    expect(File.binread(sb) == journal).to be(true)
+    # Restoring gives the state before the first (cut) run.
+    _o, err, st = lvmsync("--apply", sb, path("dest.img"))
+    expect(st.exitstatus).to eq(0), err
+    expect(File.binread(path("dest.img")) == before).to be(true)
+  end
+
+  it "a stream cut between records, from a pipe, without a snapback: exit 3 and how to finish" do
+    set_up(writes: ["0:2M"], random: nil)
+    out, = lvmsync("--stdout", SNAP, binmode: true)
+    _hs, items, = Proto3.items(out)
+    cut = items[-2][3]
+    _o, err, st = lvmsync("--apply", "-", path("dest.img"), stdin_data: out.byteslice(0, cut), binmode: true)
+    expect(st.exitstatus).to eq(3), err
+    expect(err).to end_with("#{path('dest.img')} is partly updated; to finish, send the whole stream again; no undo " \
+                            "file was kept to go back (--snapback FILE keeps one)\n")
+  end
+
+  it "a snapback file whose last batch was never committed: --apply restores up to the last commit, naming what it ignored" do
+    set_up(writes: ["0:10M"], random: nil, origin_size: "16M", cow_size: "16M")
+    _o, err, st = lvmsync(SNAP, path("dest.img"), "--snapback", path("sb"))
+    expect(st.exitstatus).to eq(0), err
+    journal = File.binread(path("sb"))
+    _hs, items, = Proto3.items(journal)
+    commits = items.each_index.select { |i| items[i][0] == Proto3.tag("COMMIT") }
+    expect(commits.size).to be >= 2
+    expect(items.last[0]).to eq(Proto3.tag("END"))
+    # As a crash leaves it: the last batch's records written, its COMMIT (and END) not.
+    File.binwrite(path("sb"), journal.byteslice(0, items[commits.last][3]))
+    committed = items[1...commits[-2]].reject { |off, *| off >= 1 << 63 }
+    tail = items[(commits[-2] + 1)...commits.last]
+    want = origin
+    committed.each { |off, _len, data, _at| want[off, data.bytesize] = data }
+    _o, err, st = lvmsync("--apply", path("sb"), path("dest.img"))
+    expect(st.exitstatus).to eq(0), err
+    mib = tail.sum { |_, len, _, _| len } / 1048576.0
+    expect(err).to include("lvmsync: note: #{tail.size} records (#{format('%.1f', mib)} MiB) after the snapback file's " \
+                           "last commit were ignored: the run that wrote it stopped before overwriting those ranges")
+    expect_content(path("dest.img"), want)
+  end
+
+  it "a plain stream from a pipe, cut inside a record: exit 3; the whole stream with the same snapback resumes it, with a note" do
+    set_up(writes: ["0:10M"], random: nil, origin_size: "16M", cow_size: "16M")
+    before = File.binread(path("before.img"))
+    plain, = lvmsync("--stdout", "--plain", SNAP, binmode: true)
+    _hs, items, = Proto3.items(plain)
+    cut = items.find { |i| i[3] > 9 << 20 }[3] + 12 + 1000 # inside a record's data
+    sb = path("sb")
+    _o, err, st = lvmsync("--apply", "-", path("dest.img"), "--snapback", sb, stdin_data: plain.byteslice(0, cut),
+                                                                              binmode: true)
+    expect(st.exitstatus).to eq(3), err
+    expect(err).to include("only 1000 data bytes arrived", "is partly updated; to finish, send the whole stream again " \
+                                                            "with the same --snapback (it resumes #{sb})")
+    _o, err, st = lvmsync("--apply", "-", path("dest.img"), "--snapback", sb, stdin_data: plain, binmode: true)
+    expect(st.exitstatus).to eq(0), err
+    expect(err).to include("lvmsync: snapback: resumed #{sb}",
+                           "lvmsync: note: a plain stream from a pipe cannot be identified before it is applied, so " \
+                           "it was not compared with the stream #{sb} was started with")
+    expect_content(path("dest.img"), origin)
+    _o, err, st = lvmsync("--apply", sb, path("dest.img"))
+    expect(st.exitstatus).to eq(0), err
+    expect(File.binread(path("dest.img")) == before).to be(true)
+  end
+
+  # A filesystem of +mib+ MiB (tmpfs) at +dir+ for the block: a destination on it can fill up.
+  def with_small_filesystem(dir, mib)
+    FileUtils.mkdir_p(dir)
+    system("mount", "-t", "tmpfs", "-o", "size=#{mib}m", "tmpfs", dir, exception: true)
+    yield
+  ensure
+    system("umount", dir)
+  end
+
+  it "a destination that fills up mid-apply: exit 3 from a file and from a pipe; with room again, the same command finishes" do
+    set_up(writes: ["0:6M"], random: nil, origin_size: "16M", cow_size: "12M")
+    out, = lvmsync("--stdout", SNAP, binmode: true)
+    File.binwrite(path("changes"), out)
+    small = path("small")
+    dest = File.join(small, "dest.img")
+    want = "\0".b * (16 << 20)
+    want[0, 6 << 20] = origin.byteslice(0, 6 << 20)
+    # A sparse destination (zeros) on a 2 MiB filesystem: every byte written needs space.
+    with_small_filesystem(small, 2) do
+      File.open(dest, "w") { |f| f.truncate(16 << 20) }
+      _o, err, st = lvmsync("--apply", path("changes"), dest, "--snapback", path("sb"))
+      expect(st.exitstatus).to eq(3), err
+      expect(err.lines.size).to eq(1), err
+      expect(err).to include("No space left on device", "#{dest} is partly updated; to finish, run the same command " \
+                                                         "again (it resumes #{path('sb')}): lvmsync --apply " \
+                                                         "#{path('changes')} #{dest} --snapback #{path('sb')}; to go " \
+                                                         "back: lvmsync --apply #{path('sb')} #{dest}\n")
+      system("mount", "-o", "remount,size=32m", small, exception: true)
+      _o, err, st = lvmsync("--apply", path("changes"), dest, "--snapback", path("sb"))
+      expect(st.exitstatus).to eq(0), err
+      expect(err).to include("lvmsync: snapback: resumed #{path('sb')}")
+      expect_content(dest, want)
+      _o, err, st = lvmsync("--apply", path("sb"), dest)
+      expect(st.exitstatus).to eq(0), err
+      expect_content(dest, "\0".b * (16 << 20))
+    end
+    with_small_filesystem(small, 2) do
+      File.open(dest, "w") { |f| f.truncate(16 << 20) }
+      _o, err, st = lvmsync("--apply", "-", dest, stdin_data: out, binmode: true)
+      expect(st.exitstatus).to eq(3), err
+      expect(err).to include("No space left on device", "#{dest} is partly updated; to finish, send the whole " \
+                                                         "stream again; no undo file was kept")
+      system("mount", "-o", "remount,size=32m", small, exception: true)
+      _o, err, st = lvmsync("--apply", "-", dest, stdin_data: out, binmode: true)
+      expect(st.exitstatus).to eq(0), err
+      expect_content(dest, want)
+    end
   end
 
   it "--data-source reads the data from another device, the change list from the snapshot" do
@@ -349,13 +518,22 @@ RSpec.describe "lvmsync executable", :tmpdir do
       [master, err_r].each { |io| io&.close }
     end
 
-    it "a stream with the wrong handshake, or a truncated one" do
+    it "a stream with the wrong handshake, or a cut one: inside data, between records, inside its end mark" do
       set_up
       File.binwrite(path("s"), "lvmsync PROTO[2]\n#{"\0" * 20}")
       refuse("--apply", path("s"), path("dest.img"), "handshake failed: saw 'lvmsync PROTO[2]', expected 'lvmsync PROTO[3]'")
       out, = lvmsync("--stdout", SNAP, binmode: true)
-      File.binwrite(path("s"), out.byteslice(0, out.bytesize - 100))
-      refuse("--apply", path("s"), path("dest.img"), "only #{Proto3.decode(out).last[1].bytesize - 100} data bytes arrived")
+      _hs, items, = Proto3.items(out)
+      last = items[-2] # the last record; items[-1] is END
+      File.binwrite(path("s"), out.byteslice(0, last[3] + 12 + 100))
+      refuse("--apply", path("s"), path("dest.img"), "only 100 data bytes arrived")
+      File.binwrite(path("s"), out.byteslice(0, items[-1][3]))
+      refuse("--apply", path("s"), path("dest.img"),
+             "before its end-of-stream mark: #{items.size - 2} of its #{items.size - 2} records")
+      File.binwrite(path("s"), out.byteslice(0, out.bytesize - 5))
+      refuse("--apply", path("s"), path("dest.img"), "is a control item END cut short: only 19 of its 24 bytes arrived")
+      File.binwrite(path("s"), out.byteslice(0, items[2][3]))
+      refuse("--apply", path("s"), path("dest.img"), "before its end-of-stream mark: 1 of its #{items.size - 2} records")
     end
   end
 
@@ -537,12 +715,60 @@ RSpec.describe "lvmsync executable", :tmpdir do
       expect(err.lines.last).to eq(
         "lvmsync: apply on somehost failed (exit status 3): /dev/x: write 4096 bytes at byte 0: Input/output error; " \
         "by then 2 records were complete: somehost:#{path('dest.img')} is partly updated; to finish, run the same " \
-        "command again: #{Shellwords.join(['lvmsync', '--rsh', "#{fake_rsh} -o BatchMode=yes", '--remote-lvmsync',
+        "command again (it resumes #{Shellwords.escape(path('remote sb'))}): " \
+        "#{Shellwords.join(['lvmsync', '--rsh', "#{fake_rsh} -o BatchMode=yes", '--remote-lvmsync',
                                           receiver, '--snapback', path('remote sb'), SNAP,
                                           "somehost:#{path('dest.img')}"])}; " \
         "to go back, run on somehost: lvmsync --apply #{Shellwords.escape(path('remote sb'))} " \
         "#{Shellwords.escape(path('dest.img'))}\n"
       )
+    end
+
+    # The original lvmsync's receiver as its source applies a stream (spec/support/proto3.rb),
+    # not knowing --capabilities, keeping a copy of what it was sent.
+    def original_receiver
+      f = path("original-lvmsync")
+      File.write(f, <<~RUBY)
+        #!#{RbConfig.ruby}
+        require #{File.join(SpecHelpers::ROOT, 'spec/support/proto3').inspect}
+        if ARGV.include?("--capabilities")
+          warn "invalid option: --capabilities"
+          exit 1
+        end
+        data = $stdin.binmode.read
+        File.binwrite(#{path('received').inspect}, data)
+        Proto3.original_apply(data, ARGV.last)
+      RUBY
+      File.chmod(0o755, f)
+      f
+    end
+
+    it "sends the original receiver a plain stream it applies, with a note; ours gets a marked one" do
+      set_up
+      _o, err, st = remote(SNAP, "somehost:#{path('dest.img')}", receiver: original_receiver)
+      expect(st.exitstatus).to eq(0), err
+      expect(err).to include("lvmsync: note: the lvmsync on somehost does not take an end-of-stream mark")
+      expect(Proto3.marked?(File.binread(path("received")))).to be(false)
+      expect_content(path("dest.img"), origin)
+      # --plain: not even asked.
+      FileUtils.cp(path("before.img"), path("dest.img"))
+      _o, err, st = remote("--plain", SNAP, "somehost:#{path('dest.img')}", receiver: original_receiver)
+      expect(st.exitstatus).to eq(0), err
+      expect(File.read(path("rsh.log"))).not_to include("--capabilities")
+      expect(err).not_to include("end-of-stream mark")
+      expect_content(path("dest.img"), origin)
+      # Ours lists endmark, and gets BEGIN ... END.
+      tee = path("tee-lvmsync")
+      File.write(tee, "#!/bin/sh\ncase \" $* \" in *\" --capabilities \"*) exec #{RbConfig.ruby} " \
+                      "#{File.join(SpecHelpers::ROOT, 'exe', 'lvmsync')} \"$@\" ;; esac\n" \
+                      "tee #{path('received')} | exec #{RbConfig.ruby} #{File.join(SpecHelpers::ROOT, 'exe', 'lvmsync')} \"$@\"\n")
+      File.chmod(0o755, tee)
+      FileUtils.cp(path("before.img"), path("dest.img"))
+      _o, err, st = remote(SNAP, "somehost:#{path('dest.img')}", receiver: tee)
+      expect(st.exitstatus).to eq(0), err
+      expect(Proto3.marked?(File.binread(path("received")))).to be(true), err + File.read(tee)
+      expect(Proto3.decode(File.binread(path("received"))).size).to be > 1
+      expect_content(path("dest.img"), origin)
     end
 
     it "reports a remote shell that cannot be run" do
@@ -552,25 +778,5 @@ RSpec.describe "lvmsync executable", :tmpdir do
       expect(err).to include(path("no-such-ssh"))
       expect_content(path("dest.img"), File.binread(path("before.img")))
     end
-  end
-end
-
-# An independent PROTO[3] reader for the specs (pack/unpack, not the gem's codec).
-module Proto3
-  def self.decode(bytes)
-    bytes = bytes.b
-    raise "handshake" unless bytes.start_with?("lvmsync PROTO[3]\n")
-
-    pos = 17
-    out = []
-    while pos < bytes.bytesize
-      off, len = bytes.byteslice(pos, 12).unpack("Q>N")
-      data = bytes.byteslice(pos + 12, len)
-      raise "truncated" unless data && data.bytesize == len
-
-      out << [off, data]
-      pos += 12 + len
-    end
-    out
   end
 end

@@ -183,7 +183,7 @@ RSpec.describe "lvmsync --apply and the files around the stream", :tmpdir do
     m = STOPPED_APPLY.match(err)
     expect(m).not_to be_nil, err
     expect(m[:reason]).to match(/\Astandard input: stream ends inside record 1 .*; by then 1 records were complete and \d+ bytes had been written\z/)
-    expect(m[:finish]).to eq("run the sync that sends the stream again (applying the same changes twice gives the same result)")
+    expect(m[:finish]).to eq("send the whole stream again")
     expect(m[:back]).to eq("no undo file was kept to go back (--snapback FILE keeps one)")
   end
 
@@ -237,7 +237,7 @@ RSpec.describe "lvmsync --apply and the files around the stream", :tmpdir do
       end
     end
 
-    it "with --snapback, the command the line gives restores the destination" do
+    it "with --snapback: the finishing command resumes the snapback file, the go-back command then restores" do
       with_tmpfs(path("mnt"), "4M") do
         set_up
         original = sha(@dest)
@@ -246,9 +246,17 @@ RSpec.describe "lvmsync --apply and the files around the stream", :tmpdir do
         expect(st.exitstatus).to eq(3), err
         m = STOPPED_APPLY.match(err)
         expect(m).not_to be_nil, err
+        prefix = "run the same command again (it resumes #{Shellwords.escape(sb)}): "
+        expect(m[:finish]).to start_with(prefix)
+        finish = Shellwords.split(m[:finish].delete_prefix(prefix))
+        expect(finish).to eq(["lvmsync", "--apply", @changes, "--snapback", sb, @dest])
         back = Shellwords.split(m[:back].delete_prefix("to go back: "))
         expect(back).to eq(["lvmsync", "--apply", sb, @dest])
         system("mount", "-o", "remount,size=64M", path("mnt"), exception: true)
+        _o, err, st = run_exe("lvmsync", *finish.drop(1))
+        expect(st.exitstatus).to eq(0), err
+        expect(err).to include("lvmsync: snapback: resumed #{sb}")
+        (0...12).each { |i| expect(File.binread(@dest, 4, i << 20)).to eq((65 + i).chr * 4) }
         _o, err, st = run_exe("lvmsync", *back.drop(1))
         expect(st.exitstatus).to eq(0), err
         expect(sha(@dest)).to eq(original)

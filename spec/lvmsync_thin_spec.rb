@@ -3,6 +3,7 @@
 require "digest"
 require "lvmsync"
 require_relative "support/thin_env"
+require_relative "support/proto3"
 
 # lvmsync on thin snapshots, on a stand-in pool (spec/support/thin_env.rb): real LVM metadata,
 # real thin metadata made by thin_restore and read by the real thin_delta, a dmsetup that
@@ -69,7 +70,9 @@ RSpec.describe "lvmsync on thin snapshots", :tmpdir do
     while pos < rest.bytesize
       off, len = rest.byteslice(pos, 12).unpack("Q>N")
       pos += 12
-      if line == "lvmsync PROTO[3] discards" && len >= 0x8000_0000
+      if off >= 1 << 63 # a control item (BEGIN, END): not a record
+        pos += len
+      elsif line == "lvmsync PROTO[3] discards" && len >= 0x8000_0000
         out << [off, len & 0x7fff_ffff, :discard, nil]
       else
         out << [off, len, :data, rest.byteslice(pos, len)]
@@ -148,6 +151,22 @@ RSpec.describe "lvmsync on thin snapshots", :tmpdir do
       sleep 0.05 until calls.any? { |c| c.start_with?("thin_delta") } || Time.now > deadline
       expect(ThinEnv.held?(@dir)).to be(true)
       sleep 0.3
+    end
+
+    it "on Thread#kill of the Ruby thread that waits for thin_delta, which is killed" do
+      FileUtils.touch(path("meta/thin_delta.hang"))
+      snap = LVM::ThinSnapshot.new("vgfix", "thin-snap", vgcfg: LVM::VGConfig.load(ThinEnv::FIXTURE))
+      with_env(@env) do
+        worker = Thread.new { snap.delta }
+        wait_for_thin_delta
+        worker.kill
+        expect(worker.join(10)).not_to be_nil
+      end
+      expect(ThinEnv.held?(@dir)).to be(false)
+      expect(calls.last).to eq("dmsetup message vgfix-pool-tpool 0 release_metadata_snap")
+      # The stand-in thin_delta (a sleep of 60 s) is gone, and was waited for.
+      pid = Integer(File.read(path("meta/thin_delta.pid")))
+      expect { Process.kill(0, pid) }.to raise_error(Errno::ESRCH)
     end
 
     { "INT" => ->(st) { st.exitstatus == 130 }, "TERM" => ->(st) { st.termsig == Signal.list["TERM"] } }.each do |sig, ok|
@@ -355,12 +374,12 @@ RSpec.describe "lvmsync on thin snapshots", :tmpdir do
 
     it "asks the receiver's capabilities, and sends discard records to ours" do
       out, _e, st = lvmsync("--capabilities")
-      expect([st.exitstatus, out]).to eq([0, "lvmsync capabilities: discards verify\n"])
+      expect([st.exitstatus, out]).to eq([0, "lvmsync capabilities: discards verify endmark\n"])
       _o, err, st = lvmsync("-v", "--rsh", fake_rsh, "--remote-lvmsync", ours, "--discards", "--verify",
                             "vgfix/thin-snap", "otherhost:#{path('dest.img')}")
       expect(st.exitstatus).to eq(0), err
       expect(sha_of("dest.img")).to eq(sha_of("thin1.img"))
-      expect(err).to include("the receiver on otherhost supports: discards verify", "remote: lvmsync: discarded")
+      expect(err).to include("the receiver on otherhost supports: discards verify endmark", "remote: lvmsync: discarded")
       expect(err).to match(/verify: all \d+ ranges read back from otherhost:\S+ match the source/)
       expect(File.read(path("rsh.log"))).to include("--capabilities")
     end
@@ -369,8 +388,10 @@ RSpec.describe "lvmsync on thin snapshots", :tmpdir do
       _o, err, st = lvmsync("--rsh", fake_rsh, "--remote-lvmsync", old_receiver, "--discards",
                             "vgfix/thin-snap", "otherhost:#{path('dest.img')}")
       expect(st.exitstatus).to eq(0), err
-      expect(err).to include("cannot apply discard records; sending the unmapped ranges as zeros instead")
+      expect(err).to include("cannot apply discard records; sending the unmapped ranges as zeros instead",
+                             "does not take an end-of-stream mark")
       expect(File.binread(path("received"))).to start_with("lvmsync PROTO[3]\n")
+      expect(Proto3.marked?(File.binread(path("received")))).to be(false)
       expect(sha_of("dest.img")).to eq(sha_of("thin1.img"))
     end
 

@@ -13,14 +13,15 @@ RSpec.describe "lvmsync verify digests", :tmpdir do
     File.join(@dir, name)
   end
 
-  # The records of a plain PROTO[3] stream: [[offset, data], ...].
+  # The records of a PROTO[3] stream: [[offset, data], ...] (control items skipped).
   def records(stream)
     io = StringIO.new(stream.b)
     expect(io.readline).to eq("lvmsync PROTO[3]\n")
     out = []
     while (h = io.read(12))
       hi, lo, len = h.unpack("NNN")
-      out << [(hi << 32) | lo, io.read(len)]
+      data = io.read(len)
+      out << [(hi << 32) | lo, data] if hi < 0x8000_0000
     end
     out
   end
@@ -75,10 +76,20 @@ RSpec.describe "lvmsync verify digests", :tmpdir do
   end
 
   it "finds a byte changed on the way, and says which record" do
+    # A marked stream's end mark already refuses it, before anything is written...
     recs = records(@stream)
     victim = recs.index { |_, d| d.bytesize == 1 << 20 }
-    at = 17 + recs.first(victim).sum { |_, d| 12 + d.bytesize } + 12 + 4321
+    at = 17 + 36 + recs.first(victim).sum { |_, d| 12 + d.bytesize } + 12 + 4321
     bent = @stream.dup
+    bent.setbyte(at, bent.getbyte(at) ^ 0xff)
+    File.binwrite(path("bent"), bent)
+    expect { LVMSync.apply(path("bent"), path("dest"), verify: true) }
+      .to raise_error(LVMSync::ProtocolError, /is the end-of-stream mark, and the stream does not match it/)
+    expect(File.binread(path("dest")) == File.binread(path("before.img"))).to be(true)
+    # ... a plain one cannot tell; the digests read back can.
+    File.open(path("plain"), "wb") { |f| LVMSync.send_changes(@store, path("origin.img"), f, plain: true) }
+    bent = File.binread(path("plain"))
+    at -= 36
     bent.setbyte(at, bent.getbyte(at) ^ 0xff)
     File.binwrite(path("bent"), bent)
     got = LVMSync.apply(path("bent"), path("dest"), verify: true)

@@ -3,6 +3,7 @@
 require "lvm"
 require_relative "support/lvm_fixtures"
 require_relative "support/guest_script"
+require_relative "support/proto3"
 
 # lvmsync on a real kernel: real LVM, real dm-snapshot, real ssh, in one boot of the QEMU
 # guest (spec/guest/lvmsync.sh does the work and prints KEY=VALUE lines). The original
@@ -54,17 +55,35 @@ RSpec.describe "lvmsync on a real kernel", :vm do
     src = File.binread(File.join(@out, "src.img"))
     stream = File.binread(File.join(@out, "changes.bin"))
     expect(stream).to start_with("lvmsync PROTO[3]\n")
-    pos = 17
-    total = 0
-    while pos < stream.bytesize
-      off, len = stream.byteslice(pos, 12).unpack("Q>N")
-      expect(stream.byteslice(pos + 12, len) == src.byteslice(off, len)).to be(true), "record at #{off}"
-      expect(len).to be <= MIB
-      total += len
-      pos += 12 + len
+    # Marked: BEGIN and END checked (counts, XXH3 by the reference library) by the decoder.
+    expect(Proto3.marked?(stream)).to be(true)
+    records = Proto3.decode(stream)
+    records.each do |off, data|
+      expect(data == src.byteslice(off, data.bytesize)).to be(true), "record at #{off}"
+      expect(data.bytesize).to be <= MIB
     end
-    expect(pos).to eq(stream.bytesize)
+    total = records.sum { |_, d| d.bytesize }
     expect(total).to eq((28 + 1 + 1) * 4096 + 3 * MIB) # 28 single chunks, 15 MiB's, the last, 3 MiB
+  end
+
+  it "a stream cut after its first record is refused, the LV unchanged; cut from a pipe: exit 3, then finished" do
+    expect(kv("cut_rc")).to eq("1"), err_of("cut")
+    expect(err_of("cut")).to include("before its end-of-stream mark: 1 of its")
+    expect(kv("cut_dest_unchanged")).to eq("yes")
+    expect(kv("cut_pipe_rc")).to eq("3"), err_of("cut-pipe")
+    expect(err_of("cut-pipe")).to include("/dev/vg-sync/dest is partly updated; to finish, send the whole stream again")
+    expect(kv("cut_again_rc")).to eq("0"), err_of("cut-again")
+    expect(kv("cut_again_sum")).to eq(kv("src_sum"))
+  end
+
+  it "a snapback sync killed with SIGKILL and run again resumes; the snapback restores the first state" do
+    expect(kv("killed_rc")).to eq("137")
+    expect(kv("killed_dest_changed")).to eq("yes")
+    expect(kv("resumed_rc")).to eq("0"), err_of("resumed")
+    expect(err_of("resumed")).to include("lvmsync: snapback: resumed /tmp/killed.sb")
+    expect(kv("resumed_sum")).to eq(kv("src_sum"))
+    expect(kv("killed_restore_rc")).to eq("0"), err_of("killed-restore")
+    expect(kv("killed_restore_sum")).to eq(kv("copy_sum"))
   end
 
   it "snapback: the sync matches the source, applying the snapback restores the copy (10snapback)" do

@@ -147,7 +147,7 @@ RSpec.describe "vmdksync and the files around the delta", :tmpdir do
 
   # The line of a run stopped after its first write: what happened, the destination, and
   # the commands that finish it and undo it.
-  STOPPED = /\Avmdksync: (?<reason>.*): (?<dest>.*) is partly updated; to finish, run the same command again: (?<finish>[^;]*); (?<back>.*)\n\z/
+  STOPPED = /\Avmdksync: (?<reason>.*): (?<dest>.*) is partly updated; to finish, run the same command again(?: \(it resumes (?<resumes>[^)]*)\))?: (?<finish>[^;]*); (?<back>.*)\n\z/
 
   # Runs the go-back command of the stop line +err+ (made with --undo +undo+) and expects the
   # destination restored to +original+.
@@ -203,16 +203,23 @@ RSpec.describe "vmdksync and the files around the delta", :tmpdir do
       end
     end
 
-    it "with --undo: the command the line gives restores the destination exactly" do
+    it "with --undo: the finishing command resumes the undo file, the go-back command then restores exactly" do
       with_tmpfs(path("mnt"), "4M") do
         big_chain
         original = sha(@dest)
         undo = path("dest undo") # on the disk, not the full tmpfs
         _out, err, st = run_exe_within(120, "vmdksync", "--undo", undo, @newest, @dest)
         expect(st.exitstatus).to eq(3), err
-        expect_go_back_restores(err, undo, original) do
-          system("mount", "-o", "remount,size=64M", path("mnt"), exception: true)
-        end
+        m = STOPPED.match(err)
+        expect(m).not_to be_nil, err
+        expect(Shellwords.split(m[:resumes])).to eq([undo])
+        expect(Shellwords.split(m[:finish])).to eq(["vmdksync", "--undo", undo, @newest, @dest])
+        system("mount", "-o", "remount,size=64M", path("mnt"), exception: true)
+        _o, out, st = run_exe("vmdksync", *Shellwords.split(m[:finish]).drop(1))
+        expect(st.exitstatus).to eq(0), out
+        expect(out).to include("vmdksync: resumed #{undo}")
+        expect(sha(@dest)).to eq(full_apply_of_the_chain)
+        expect_go_back_restores(err, undo, original)
       end
     end
   end

@@ -2,7 +2,8 @@
 
 # vmdksync --undo: the bytes about to be overwritten are saved, durably and before each
 # overwrite, in a PROTO[3] file that `lvmsync --apply` plays back to restore the destination
-# exactly — also after the apply was killed half way.
+# exactly — also after the apply was killed half way. Rerunning the same command resumes the
+# file; once the apply finished, a rerun does nothing; another delta or destination is refused.
 RSpec.describe "vmdksync --undo", :tmpdir do
   def chain(capacity: "16M")
     @files = JSON.parse(testkit("chain", "--dir", @dir, "--capacity", capacity, "--seed", 9,
@@ -40,16 +41,96 @@ RSpec.describe "vmdksync --undo", :tmpdir do
     expect(sha(@dest)).to eq(original)
   end
 
-  it "refuses to overwrite an existing undo file, before writing anything" do
+  it "refuses to overwrite an existing file that is no undo journal, before writing anything" do
     chain
     File.write(@undo, "an earlier run's undo data")
     before = sha(@dest)
     _out, err, st = run_exe("vmdksync", "--undo", @undo, @newest, @dest)
     expect(st.exitstatus).to eq(1)
-    expect(err).to eq("vmdksync: #{@undo}: the undo file exists and is not empty (26 bytes); refusing to " \
-                      "overwrite it, it may be the only way back from an earlier run: choose a new file name\n")
+    expect(err).to eq("vmdksync: #{@undo}: the undo file exists and is not empty (26 bytes), and it is no lvmsync " \
+                      "stream (its first line is not 'lvmsync PROTO[3]'); refusing to overwrite it, it may be the " \
+                      "only way back from an earlier run: choose a new file name\n")
     expect(sha(@dest)).to eq(before)
     expect(File.read(@undo)).to eq("an earlier run's undo data")
+  end
+
+  it "a rerun after the apply finished does nothing and says so; another delta or destination is refused" do
+    chain
+    original = sha(@dest)
+    _out, err, st = run_exe("vmdksync", "--undo", @undo, @newest, @dest)
+    expect(st.exitstatus).to eq(0), err
+    applied = sha(@dest)
+    journal = File.binread(@undo)
+    _out, err, st = run_exe("vmdksync", "--undo", @undo, @newest, @dest)
+    expect(st.exitstatus).to eq(0), err
+    expect(err).to eq("vmdksync: #{@undo} is the undo file of a finished apply of this chain to #{@dest}: nothing " \
+                      "to do, nothing was written (undo with: lvmsync --apply #{@undo} #{@dest}; to apply again " \
+                      "after undoing, give a new undo file name)\n")
+    expect(sha(@dest)).to eq(applied)
+    expect(File.binread(@undo) == journal).to be(true)
+    # Another delta of the chain (the layer below the newest).
+    older = @files["layers"][-2]["descriptor"]
+    _out, err, st = run_exe("vmdksync", "--undo", @undo, older, @dest)
+    expect(st.exitstatus).to eq(1)
+    expect(err).to include("#{@undo}: this undo file was started by another apply (it was started for the delta " \
+                           "#{@newest} (3 layers")
+    expect(err).to include("refusing to use it")
+    # Another destination of the same size.
+    other = File.join(@dir, "other.raw")
+    FileUtils.cp(@files["flat"], other)
+    _out, err, st = run_exe("vmdksync", "--undo", @undo, @newest, other)
+    expect(st.exitstatus).to eq(1)
+    expect(err).to include("it was started for the destination #{@dest} (file, file:", "this is #{other} (file, file:")
+    expect(sha(other)).to eq(sha(@files["flat"]))
+    expect(File.binread(@undo) == journal).to be(true)
+    _out, err, st = run_exe("lvmsync", "--apply", @undo, @dest)
+    expect(st.exitstatus).to eq(0), err
+    expect(sha(@dest)).to eq(original)
+  end
+
+  it "killed (SIGKILL) at points throughout, then run again: resumes, finishes, and the undo file restores the first state" do
+    chain
+    original = sha(@dest)
+    FileUtils.cp(@dest, File.join(@dir, "want.raw"))
+    _o, err, st = run_exe("vmdksync", @newest, File.join(@dir, "want.raw"))
+    expect(st.exitstatus).to eq(0), err
+    want = sha(File.join(@dir, "want.raw"))
+    exe = [RbConfig.ruby, File.join(SpecHelpers::ROOT, "exe", "vmdksync"), "-q", "--undo", @undo, @newest, @dest]
+    # Killed when entering the Nth call of a syscall (strace fault injection): every fdatasync
+    # and the rename of a run, and writes (journal) and pwrites (destination) spread over it;
+    # then the rerun is killed too (at its first ftruncate: while cutting the journal back, or
+    # later), then the same command runs to the end.
+    calls = %w[write pwrite64 fdatasync rename]
+    FileUtils.cp(@files["flat"], @dest)
+    _o, e, s = Open3.capture3("strace", "-f", "-qq", "-o", File.join(@dir, "calls"), "-e", "trace=#{calls.join(',')}",
+                              *exe)
+    expect(s.exitstatus).to eq(0), e
+    trace = File.readlines(File.join(@dir, "calls")).reject { |l| l.include?("resumed>") }
+    count = calls.to_h { |c| [c, trace.count { |l| l.include?(" #{c}(") }] }
+    expect(count["fdatasync"]).to eq(5) # created, records, commit, destination, END
+    # (Ruby may write to its own pipes now and then: no write point near the end, where END's
+    # fdatasync is one.)
+    points = (1..5).map { |k| ["fdatasync", k] } + [["rename", 1], ["write", count["write"] / 2],
+                                                    ["pwrite64", count["pwrite64"] / 2]]
+    points.each_with_index do |(sys, n), i|
+      FileUtils.cp(@files["flat"], @dest)
+      FileUtils.rm_f(@undo)
+      again = i.even? ? ["ftruncate", 1] : points[(i * 5) % points.size]
+      [[sys, n], again].each_with_index do |(c, k), j|
+        _o, e, s = Open3.capture3("strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=#{c}",
+                                  "-e", "inject=#{c}:signal=KILL:when=#{k}", *exe)
+        # The first run is killed; a resumed run has less to do and may finish first.
+        killed = s.termsig == 9 || s.exitstatus == 137
+        expect(killed || (j == 1 && s.success?)).to be(true), "killed at #{c} #{k}: #{s.inspect} #{e}"
+      end
+      first, second = [sys, n], again
+      _o, err, st = run_exe("vmdksync", "--undo", @undo, @newest, @dest)
+      expect(st.exitstatus).to eq(0), "after kills at #{first}, #{second}: #{err}"
+      expect(sha(@dest)).to eq(want), "after kills at #{first}, #{second}"
+      _o, err, st = run_exe("lvmsync", "--apply", @undo, @dest)
+      expect(st.exitstatus).to eq(0), err
+      expect(sha(@dest)).to eq(original), "restored after kills at #{first}, #{second}"
+    end
   end
 
   it "makes no sense with --dry-run" do
@@ -67,22 +148,39 @@ RSpec.describe "vmdksync --undo", :tmpdir do
                                "--layer", "sesparse", "--write", "256M:256M"))
     newest = files["layers"].last["descriptor"]
     dest = File.join(big, "dest.raw")
-    killed_mid_write = [0.6, 1.5, 3.0].each_with_index.map do |delay, i|
+    # Killed (asynchronously, whatever its threads are doing) when its undo file has just
+    # appeared, and when it holds 48 MiB and 256 MiB of old data (of 512 MiB): the apply is
+    # then overwriting the destination. The points are states the test sees, not times.
+    killed_mid_write = [1, 48 << 20, 256 << 20].each_with_index.map do |saved, i|
       FileUtils.cp(files["flat"], dest)
       original = sha(dest)
       undo = File.join(big, "killed-#{i}.undo")
       pid = Process.spawn(RbConfig.ruby, File.join(SpecHelpers::ROOT, "exe", "vmdksync"), "-q", "--undo", undo,
                           newest, dest)
-      sleep delay
+      until File.size?(undo).to_i >= saved
+        raise "vmdksync ended before its undo file reached #{saved} bytes" if Process.wait(pid, Process::WNOHANG)
+
+        sleep 0.005
+      end
       Process.kill("KILL", pid)
       _, status = Process.wait2(pid)
       changed = sha(dest) != original
+      if i == 1
+        # The same command again: it resumes the undo file and finishes the apply.
+        _out, err, st = run_exe("vmdksync", "-q", "--undo", undo, newest, dest)
+        expect(st.exitstatus).to eq(0), err
+        expect(err).to eq("")
+        _out, err, st = run_exe("vmdksync", "--verify-only", newest, dest)
+        expect(st.exitstatus).to eq(0), err
+      end
+      # The undo file restores the original, whether or not the apply was finished.
       _out, err, st = run_exe("lvmsync", "--apply", undo, dest)
       expect(st.exitstatus).to eq(0), err
-      expect(sha(dest)).to eq(original), "restore after a kill at #{delay} s (destination changed: #{changed})"
+      expect(sha(dest)).to eq(original), "restore after a kill at #{saved} bytes saved (destination changed: #{changed})"
       status.signaled? && changed
     end
-    # At least one kill landed while the destination was being overwritten.
-    expect(killed_mid_write).to include(true)
+    # The last kill landed while the destination was being overwritten (the copy loop holds
+    # far less than the 256 MiB saved before it in memory, so much of it was written).
+    expect(killed_mid_write.last).to be(true)
   end
 end

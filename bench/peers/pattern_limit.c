@@ -3,7 +3,8 @@
  *
  *   pattern-limit list STREAM          print the ranges of a PROTO[3] stream ("-": stdin),
  *                                      one "OFFSET LENGTH" line per data record and
- *                                      "OFFSET LENGTH discard" per discard record; data is skipped
+ *                                      "OFFSET LENGTH discard" per discard record; data and
+ *                                      control items (the end-of-stream mark) are skipped
  *   pattern-limit write RANGES DEST    write every range of RANGES onto DEST with pwrite(2),
  *                                      then fdatasync(2); prints "ranges writes bytes seconds"
  *
@@ -68,11 +69,15 @@ static int list(const char *path)
 	unsigned char h[12];
 	while (fread(h, 1, 12, f) == 12) {
 		uint64_t off = be(h, 8), len = be(h + 8, 4);
-		int discard = ext && (len & 0x80000000u);
+		/* An offset of 2^63 or more is a control item (BEGIN, END): its payload is skipped
+		 * like data, and it writes nothing. */
+		int control = off >> 63;
+		int discard = !control && ext && (len & 0x80000000u);
 		if (discard)
 			len &= 0x7fffffffu;
-		printf("%llu %llu%s\n", (unsigned long long)off, (unsigned long long)len,
-		       discard ? " discard" : "");
+		if (!control)
+			printf("%llu %llu%s\n", (unsigned long long)off, (unsigned long long)len,
+			       discard ? " discard" : "");
 		for (uint64_t left = discard ? 0 : len; left > 0;) {
 			size_t n = left < sizeof skip ? left : sizeof skip;
 			if (fread(skip, 1, n, f) != n)

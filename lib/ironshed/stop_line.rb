@@ -40,9 +40,15 @@ module Ironshed
       error.is_a?(Ironshed::PartlyWritten)
     end
 
-    # "run the same command again: TOOL ARGS", the arguments quoted for the shell.
-    def rerun(tool, argv)
-      "run the same command again: #{Shellwords.join([tool, *argv])}"
+    # "run the same command again: TOOL ARGS", the arguments quoted for the shell; with the
+    # +undo+ file the command names, saying that the rerun resumes it.
+    def rerun(tool, argv, undo: nil)
+      "run the same command again#{resumes(undo)}: #{Shellwords.join([tool, *argv])}"
+    end
+
+    # " (it resumes FILE)" for an undo file given, which a rerun of the same job continues.
+    def resumes(undo)
+      undo ? " (it resumes #{Shellwords.escape(undo)})" : ""
     end
 
     # What was written, for a reason that does not say it (a signal's).

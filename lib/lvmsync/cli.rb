@@ -11,7 +11,7 @@ require "lvmsync/transport"
 
 module LVMSync
   # The command line's settings, one field per option (and the helper programs' names).
-  Options = Struct.new(:stdout, :apply, :snapback, :from, :discards, :verify, :data_source, :rsh,
+  Options = Struct.new(:stdout, :apply, :snapback, :from, :discards, :verify, :plain, :data_source, :rsh,
                        :remote_lvmsync, :allow_short, :server, :capabilities, :verbose, :debug, :quiet,
                        :thin_delta, :dmsetup, keyword_init: true)
 
@@ -48,8 +48,10 @@ module LVMSync
                      `RSH HOST lvmsync --apply - ... DESTINATION` (a colon after
                      a slash belongs to the path: no host)
 
-      The stream is lvmsync's "PROTO[3]", byte-compatible with the original lvmsync
-      on either end. Block devices are read with O_DIRECT (no drop_caches). Thin
+      The stream is lvmsync's "PROTO[3]": the original lvmsync's streams are applied
+      as they are; sent, it ends with an end-of-stream mark that makes a cut stream
+      detectable, except to a receiver that does not take one (the original: asked
+      over SSH, or --plain). Block devices are read with O_DIRECT. Thin
       snapshots' changes come from thin_delta on a reserved metadata snapshot of
       the pool, always released (also on errors, Ctrl-C and SIGTERM).
 
@@ -77,16 +79,18 @@ module LVMSync
       activation by default: lvchange -ay -K vg0/web01-s2 before its round)
 
       A snapback file undoes the sync it was made by: lvmsync --apply FILE DEST.
-      Undo several syncs newest first. Snapback files are never overwritten, and
-      stay restorable whenever the sync that writes them is interrupted (even by a
-      crash).
+      Undo several syncs newest first. A snapback file stays restorable whenever
+      the sync that writes it is interrupted (even by a crash); running the same
+      command again with it resumes it, and once the sync finished, a rerun with it
+      writes nothing. Any other existing file is never overwritten.
 
       Exit status: 0 done; 1 refused or failed before writing anything, or --verify
       found a difference (reason on stderr); 2 usage error: a bad or missing option
-      or argument (nothing done); 3 failed after the first write: the destination
-      is partly updated (the message says how to finish, or to go back with the
-      snapback file); 130 interrupted, 143 stopped by SIGTERM (run the same command
-      again: applying the same changes twice gives the same result).
+      or argument (nothing done); 3 failed after the first write (a full disk, an
+      I/O error, a cut stream): the destination is partly updated, and the message
+      says how to finish (the same command again, which resumes a snapback file)
+      or to go back with the snapback file; 130 interrupted, 143 stopped by SIGTERM
+      (the same message; applying the same changes twice gives the same result).
     TEXT
 
     def initialize(argv, out: $stdout, err: $stderr)
@@ -116,7 +120,9 @@ module LVMSync
       end
       if @opts.apply
         return usage_error("--apply needs exactly one DESTINATION (see --help)") unless args.size == 1
-        return usage_error("--from and --discards are for the sending side") if @opts.from || @opts.discards
+        if @opts.from || @opts.discards || @opts.plain
+          return usage_error("--from, --discards and --plain are for the sending side")
+        end
 
         receive(@opts.apply, args[0])
       elsif @opts.server
@@ -157,8 +163,10 @@ module LVMSync
              "standard input) to DESTINATION; a file is checked",
              "whole before the first write") { |v| @opts.apply = v }
         o.on("-b", "--snapback FILE", "before overwriting, save the destination's old data",
-             "to FILE (a new file; restore with `lvmsync --apply",
-             "FILE DESTINATION`); with HOST: the file is on HOST") { |v| @opts.snapback = v }
+             "to FILE (a new file, or the one an interrupted run",
+             "of this sync left, which is resumed; restore with",
+             "`lvmsync --apply FILE DESTINATION`); with HOST: the",
+             "file is on HOST") { |v| @opts.snapback = v }
         o.on("-f", "--from OLDER", "send the changes between snapshot OLDER and",
              "SNAPSHOT (both thin, or both classic, of one",
              "origin); the destination must hold OLDER's content") { |v| @opts.from = v }
@@ -166,6 +174,9 @@ module LVMSync
              "records (the destination unmaps or zeroes them)",
              "instead of zeros, when the receiver supports it",
              "(asked first; else zeros are sent)") { @opts.discards = true }
+        o.on("--plain", "send a plain PROTO[3] stream, without the end-of-",
+             "stream mark, for the original lvmsync's receiver",
+             "(a cut between two records then goes unnoticed)") { @opts.plain = true }
         o.on("--verify", "after the sync, the receiver re-reads every range it",
              "wrote and the sender compares hashes (XXH3) with",
              "the source's; exit 1 on a mismatch (live syncs",
@@ -182,7 +193,8 @@ module LVMSync
         o.on("--server", "deprecated: same as --apply -") { @opts.server = true }
         o.on("--capabilities", "print the extensions of the protocol this lvmsync",
              "can receive, and exit (a sender asks this before",
-             "it uses --discards or --verify)") { @opts.capabilities = true }
+             "it sends an end-of-stream mark, discard records or",
+             "digests for --verify)") { @opts.capabilities = true }
         o.on("-v", "--[no-]verbose", "describe the snapshot, the source and the transfer") { |v| @opts.verbose = v }
         o.on("-d", "--[no-]debug", "also list the changed ranges and the commands run") { |v| @opts.debug = v }
         o.on("-q", "--[no-]quiet", "print nothing but errors") { |v| @opts.quiet = v }
@@ -201,11 +213,13 @@ module LVMSync
     # Applies +input+ ("-": standard input) to +dest+ (--apply).
     def receive(input, dest)
       @dest = dest
-      # What finishes a cut stream is the sync that sent it, run again; a file, this command.
+      # What finishes a cut stream is the whole stream sent again (to this command, which
+      # resumes its snapback file); a file, this command.
       @finish = if input == "-"
-                  "run the sync that sends the stream again (applying the same changes twice gives the same result)"
+                  with = @opts.snapback ? " with the same --snapback#{Ironshed::StopLine.resumes(@opts.snapback)}" : ""
+                  "send the whole stream again#{with}"
                 else
-                  Ironshed::StopLine.rerun("lvmsync", @argv)
+                  rerun
                 end
       Transport::Receiver.new(@opts, @console, @out).run(input, dest)
     end
@@ -219,9 +233,12 @@ module LVMSync
         return
       end
       @console.say Ironshed::StopLine.line(tool: "lvmsync", reason: reason, error: error, dest: @dest,
-                                           finish: @finish || Ironshed::StopLine.rerun("lvmsync", @argv),
+                                           finish: @finish || rerun,
                                            undo: @opts.snapback, undo_option: "--snapback", host: @host)
     end
+
+    # How to finish: this command line again (which resumes a snapback file).
+    def rerun = Ironshed::StopLine.rerun("lvmsync", @argv, undo: @opts.snapback)
 
     # A bad or missing option or argument: the reason and a usage line, status USAGE.
     def usage_error(msg)
@@ -235,6 +252,10 @@ module LVMSync
     # terminal does), plans the round and sends it.
     def run_send(args)
       return usage_error("no SNAPSHOT given (see --help)") if args.empty?
+      if @opts.plain && @opts.discards
+        return usage_error("--plain sends the original format, which has no discard records: it cannot be " \
+                           "used with --discards")
+      end
       if @opts.verify && @opts.allow_short
         return usage_error("--verify compares every byte sent with the destination: it cannot be used with " \
                            "--allow-short-destination, which leaves some out")

@@ -70,12 +70,21 @@ module LVMSync
     end
 
     # Reports an apply (an LVMSync::ApplyResult) to +dest+; +snapback+ is the snapback file
-    # given, if any.
-    def report_apply(r, dest, snapback)
+    # given, if any; +input+ the stream applied (nil: the local sender).
+    def report_apply(r, dest, snapback, input)
       if r.journaled && r.ignored_records.positive?
         info "lvmsync: note: #{r.ignored_records} records (#{u.bytes(r.ignored_bytes)}) after the snapback " \
              "file's last commit were ignored: the run that wrote it stopped before overwriting those ranges"
       end
+      if r.journaled
+        verbose "lvmsync: #{input} is a snapback journal of an apply that #{r.journal_complete ? 'finished' : 'was interrupted'}"
+      elsif !r.end_mark && input
+        verbose "lvmsync: note: #{input == '-' ? 'standard input' : input} is a plain PROTO[3] stream, without an " \
+                "end-of-stream mark (the original lvmsync's, or --plain): a cut between two of its records could " \
+                "not have been detected"
+      end
+      return report_noop(r, dest, snapback) if r.snapback && r.snapback[:state] == "complete"
+
       if r.skipped_records.positive?
         info "lvmsync: warning: #{r.skipped_records} records had #{r.skipped_bytes} bytes past the end of " \
              "#{dest} (#{r.dest_size} bytes); only the part that fits was written"
@@ -88,8 +97,27 @@ module LVMSync
            "in #{format('%.2f', r.seconds)} s (#{rate(r.bytes, r.seconds)})"
       return unless r.snapback
 
-      info "lvmsync: snapback: saved #{u.bytes(r.snapback[:bytes])} of old data to #{snapback}; " \
+      sb = r.snapback
+      if sb[:state] == "resumed"
+        info "lvmsync: snapback: resumed #{snapback}, which an interrupted run had left with " \
+             "#{u.bytes(sb[:earlier_bytes])} of old data"
+        unchecked_note(snapback) if sb[:source_unchecked]
+      end
+      info "lvmsync: snapback: saved #{u.bytes(sb[:bytes])} of old data to #{snapback}; " \
            "undo with: lvmsync --apply #{Shellwords.escape(snapback)} #{Shellwords.escape(dest)}"
+    end
+
+    # A rerun whose snapback file says the apply had finished: nothing was written.
+    def report_noop(r, dest, snapback)
+      unchecked_note(snapback) if r.snapback[:source_unchecked]
+      info "lvmsync: #{snapback} is the snapback file of a finished apply of this stream to #{dest}: nothing " \
+           "to do, nothing was written (undo with: lvmsync --apply #{Shellwords.escape(snapback)} " \
+           "#{Shellwords.escape(dest)}; to apply again after undoing, give a new snapback file name)"
+    end
+
+    def unchecked_note(snapback)
+      info "lvmsync: note: a plain stream from a pipe cannot be identified before it is applied, so it was not " \
+           "compared with the stream #{snapback} was started with"
     end
 
     private

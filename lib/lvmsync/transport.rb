@@ -4,8 +4,9 @@
 # to a receiver thread in this process (a local DESTINATION), or through the remote shell to
 # `lvmsync --apply -` on HOST (HOST:DESTINATION), whose protocol extensions are asked first
 # (--capabilities) and whose output is relayed line by line; and the receiving end itself
-# (--apply). With --verify the receiver's digests of what it read back (from the thread, or
-# as lines on the remote's standard output) are compared with the sender's.
+# (--apply). What to send to each (end-of-stream mark, discard records) is decided by
+# LVMSync.negotiate. With --verify the receiver's digests of what it read back (from the
+# thread, or as lines on the remote's standard output) are compared with the sender's.
 require "open3"
 require "shellwords"
 require "lvmsync"
@@ -59,6 +60,18 @@ module LVMSync
 
       def verify? = @options.verify ? true : false
 
+      # What to send to +peer+ (see LVMSync.negotiate) for +plan+: prints the notes, raises
+      # +refusal+ (an exception class) when nothing may be sent.
+      def decide(plan, peer, refusal, host = "", capabilities = [])
+        d = LVMSync.negotiate(peer, host, capabilities, **wanted(plan))
+        d[:notes].each { |level, text| level == :info ? @console.info(text) : @console.verbose(text) }
+        raise refusal, d[:refusal] if d[:refusal]
+
+        d
+      end
+
+      def wanted(plan) = { discards: plan.discards, verify: verify?, plain: @options.plain ? true : false }
+
       # Compares the sender's digests with the receiver's; raises VerifyError on a mismatch.
       def check_digests(sent, received, dest)
         report(LVMSync.verify_digests(sent, received, dest))
@@ -74,7 +87,9 @@ module LVMSync
 
     # The receiving end (--apply): applies a stream or snapback file (+input+, "-" for
     # standard input) to +dest+; with --verify, writes the digests of what it read back to
-    # +out+ for the sender, one line per record.
+    # +out+ for the sender, one line per record, and compares them with what the stream
+    # itself carried. An error after the first write leaves as an Ironshed::PartlyWritten
+    # (LVMSync.apply), for the command line's one line.
     class Receiver < Base
       def initialize(options, console, out)
         super(options, console)
@@ -86,7 +101,7 @@ module LVMSync
         r = LVMSync.apply(input, dest, snapback: @options.snapback, allow_short_destination: @options.allow_short,
                                        verify: verify?, progress: @console.meter)
         @console.finish_meter
-        @console.report_apply(r, dest, @options.snapback)
+        @console.report_apply(r, dest, @options.snapback, input)
         return 0 unless verify?
 
         # For a sender on the other end of `--apply -`, the digests of what was read back...
@@ -111,13 +126,10 @@ module LVMSync
       end
 
       def run(plan)
-        if plan.discards
-          @console.info "lvmsync: note: --discards: the stream carries discard records (handshake " \
-                        "'#{LVMSync::PROTOCOL_DISCARDS}'): only an lvmsync that lists 'discards' in " \
-                        "--capabilities can apply it; others refuse it before writing anything"
-        end
-        r = LVMSync.send_changes(plan.changes, plan.source, @out, name: "standard output", discards: plan.discards,
-                                                                  inputs: plan.devices.to_a, progress: @console.meter)
+        d = decide(plan, :stdout, LVMSync::Error)
+        r = LVMSync.send_changes(plan.changes, plan.source, @out, name: "standard output", discards: d[:discards],
+                                                                  plain: !d[:end_mark], inputs: plan.devices.to_a,
+                                                                  progress: @console.meter)
         @console.finish_meter
         @console.report_send(r, plan)
         0
@@ -132,11 +144,12 @@ module LVMSync
       end
 
       def run(plan)
+        d = decide(plan, :local, LVMSync::Error)
         job = Ironshed::Progress.new
         # Whatever stops the sync (its error, the receiver's, a signal) says whether the
         # receiver had written to the destination: stopped first, so that it is known.
         sent, applied = Ironshed.noting_writes(job) do
-          transfer(plan, job)
+          transfer(plan, d, job)
         rescue Exception # rubocop:disable Lint/RescueException -- re-raised
           job.cancel
           begin
@@ -148,14 +161,16 @@ module LVMSync
         end
         # The apply is complete: a --verify difference is no partial update.
         @console.report_send(sent, plan)
-        @console.report_apply(applied, @dest, @options.snapback)
+        @console.report_apply(applied, @dest, @options.snapback, nil)
         check_digests(sent.digests, applied.digests, @dest) if verify?
         0
       end
 
       private
 
-      def transfer(plan, job)
+      # Sends +plan+ as decided (+d+, LVMSync.negotiate) to a receiver thread reporting on
+      # +job+; returns what each side did.
+      def transfer(plan, d, job)
         progress = @console.meter
         reader, writer = IO.pipe
         receiver = @receiver = Thread.new do
@@ -169,8 +184,8 @@ module LVMSync
         send_error = nil
         begin
           sent = LVMSync.send_changes(plan.changes, plan.source, writer, name: "the local receiver",
-                                                                         discards: plan.discards, digests: verify?,
-                                                                         progress: progress)
+                                                                         discards: d[:discards], plain: !d[:end_mark],
+                                                                         digests: verify?, progress: progress)
         rescue Errno::EPIPE, Ironshed::Error, SystemCallError, Interrupt => e
           send_error = e
         ensure
@@ -204,7 +219,7 @@ module LVMSync
       end
 
       def run(plan)
-        discards = negotiate(plan.discards)
+        d = negotiate(plan)
         argv = rsh + [@host] + command
         @console.verbose "lvmsync: running #{argv.map { |w| Shellwords.escape(w) }.join(' ')}"
         progress = @console.meter
@@ -216,8 +231,8 @@ module LVMSync
         send_error = nil
         begin
           sent = LVMSync.send_changes(plan.changes, plan.source, stdin, name: "the receiver on #{@host}",
-                                                                        discards: discards, digests: verify?,
-                                                                        progress: progress)
+                                                                        discards: d[:discards], plain: !d[:end_mark],
+                                                                        digests: verify?, progress: progress)
         rescue Errno::EPIPE, Interrupt, Ironshed::Error, SystemCallError => e
           send_error = e
         ensure
@@ -253,23 +268,12 @@ module LVMSync
       def rsh = Shellwords.split(@options.rsh)
       def remote_words = Shellwords.split(@options.remote_lvmsync)
 
-      # Whether to send discard records (+discards+: the plan would), after asking the
-      # receiver what it supports when an extension is wanted. Raises RemoteError for
-      # --verify with a receiver that cannot report what it wrote.
-      def negotiate(discards)
-        return discards unless discards || verify?
-
-        caps = capabilities
-        if verify? && !caps.include?("verify")
-          raise RemoteError, "--verify: the lvmsync on #{@host} cannot report what it wrote (it does not list " \
-                             "'verify' in --capabilities: not ironshed's lvmsync, or an older one); nothing was sent"
-        end
-        if discards && !caps.include?("discards")
-          @console.info "lvmsync: note: the lvmsync on #{@host} cannot apply discard records; sending the " \
-                        "unmapped ranges as zeros instead"
-          return false
-        end
-        discards
+      # What to send (LVMSync.negotiate), after asking the receiver what it supports when
+      # that matters. Raises RemoteError when nothing may be sent (--verify with a receiver
+      # that cannot report what it wrote).
+      def negotiate(plan)
+        caps = LVMSync.must_ask?(**wanted(plan)) ? capabilities : []
+        decide(plan, :remote, RemoteError, @host, caps)
       end
 
       # The receiver's protocol extensions, asked with `lvmsync --capabilities` over the same

@@ -37,8 +37,9 @@ module VMDKSync
       Exit status: 0 applied (with --dry-run: every check passed); 1 refused or
       failed before writing anything, reason on stderr; 2 usage error, nothing
       done; 3 failed after the first write: the destination is partly updated
-      (the message says how to finish, or go back with --undo's file); 130
-      interrupted, 143 SIGTERM (likewise: run the same command again).
+      (the message says how to finish: the same command again, which resumes
+      --undo's FILE; or how to go back with that FILE); 130 interrupted, 143
+      SIGTERM (the same message).
 
       Options:
     TEXT
@@ -116,10 +117,14 @@ module VMDKSync
              "exit 1 on any difference") do
           @opts[:verify] = true
         end
+        # (No line of a description may start with "-": OptionParser would take it for
+        # another switch of the option.)
         o.on("-u", "--undo FILE", "before overwriting anything, save the old",
-             "bytes to FILE (a new file, lvmsync PROTO[3]):",
-             "`lvmsync --apply FILE DESTINATION` restores",
-             "them, even after a crash in mid-apply") do |v|
+             "bytes to FILE (lvmsync PROTO[3]), which",
+             "`lvmsync --apply FILE DESTINATION` restores,",
+             "even after a crash in mid-apply. After an",
+             "interruption, the same command resumes FILE;",
+             "once the apply finished, it does nothing") do |v|
           @opts[:undo] = v
         end
         o.on("--verify-only", "write nothing: only compare DESTINATION with",
@@ -185,7 +190,7 @@ module VMDKSync
         @err.puts "vmdksync: #{reason} while verifying; the apply had finished: #{@dest} is fully updated"
       elsif @dest
         @err.puts Ironshed::StopLine.line(tool: "vmdksync", reason: reason, error: error, dest: @dest,
-                                          finish: Ironshed::StopLine.rerun("vmdksync", @argv),
+                                          finish: Ironshed::StopLine.rerun("vmdksync", @argv, undo: @opts[:undo]),
                                           undo: @opts[:undo], undo_option: "--undo")
       else
         @err.puts "vmdksync: #{reason}"
@@ -251,6 +256,16 @@ module VMDKSync
       @meter.finish
       @applied = true
       u = Ironshed::Units
+      if r.undo_state == "complete"
+        info "vmdksync: #{@opts[:undo]} is the undo file of a finished apply of this chain to #{dest}: nothing " \
+             "to do, nothing was written (undo with: lvmsync --apply #{Shellwords.escape(@opts[:undo])} " \
+             "#{Shellwords.escape(dest)}; to apply again after undoing, give a new undo file name)"
+        return 0
+      end
+      if r.undo_state == "resumed"
+        info "vmdksync: resumed #{@opts[:undo]}, which an interrupted run had left with " \
+             "#{u.bytes(r.undo_earlier_bytes)} of old data"
+      end
       rate = r.seconds.positive? ? u.rate(r.bytes / r.seconds) : "-"
       discarded = r.discarded.positive? ? ", #{u.bytes(r.discarded)} of it discarded" : ""
       info "vmdksync: applied #{r.grains} grains, #{u.bytes(r.bytes)} in #{r.extents} ranges " \

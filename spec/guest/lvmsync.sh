@@ -7,9 +7,10 @@
 #    segments), an LV striped over two PVs, classic snapshots (names with hyphens), a thin
 #    pool with a thin LV and two thin snapshots.
 # 2. Runs the original lvmsync's three scenarios on dm-snapshot LVs (local sync; --stdout to a
-#    file, then --apply; --snapback, then restoring from it), a sync through --rsh to a
-#    receiver started over ssh on 127.0.0.1, a failing remote apply, and an overflowed
-#    snapshot, printing KEY=VALUE lines (checksums, exit statuses) for the spec to check.
+#    file, then --apply; --snapback, then restoring from it), a cut stream (from a file, from a
+#    pipe), a snapback sync killed and run again, a sync through --rsh to a receiver started
+#    over ssh on 127.0.0.1, a failing remote apply, and an overflowed snapshot, printing
+#    KEY=VALUE lines (checksums, exit statuses) for the spec to check.
 set -euo pipefail
 out=$1
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -106,6 +107,42 @@ kv stdout_rc $?
 kv apply_rc $?
 set -e
 kv apply_sum "$(sum /dev/vg-sync/dest)"
+
+# 2b. The stream cut after its first record (a file that was not copied whole): refused, the
+#     destination unchanged. Cut in the middle through a pipe: exit 3, then the whole stream
+#     finishes the sync.
+reset_dest
+first_len=$(od -An -tu4 --endian=big -j $((17 + 36 + 8)) -N 4 "$out/changes.bin" | tr -d ' ')
+head -c $((17 + 36 + 12 + first_len)) "$out/changes.bin" >"$out/cut.bin"
+set +e
+"${lvmsync[@]}" --apply "$out/cut.bin" /dev/vg-sync/dest 2>"$out/cut.err"
+kv cut_rc $?
+set -e
+kv cut_dest_unchanged "$([ "$(sum /dev/vg-sync/dest)" = "$copy_sum" ] && echo yes || echo no)"
+set +e
+head -c $(($(stat -c %s "$out/changes.bin") / 2)) "$out/changes.bin" |
+  "${lvmsync[@]}" --apply - /dev/vg-sync/dest 2>"$out/cut-pipe.err"
+kv cut_pipe_rc $?
+"${lvmsync[@]}" --apply - /dev/vg-sync/dest <"$out/changes.bin" 2>"$out/cut-again.err"
+kv cut_again_rc $?
+set -e
+kv cut_again_sum "$(sum /dev/vg-sync/dest)"
+
+# 2c. A snapback sync killed (SIGKILL, at its 3rd write to the LV: after the journal's commit)
+#     and run again: resumed; the snapback then restores the state before the first run.
+reset_dest
+set +e
+strace -f -qq -o /dev/null -e trace=pwrite64 -e inject=pwrite64:signal=KILL:when=3 \
+  "${lvmsync[@]}" --apply "$out/changes.bin" /dev/vg-sync/dest --snapback /tmp/killed.sb 2>/dev/null
+kv killed_rc $?
+kv killed_dest_changed "$([ "$(sum /dev/vg-sync/dest)" != "$copy_sum" ] && echo yes || echo no)"
+"${lvmsync[@]}" --apply "$out/changes.bin" /dev/vg-sync/dest --snapback /tmp/killed.sb 2>"$out/resumed.err"
+kv resumed_rc $?
+kv resumed_sum "$(sum /dev/vg-sync/dest)"
+"${lvmsync[@]}" --apply /tmp/killed.sb /dev/vg-sync/dest 2>"$out/killed-restore.err"
+kv killed_restore_rc $?
+set -e
+kv killed_restore_sum "$(sum /dev/vg-sync/dest)"
 
 # 3. Snapback, then restore (10snapback).
 reset_dest

@@ -90,7 +90,7 @@ module ThinEnv
       # The real thin_delta on the metadata file; -m (read the reserved metadata snapshot)
       # needs the stand-in's "held" state, as on a real pool.
       echo "thin_delta $*" >> "#{state}/calls.log"
-      [ -f "#{state}/thin_delta.hang" ] && exec sleep 60
+      [ -f "#{state}/thin_delta.hang" ] && { echo $$ > "#{state}/thin_delta.pid"; exec sleep 60; }
       [ -f "#{state}/thin_delta.junk" ] && { echo "<superblock data_block_size=\\"128\\"><diff><different begin=\\"1\\""; exit 0; }
       if [ "$1" = "-m" ]; then
         shift

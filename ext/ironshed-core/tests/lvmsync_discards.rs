@@ -70,7 +70,10 @@ fn decode(s: &[u8]) -> (bool, Vec<Rec>) {
         let off = be(&s[p..p + 8]);
         let len = be(&s[p + 8..p + 12]);
         p += 12;
-        if ext && len & 0x8000_0000 != 0 {
+        if off >= 1 << 63 {
+            // A control item (BEGIN, END): its length is its payload's.
+            p += len as usize;
+        } else if ext && len & 0x8000_0000 != 0 {
             out.push(Rec::Discard(off, len & 0x7fff_ffff));
         } else {
             out.push(Rec::Data(off, s[p..p + len as usize].to_vec()));
@@ -292,7 +295,7 @@ fn send_interleaves_data_and_discards_furthest_first() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("record 0 (stream byte 26) discards 1048576 bytes at byte 7340032, past the end of the destination (6291456 bytes)"),
+        e.contains("record 1 (stream byte 62) discards 1048576 bytes at byte 7340032, past the end of the destination (6291456 bytes)"),
         "{e}"
     );
     assert!(fs::read(&dest).unwrap() == vec![9u8; (6 * MIB) as usize]);
@@ -446,6 +449,7 @@ fn long_records_are_cut_below_2_31_bytes() {
         &SendOptions {
             max_record: u32::MAX,
             discards: true,
+            plain: true,
             ..Default::default()
         },
         &Progress::new(),
@@ -533,7 +537,7 @@ fn file_to_file_digests_match_and_corruption_is_detected() {
     let stream = t.path("stream");
     fs::write(&stream, &s).unwrap();
 
-    // From a file (checked first), from a reader, from a pipe (spliced): the destination
+    // From a file (checked first), from a reader, from a pipe: the destination
     // becomes the origin and the read-back digests equal the sent ones.
     for how in 0..3 {
         let dest = t.fresh_dest();
@@ -591,9 +595,9 @@ fn file_to_file_digests_match_and_corruption_is_detected() {
         ]
     );
 
-    // A byte changed in transit (inside the 1 MiB record at 1 MiB): the receiver's digests
-    // disagree for that record only.
-    let mut bent = s.clone();
+    // A byte changed in transit (inside the 1 MiB record at 1 MiB). In a marked stream the
+    // end-of-stream mark's digest no longer matches: refused from a file before anything is
+    // written, and from a pipe at the end.
     let at = recs
         .iter()
         .take_while(|r| r.offset() != MIB)
@@ -602,9 +606,37 @@ fn file_to_file_digests_match_and_corruption_is_detected() {
         + 26
         + 12
         + 777;
+    let mut bent = s.clone();
+    bent[at + 36] ^= 0xff; // after BEGIN
+    fs::write(&stream, &bent).unwrap();
+    let dest = t.fresh_dest();
+    let e = apply_file(&stream, &dest, &verify()).unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "is the end-of-stream mark, and the stream does not match it: the stream's digest is"
+        ),
+        "{e}"
+    );
+    assert!(fs::read(&dest).unwrap() == t.before, "nothing written");
+    let e = apply_pipe(&bent, &dest, &verify()).unwrap_err();
+    assert!(matches!(e.cause(), wire::Error::BadControl { .. }), "{e}");
+    // In a plain stream nothing can tell, but the receiver's digests disagree for that
+    // record only.
+    let (plain, _) = send(
+        &t.changes,
+        &t.discards,
+        &t.path("origin"),
+        SendOptions {
+            plain: true,
+            ..ext_opts(1 << 20)
+        },
+    )
+    .unwrap();
+    let mut bent = plain.clone();
     bent[at] ^= 0xff;
     let dest = t.fresh_dest();
     let a = apply_pipe(&bent, &dest, &verify()).unwrap();
+    assert!(!a.end_mark);
     let r = wire::compare_digests(&sent.digests, &a.digests, "dest");
     assert_eq!(r.mismatches, 1);
     assert_eq!(

@@ -1,7 +1,8 @@
 //! The PROTO[3] sender and receiver against an encoder and a decoder written here from the
-//! format description (handshake line, big-endian u64 offset, big-endian u32 length, data),
-//! independently of the core's codec; and the whole send → apply path on images written by
-//! ironshed-testkit.
+//! format description (handshake line, big-endian u64 offset, big-endian u32 length, data;
+//! control items at offsets of 2^63 and more: BEGIN and END marks, whose digests are computed
+//! here with the XXH3 reference implementation), independently of the core's codec; and the
+//! whole send → apply path on images written by ironshed-testkit.
 
 use ironshed_core::io::SourceDevice;
 use ironshed_core::snapshot::{ByteRange, ChangeSet, Changes, CowStore};
@@ -11,6 +12,7 @@ use ironshed_testkit::cow::{self, CowSpec, Order};
 use ironshed_testkit::model::Model;
 use std::fs;
 use std::path::Path;
+use xxhash_rust::xxh3::xxh3_64;
 
 /// An independent PROTO[3] encoder: what the original sender writes.
 fn encode(records: &[(u64, Vec<u8>)]) -> Vec<u8> {
@@ -28,18 +30,89 @@ fn encode(records: &[(u64, Vec<u8>)]) -> Vec<u8> {
     v
 }
 
-/// An independent decoder: the records of a complete stream.
+/// The 8 offset bytes of a control item: 0xff and its name, zero padded.
+fn tag(name: &str) -> u64 {
+    let mut b = [0u8; 8];
+    b[0] = 0xff;
+    b[1..1 + name.len()].copy_from_slice(name.as_bytes());
+    u64::from_be_bytes(b)
+}
+
+fn item(off: u64, payload: &[u8]) -> Vec<u8> {
+    let mut v = off.to_be_bytes().to_vec();
+    v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+fn u64s(v: &[u64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_be_bytes()).collect()
+}
+
+/// An independent encoder of a marked stream: BEGIN (records, data bytes, XXH3-64 of the
+/// handshake and their headers), the records, END (items before it, data bytes, XXH3-64 of
+/// every byte before it).
+fn encode_marked(records: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let plain = encode(records);
+    let body = &plain[17..];
+    let mut layout = b"lvmsync PROTO[3]\n".to_vec();
+    let mut p = 0;
+    for (_, d) in records {
+        layout.extend_from_slice(&body[p..p + 12]);
+        p += 12 + d.len();
+    }
+    let bytes: u64 = records.iter().map(|(_, d)| d.len() as u64).sum();
+    let n = records.len() as u64;
+    let mut v = b"lvmsync PROTO[3]\n".to_vec();
+    v.extend(item(tag("BEGIN"), &u64s(&[n, bytes, xxh3_64(&layout)])));
+    v.extend_from_slice(body);
+    let digest = xxh3_64(&v);
+    v.extend(item(tag("END"), &u64s(&[n + 1, bytes, digest])));
+    v
+}
+
+/// An independent decoder: the records of a complete stream, plain or marked (whose marks
+/// are checked here); control items are not records.
 fn decode(s: &[u8]) -> Vec<(u64, Vec<u8>)> {
     assert!(s.starts_with(b"lvmsync PROTO[3]\n"), "handshake");
     let mut p = 17;
     let mut out = Vec::new();
+    let mut begin = None;
+    let mut layout = b"lvmsync PROTO[3]\n".to_vec();
+    let mut items = 0u64;
+    let be = |b: &[u8]| b.iter().fold(0u64, |a, &x| a << 8 | u64::from(x));
     while p < s.len() {
-        let off = s[p..p + 8].iter().fold(0u64, |a, &b| a << 8 | u64::from(b));
-        let len = s[p + 8..p + 12]
-            .iter()
-            .fold(0usize, |a, &b| a << 8 | usize::from(b));
+        let off = be(&s[p..p + 8]);
+        let len = be(&s[p + 8..p + 12]) as usize;
+        let at = p;
         p += 12;
-        out.push((off, s[p..p + len].to_vec()));
+        let payload = &s[p..p + len];
+        if off == tag("BEGIN") {
+            assert_eq!((items, len), (0, 24), "BEGIN first");
+            begin = Some((be(&payload[..8]), be(&payload[8..16]), be(&payload[16..])));
+        } else if off == tag("END") {
+            let (n, bytes, l) = begin.expect("END after BEGIN");
+            let data: u64 = out
+                .iter()
+                .map(|(_, d): &(u64, Vec<u8>)| d.len() as u64)
+                .sum();
+            assert_eq!(
+                (n, bytes, l),
+                (out.len() as u64, data, xxh3_64(&layout)),
+                "BEGIN"
+            );
+            assert_eq!(
+                (be(&payload[..8]), be(&payload[8..16]), be(&payload[16..])),
+                (items, data, xxh3_64(&s[..at])),
+                "END"
+            );
+            assert_eq!(p + len, s.len(), "END is last");
+        } else {
+            assert!(off < 1 << 63, "no other control item");
+            layout.extend_from_slice(&s[at..at + 12]);
+            out.push((off, payload.to_vec()));
+        }
+        items += 1;
         p += len;
     }
     assert_eq!(p, s.len(), "stream ends inside a record");
@@ -69,6 +142,26 @@ fn apply_pipe(stream: &[u8], dest: &Path, opts: &ApplyOptions) -> wire::Result<w
         opts,
         &Progress::new(),
     )
+}
+
+/// Applies `stream` onto a fresh 64 KiB destination of `O`s in `dir`, from a file and from
+/// a pipe; returns each result with the destination's content after it.
+fn apply_both_ways(dir: &Path, stream: &[u8]) -> Vec<(wire::ApplyStats, Vec<u8>)> {
+    let (f, dest) = (dir.join("stream"), dir.join("dest"));
+    fs::write(&f, stream).unwrap();
+    [true, false]
+        .into_iter()
+        .map(|from_file| {
+            fs::write(&dest, vec![b'O'; 65536]).unwrap();
+            let st = if from_file {
+                apply_file(&f, &dest, &ApplyOptions::default())
+            } else {
+                apply_pipe(stream, &dest, &ApplyOptions::default())
+            };
+            let st = st.unwrap_or_else(|e| panic!("from a file: {from_file}: {e}"));
+            (st, fs::read(&dest).unwrap())
+        })
+        .collect()
 }
 
 #[test]
@@ -159,6 +252,13 @@ fn sends_coalesced_bounded_records_furthest_first() {
     let recs = decode(&stream);
     assert_eq!(stats.records, recs.len() as u64);
     assert_eq!(stats.stream_bytes, stream.len() as u64);
+    // Marked: BEGIN first, END last (both checked by the decoder above).
+    assert!(stats.end_mark);
+    assert_eq!(&stream[17..26], b"\xffBEGIN\0\0\0");
+    assert_eq!(
+        &stream[stream.len() - 36..stream.len() - 24],
+        &item(tag("END"), &[0; 24])[..12]
+    );
     // Furthest first, then ascending; none longer than 1 MiB; all data equal the origin now.
     let origin = fs::read(dir.path().join("origin.img")).unwrap();
     assert_eq!(recs[0].0, (16 << 20) - 4096);
@@ -278,8 +378,96 @@ fn refusals_before_the_first_write() {
         (1 << 40, pattern(3, 10)),
     ]);
     check(&past, "DEST: record 1 (stream byte 4125) writes 4096 bytes at byte 65024, past the end of the destination (65536 bytes), and 1 more records do too; the destination is smaller than the volume the stream was made from (--allow-short-destination writes only what fits)");
-    let huge = encode(&[(u64::MAX - 10, pattern(1, 100))]);
-    check(&huge, "DEST: record 0 (stream byte 17) writes 100 bytes at byte 18446744073709551605, past the end of the destination (65536 bytes); the destination is smaller than the volume the stream was made from (--allow-short-destination writes only what fits)");
+    let huge = encode(&[((1 << 63) - 10, pattern(1, 100))]);
+    check(&huge, "DEST: record 0 (stream byte 17) writes 100 bytes at byte 9223372036854775798, past the end of the destination (65536 bytes); the destination is smaller than the volume the stream was made from (--allow-short-destination writes only what fits)");
+    let beyond = encode(&[(u64::MAX - 10, pattern(1, 100))]);
+    check(&beyond, "IN: record 0 (stream byte 17) has offset 0xfffffffffffffff5 (2^63 or more), which no device has, and is no control item this lvmsync knows ('\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xf5'): the stream is corrupt, or was made by a newer lvmsync");
+
+    // Marked streams: cut anywhere before END, END not matching, items out of place.
+    let recs = [(0, pattern(1, 4096)), (8192, pattern(2, 4096))];
+    let m = encode_marked(&recs);
+    assert_eq!(decode(&m), recs, "the independent decoder agrees");
+    let end = m.len() - 36;
+    check(&m[..end], "IN: the stream ends at stream byte 8269, before its end-of-stream mark: 2 of its 2 records and 8192 of its 8192 data bytes arrived; the sender stopped, the connection broke, or the file is truncated");
+    check(&m[..53 + 4108], "IN: the stream ends at stream byte 4161, before its end-of-stream mark: 1 of its 2 records and 4096 of its 8192 data bytes arrived; the sender stopped, the connection broke, or the file is truncated");
+    check(&m[..53], "IN: the stream ends at stream byte 53, before its end-of-stream mark: 0 of its 2 records and 0 of its 8192 data bytes arrived; the sender stopped, the connection broke, or the file is truncated");
+    check(&m[..53 + 4108 + 7], "IN: stream ends inside the header of record 2 at stream byte 4161 (7 of 12 bytes): the sender stopped or the file is truncated");
+    check(&m[..end - 1], "IN: stream ends inside record 2 (stream byte 4161: 4096 bytes for offset 8192): only 4095 data bytes arrived; the sender stopped or the file is truncated");
+    check(&m[..end + 20], "IN: record 3 (stream byte 8269) is a control item END cut short: only 8 of its 24 bytes arrived; the sender stopped or the file is truncated");
+    let mut flipped = m.clone();
+    flipped[53 + 12 + 100] ^= 1;
+    check(
+        &flipped,
+        &format!("IN: record 3 (stream byte 8269) is the end-of-stream mark, and the stream does not match it: the stream's digest is {:016x}, the mark says {:016x}; the stream was altered or assembled from pieces", xxh3_64(&flipped[..end]), xxh3_64(&m[..end])),
+    );
+    // A record dropped from the middle, END recomputed over what is left: BEGIN disagrees.
+    let mut dropped = m[..53].to_vec();
+    dropped.extend_from_slice(&m[53 + 4108..end]);
+    let d = xxh3_64(&dropped);
+    dropped.extend(item(tag("END"), &u64s(&[2, 4096, d])));
+    check(&dropped, "IN: record 2 (stream byte 4161) is the end-of-stream mark, and the stream does not match it: its BEGIN announced 2 records with 8192 data bytes, 1 records with 4096 arrived; the stream was altered or assembled from pieces");
+    let mut twice = m.clone();
+    twice.extend_from_slice(&m);
+    check(&twice, "IN: record 4 (stream byte 8305) data follows the end-of-stream mark (two streams joined together?)");
+    let mut no_begin = encode(&recs);
+    let d = xxh3_64(&no_begin);
+    no_begin.extend(item(tag("END"), &u64s(&[2, 8192, d])));
+    check(&no_begin, "IN: record 2 (stream byte 8233) is an end-of-stream mark in a stream that did not start with BEGIN: the stream is corrupt");
+    let mut late = encode(&recs);
+    late.extend(item(tag("BEGIN"), &u64s(&[0, 0, 0])));
+    check(&late, "IN: record 2 (stream byte 8233) is a control item BEGIN, which may only be the first item: the stream is corrupt");
+    let mut commit = encode(&recs);
+    commit.extend(item(tag("COMMIT"), &u64s(&[1, 0])));
+    check(&commit, "IN: record 2 (stream byte 8233) is a control item COMMIT, which belongs in an undo journal, not in this stream: the stream is corrupt");
+    let mut odd = encode(&recs);
+    odd.extend(item(tag("END"), &[0; 23]));
+    check(&odd, "IN: record 2 (stream byte 8233) is a control item END with a payload of 23 bytes, which is not its size: the stream is corrupt");
+}
+
+/// The receiver, given a plain stream whose first record is (offset 0, length 0), applies it
+/// as the plain stream it is: every later record, also zero-length ones at 1, 2, 3 (what an
+/// earlier snapback format used as markers).
+#[test]
+fn a_zero_length_first_record_is_just_a_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = vec![
+        (0u64, vec![]),
+        (4096, pattern(1, 4096)),
+        (1, vec![]),
+        (8192, pattern(2, 100)),
+        (2, vec![]),
+    ];
+    let s = encode(&recs);
+    let mut want = vec![b'O'; 65536];
+    want[4096..8192].copy_from_slice(&pattern(1, 4096));
+    want[8192..8292].copy_from_slice(&pattern(2, 100));
+    for (st, got) in apply_both_ways(dir.path(), &s) {
+        assert!(got == want);
+        assert!(!st.journaled && !st.end_mark);
+        assert_eq!((st.records, st.bytes, st.ignored_records), (2, 4196, 0));
+    }
+}
+
+/// A marked stream written here is applied, from a file and from a pipe; the receiver says it
+/// was marked.
+#[test]
+fn applies_a_marked_stream_written_from_the_format_description() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = vec![
+        (60000u64, pattern(1, 5000)),
+        (0, pattern(2, 4096)),
+        (4096, pattern(3, 1)),
+    ];
+    let s = encode_marked(&recs);
+    let mut want = vec![b'O'; 65536];
+    for (o, d) in &recs {
+        want[*o as usize..*o as usize + d.len()].copy_from_slice(d);
+    }
+    for (st, got) in apply_both_ways(dir.path(), &s) {
+        assert!(got == want);
+        assert!(st.end_mark);
+        assert_eq!((st.records, st.bytes), (3, 9097));
+    }
 }
 
 #[test]
@@ -375,20 +563,26 @@ fn snapback_restores_the_destination_including_overlapping_records() {
     let undo = st.undo.unwrap();
     assert_eq!(undo.bytes, 3 << 20, "each byte saved once");
     assert_eq!(
-        undo.commits, 2,
-        "the opening marker and one batch (the second batch saved nothing new)"
+        undo.commits, 1,
+        "one batch (the second batch saved nothing new)"
     );
     let mut after = before.clone();
     for (o, d) in &recs {
         after[*o as usize..*o as usize + d.len()].copy_from_slice(d);
     }
     assert_eq!(fs::read(&dest).unwrap(), after);
-    // The undo file is a PROTO[3] stream: the independent decoder reads it, and applying it
-    // in stream order with a plain writer restores the old content.
+    // The undo file is a PROTO[3] stream: read with the framing alone (control items are
+    // skipped), its records hold the old content.
     let u = fs::read(&sb).unwrap();
     let mut naive = after.clone();
-    for (o, d) in decode(&u) {
-        naive[o as usize..o as usize + d.len()].copy_from_slice(&d);
+    let mut p = 17;
+    while p < u.len() {
+        let off = u64::from_be_bytes(u[p..p + 8].try_into().unwrap());
+        let len = u32::from_be_bytes(u[p + 8..p + 12].try_into().unwrap()) as usize;
+        if off < 1 << 63 {
+            naive[off as usize..off as usize + len].copy_from_slice(&u[p + 12..p + 12 + len]);
+        }
+        p += 12 + len;
     }
     assert_eq!(naive, before);
     // lvmsync --apply of the undo file restores it too (from a file and from a pipe).
@@ -399,11 +593,18 @@ fn snapback_restores_the_destination_including_overlapping_records() {
     fs::write(&dest, &after).unwrap();
     apply_pipe(&u, &dest, &ApplyOptions::default()).unwrap();
     assert_eq!(fs::read(&dest).unwrap(), before);
-    // An existing snapback file is never overwritten.
-    let e = apply_pipe(&s, &dest, &opts).unwrap_err().to_string();
-    assert!(e.contains("snapback file exists and is not empty"), "{e}");
+    // The apply finished, so a rerun with its snapback file writes nothing at all (here the
+    // destination holds the restored content, and keeps it).
+    let st = apply_pipe(&s, &dest, &opts).unwrap();
+    assert_eq!(st.undo.unwrap().state, wire::UndoState::Complete);
+    assert_eq!((st.records, st.bytes, st.writes), (0, 0, 0));
     assert_eq!(fs::read(&dest).unwrap(), before);
     assert_eq!(fs::read(&sb).unwrap(), u);
+    // A file that is no journal is never overwritten.
+    fs::write(&sb, b"earlier data").unwrap();
+    let e = apply_pipe(&s, &dest, &opts).unwrap_err().to_string();
+    assert!(e.contains("snapback file exists and is not empty"), "{e}");
+    assert_eq!(fs::read(&sb).unwrap(), b"earlier data");
 }
 
 #[test]
@@ -431,10 +632,10 @@ fn snapback_file_cannot_be_the_destination() {
     assert_eq!(fs::read(&dest).unwrap(), vec![0u8; 4096]);
 }
 
-/// From a real pipe, large records are spliced to the destination: same result, and a stream
-/// cut inside a spliced record is reported with what was written.
+/// From a real pipe: same result, and a stream cut inside a record is reported with what was
+/// written.
 #[test]
-fn applies_from_a_pipe_with_splice() {
+fn applies_from_a_real_pipe() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("dest");
     fs::write(&dest, vec![b'O'; 8 << 20]).unwrap();
@@ -474,15 +675,29 @@ fn applies_from_a_pipe_with_splice() {
     fs::write(&dest, vec![b'O'; 8 << 20]).unwrap();
     let s = encode(&recs);
     let cut = 17 + (12 + (1 << 20)) + (12 + 100) + 12 + (1 << 20) + 512 - 1000;
-    let e = through_pipe(s[..cut].to_vec()).unwrap_err().to_string();
-    assert!(e.starts_with("pipe: stream ends inside record 2"), "{e}");
-    assert!(
-        e.ends_with("by then 2 records were complete and 2096764 bytes had been written"),
-        "{e}"
-    );
+    let e = through_pipe(s[..cut].to_vec()).unwrap_err();
+    let m = e.to_string();
+    assert!(m.starts_with("pipe: stream ends inside record 2"), "{m}");
+    let wire::Error::Stopped {
+        records: 2, bytes, ..
+    } = e
+    else {
+        panic!("{e:?}")
+    };
     let got = fs::read(&dest).unwrap();
     assert!(got[..1 << 20] == want[..1 << 20]);
     assert!(got[(4 << 20) + (1 << 20) - 488..(4 << 20) + (1 << 20) + 512] == [b'O'; 1000][..]);
+    // What was written is what is reported: the bytes that are no longer 'O' (the pattern
+    // bytes never are).
+    let changed = got.iter().filter(|&&b| b != b'O').count() as u64;
+    let o_in_data: u64 = recs
+        .iter()
+        .map(|(_, d)| d.iter().filter(|&&b| b == b'O').count() as u64)
+        .sum();
+    assert!(
+        changed <= bytes && bytes <= changed + o_in_data,
+        "{changed} {bytes}"
+    );
 }
 
 /// The change set of data ranges `data` and discard ranges `discards`.

@@ -183,6 +183,17 @@ pub fn symbols(ruby: &Ruby, names: &[&str]) -> RArray {
     a
 }
 
+/// A frozen Array of frozen Strings.
+pub fn strings(ruby: &Ruby, list: &[&str]) -> RArray {
+    let a = ruby.ary_from_iter(list.iter().map(|s| {
+        let s = ruby.str_new(s);
+        s.freeze();
+        s
+    }));
+    a.freeze();
+    a
+}
+
 /// `{key: [:field, ...], ...}`, frozen: field lists for Ruby classes' readers.
 pub fn symbol_lists(ruby: &Ruby, lists: &[(&str, &[&str])]) -> Result<RHash, Error> {
     let h = ruby.hash_new();

@@ -1,5 +1,6 @@
-//! `LVMSync::Native`: the send and apply loops, run without the GVL, and the digests of
-//! `--verify`. lib/lvmsync.rb documents the options and adds timing and progress.
+//! `LVMSync::Native`: the send and apply loops, run without the GVL, the digests of
+//! `--verify`, and what to send to a receiver (`negotiate`). lib/lvmsync.rb documents the
+//! options and adds timing and progress.
 //!
 //! File descriptors handed in (a pipe, standard input or output) are duplicated, so the
 //! native loop owns its copy and Ruby may close its IO object independently. Digests cross
@@ -9,11 +10,12 @@ use crate::convert::{bytes, hash, kwargs, options};
 use crate::errors::{self, OrRaise};
 use crate::{gvl, lvm_change_set::RbChangeSet, progress::RbProgress};
 use ironshed_core::wire::{
-    self, digest, ApplyOptions, ApplyStats, Digest, DigestReport, Input, SendOptions,
+    self, digest, negotiate, ApplyOptions, ApplyStats, Digest, DigestReport, Input, Peer,
+    SendOptions, Wanted,
 };
 use ironshed_core::IoContext;
 use magnus::scan_args::scan_args;
-use magnus::{function, prelude::*, Error, RArray, RHash, RString, Ruby, Value};
+use magnus::{function, prelude::*, Error, RArray, RHash, RString, Ruby, Symbol, Value};
 use std::fs::File;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -22,7 +24,13 @@ kwargs!(SendOptions {
     max_record,
     discards,
     digests,
+    plain,
     inputs
+});
+kwargs!(Wanted {
+    discards,
+    verify,
+    plain
 });
 kwargs!(ApplyOptions {
     snapback => undo,
@@ -61,7 +69,7 @@ fn send(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
     let r = result.or_raise(ruby)?;
     let s = &r.stats;
     Ok(
-        hash!(ruby, s; records, bytes, stream_bytes, discard_records, discard_bytes;
+        hash!(ruby, s; records, bytes, stream_bytes, discard_records, discard_bytes, end_mark;
         ranges = r.ranges, source_size = r.source_size, read_mode = r.read_mode.describe(),
         digests = packed(ruby, opts.digests, &s.digests)),
     )
@@ -82,7 +90,10 @@ fn apply(
         .ok_or_else(|| errors::panic(ruby, "LVMSync.apply"))?;
     let st: ApplyStats = result.or_raise(ruby)?;
     let undo = match &st.undo {
-        Some(u) => Some(hash!(ruby, u; records, bytes, commits, file_bytes)),
+        Some(u) => Some(
+            hash!(ruby, u; records, bytes, commits, file_bytes, earlier_bytes, source_unchecked;
+            state = u.state.as_str()),
+        ),
         None => None,
     };
     let verified = match &st.verified {
@@ -91,8 +102,9 @@ fn apply(
     };
     Ok(
         hash!(ruby, st; records, bytes, writes, skipped_records, skipped_bytes, journaled,
-        ignored_records, ignored_bytes, checked_first, dest_size, discard_records, discard_bytes,
-        discard_zeroed_bytes, discards_in_stream; snapback = undo,
+        journal_complete, ignored_records, ignored_bytes, checked_first, dest_size,
+        discard_records, discard_bytes, discard_zeroed_bytes, discards_in_stream, end_mark;
+        snapback = undo,
         digests = packed(ruby, verify, &st.digests), verified = verified),
     )
 }
@@ -154,6 +166,24 @@ fn parse_digest_lines(ruby: &Ruby, lines: RArray) -> Result<RString, Error> {
     Ok(ruby.str_from_slice(&digest::pack(&d)))
 }
 
+/// `negotiate(peer, host, capabilities, **Wanted)` → `{discards:, end_mark:, refusal:,
+/// notes: [[:info | :verbose, text], ...]}`, for `peer` `:stdout`, `:local` or `:remote`.
+fn negotiate_with(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
+    let a = scan_args::<(Symbol, String, Vec<String>), (), (), (), RHash, ()>(args)?;
+    let (peer, host, caps) = a.required;
+    let peer = Peer::named(&peer.name()?, &host, &caps)
+        .ok_or_else(|| Error::new(ruby.exception_arg_error(), format!("no peer {peer}")))?;
+    let d = negotiate(&options(ruby, a.keywords)?, &peer);
+    let notes = d.notes.iter().map(|n| (ruby.sym_new(n.level()), n.text()));
+    Ok(hash!(ruby, d; discards, end_mark, refusal; notes = ruby.ary_from_iter(notes)))
+}
+
+/// `must_ask(**Wanted)`: whether a remote receiver's capabilities are needed first.
+fn must_ask(ruby: &Ruby, args: &[Value]) -> Result<bool, Error> {
+    let a = scan_args::<(), (), (), (), RHash, ()>(args)?;
+    Ok(wire::must_ask(&options(ruby, a.keywords)?))
+}
+
 pub fn init(ruby: &Ruby) -> Result<(), Error> {
     let n = ruby.define_module("LVMSync")?.define_module("Native")?;
     n.define_singleton_method("send", function!(send, -1))?;
@@ -162,6 +192,12 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     n.define_singleton_method("compare_digests", function!(compare_digests, 3))?;
     n.define_singleton_method("digest_lines", function!(digest_lines, 1))?;
     n.define_singleton_method("parse_digest_lines", function!(parse_digest_lines, 1))?;
+    n.define_singleton_method("negotiate", function!(negotiate_with, -1))?;
+    n.define_singleton_method("must_ask", function!(must_ask, -1))?;
+    n.const_set(
+        "CAPABILITIES",
+        crate::convert::strings(ruby, wire::CAPABILITIES),
+    )?;
     n.const_set("PROTOCOL", wire::HANDSHAKE_LINE)?;
     n.const_set("PROTOCOL_DISCARDS", wire::HANDSHAKE_DISCARDS_LINE)?;
     n.const_set("MAX_SEND_RECORD", wire::MAX_SEND_RECORD)?;

@@ -9,10 +9,15 @@
 //!
 //! Input: taken as a whole stream when it starts with "lvmsync" (the seeds); otherwise its
 //! first byte chooses the handshake put before the rest (bit 0: extended "discards" one, else
-//! plain) and bit 1 makes discard records take the read-back-and-zero fallback.
+//! plain) and bit 1 makes discard records take the read-back-and-zero fallback. With bit 2,
+//! the records the rest frames are made a marked stream (BEGIN, records, END with the right
+//! counts and digests), and with bit 3 also cut one byte short: a marked stream is applied from
+//! a file only when whole, and its cut form is refused with the destination untouched; with
+//! bit 4 they are made a journal (JOURNAL, records, a valid COMMIT after every third record).
 #![no_main]
 use ironshed_core::wire::{
-    apply, ApplyOptions, Decoder, Digest, Input, HANDSHAKE, HANDSHAKE_DISCARDS,
+    apply, proto3, ApplyOptions, Control, Decoder, Digest, Input, RecordHeader, HANDSHAKE,
+    HANDSHAKE_DISCARDS,
 };
 use ironshed_core::Progress;
 use libfuzzer_sys::fuzz_target;
@@ -27,6 +32,7 @@ fuzz_target!(|input: &[u8]| {
             "digest lines round trip"
         );
     }
+    let mut marked_cut: Option<Vec<u8>> = None;
     let (data, fallback): (Vec<u8>, Option<u64>) = if input.starts_with(b"lvmsync") {
         (input.to_vec(), None)
     } else if let Some((&sel, rest)) = input.split_first() {
@@ -35,8 +41,19 @@ fuzz_target!(|input: &[u8]| {
         } else {
             HANDSHAKE
         };
-        let mut v = hs.to_vec();
-        v.extend_from_slice(rest);
+        let v = if sel & 4 == 4 {
+            let m = marked(hs, &framed(rest, sel & 1 == 1));
+            if sel & 8 == 8 {
+                marked_cut = Some(m[..m.len() - 1].to_vec());
+            }
+            m
+        } else if sel & 16 == 16 {
+            journal(&framed(rest, false))
+        } else {
+            let mut v = hs.to_vec();
+            v.extend_from_slice(rest);
+            v
+        };
         (v, (sel & 2 == 2).then_some(4096))
     } else {
         (Vec::new(), None)
@@ -177,4 +194,69 @@ fuzz_target!(|input: &[u8]| {
         assert!(after == before, "snapback did not restore the destination");
     }
     let _ = std::fs::remove_file(&undo);
+    // A marked stream cut short: refused from a file, the destination untouched.
+    if let Some(cut) = marked_cut {
+        if std::fs::write(&input, &cut).is_err() || std::fs::write(&dest, &before).is_err() {
+            return;
+        }
+        let r = apply(
+            Input::File(input.clone()),
+            &dest,
+            &ApplyOptions::default(),
+            &Progress::new(),
+        );
+        assert!(r.is_err(), "a cut marked stream was applied");
+        assert!(
+            std::fs::read(&dest).is_ok_and(|a| a == before),
+            "a cut marked stream wrote"
+        );
+    }
 });
+
+/// The whole records `rest` frames: (header bytes, data), offsets kept below 2^63.
+fn framed(rest: &[u8], discards: bool) -> Vec<([u8; 12], Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut p = 0;
+    while p + 12 <= rest.len() && out.len() < 64 {
+        let mut h = [0u8; 12];
+        h.copy_from_slice(&rest[p..p + 12]);
+        h[0] &= 0x7f;
+        let len = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
+        let n = if discards && len & 0x8000_0000 != 0 {
+            0
+        } else {
+            len as usize
+        };
+        if p + 12 + n > rest.len() {
+            break;
+        }
+        out.push((h, rest[p + 12..p + 12 + n].to_vec()));
+        p += 12 + n;
+    }
+    out
+}
+
+/// A marked stream of the records: BEGIN and END with the right counts and digests.
+fn marked(hs: &[u8], recs: &[([u8; 12], Vec<u8>)]) -> Vec<u8> {
+    let recs: Vec<_> = recs.iter().map(|(h, d)| (*h, d.as_slice())).collect();
+    proto3::marked_stream(hs, &recs)
+}
+
+/// A journal of the records (data records only), with a valid COMMIT after every third.
+fn journal(recs: &[([u8; 12], Vec<u8>)]) -> Vec<u8> {
+    let mut v = HANDSHAKE.to_vec();
+    v.extend(Control::Journal(b"ironshed undo journal 1\n".to_vec()).encode());
+    let mut seq = 1;
+    for (i, (h, d)) in recs.iter().enumerate() {
+        let mut h = RecordHeader::decode(h);
+        h.len = d.len() as u32;
+        v.extend_from_slice(&h.encode());
+        v.extend_from_slice(d);
+        if i % 3 == 2 {
+            let digest = xxhash_rust::xxh3::xxh3_64(&v);
+            v.extend(Control::Commit { seq, digest }.encode());
+            seq += 1;
+        }
+    }
+    v
+}

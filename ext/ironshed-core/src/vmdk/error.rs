@@ -39,13 +39,16 @@ pub enum Error {
     /// FIFO would block the open), or a destination or undo file that is one of the inputs.
     #[error("{0}")]
     File(#[from] crate::io::FileError),
-    /// The undo file exists already: it may be the only way back from an earlier run.
-    #[error("{}: the undo file exists and is not empty ({size} bytes); refusing to overwrite it, it may be the only way back from an earlier run: choose a new file name", path.display())]
+    /// The undo file exists already and is no journal an interrupted apply left: it may be
+    /// the only way back from an earlier run.
+    #[error("{}: the undo file exists and is not empty ({size} bytes), and {why}; refusing to overwrite it, it may be the only way back from an earlier run: choose a new file name", path.display())]
     UndoExists {
         /// The file.
         path: std::path::PathBuf,
         /// Its size.
         size: u64,
+        /// Why it is no journal to resume.
+        why: String,
     },
     /// The undo file could not be created or written.
     #[error("{0}")]

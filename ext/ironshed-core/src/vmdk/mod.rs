@@ -28,7 +28,7 @@ use crate::block::{BatchWriter, CopyStats, Destination, Segment, SegmentSource};
 use crate::error::Report;
 use crate::io::Written;
 use crate::progress::Progress;
-use crate::wire::UndoLog;
+use crate::wire::{UndoIdentity, UndoLog, UndoOpen, UndoState};
 use chain::Chain;
 use descriptor::Descriptor;
 use layer::{name_of, Layer};
@@ -94,8 +94,10 @@ pub struct ApplyOptions {
     pub allow_larger_destination: bool,
     /// Punch holes (files) or zero-out (block devices) instead of writing zero grains.
     pub discard_zeros: bool,
-    /// Save the bytes about to be overwritten to this new file (PROTO[3], restorable with
-    /// `lvmsync --apply FILE DEST`), each batch durable before it is overwritten.
+    /// Save the bytes about to be overwritten to this undo journal (PROTO[3], restorable with
+    /// `lvmsync --apply FILE DEST`), each batch durable before it is overwritten: a new file,
+    /// or the journal an interrupted apply of the same chain to the same destination left,
+    /// which is resumed ([`crate::wire::undo`]).
     pub undo: Option<PathBuf>,
 }
 
@@ -192,8 +194,14 @@ pub struct ApplyStats {
     pub writes: u64,
     /// Bytes discarded instead of written (with `discard_zeros`).
     pub discarded: u64,
-    /// Destination bytes saved to the undo file (0 without one).
+    /// Destination bytes the undo file holds (0 without one), saved by this run and by the
+    /// interrupted runs it resumed.
     pub undo_bytes: u64,
+    /// How the undo file came to be open: created, resumed, or found complete (then nothing
+    /// was written: this apply had finished).
+    pub undo_state: Option<UndoState>,
+    /// Of `undo_bytes`, the bytes earlier (interrupted) runs had saved.
+    pub undo_earlier_bytes: u64,
 }
 
 /// What a verification found.
@@ -403,8 +411,57 @@ impl Delta {
             extents: self.extent_count()?,
             writes: 0,
             discarded: 0,
-            undo_bytes: 0,
+            ..Default::default()
         })
+    }
+
+    /// What identifies this chain in an undo journal: the capacity, and every layer's format,
+    /// geometry, CIDs and extent files (their sizes and first 64 KiB: headers, descriptors,
+    /// the start of the grain directory); and a description for messages.
+    pub fn source_identity(&self) -> Result<(String, String)> {
+        let mut h = crate::wire::proto3::StreamHash::default();
+        for x in [self.capacity, self.changed_bytes, self.grains] {
+            h.update(&x.to_le_bytes());
+        }
+        let layers = self.layers();
+        for l in &layers {
+            for x in [
+                l.grain_size,
+                l.grains,
+                l.zero_grains,
+                l.changed_bytes,
+                l.cid.map_or(u64::MAX, u64::from),
+                l.parent_cid.map_or(u64::MAX, u64::from),
+            ] {
+                h.update(&x.to_le_bytes());
+            }
+            h.update(l.format.key().as_bytes());
+        }
+        let mut head = vec![0u8; 64 << 10];
+        for src in &self.chain.sources {
+            let size = crate::block::file_size(&src.file)
+                .map_err(|e| crate::IoContext::new(&src.path, "get size", e))?;
+            h.update(&size.to_le_bytes());
+            let n = size.min(head.len() as u64) as usize;
+            src.file
+                .read_exact_at(&mut head[..n], 0)
+                .map_err(|e| crate::IoContext::new(&src.path, "read", e))?;
+            h.update(&head[..n]);
+        }
+        Ok((
+            format!(
+                "vmdk-chain:{:016x}:{}:{}",
+                h.digest(),
+                self.capacity,
+                self.changed_bytes
+            ),
+            format!(
+                "the delta {} ({} layers, {} bytes changed)",
+                self.path.display(),
+                layers.len(),
+                self.changed_bytes
+            ),
+        ))
     }
 
     /// Writes the chain onto `dest`. Every check is done before the first write: the
@@ -450,13 +507,34 @@ impl Delta {
         opts: &ApplyOptions,
         progress: &Progress,
     ) -> Result<ApplyStats> {
-        // Created only now: a refused apply leaves no undo file behind. An existing one is
-        // refused (it may be the only way back from an earlier run).
+        // Opened only now: a refused apply leaves no undo file behind. An existing one is
+        // resumed when an interrupted apply of this chain to this destination left it, and
+        // refused otherwise (it may be the only way back from an earlier run).
         let mut undo = match &opts.undo {
-            Some(p) => Some(UndoLog::create(p).map_err(|e| match e {
-                crate::wire::Error::UndoExists { path, size } => Error::UndoExists { path, size },
-                other => Error::Undo(other),
-            })?),
+            Some(p) => {
+                let (source_id, source) = self.source_identity()?;
+                let id = UndoIdentity::new("vmdksync", Some(source_id), &source, d)
+                    .map_err(Error::Undo)?;
+                match UndoLog::open(p, &id).map_err(|e| match e {
+                    crate::wire::Error::UndoExists { path, size, why } => {
+                        Error::UndoExists { path, size, why }
+                    }
+                    other => Error::Undo(other),
+                })? {
+                    UndoOpen::Ready(log) => Some(*log),
+                    UndoOpen::Complete(st) => {
+                        // This apply finished before: nothing to write.
+                        return Ok(ApplyStats {
+                            grains: self.grains,
+                            extents: self.extent_count()?,
+                            undo_bytes: st.bytes,
+                            undo_state: Some(st.state),
+                            undo_earlier_bytes: st.earlier_bytes,
+                            ..Default::default()
+                        });
+                    }
+                }
+            }
             None => None,
         };
         let mut rw = RunWriter {
@@ -490,9 +568,11 @@ impl Delta {
         }
         let discarded = rw.discarded;
         let CopyStats { bytes, writes } = rw.finish()?;
-        let undo_bytes = match undo {
-            Some(u) => u.finish()?.bytes,
-            None => 0,
+        // Every write is durable now (the copy loop's fdatasync): the journal may say that
+        // this apply finished.
+        let undo = match undo {
+            Some(u) => Some(u.finish()?),
+            None => None,
         };
         Ok(ApplyStats {
             grains: self.grains,
@@ -500,7 +580,9 @@ impl Delta {
             extents,
             writes,
             discarded,
-            undo_bytes,
+            undo_bytes: undo.as_ref().map_or(0, |u| u.bytes),
+            undo_state: undo.as_ref().map(|u| u.state),
+            undo_earlier_bytes: undo.as_ref().map_or(0, |u| u.earlier_bytes),
         })
     }
 
@@ -583,8 +665,21 @@ fn release(
     held: &mut Vec<Run>,
     rw: &mut RunWriter,
 ) -> Result<()> {
+    // Adjacent runs saved as one range: one journal record (of up to 1 MiB) per stretch.
+    let mut stretch: Option<(u64, u64)> = None;
     for r in held.iter() {
-        undo.save(d, r.virt, r.len)?;
+        match stretch {
+            Some((s, l)) if s + l == r.virt => stretch = Some((s, l + r.len)),
+            _ => {
+                if let Some((s, l)) = stretch {
+                    undo.save(d, s, l)?;
+                }
+                stretch = Some((r.virt, r.len));
+            }
+        }
+    }
+    if let Some((s, l)) = stretch {
+        undo.save(d, s, l)?;
     }
     undo.commit()?;
     for r in held.drain(..) {

@@ -5,34 +5,44 @@
 //! * A record (partly) past the end of the destination is an error naming the record, unless
 //!   [`ApplyOptions::allow_short_destination`] is set: then only the part that fits is written
 //!   and the rest is counted in [`ApplyStats::skipped_bytes`].
-//! * An input that is a regular file is checked whole (handshake, every header, every
-//!   record's length, every record's bounds) before the first write; a pipe is checked record
-//!   by record, and an error there says how much was applied before it.
+//! * An input that is a regular file is read and checked whole before the first write
+//!   (handshake, every header, every record's length and bounds, and for a marked stream its
+//!   end-of-stream mark: the record count and the digest of every byte); a pipe is checked
+//!   record by record, and an error there says how much was applied before it.
+//! * A marked stream (see [`super::proto3`]) that ends before its `END` mark is cut
+//!   ([`Error::Cut`]) wherever it ends; a plain stream ends at EOF
+//!   ([`ApplyStats::end_mark`] says which it was).
 //! * Records are gathered into batches ([`BATCH`], or [`SNAPBACK_BATCH`] with a snapback
 //!   file, whose batch's old data is saved and made durable ([`UndoLog`]) before the batch is
 //!   written); adjacent records are written with one `pwrite`.
-//! * A journaled snapback file (see [`super::undo`]) is applied up to its last commit marker;
-//!   the uncommitted tail is skipped and counted in [`ApplyStats::ignored_records`].
+//! * With a snapback file that an interrupted run of the same apply left, the journal is
+//!   resumed ([`UndoLog::open`]); when that apply finished, nothing is written
+//!   ([`crate::wire::UndoState::Complete`]). Its identity is the stream's: the layout digest of a marked
+//!   stream (known from its `BEGIN`), the digest of a whole plain stream file; a plain
+//!   stream from a pipe cannot be identified before it is applied.
+//! * A journal (see [`super::undo`]) is applied up to its last commit marker; the
+//!   uncommitted tail is skipped and counted in [`ApplyStats::ignored_records`].
 //! * A stream with the extended handshake may carry discard records: the range is made to
 //!   read as zeros with [`Destination::discard`] (holes punched, devices unmapped, zeros
 //!   written only where that is not enough), in stream order with the data records, checked
-//!   and clipped like them, and saved into the snapback file first like them. Journaled
-//!   snapback files are always plain streams, so an extended stream is never taken for one.
-//! * The destination is `fdatasync`ed before returning; with [`ApplyOptions::verify`] its
-//!   cached pages are then dropped and every range written is read back and hashed
-//!   ([`ApplyStats::digests`], to compare with the sender's).
+//!   and clipped like them, and saved into the snapback file first like them.
+//! * The destination is `fdatasync`ed before returning (then the snapback journal gets its
+//!   `END` mark); with [`ApplyOptions::verify`] its cached pages are then dropped and every
+//!   range written is read back and hashed ([`ApplyStats::digests`], to compare with the
+//!   sender's).
+//! * Every byte of the stream passes through memory, where it is hashed for the `END` mark;
+//!   records are therefore never spliced from a pipe.
 
 use super::digest::{compare_digests, Digest, DigestReport, RangeHasher, Reference, ZeroHashes};
-use super::proto3::{Decoder, Record, RecordHeader, RecordKind, HEADER_LEN};
-use super::undo::{Journal, Mark, UndoLog, UndoStats};
+use super::proto3::{Control, Decoder, Record, RecordHeader, RecordKind, Shape, Summary};
+use super::undo::{JournalTracker, Mark, UndoIdentity, UndoLog, UndoOpen, UndoStats};
 use super::{Error, Result};
 use crate::block::Destination;
-use crate::error::{Cancelled, IoContext, Report};
+use crate::error::{Cancelled, Report};
 use crate::io::{open_path, FileKind, Inputs, OpenMode, Written};
 use crate::progress::Progress;
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// Bytes of data gathered before a batch is written: small, so the data is still in the CPU
@@ -44,8 +54,6 @@ pub const SNAPBACK_BATCH: usize = 8 << 20;
 pub const JOURNAL_HOLD_MAX: usize = 64 << 20;
 const MAX_ITEMS: usize = 16384;
 const READ_STEP: usize = 64 << 10;
-/// Records at least this large arriving on a pipe are spliced to the destination.
-const SPLICE_MIN: u64 = 256 << 10;
 
 /// Where the stream comes from.
 pub enum Input {
@@ -53,9 +61,8 @@ pub enum Input {
     File(PathBuf),
     /// A pipe, socket or other reader, applied as it arrives; the string names it in messages.
     Stream(Box<dyn Read + Send>, String),
-    /// An open file descriptor (standard input, a pipe from a sender): applied as it arrives;
-    /// from a pipe, large records go to the destination with `splice(2)`, without a copy
-    /// through this process.
+    /// An open file descriptor (standard input, a pipe from a sender): applied as it arrives,
+    /// its reads interruptible by the job's cancel flag.
     Fd(File, String),
 }
 
@@ -72,7 +79,8 @@ impl std::fmt::Debug for Input {
 /// How to apply.
 #[derive(Debug, Clone, Default)]
 pub struct ApplyOptions {
-    /// Save what is overwritten into this new undo (snapback) file.
+    /// Save what is overwritten into this snapback journal: a new file, or the journal an
+    /// interrupted run of the same apply left (resumed).
     pub undo: Option<PathBuf>,
     /// Write the part of each record that fits and skip the rest, instead of refusing.
     pub allow_short_destination: bool,
@@ -103,6 +111,9 @@ pub struct ApplyStats {
     pub discard_zeroed_bytes: u64,
     /// The stream had the extended handshake (`lvmsync PROTO[3] discards`).
     pub discards_in_stream: bool,
+    /// The stream was marked (`BEGIN` ... `END`), so a cut anywhere would have been detected;
+    /// false for a plain stream, where a cut between two records cannot be.
+    pub end_mark: bool,
     /// With [`ApplyOptions::verify`]: one digest per record applied (data and discard,
     /// zero-length records excepted), in stream order, of its range as clipped to the
     /// destination, read back after the final `fdatasync`.
@@ -119,29 +130,37 @@ pub struct ApplyStats {
     pub skipped_records: u64,
     /// Bytes past the end of the destination that were not written (or discarded).
     pub skipped_bytes: u64,
-    /// The input was a journaled snapback file.
+    /// The input was a journal (an undo or snapback file).
     pub journaled: bool,
+    /// The journal input ends with its `END` mark: the apply that wrote it had finished.
+    pub journal_complete: bool,
     /// Records of a journaled input's uncommitted tail, not applied.
     pub ignored_records: u64,
     /// Their bytes.
     pub ignored_bytes: u64,
     /// The whole input was checked before the first write (a regular file).
     pub checked_first: bool,
-    /// The snapback file written, if any.
+    /// The snapback journal written (or found complete), if any.
     pub undo: Option<UndoStats>,
     /// Size of the destination.
     pub dest_size: u64,
 }
 
 /// What the check of a whole input file found.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Plan {
-    journaled: bool,
-    /// Records with an index below this are applied (all of them unless journaled).
+    shape: Option<Shape>,
+    /// Items with an index below this are applied (all of them unless journaled).
     apply_until: u64,
     bytes: u64,
     ignored_records: u64,
     ignored_bytes: u64,
+    /// The journal input is complete.
+    complete: bool,
+    /// The digest of the whole stream.
+    digest: u64,
+    /// Data records.
+    records: u64,
 }
 
 fn past_end(dest: &Destination, rec: &Record, others: u64) -> Error {
@@ -192,99 +211,68 @@ impl Tally {
     }
 }
 
-/// Walks the headers of a whole file with positioned reads (data is not read).
+/// True for errors that say the stream's bytes are malformed or end early (rather than that
+/// reading or writing failed): in a journal, they mark the start of the uncommitted tail.
+fn is_format_error(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::TruncatedHeader { .. }
+            | Error::TruncatedData { .. }
+            | Error::Cut { .. }
+            | Error::BadControl { .. }
+            | Error::ZeroDiscard { .. }
+    )
+}
+
+/// Reads a whole file through the decoder, checking everything before the first write.
 fn check_file(file: &File, name: &str, dest: &Destination, opts: &ApplyOptions) -> Result<Plan> {
-    let size = file
-        .metadata()
-        .map_err(|e| Error::input(name, "stat", e))?
-        .len();
-    // The handshake, through the decoder's own rules.
-    let mut head = vec![0u8; (size.min(64)) as usize];
-    file.read_exact_at(&mut head, 0)
-        .map_err(|e| Error::input(name, "read the handshake", e))?;
-    let hs = Decoder::new(&head[..], name)?;
-    let discards = hs.discards();
-    let mut pos = hs.position();
+    let mut dec = Decoder::new(file, name)?;
     let mut plan = Plan::default();
-    let mut index = 0u64;
-    let mut journal = Journal::default();
-    // Committed records (all records of a plain stream), and the current journal batch.
+    let mut journal = JournalTracker::default();
+    // Committed records (all records unless journaled), and the current journal batch.
     let mut done = Tally::default();
     let mut batch = Tally::default();
-    while pos < size {
-        let at = pos;
-        if size - pos < HEADER_LEN as u64 {
-            if plan.journaled {
+    let journaled = |dec: &Decoder<&File>| dec.shape() == Shape::Journal;
+    loop {
+        let rec = match dec.next_record() {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(e) if journaled(&dec) && is_format_error(&e) => {
                 batch.records += 1;
                 break;
             }
-            return Err(Error::TruncatedHeader {
-                name: name.to_string(),
-                index,
-                at,
-                got: (size - pos) as usize,
-            });
-        }
-        let mut hb = [0u8; HEADER_LEN];
-        file.read_exact_at(&mut hb, pos)
-            .map_err(|e| Error::input(name, format!("read at byte {pos}"), e))?;
-        let (h, kind) = RecordHeader::decode_in(&hb, discards);
-        let rec = Record {
-            header: h,
-            kind,
-            index,
-            at,
+            Err(e) => return Err(e),
         };
-        if rec.is_discard() && h.len == 0 {
-            return Err(Error::ZeroDiscard {
-                name: name.to_string(),
-                index,
-                at,
-            });
-        }
-        index += 1;
-        pos += HEADER_LEN as u64;
-        if rec.index == 0 && h.is_commit() && !discards {
-            plan.journaled = true;
-            plan.apply_until = 1;
-            continue;
-        }
-        if plan.journaled {
-            match journal.classify(&h) {
+        if journaled(&dec) {
+            if rec.index == 0 {
+                plan.apply_until = 1;
+                continue;
+            }
+            match journal.classify(&rec, dec.control()) {
                 Mark::Commit => {
                     done.merge(std::mem::take(&mut batch));
-                    plan.apply_until = index;
+                    plan.apply_until = dec.records_read();
                     continue;
                 }
-                Mark::Anomaly => break,
+                Mark::Complete => {
+                    plan.complete = matches!(dec.next_record(), Ok(None));
+                    break;
+                }
+                Mark::Tail => {
+                    batch.records += 1;
+                    break;
+                }
                 Mark::Data => {}
             }
-        }
-        let len = u64::from(h.len);
-        let data = rec.data_len();
-        if size - pos < data {
-            if plan.journaled {
-                batch.records += 1;
-                break;
-            }
-            return Err(Error::TruncatedData {
-                name: name.to_string(),
-                index: rec.index,
-                at,
-                offset: h.offset,
-                len: h.len,
-                got: size - pos,
-            });
-        }
-        pos += data;
-        if len == 0 {
+        } else if rec.is_control() || rec.header.len == 0 {
             continue;
         }
+        let h = rec.header;
         batch.records += 1;
         batch.bytes += if opts.allow_short_destination {
             fitting(&h, dest.size())
         } else {
-            len
+            u64::from(h.len)
         };
         if !fits(&h, dest.size()) {
             match &mut batch.past {
@@ -293,15 +281,18 @@ fn check_file(file: &File, name: &str, dest: &Destination, opts: &ApplyOptions) 
             }
         }
     }
-    if plan.journaled {
+    plan.shape = Some(dec.shape());
+    plan.digest = dec.digest();
+    if journaled(&dec) {
         // What follows the last commit is the uncommitted tail.
         plan.ignored_records = batch.records;
         plan.ignored_bytes = batch.bytes;
     } else {
         done.merge(batch);
-        plan.apply_until = index;
+        plan.apply_until = dec.records_read();
     }
     plan.bytes = done.bytes;
+    plan.records = done.records;
     if let (Some((rec, others)), false) = (done.past, opts.allow_short_destination) {
         return Err(past_end(dest, &rec, others));
     }
@@ -320,8 +311,6 @@ struct Item {
 
 struct Applier<'a> {
     dest: &'a Destination,
-    /// The input pipe, when records may be spliced from it.
-    pipe_fd: Option<i32>,
     undo: Option<UndoLog>,
     progress: &'a Progress,
     buf: Vec<u8>,
@@ -340,6 +329,9 @@ struct Applier<'a> {
     hasher: Option<RangeHasher>,
     /// With `verify`: the hashes of discard records' zeros, by length.
     zeros: ZeroHashes,
+    /// Nothing is written: the stream is read and checked only (its snapback journal says
+    /// this apply finished before).
+    dry: bool,
     stats: ApplyStats,
 }
 
@@ -422,124 +414,6 @@ impl Applier<'_> {
         Ok(())
     }
 
-    /// Moves a whole record from the input pipe to the destination: the bytes the decoder
-    /// already read ahead are written from memory, the rest is spliced (kernel to kernel).
-    fn splice_record<R: Read>(
-        &mut self,
-        dec: &mut Decoder<R>,
-        fd: i32,
-        offset: u64,
-        len: u64,
-    ) -> Result<()> {
-        use std::os::fd::AsRawFd;
-        // Earlier records first: a later record may overlap them.
-        self.flush()?;
-        let mut off = offset;
-        let mut left = len;
-        let ahead = dec.buffered_data();
-        if ahead > 0 {
-            if self.buf.len() < ahead {
-                self.buf.resize(ahead, 0);
-            }
-            dec.read_data(&mut self.buf[..ahead])?;
-            self.dest.write_all_at(&self.buf[..ahead], off)?;
-            self.stats.writes += 1;
-            self.stats.bytes += ahead as u64;
-            self.progress.add_done(ahead as u64);
-            off += ahead as u64;
-            left -= ahead as u64;
-        }
-        let out = self.dest.file_for_write().as_raw_fd();
-        while left > 0 {
-            let mut at = off as libc::loff_t;
-            let want = left.min(1 << 30) as usize;
-            // SAFETY: both descriptors are open for the call; `at` is a valid offset pointer.
-            let n = unsafe {
-                libc::splice(
-                    fd,
-                    std::ptr::null_mut(),
-                    out,
-                    &mut at,
-                    want,
-                    libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
-                )
-            };
-            if n > 0 {
-                let n = n as u64;
-                self.dest.note_written(n);
-                dec.took_directly(n, false)?;
-                self.stats.writes += 1;
-                self.stats.bytes += n;
-                self.progress.add_done(n);
-                off += n;
-                left -= n;
-                continue;
-            }
-            if n == 0 {
-                dec.took_directly(0, true)?;
-                break;
-            }
-            let e = std::io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) => {
-                    let mut p = libc::pollfd {
-                        fd,
-                        events: libc::POLLIN,
-                        revents: 0,
-                    };
-                    // Nothing in the pipe yet: wait in short slices, watching for Ctrl-C.
-                    // SAFETY: one valid pollfd.
-                    unsafe { libc::poll(&mut p, 1, 200) };
-                    if self.progress.is_cancelled() {
-                        return Err(Cancelled.into());
-                    }
-                }
-                Some(libc::EINVAL) | Some(libc::ENOSYS) => {
-                    // This destination cannot be spliced to: copy the rest, and stop trying.
-                    self.pipe_fd = None;
-                    return self.copy_rest(dec, off, left);
-                }
-                _ => {
-                    return Err(Error::Destination(crate::block::Error::Io(IoContext::new(
-                        self.dest.path(),
-                        format!("write {left} bytes at byte {off} (splice)"),
-                        e,
-                    ))))
-                }
-            }
-        }
-        self.stats.records += 1;
-        if self.progress.is_cancelled() {
-            return Err(Cancelled.into());
-        }
-        Ok(())
-    }
-
-    /// The rest of a record through memory (the fallback of [`Applier::splice_record`]).
-    fn copy_rest<R: Read>(
-        &mut self,
-        dec: &mut Decoder<R>,
-        mut off: u64,
-        mut left: u64,
-    ) -> Result<()> {
-        while left > 0 {
-            let n = left.min(READ_STEP as u64) as usize;
-            if self.buf.len() < n {
-                self.buf.resize(n, 0);
-            }
-            dec.read_data(&mut self.buf[..n])?;
-            self.dest.write_all_at(&self.buf[..n], off)?;
-            self.stats.writes += 1;
-            self.stats.bytes += n as u64;
-            self.progress.add_done(n as u64);
-            off += n as u64;
-            left -= n as u64;
-        }
-        self.stats.records += 1;
-        Ok(())
-    }
-
     /// Drops the batch unapplied (an uncommitted journal tail).
     fn drop_batch(&mut self) {
         self.stats.ignored_records += self.batch_records + self.batch_discards;
@@ -557,7 +431,7 @@ impl Applier<'_> {
     fn take_discard(&mut self, rec: &Record) -> Result<()> {
         let h = rec.header;
         let keep = fitting(&h, self.dest.size());
-        if keep > 0 {
+        if keep > 0 && !self.dry {
             if self.items.len() >= MAX_ITEMS {
                 self.flush()?;
             }
@@ -573,7 +447,9 @@ impl Applier<'_> {
             self.stats.skipped_records += 1;
             self.stats.skipped_bytes += rest;
         }
-        self.batch_discards += 1;
+        if !self.dry {
+            self.batch_discards += 1;
+        }
         Ok(())
     }
 
@@ -587,19 +463,26 @@ impl Applier<'_> {
     ) -> Result<()> {
         let h = rec.header;
         let keep = fitting(&h, self.dest.size());
-        if let Some(fd) = self.pipe_fd {
-            // Spliced data never passes through here, so it cannot be hashed for `verify`.
-            if !hold
-                && self.undo.is_none()
-                && self.ranges.is_none()
-                && keep == u64::from(h.len)
-                && keep >= SPLICE_MIN
-            {
-                return self.splice_record(dec, fd, h.offset, keep);
-            }
-        }
         if self.ranges.is_some() {
             self.hasher = Some(RangeHasher::new(h.offset, keep));
+        }
+        if self.dry {
+            // Nothing is written. With `verify`, the data is hashed, to compare what the
+            // destination holds with it; the rest is read (for the stream's digest) by the
+            // next header's read.
+            if let Some(hh) = self.hasher.as_mut() {
+                let mut left = keep;
+                while left > 0 {
+                    let n = (left as usize).min(READ_STEP);
+                    if self.buf.len() < n {
+                        self.buf.resize(n, 0);
+                    }
+                    dec.read_data(&mut self.buf[..n])?;
+                    hh.update(&self.buf[..n]);
+                    left -= n as u64;
+                }
+            }
+            return Ok(());
         }
         let mut off = h.offset;
         let mut left = keep;
@@ -658,16 +541,51 @@ enum Source {
     /// A regular file: checked whole before the first write.
     File(File, String),
     /// A descriptor (standard input, a pipe, a named pipe): applied as it arrives, waiting
-    /// in `poll` where the cancel flag is seen; from a pipe, large records are spliced.
+    /// in `poll` where the cancel flag is seen.
     Fd(File, String),
     /// Any other reader (a block device, a caller's stream), applied as it arrives.
     Reader(Box<dyn Read + Send>, String),
 }
 
+/// The identity of the stream for a snapback journal, known before the first write: a marked
+/// stream's layout (its `BEGIN`), a whole file's digest; `None` for a plain stream from a pipe.
+fn stream_identity(
+    name: &str,
+    first: Option<&Summary>,
+    plan: Option<&Plan>,
+) -> (Option<String>, String) {
+    if let Some(b) = first {
+        return (
+            Some(format!(
+                "stream-layout:{:016x}:{}:{}",
+                b.digest, b.items, b.data_bytes
+            )),
+            format!(
+                "the stream {name} ({} records, {} data bytes)",
+                b.items, b.data_bytes
+            ),
+        );
+    }
+    match plan {
+        Some(p) => (
+            Some(format!(
+                "stream-digest:{:016x}:{}:{}",
+                p.digest, p.records, p.bytes
+            )),
+            format!(
+                "the stream file {name} ({} records, {} data bytes)",
+                p.records, p.bytes
+            ),
+        ),
+        None => (None, format!("a plain stream from {name}")),
+    }
+}
+
 /// Applies `input` to the destination at `dest_path`. Nothing is written (and no snapback
 /// file is created) if the input or the destination cannot be used (not a kind of file that
 /// can be; the destination is the input; the snapback file is either), the handshake is
-/// wrong, or — for a regular file input — any record is truncated or out of bounds.
+/// wrong, or — for a regular file input — anything in the file is wrong: a record truncated
+/// or out of bounds, a marked stream cut or not matching its end-of-stream mark.
 ///
 /// A path naming a FIFO is read as a stream: opened without waiting for a writer, then
 /// waiting for data in `poll`, where `progress`'s cancel flag is seen. An error after the
@@ -711,42 +629,66 @@ pub fn apply(
     }
     let dest = dest;
     let _watch = dest.watched_by(progress);
-    let mut pipe_fd: Option<i32> = None;
     let (reader, name, plan): (Box<dyn Read + Send + '_>, String, Option<Plan>) = match input {
         Source::File(f, name) => {
             let plan = check_file(&f, &name, &dest, opts)?;
+            // The same open file is applied, from its start: what was checked is what is
+            // read (the stream digest is checked again on the way).
+            use std::io::Seek;
+            (&f).seek(std::io::SeekFrom::Start(0))
+                .map_err(|e| Error::input(&name, "seek back to the start", e))?;
             (Box::new(f), name, Some(plan))
         }
         Source::Reader(r, name) => (r, name, None),
-        Source::Fd(f, name) => {
-            use std::os::fd::AsRawFd;
-            use std::os::unix::fs::FileTypeExt;
-            if f.metadata().is_ok_and(|m| m.file_type().is_fifo()) {
-                pipe_fd = Some(f.as_raw_fd());
-            }
-            (
-                Box::new(crate::io::WaitingFile::new(f).cancelled_by(progress))
-                    as Box<dyn Read + Send + '_>,
-                name,
-                None,
-            )
-        }
+        Source::Fd(f, name) => (
+            Box::new(crate::io::WaitingFile::new(f).cancelled_by(progress))
+                as Box<dyn Read + Send + '_>,
+            name,
+            None,
+        ),
     };
     if let Some(p) = &plan {
         progress.set_total(p.bytes);
     }
-    // Waiting for the handshake (a pipe with no writer yet) ends on the cancel flag too.
-    let mut dec = match Decoder::new(reader, &name) {
-        Err(_) if progress.is_cancelled() => return Err(Cancelled.into()),
-        r => r?,
+    // Waiting for the handshake and the first item (a pipe with no writer yet) ends on the
+    // cancel flag too.
+    let cancelled = |e: Error| {
+        if progress.is_cancelled() {
+            Cancelled.into()
+        } else {
+            e
+        }
     };
+    let mut dec = Decoder::new(reader, &name).map_err(cancelled)?;
+    // The first item says what the stream is (and, for a marked one, what it will change).
+    let first = dec.next_record().map_err(cancelled)?;
+    let begin = match dec.control().map(|c| &c.control) {
+        Some(Control::Begin(s)) => Some(*s),
+        _ => None,
+    };
+    if let (Some(b), None) = (&begin, &plan) {
+        progress.set_total(b.data_bytes);
+    }
+    let mut dry = false;
+    let mut complete = None;
     let undo = match &opts.undo {
-        Some(p) => Some(UndoLog::create(p)?),
+        Some(p) => {
+            let (source_id, source) = stream_identity(&name, begin.as_ref(), plan.as_ref());
+            let id = UndoIdentity::new("lvmsync", source_id, &source, &dest)?;
+            match UndoLog::open(p, &id)? {
+                UndoOpen::Ready(log) => Some(*log),
+                UndoOpen::Complete(stats) => {
+                    // This apply finished before: read and check the stream, write nothing.
+                    dry = true;
+                    complete = Some(stats);
+                    None
+                }
+            }
+        }
         None => None,
     };
     let mut ap = Applier {
         dest: &dest,
-        pipe_fd,
         undo,
         progress,
         buf: Vec::new(),
@@ -758,6 +700,7 @@ pub fn apply(
         ranges: opts.verify.then(Vec::new),
         hasher: None,
         zeros: ZeroHashes::default(),
+        dry,
         stats: ApplyStats {
             checked_first: plan.is_some(),
             dest_size: dest.size(),
@@ -765,19 +708,22 @@ pub fn apply(
             ..Default::default()
         },
     };
-    let mut result = run(&mut ap, &mut dec, plan, opts);
+    let mut result = run(&mut ap, &mut dec, first, plan.as_ref(), opts);
     if result.is_err() && progress.is_cancelled() {
         result = Err(Cancelled.into());
     }
     let mut stats = std::mem::take(&mut ap.stats);
     let arrived = ap.ranges.take();
-    let undo_result = match ap.undo.take() {
-        Some(u) => u.finish().map(Some),
-        None => Ok(None),
-    };
-    // Everything up to the last fdatasync; an error anywhere in it after the first write
-    // leaves the destination partly updated.
-    let result = result.and_then(|()| Ok(dest.sync()?)).and(undo_result);
+    let undo = ap.undo.take();
+    // Everything up to the last fdatasync and the journal's end mark; an error anywhere in
+    // it after the first write leaves the destination partly updated.
+    let result = result
+        .and_then(|()| Ok(dest.sync()?))
+        .and_then(|()| match undo {
+            // Only now, with every write durable, is the journal marked complete.
+            Some(u) => u.finish().map(Some),
+            None => Ok(complete),
+        });
     match result {
         Ok(undo) => {
             stats.undo = undo;
@@ -790,6 +736,7 @@ pub fn apply(
             Ok(stats)
         }
         Err(e) => {
+            // A journal stays as it is: resumable by a rerun, restorable as it is.
             let _ = dest.sync();
             // An interruption is reported as such (the caller learns from `progress`
             // whether the destination was changed).
@@ -970,43 +917,56 @@ fn read_spans(ranges: &[(u64, u64)], max: u64) -> Vec<Span> {
 fn run<R: Read>(
     ap: &mut Applier,
     dec: &mut Decoder<R>,
-    plan: Option<Plan>,
+    first: Option<Record>,
+    plan: Option<&Plan>,
     opts: &ApplyOptions,
 ) -> Result<()> {
-    let mut journal = Journal::default();
-    let mut journaled = false;
-    // A journaled stream is held batch by batch until its commit marker arrives.
+    let mut journal = JournalTracker::default();
+    // A journal from a pipe is held batch by batch until its commit marker arrives.
     let mut hold = false;
+    let mut next = Some(first);
     loop {
-        if let Some(p) = plan {
-            if dec.records_read() >= p.apply_until {
+        if let (Some(p), None) = (plan, &next) {
+            if p.shape == Some(Shape::Journal) && dec.records_read() >= p.apply_until {
                 break;
             }
         }
-        let rec = match dec.next_record() {
+        let item = match next.take() {
+            Some(r) => Ok(r),
+            None => dec.next_record(),
+        };
+        let rec = match item {
             Ok(Some(r)) => r,
             Ok(None) => break,
-            Err(e) if hold && is_truncation(&e) => {
+            Err(e) if hold && is_format_error(&e) => {
                 ap.batch_records += 1;
                 break;
             }
             Err(e) => return Err(e),
         };
-        // Snapback files are plain streams: an extended stream is never journaled.
-        if rec.index == 0 && rec.header.is_commit() && !dec.discards() {
-            journaled = true;
+        let journaled = dec.shape() == Shape::Journal;
+        if journaled && rec.index == 0 {
             ap.stats.journaled = true;
             hold = plan.is_none();
             continue;
         }
+        if rec.is_control() {
+            match dec.control().map(|c| &c.control) {
+                Some(Control::Begin(_)) => ap.stats.end_mark = true,
+                Some(Control::End(_)) if !journaled => {}
+                _ => match journal.classify(&rec, dec.control()) {
+                    Mark::Commit => ap.flush()?,
+                    Mark::Complete => {
+                        ap.stats.journal_complete = true;
+                    }
+                    Mark::Tail | Mark::Data => break,
+                },
+            }
+            continue;
+        }
         if journaled {
-            match journal.classify(&rec.header) {
-                Mark::Commit => {
-                    ap.flush()?;
-                    continue;
-                }
-                Mark::Anomaly => break,
-                Mark::Data => {}
+            if journal.classify(&rec, None) != Mark::Data {
+                break;
             }
         } else if rec.header.len == 0 {
             continue;
@@ -1017,6 +977,7 @@ fn run<R: Read>(
         let taken = match rec.kind {
             RecordKind::Data => ap.take_record(dec, &rec, hold),
             RecordKind::Discard => ap.take_discard(&rec),
+            RecordKind::Control => Ok(()),
         };
         match taken {
             Ok(()) => {
@@ -1029,7 +990,7 @@ fn run<R: Read>(
                     ap.batch_ranges.push(arrived);
                 }
             }
-            Err(e) if hold && is_truncation(&e) => {
+            Err(e) if hold && is_format_error(&e) => {
                 ap.batch_records += 1;
                 break;
             }
@@ -1044,15 +1005,9 @@ fn run<R: Read>(
     if let Some(p) = plan {
         ap.stats.ignored_records += p.ignored_records;
         ap.stats.ignored_bytes += p.ignored_bytes;
+        ap.stats.journal_complete |= p.complete;
     }
     Ok(())
-}
-
-fn is_truncation(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::TruncatedHeader { .. } | Error::TruncatedData { .. }
-    )
 }
 
 #[cfg(test)]

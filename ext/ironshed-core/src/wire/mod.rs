@@ -7,23 +7,28 @@
 //! * [`apply`]: the receiver loop: a stream (or a snapback file) → a destination, bounds
 //!   checked, optionally saving what it overwrites, and re-reading what it wrote (`verify`);
 //! * [`digest`]: XXH3-64 range digests for `--verify` and their comparison;
-//! * [`undo`]: the crash-safe snapback ("undo") writer, reusable by any tool that overwrites a
-//!   destination (its files are PROTO[3] streams that `lvmsync --apply` restores).
+//! * [`undo`]: the crash-safe, resumable snapback ("undo") journal, reusable by any tool that
+//!   overwrites a destination (its files are PROTO[3] streams that `lvmsync --apply` restores);
+//! * [`negotiate`]: what a sender sends (discard records, end-of-stream mark) given what the
+//!   receiver can take.
 
 pub mod apply;
 pub mod digest;
+pub mod negotiate;
 pub mod proto3;
 pub mod send;
 pub mod undo;
 
 pub use apply::{apply, read_digests, ApplyOptions, ApplyStats, Input};
 pub use digest::{compare_digests, Digest, DigestReport, Mismatch, MismatchKind};
+pub use negotiate::{must_ask, negotiate, Decision, Note, Peer, Wanted, CAPABILITIES};
 pub use proto3::{
-    Decoder, Record, RecordHeader, RecordKind, DISCARD_FLAG, HANDSHAKE, HANDSHAKE_DISCARDS,
-    HANDSHAKE_DISCARDS_LINE, HANDSHAKE_LINE, MAX_EXTENDED_LEN, MAX_SEND_RECORD,
+    Control, ControlKind, Decoder, Record, RecordHeader, RecordKind, Shape, Summary, CONTROL_BIT,
+    DISCARD_FLAG, HANDSHAKE, HANDSHAKE_DISCARDS, HANDSHAKE_DISCARDS_LINE, HANDSHAKE_LINE,
+    MAX_EXTENDED_LEN, MAX_SEND_RECORD,
 };
 pub use send::{send, send_changes, send_changes_to_file, SendOptions, SendReport, SendStats};
-pub use undo::{UndoLog, UndoStats};
+pub use undo::{DestIdentity, UndoIdentity, UndoLog, UndoOpen, UndoState, UndoStats};
 
 use crate::block;
 use crate::error::{Cancelled, IoContext, Kind, Report};
@@ -77,6 +82,35 @@ pub enum Error {
         /// Data bytes present.
         got: u64,
     },
+    /// A marked stream (one that starts with `BEGIN`) ends before its end-of-stream mark.
+    #[error("{name}: the stream ends at stream byte {at}, before its end-of-stream mark: {items} of its {total} records and {data_bytes} of its {total_bytes} data bytes arrived; the sender stopped, the connection broke, or the file is truncated")]
+    Cut {
+        /// The stream.
+        name: String,
+        /// Stream byte where it ends.
+        at: u64,
+        /// Records (after `BEGIN`) that arrived.
+        items: u64,
+        /// Records `BEGIN` announced.
+        total: u64,
+        /// Data bytes that arrived.
+        data_bytes: u64,
+        /// Data bytes `BEGIN` announced.
+        total_bytes: u64,
+    },
+    /// A control item (offset 2^63 or more) that is unknown, malformed, misplaced, or an
+    /// end-of-stream mark the stream does not match.
+    #[error("{name}: record {index} (stream byte {at}) {what}")]
+    BadControl {
+        /// The stream.
+        name: String,
+        /// 0-based item number.
+        index: u64,
+        /// Stream byte of its header.
+        at: u64,
+        /// What is wrong.
+        what: String,
+    },
     /// A discard record of length 0 (extended streams only): a discard always covers bytes.
     #[error("{name}: record {index} (stream byte {at}) is a discard record of length 0, which is invalid: the stream is corrupt")]
     ZeroDiscard {
@@ -107,13 +141,26 @@ pub enum Error {
         /// Further records past the end (known when the input was checked up front).
         others: u64,
     },
-    /// The snapback file already holds data.
-    #[error("{}: snapback file exists and is not empty ({size} bytes); refusing to overwrite an earlier snapback: choose a new file name", path.display())]
+    /// The snapback file already holds data, and is no journal that could be resumed.
+    #[error("{}: snapback file exists and is not empty ({size} bytes), and {why}; refusing to overwrite an earlier snapback: choose a new file name", path.display())]
     UndoExists {
         /// The snapback file.
         path: PathBuf,
         /// Its size.
         size: u64,
+        /// Why it is no journal to resume.
+        why: String,
+    },
+    /// The undo (snapback) journal was started by another apply: another tool, source or
+    /// destination.
+    #[error("{}: this {noun} was started by another apply ({}); refusing to use it: to finish that apply, rerun the command that started it; to undo it, apply the file (lvmsync --apply {} DESTINATION); otherwise give a new file name", path.display(), differences.join("; "), path.display())]
+    UndoMismatch {
+        /// The journal.
+        path: PathBuf,
+        /// "snapback file" or "undo file".
+        noun: &'static str,
+        /// What differs, one phrase each.
+        differences: Vec<String>,
     },
     /// A snapback file read from a pipe has a batch too large to hold before its commit.
     #[error("{name}: snapback batch at stream byte {at} exceeds {limit} bytes without a commit record; apply the file directly (--apply FILE), where the whole file is checked first")]
@@ -203,8 +250,12 @@ impl Report for Error {
             | Error::Handshake { .. }
             | Error::TruncatedHeader { .. }
             | Error::TruncatedData { .. }
+            | Error::Cut { .. }
+            | Error::BadControl { .. }
             | Error::ZeroDiscard { .. } => Kind::Protocol,
-            Error::UndoExists { .. } | Error::JournalBatch { .. } => Kind::Undo,
+            Error::UndoExists { .. } | Error::UndoMismatch { .. } | Error::JournalBatch { .. } => {
+                Kind::Undo
+            }
             Error::PastEnd { .. } => Kind::Destination,
             Error::Digests(_) => Kind::Sync,
             Error::Internal(_) => Kind::Failure,
@@ -324,6 +375,7 @@ mod tests {
         let undo = Error::UndoExists {
             path: "/sb".into(),
             size: 16,
+            why: "it is no journal".into(),
         };
         assert_eq!(undo.kind(), Kind::Undo);
         assert_eq!(

@@ -1,18 +1,48 @@
-//! The lvmsync "PROTO[3]" byte stream (also the format of snapback files):
+//! The lvmsync "PROTO[3]" byte stream (also the format of snapback and undo files):
 //!
 //! ```text
 //! "lvmsync PROTO[3]\n"                       17-byte handshake line
-//! then records until end of stream:
+//! then items until end of stream, each framed by a 12-byte header:
 //!   u64 big-endian   byte offset in the destination
 //!   u32 big-endian   length in bytes
 //!   <length> bytes   data
 //! ```
-//! There is no record count, end marker or checksum: the stream ends at EOF. A reader detects
-//! a stream cut inside a header or inside a record's data ([`Error::TruncatedHeader`],
-//! [`Error::TruncatedData`]) but cannot detect one cut exactly between records.
+//! That is all the original lvmsync knows: records of data, until EOF. A stream made of
+//! nothing else (the original's, or this lvmsync's `--plain`) is a **plain stream**: its
+//! reader detects a cut inside a header or inside a record's data ([`Error::TruncatedHeader`],
+//! [`Error::TruncatedData`]) but cannot detect one exactly between records.
 //!
-//! A zero-length record is a no-op for every receiver (it seeks, then writes nothing). The
-//! snapback writer ([`super::undo`]) uses zero-length records at offset 0 as commit markers.
+//! # Control items: BEGIN and END marks, journals
+//! A header whose offset has the top bit set (2^63 or more) can be no record: no file or
+//! device has such an offset (`off_t` is signed), so no receiver can write it. This project
+//! uses such headers for **control items**: the offset's eight bytes are `0xff` and a name
+//! (ASCII, padded with zero bytes), the length is that of a payload that follows like data.
+//!
+//! | name | payload (big-endian) | meaning |
+//! |---|---|---|
+//! | `BEGIN` | u64 items, u64 data bytes, u64 layout digest | first item of a **marked stream**: an `END` mark follows its records |
+//! | `END` | u64 items, u64 data bytes, u64 stream digest | the end-of-stream mark: the last item |
+//! | `JOURNAL` | text lines (at most [`MAX_JOURNAL_TEXT`] bytes) | first item of an undo (snapback) journal, saying what it belongs to ([`super::undo`]) |
+//! | `COMMIT` | u64 sequence number, u64 stream digest | in a journal: the records before it are durable |
+//!
+//! In `BEGIN`, *items* and *data bytes* count the records between it and `END`, and the
+//! layout digest is the XXH3-64 of the handshake line and those records' 12-byte headers, in
+//! order: it identifies the stream by what it changes before any data has arrived. In `END`,
+//! *items* counts every item before it (`BEGIN`, journal items included), *data bytes* the
+//! data of its data records, and the stream digest is the XXH3-64 of every stream byte before
+//! its header (handshake, headers, data, payloads). `COMMIT`'s digest is the same running
+//! digest, taken before its own header. Names and payload sizes are exact: any other header
+//! with the top bit set is refused ([`Error::BadControl`]).
+//!
+//! A stream whose first item is `BEGIN` must end with a matching `END`, immediately before
+//! EOF; a stream that ends before it is cut ([`Error::Cut`]), wherever the cut falls. The first
+//! item alone says which kind a stream is (plain, marked, journal), so no content of a plain
+//! stream can make it pass for another kind. The original receiver seeks to each item's
+//! offset before writing: Ruby cannot seek to 2^63, so it stops at `BEGIN` with an error,
+//! before writing anything; it must be sent a plain stream (`--plain`, or negotiated over
+//! SSH: [`super::negotiate`]).
+//!
+//! A zero-length record is a no-op for every receiver (it seeks, then writes nothing).
 //!
 //! # The `discards` extension
 //! A stream that starts with the handshake line `lvmsync PROTO[3] discards` ([`HANDSHAKE_DISCARDS`])
@@ -26,6 +56,7 @@
 
 use super::Error;
 use std::io::{BufRead, BufReader, Read};
+use xxhash_rust::xxh3::Xxh3Default;
 
 /// The handshake line without its newline.
 pub const HANDSHAKE_LINE: &str = "lvmsync PROTO[3]";
@@ -46,6 +77,171 @@ pub const HEADER_LEN: usize = 12;
 /// receiver reads a record's whole data into one Ruby string before writing it, so records
 /// stay small even though the length field could say 4 GiB.
 pub const MAX_SEND_RECORD: u32 = 1 << 20;
+/// The offset bit of control items: offsets of 2^63 and more are no record.
+pub const CONTROL_BIT: u64 = 1 << 63;
+/// Largest `JOURNAL` payload.
+pub const MAX_JOURNAL_TEXT: u32 = 4096;
+/// Payload bytes of `BEGIN` and `END`.
+pub const SUMMARY_LEN: u32 = 24;
+/// Payload bytes of `COMMIT`.
+pub const COMMIT_LEN: u32 = 16;
+
+/// The kinds of control items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlKind {
+    /// First item of a marked stream.
+    Begin,
+    /// The end-of-stream mark.
+    End,
+    /// First item of an undo journal.
+    Journal,
+    /// A journal's commit marker.
+    Commit,
+}
+
+const fn tag(name: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    b[0] = 0xff;
+    let mut i = 0;
+    while i < name.len() {
+        b[i + 1] = name[i];
+        i += 1;
+    }
+    u64::from_be_bytes(b)
+}
+
+impl ControlKind {
+    /// Every kind.
+    pub const ALL: [ControlKind; 4] = [
+        ControlKind::Begin,
+        ControlKind::End,
+        ControlKind::Journal,
+        ControlKind::Commit,
+    ];
+    /// The name in its header.
+    pub fn name(self) -> &'static str {
+        match self {
+            ControlKind::Begin => "BEGIN",
+            ControlKind::End => "END",
+            ControlKind::Journal => "JOURNAL",
+            ControlKind::Commit => "COMMIT",
+        }
+    }
+    /// The header's offset field: `0xff`, the name, zero bytes.
+    pub const fn tag(self) -> u64 {
+        match self {
+            ControlKind::Begin => tag(b"BEGIN"),
+            ControlKind::End => tag(b"END"),
+            ControlKind::Journal => tag(b"JOURNAL"),
+            ControlKind::Commit => tag(b"COMMIT"),
+        }
+    }
+    /// The kind whose tag `offset` is.
+    pub fn from_tag(offset: u64) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.tag() == offset)
+    }
+}
+
+/// What `BEGIN` announces and `END` confirms: item and data byte counts, and a digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary {
+    /// Items counted (see the module documentation for which).
+    pub items: u64,
+    /// Data bytes of the data records counted.
+    pub data_bytes: u64,
+    /// `BEGIN`: the layout digest; `END`: the stream digest.
+    pub digest: u64,
+}
+
+impl Summary {
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(SUMMARY_LEN as usize);
+        v.extend_from_slice(&self.items.to_be_bytes());
+        v.extend_from_slice(&self.data_bytes.to_be_bytes());
+        v.extend_from_slice(&self.digest.to_be_bytes());
+        v
+    }
+    fn decode(b: &[u8]) -> Self {
+        Summary {
+            items: be64(&b[0..8]),
+            data_bytes: be64(&b[8..16]),
+            digest: be64(&b[16..24]),
+        }
+    }
+}
+
+fn be64(b: &[u8]) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[..8]);
+    u64::from_be_bytes(x)
+}
+
+/// A control item's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// `BEGIN`: what follows until `END`.
+    Begin(Summary),
+    /// `END`: what came before it.
+    End(Summary),
+    /// `JOURNAL`: the journal's identity text.
+    Journal(Vec<u8>),
+    /// `COMMIT`: its sequence number and the stream digest before it.
+    Commit {
+        /// 1 for the first commit of a journal, then 2, 3...
+        seq: u64,
+        /// The digest of every journal byte before this item's header.
+        digest: u64,
+    },
+}
+
+impl Control {
+    /// Its kind.
+    pub fn kind(&self) -> ControlKind {
+        match self {
+            Control::Begin(_) => ControlKind::Begin,
+            Control::End(_) => ControlKind::End,
+            Control::Journal(_) => ControlKind::Journal,
+            Control::Commit { .. } => ControlKind::Commit,
+        }
+    }
+    /// Header and payload as written.
+    pub fn encode(&self) -> Vec<u8> {
+        let payload = match self {
+            Control::Begin(s) | Control::End(s) => s.encode(),
+            Control::Journal(t) => t.clone(),
+            Control::Commit { seq, digest } => {
+                let mut v = seq.to_be_bytes().to_vec();
+                v.extend_from_slice(&digest.to_be_bytes());
+                v
+            }
+        };
+        let mut out = RecordHeader::encode_raw(self.kind().tag(), payload.len() as u32).to_vec();
+        out.extend_from_slice(&payload);
+        out
+    }
+}
+
+/// A control item as the decoder met it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlItem {
+    /// What it says.
+    pub control: Control,
+    /// The stream digest of every byte before its header.
+    pub digest_before: u64,
+}
+
+/// What the first item made of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// No item read yet.
+    Unknown,
+    /// Records only (the original format, `--plain`).
+    Plain,
+    /// `BEGIN` first: an `END` mark must close it.
+    Marked(Summary),
+    /// `JOURNAL` first: an undo journal.
+    Journal,
+}
 
 /// A record header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,20 +271,21 @@ impl RecordHeader {
     }
     /// Decodes 12 header bytes as they are (the length field whole, as in a plain stream).
     pub fn decode(b: &[u8; HEADER_LEN]) -> Self {
-        let mut o = [0u8; 8];
-        o.copy_from_slice(&b[..8]);
         let mut l = [0u8; 4];
         l.copy_from_slice(&b[8..]);
         RecordHeader {
-            offset: u64::from_be_bytes(o),
+            offset: be64(&b[..8]),
             len: u32::from_be_bytes(l),
         }
     }
     /// Decodes 12 header bytes of a stream that may carry discard records (`discards`):
     /// returns the header with the flag taken out of the length, and whether it was set.
+    /// A header with [`CONTROL_BIT`] set is a control item, whatever the stream.
     pub fn decode_in(b: &[u8; HEADER_LEN], discards: bool) -> (Self, RecordKind) {
         let h = Self::decode(b);
-        if discards && h.len & DISCARD_FLAG != 0 {
+        if h.offset & CONTROL_BIT != 0 {
+            (h, RecordKind::Control)
+        } else if discards && h.len & DISCARD_FLAG != 0 {
             (
                 RecordHeader {
                     offset: h.offset,
@@ -100,10 +297,6 @@ impl RecordHeader {
             (h, RecordKind::Data)
         }
     }
-    /// True for the zero-length record at offset 0 (a commit marker in snapback files).
-    pub fn is_commit(&self) -> bool {
-        self.offset == 0 && self.len == 0
-    }
 }
 
 /// What a record asks for.
@@ -113,6 +306,8 @@ pub enum RecordKind {
     Data,
     /// Make the range read as zeros; no data follows (extended streams only).
     Discard,
+    /// A control item ([`Decoder::control`] says which); its payload is read by the decoder.
+    Control,
 }
 
 /// A record as the decoder met it.
@@ -120,15 +315,37 @@ pub enum RecordKind {
 pub struct Record {
     /// Its header (for a discard record, the length without the flag).
     pub header: RecordHeader,
-    /// Data or discard.
+    /// Data, discard or control.
     pub kind: RecordKind,
-    /// 0-based number of the record in the stream.
+    /// 0-based number of the item in the stream.
     pub index: u64,
     /// Stream byte where its header starts.
     pub at: u64,
 }
 
-/// Reads a PROTO[3] stream: the handshake on creation, then headers and data.
+/// The running XXH3-64 of a stream's bytes.
+#[derive(Clone, Default)]
+pub struct StreamHash(Xxh3Default);
+
+impl StreamHash {
+    /// Adds bytes.
+    pub fn update(&mut self, b: &[u8]) {
+        self.0.update(b);
+    }
+    /// The digest of every byte added so far.
+    pub fn digest(&self) -> u64 {
+        self.0.digest()
+    }
+}
+
+impl std::fmt::Debug for StreamHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StreamHash({:016x})", self.digest())
+    }
+}
+
+/// Reads a PROTO[3] stream: the handshake on creation, then headers and data, keeping the
+/// running stream digest and the rules of control items (see the module documentation).
 #[derive(Debug)]
 pub struct Decoder<R: Read> {
     r: BufReader<R>,
@@ -138,7 +355,18 @@ pub struct Decoder<R: Read> {
     /// Data bytes of the current record not yet read.
     remaining: u64,
     current: Option<Record>,
+    control: Option<ControlItem>,
     discards: bool,
+    shape: Shape,
+    /// Every byte consumed.
+    hash: StreamHash,
+    /// Of a marked stream: the handshake and the headers of the records after `BEGIN`.
+    layout: StreamHash,
+    /// Data bytes of the data records read.
+    data_bytes: u64,
+    /// The `END` mark was read: only EOF may follow.
+    ended: bool,
+    scratch: Vec<u8>,
 }
 
 /// Buffer of the decoder's reader.
@@ -164,11 +392,16 @@ impl Record {
     pub fn is_discard(&self) -> bool {
         self.kind == RecordKind::Discard
     }
-    /// Data bytes that follow the header in the stream.
+    /// True for a control item.
+    pub fn is_control(&self) -> bool {
+        self.kind == RecordKind::Control
+    }
+    /// Data bytes that follow the header in the stream and are the caller's to read (none
+    /// for discard records and control items).
     pub fn data_len(&self) -> u64 {
         match self.kind {
             RecordKind::Data => u64::from(self.header.len),
-            RecordKind::Discard => 0,
+            RecordKind::Discard | RecordKind::Control => 0,
         }
     }
 }
@@ -182,6 +415,48 @@ fn handshake_kind(body: &[u8]) -> Option<bool> {
     } else {
         None
     }
+}
+
+/// A whole marked stream built in memory: `handshake`, `BEGIN`, each record's 12 header
+/// bytes and data as given (a discard record's data is empty), `END`, with the counts and
+/// digests described above. For small streams (tests, fuzzing); the sender writes streams of
+/// any size as it reads their data.
+pub fn marked_stream(handshake: &[u8], records: &[([u8; HEADER_LEN], &[u8])]) -> Vec<u8> {
+    let data_bytes = records.iter().map(|(_, d)| d.len() as u64).sum();
+    let mut v = handshake.to_vec();
+    v.extend(
+        Control::Begin(Summary {
+            items: records.len() as u64,
+            data_bytes,
+            digest: layout_digest(handshake, records.iter().map(|(h, _)| *h)),
+        })
+        .encode(),
+    );
+    for (h, d) in records {
+        v.extend_from_slice(h);
+        v.extend_from_slice(d);
+    }
+    let mut hash = StreamHash::default();
+    hash.update(&v);
+    v.extend(
+        Control::End(Summary {
+            items: records.len() as u64 + 1,
+            data_bytes,
+            digest: hash.digest(),
+        })
+        .encode(),
+    );
+    v
+}
+
+/// The layout digest of a marked stream: XXH3-64 of the handshake and record headers.
+pub fn layout_digest(handshake: &[u8], headers: impl IntoIterator<Item = [u8; HEADER_LEN]>) -> u64 {
+    let mut h = StreamHash::default();
+    h.update(handshake);
+    for b in headers {
+        h.update(&b);
+    }
+    h.digest()
 }
 
 impl<R: Read> Decoder<R> {
@@ -210,6 +485,8 @@ impl<R: Read> Decoder<R> {
                 saw: printable(shown),
             });
         };
+        let mut hash = StreamHash::default();
+        hash.update(&line);
         Ok(Decoder {
             r,
             name: name.to_string(),
@@ -217,7 +494,14 @@ impl<R: Read> Decoder<R> {
             next_index: 0,
             remaining: 0,
             current: None,
+            control: None,
             discards,
+            shape: Shape::Unknown,
+            layout: hash.clone(),
+            hash,
+            data_bytes: 0,
+            ended: false,
+            scratch: Vec::new(),
         })
     }
 
@@ -235,23 +519,79 @@ impl<R: Read> Decoder<R> {
     pub fn position(&self) -> u64 {
         self.pos
     }
+    /// What the first item made of the stream.
+    pub fn shape(&self) -> Shape {
+        self.shape
+    }
+    /// The digest of every byte consumed so far.
+    pub fn digest(&self) -> u64 {
+        self.hash.digest()
+    }
+    /// The running digest itself (to continue it, as a journal writer resuming does).
+    pub fn stream_hash(&self) -> StreamHash {
+        self.hash.clone()
+    }
+    /// Data bytes of the data records read so far.
+    pub fn data_bytes(&self) -> u64 {
+        self.data_bytes
+    }
+    /// True once a valid `END` mark was read.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+    /// The current item's control content, when it is a control item.
+    pub fn control(&self) -> Option<&ControlItem> {
+        self.control.as_ref()
+    }
 
-    /// The next record's header, or `None` at a clean end of stream (EOF right after a
-    /// record). Any data of the previous record not read yet is skipped first.
+    /// Reads into `buf` until it is full or EOF, hashing what arrived.
+    fn fill(&mut self, buf: &mut [u8], what: &str) -> Result<usize, Error> {
+        let at = self.pos;
+        let got = read_full(&mut self.r, buf)
+            .map_err(|e| Error::input(&self.name, format!("read {what} at stream byte {at}"), e))?;
+        self.pos += got as u64;
+        Ok(got)
+    }
+
+    /// The next item's header, or `None` at a clean end of stream (EOF right after a record
+    /// of a plain stream or a journal, or after a marked stream's `END`). Any data of the
+    /// previous record not read yet is skipped first. A control item's payload is read and
+    /// checked here ([`Decoder::control`]).
     pub fn next_record(&mut self) -> Result<Option<Record>, Error> {
         if self.remaining > 0 {
             self.skip_data(self.remaining)?;
         }
+        self.current = None;
+        self.control = None;
         let at = self.pos;
+        if self.ended {
+            let mut one = [0u8; 1];
+            if self.fill(&mut one, "past the end mark")? == 0 {
+                return Ok(None);
+            }
+            return Err(self.bad_control(
+                self.next_index,
+                at,
+                "data follows the end-of-stream mark (two streams joined together?)".into(),
+            ));
+        }
         let mut b = [0u8; HEADER_LEN];
-        let got = read_full(&mut self.r, &mut b)
-            .map_err(|e| Error::input(&self.name, format!("read at stream byte {at}"), e))?;
-        self.pos += got as u64;
+        let got = self.fill(&mut b, "a header")?;
         if got == 0 {
-            self.current = None;
-            return Ok(None);
+            return match self.shape {
+                Shape::Marked(begin) => Err(Error::Cut {
+                    name: self.name.clone(),
+                    at,
+                    items: self.next_index.saturating_sub(1),
+                    total: begin.items,
+                    data_bytes: self.data_bytes,
+                    total_bytes: begin.data_bytes,
+                }),
+                _ => Ok(None),
+            };
         }
         if got < HEADER_LEN {
+            self.hash.update(&b[..got]);
             return Err(Error::TruncatedHeader {
                 name: self.name.clone(),
                 index: self.next_index,
@@ -266,6 +606,20 @@ impl<R: Read> Decoder<R> {
             index: self.next_index,
             at,
         };
+        if kind == RecordKind::Control {
+            let before = self.hash.digest();
+            self.hash.update(&b);
+            let control = self.read_control(&rec)?;
+            self.next_index += 1;
+            self.check_control(&rec, &control, before)?;
+            self.control = Some(ControlItem {
+                control,
+                digest_before: before,
+            });
+            self.current = Some(rec);
+            return Ok(Some(rec));
+        }
+        self.hash.update(&b);
         if rec.is_discard() && header.len == 0 {
             return Err(Error::ZeroDiscard {
                 name: self.name.clone(),
@@ -273,41 +627,161 @@ impl<R: Read> Decoder<R> {
                 at,
             });
         }
+        match self.shape {
+            Shape::Unknown => self.shape = Shape::Plain,
+            Shape::Marked(_) => self.layout.update(&b),
+            Shape::Plain | Shape::Journal => {}
+        }
+        if kind == RecordKind::Data {
+            self.data_bytes += u64::from(header.len);
+        }
         self.next_index += 1;
         self.remaining = rec.data_len();
         self.current = Some(rec);
         Ok(Some(rec))
     }
 
-    /// Record headers read so far (the index the next record will have).
-    pub fn records_read(&self) -> u64 {
-        self.next_index
-    }
-
-    /// Data bytes of the current record already read ahead into the decoder's buffer (they
-    /// must be taken with [`Decoder::read_data`] before the rest is taken from the underlying
-    /// reader directly).
-    pub fn buffered_data(&self) -> usize {
-        (self.r.buffer().len() as u64).min(self.remaining) as usize
-    }
-
-    /// Records that `n` data bytes of the current record were taken from the underlying
-    /// reader directly (by `splice`), with `eof` when it ended first: then the stream is
-    /// truncated and the error is returned.
-    pub fn took_directly(&mut self, n: u64, eof: bool) -> Result<(), Error> {
-        let rec = self
-            .current
-            .ok_or_else(|| Error::Internal("took_directly without a record".into()))?;
-        if self.buffered_data() > 0 || n > self.remaining {
-            return Err(Error::Internal("direct read out of order".into()));
+    fn bad_control(&self, index: u64, at: u64, what: String) -> Error {
+        Error::BadControl {
+            name: self.name.clone(),
+            index,
+            at,
+            what,
         }
-        self.pos += n;
-        self.remaining -= n;
-        if eof && self.remaining > 0 {
-            let done = u64::from(rec.header.len) - self.remaining;
-            return Err(self.truncated(rec, done));
+    }
+
+    /// Reads a control item's payload, checking its name and size.
+    fn read_control(&mut self, rec: &Record) -> Result<Control, Error> {
+        let (index, at) = (rec.index, rec.at);
+        let h = rec.header;
+        let Some(kind) = ControlKind::from_tag(h.offset) else {
+            let what = format!(
+                "has offset 0x{:016x} (2^63 or more), which no device has, and is no control item this lvmsync knows ('{}'): the stream is corrupt, or was made by a newer lvmsync",
+                h.offset,
+                printable(&h.offset.to_be_bytes())
+            );
+            return Err(self.bad_control(index, at, what));
+        };
+        let want = match kind {
+            ControlKind::Begin | ControlKind::End => Some(SUMMARY_LEN),
+            ControlKind::Commit => Some(COMMIT_LEN),
+            ControlKind::Journal => None,
+        };
+        let fits = match want {
+            Some(n) => h.len == n,
+            None => h.len > 0 && h.len <= MAX_JOURNAL_TEXT,
+        };
+        if !fits {
+            let what = format!(
+                "is a control item {} with a payload of {} bytes, which is not its size: the stream is corrupt",
+                kind.name(),
+                h.len
+            );
+            return Err(self.bad_control(index, at, what));
+        }
+        let mut payload = vec![0u8; h.len as usize];
+        let got = self.fill(&mut payload, "a control item")?;
+        self.hash.update(&payload[..got]);
+        if got < payload.len() {
+            let what = format!(
+                "is a control item {} cut short: only {got} of its {} bytes arrived; the sender stopped or the file is truncated",
+                kind.name(),
+                h.len
+            );
+            return Err(self.bad_control(index, at, what));
+        }
+        Ok(match kind {
+            ControlKind::Begin => Control::Begin(Summary::decode(&payload)),
+            ControlKind::End => Control::End(Summary::decode(&payload)),
+            ControlKind::Journal => Control::Journal(payload),
+            ControlKind::Commit => Control::Commit {
+                seq: be64(&payload[..8]),
+                digest: be64(&payload[8..]),
+            },
+        })
+    }
+
+    /// Where a control item may stand, and what an `END` mark must say.
+    fn check_control(&mut self, rec: &Record, c: &Control, before: u64) -> Result<(), Error> {
+        let (index, at) = (rec.index, rec.at);
+        let first = index == 0;
+        match (c, self.shape) {
+            (Control::Begin(s), Shape::Unknown) => self.shape = Shape::Marked(*s),
+            (Control::Journal(_), Shape::Unknown) if !self.discards => self.shape = Shape::Journal,
+            (Control::Journal(_), Shape::Unknown) => {
+                let what = "is a control item JOURNAL in a stream with discard records; journals are plain streams: the stream is corrupt".into();
+                return Err(self.bad_control(index, at, what));
+            }
+            (Control::Commit { .. }, Shape::Journal) => {}
+            (Control::End(s), Shape::Marked(_) | Shape::Journal) => {
+                self.check_end(rec, s, before)?;
+                self.ended = true;
+            }
+            (c, shape) => {
+                let kind = c.kind().name();
+                let what = match (c, shape) {
+                    (Control::Begin(_) | Control::Journal(_), _) if !first => format!(
+                        "is a control item {kind}, which may only be the first item: the stream is corrupt"
+                    ),
+                    (Control::End(_), _) => "is an end-of-stream mark in a stream that did not start with BEGIN: the stream is corrupt".to_string(),
+                    _ => format!(
+                        "is a control item {kind}, which belongs in an undo journal, not in this stream: the stream is corrupt"
+                    ),
+                };
+                return Err(self.bad_control(index, at, what));
+            }
         }
         Ok(())
+    }
+
+    fn check_end(&self, rec: &Record, end: &Summary, before: u64) -> Result<(), Error> {
+        let got = Summary {
+            items: rec.index,
+            data_bytes: self.data_bytes,
+            digest: before,
+        };
+        let mut wrong = Vec::new();
+        if let Shape::Marked(begin) = self.shape {
+            if begin.items + 1 != rec.index || begin.data_bytes != self.data_bytes {
+                wrong.push(format!(
+                    "its BEGIN announced {} records with {} data bytes, {} records with {} arrived",
+                    begin.items,
+                    begin.data_bytes,
+                    rec.index.saturating_sub(1),
+                    self.data_bytes
+                ));
+            } else if begin.digest != self.layout.digest() {
+                wrong.push(format!(
+                    "the records' offsets and lengths do not match its BEGIN (layout digest {:016x}, announced {:016x})",
+                    self.layout.digest(),
+                    begin.digest
+                ));
+            }
+        }
+        if end.items != got.items || end.data_bytes != got.data_bytes {
+            wrong.push(format!(
+                "it counts {} items with {} data bytes before it, {} with {} arrived",
+                end.items, end.data_bytes, got.items, got.data_bytes
+            ));
+        } else if end.digest != got.digest {
+            wrong.push(format!(
+                "the stream's digest is {:016x}, the mark says {:016x}",
+                got.digest, end.digest
+            ));
+        }
+        if wrong.is_empty() {
+            return Ok(());
+        }
+        let what = format!(
+            "is the end-of-stream mark, and the stream does not match it: {}; the stream was altered or assembled from pieces",
+            wrong.join("; ")
+        );
+        Err(self.bad_control(rec.index, rec.at, what))
+    }
+
+    /// Item headers read so far (the index the next item will have).
+    pub fn records_read(&self) -> u64 {
+        self.next_index
     }
 
     /// The underlying reader.
@@ -328,10 +802,8 @@ impl<R: Read> Decoder<R> {
         if buf.len() as u64 > self.remaining {
             return Err(Error::Internal("read past the record's data".into()));
         }
-        let got = read_full(&mut self.r, buf).map_err(|e| {
-            Error::input(&self.name, format!("read at stream byte {}", self.pos), e)
-        })?;
-        self.pos += got as u64;
+        let got = self.fill(buf, "data")?;
+        self.hash.update(&buf[..got]);
         if got < buf.len() {
             let done = u64::from(rec.header.len) - self.remaining + got as u64;
             return Err(self.truncated(rec, done));
@@ -340,22 +812,36 @@ impl<R: Read> Decoder<R> {
         Ok(())
     }
 
-    /// Skips `n` data bytes of the current record.
+    /// Skips `n` data bytes of the current record (they are still read, for the digest).
     pub fn skip_data(&mut self, n: u64) -> Result<(), Error> {
         let rec = self
             .current
             .ok_or_else(|| Error::Internal("skip_data without a record".into()))?;
-        let n = n.min(self.remaining);
-        let got = std::io::copy(&mut (&mut self.r).take(n), &mut std::io::sink()).map_err(|e| {
-            Error::input(&self.name, format!("read at stream byte {}", self.pos), e)
-        })?;
-        self.pos += got;
-        if got < n {
-            let done = u64::from(rec.header.len) - self.remaining + got;
-            return Err(self.truncated(rec, done));
+        let mut left = n.min(self.remaining);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.resize(READ_BUF, 0);
+        let mut result = Ok(());
+        while left > 0 {
+            let step = left.min(READ_BUF as u64) as usize;
+            match self.fill(&mut scratch[..step], "data") {
+                Ok(got) => {
+                    self.hash.update(&scratch[..got]);
+                    self.remaining -= got as u64;
+                    left -= got as u64;
+                    if got < step {
+                        let done = u64::from(rec.header.len) - self.remaining;
+                        result = Err(self.truncated(rec, done));
+                        break;
+                    }
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
         }
-        self.remaining -= n;
-        Ok(())
+        self.scratch = scratch;
+        result
     }
 
     fn truncated(&self, rec: Record, got: u64) -> Error {
@@ -427,7 +913,10 @@ mod tests {
         d.read_data(&mut b).unwrap();
         assert_eq!(&b, b"ab");
         let r = d.next_record().unwrap().unwrap();
-        assert!(r.header.is_commit());
+        assert_eq!(
+            (r.header.offset, r.header.len, r.kind),
+            (0, 0, RecordKind::Data)
+        );
         assert_eq!(r.at, 17 + 16);
         let r = d.next_record().unwrap().unwrap();
         assert_eq!((r.header.offset, r.index), (1 << 40, 2));
@@ -633,5 +1122,161 @@ mod tests {
         let mut b = [0u8; 4];
         let e = d.read_data(&mut b).unwrap_err().to_string();
         assert_eq!(e, "in: stream ends inside record 1 (stream byte 33: 4 bytes for offset 8): only 3 data bytes arrived; the sender stopped or the file is truncated");
+    }
+
+    #[test]
+    fn control_items_are_0xff_and_a_name() {
+        assert_eq!(&ControlKind::Begin.tag().to_be_bytes(), b"\xffBEGIN\0\0");
+        assert_eq!(&ControlKind::End.tag().to_be_bytes(), b"\xffEND\0\0\0\0");
+        assert_eq!(&ControlKind::Journal.tag().to_be_bytes(), b"\xffJOURNAL");
+        assert_eq!(&ControlKind::Commit.tag().to_be_bytes(), b"\xffCOMMIT\0");
+        for k in ControlKind::ALL {
+            assert!(k.tag() >= CONTROL_BIT);
+            assert_eq!(ControlKind::from_tag(k.tag()), Some(k));
+        }
+        assert_eq!(ControlKind::from_tag(CONTROL_BIT), None);
+        let e = Control::End(Summary {
+            items: 1,
+            data_bytes: 2,
+            digest: 3,
+        })
+        .encode();
+        assert_eq!(&e[..12], b"\xffEND\0\0\0\0\0\0\0\x18");
+        assert_eq!(
+            &e[12..],
+            &[0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3]
+        );
+        let c = Control::Commit { seq: 5, digest: 6 }.encode();
+        assert_eq!(c.len(), 12 + 16);
+        // A control header is a control item in any stream, even where the length's top bit
+        // marks discards.
+        let (h, k) = RecordHeader::decode_in(&c[..12].try_into().unwrap(), true);
+        assert_eq!((h.len, k), (16, RecordKind::Control));
+    }
+
+    /// A marked stream of data records.
+    fn marked(recs: &[(u64, &[u8])]) -> Vec<u8> {
+        let headers: Vec<_> = recs
+            .iter()
+            .map(|(o, d)| {
+                let h = RecordHeader {
+                    offset: *o,
+                    len: d.len() as u32,
+                };
+                (h.encode(), *d)
+            })
+            .collect();
+        marked_stream(HANDSHAKE, &headers)
+    }
+
+    #[test]
+    fn a_marked_stream_ends_with_its_mark_and_nothing_after() {
+        let s = marked(&[(4096, b"abcd"), (0, b"xy")]);
+        let mut d = Decoder::new(&s[..], "m").unwrap();
+        assert_eq!(d.shape(), Shape::Unknown);
+        let r = d.next_record().unwrap().unwrap();
+        assert!(r.is_control() && r.data_len() == 0);
+        assert!(matches!(
+            d.control().unwrap().control,
+            Control::Begin(Summary {
+                items: 2,
+                data_bytes: 6,
+                ..
+            })
+        ));
+        assert!(matches!(d.shape(), Shape::Marked(_)));
+        let r = d.next_record().unwrap().unwrap();
+        assert_eq!((r.index, r.header.offset), (1, 4096));
+        assert!(d.control().is_none());
+        d.next_record().unwrap().unwrap();
+        let r = d.next_record().unwrap().unwrap();
+        assert!(matches!(d.control().unwrap().control, Control::End(_)));
+        assert_eq!(
+            d.control().unwrap().digest_before,
+            xxhash_rust::xxh3::xxh3_64(&s[..r.at as usize])
+        );
+        assert!(d.ended());
+        assert!(d.next_record().unwrap().is_none());
+        assert_eq!(d.digest(), xxhash_rust::xxh3::xxh3_64(&s));
+        // Cut between two records: detected, with what arrived.
+        let cut = &s[..17 + 36 + 16];
+        let mut d = Decoder::new(cut, "m").unwrap();
+        d.next_record().unwrap();
+        d.next_record().unwrap();
+        let e = d.next_record().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Cut {
+                    at: 69,
+                    items: 1,
+                    total: 2,
+                    data_bytes: 4,
+                    total_bytes: 6,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn the_first_item_alone_decides_the_kind_of_stream() {
+        // A plain stream whose first record is (0, 0), then (1, 0): records, nothing more.
+        let s = stream(&[(0, b""), (1, b""), (8, b"ab")]);
+        let mut d = Decoder::new(&s[..], "p").unwrap();
+        while let Some(r) = d.next_record().unwrap() {
+            assert_eq!(r.kind, RecordKind::Data);
+        }
+        assert_eq!(d.shape(), Shape::Plain);
+        // A JOURNAL first: a journal; in a discards stream: refused.
+        let j = Control::Journal(b"t".to_vec()).encode();
+        let mut s = HANDSHAKE.to_vec();
+        s.extend_from_slice(&j);
+        let mut d = Decoder::new(&s[..], "j").unwrap();
+        d.next_record().unwrap();
+        assert_eq!(d.shape(), Shape::Journal);
+        assert!(
+            d.next_record().unwrap().is_none(),
+            "a journal may end anywhere"
+        );
+        let mut x = HANDSHAKE_DISCARDS.to_vec();
+        x.extend_from_slice(&j);
+        let e = Decoder::new(&x[..], "x")
+            .unwrap()
+            .next_record()
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("JOURNAL in a stream with discard records"),
+            "{e}"
+        );
+        // An empty JOURNAL, an oversized one, a payload of the wrong size.
+        for (name, len) in [
+            (ControlKind::Journal, 0),
+            (ControlKind::Journal, MAX_JOURNAL_TEXT + 1),
+            (ControlKind::Begin, 23),
+            (ControlKind::Commit, 24),
+        ] {
+            let mut s = HANDSHAKE.to_vec();
+            s.extend_from_slice(&RecordHeader::encode_raw(name.tag(), len));
+            s.extend(std::iter::repeat_n(0u8, len as usize));
+            let e = Decoder::new(&s[..], "b")
+                .unwrap()
+                .next_record()
+                .unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::BadControl {
+                        index: 0,
+                        at: 17,
+                        ..
+                    }
+                ),
+                "{e:?}"
+            );
+            assert!(e.to_string().contains("which is not its size"), "{e}");
+        }
     }
 }

@@ -15,6 +15,12 @@
 //! * With [`SendOptions::digests`], each record's [`Digest`] is computed from its data while it
 //!   is in the arena (a record split over several fills is hashed in pieces), and a discard
 //!   record's from `len` zero bytes, never read.
+//! * Unless [`SendOptions::plain`], the stream is marked (see [`super::proto3`]): a `BEGIN`
+//!   item after the handshake announces the records (their count, data bytes, and the digest
+//!   of their headers, all known before any data is read), and an `END` item after the last
+//!   record carries the item count and the XXH3-64 of every byte sent before it, computed as
+//!   the bytes go out. A receiver of this project then detects a stream cut anywhere; the
+//!   original receiver stops at `BEGIN` before writing, so it must be sent a plain stream.
 //! * Data is read with the source's [`SourceDevice`] (`O_DIRECT` for block devices) into
 //!   aligned arenas of [`ARENA`] bytes (small enough to stay in the CPU cache), adjacent data
 //!   with one read — on a device also data separated by gaps of at most 64 KiB, whose bytes
@@ -26,7 +32,8 @@
 
 use super::digest::{Digest, RangeHasher, ZeroHashes};
 use super::proto3::{
-    RecordHeader, HANDSHAKE, HANDSHAKE_DISCARDS, MAX_EXTENDED_LEN, MAX_SEND_RECORD,
+    layout_digest, Control, RecordHeader, StreamHash, Summary, HANDSHAKE, HANDSHAKE_DISCARDS,
+    HEADER_LEN, MAX_EXTENDED_LEN, MAX_SEND_RECORD,
 };
 use super::{Error, Result};
 use crate::error::{Cancelled, IoContext};
@@ -56,6 +63,10 @@ pub struct SendOptions {
     /// Other files the changes come from, as `(role, path)` ("the snapshot", "the exception
     /// store"): [`send_changes_to_file`] refuses an output that is one of them, or the source.
     pub inputs: Vec<(String, PathBuf)>,
+    /// The original format: no `BEGIN` and `END` marks, so that the original lvmsync (or an
+    /// older version of this one) can apply the stream; a cut between two records then goes
+    /// unnoticed.
+    pub plain: bool,
 }
 
 impl Default for SendOptions {
@@ -65,6 +76,7 @@ impl Default for SendOptions {
             discards: false,
             digests: false,
             inputs: Vec::new(),
+            plain: false,
         }
     }
 }
@@ -85,12 +97,16 @@ pub struct SendStats {
     /// One digest per record (data and discard), in stream order, with
     /// [`SendOptions::digests`]; empty otherwise.
     pub digests: Vec<Digest>,
+    /// The stream was marked (`BEGIN` ... `END`).
+    pub end_mark: bool,
 }
 
 struct Out<'a, W: Write> {
     w: &'a mut W,
     name: &'a str,
     stats: SendStats,
+    /// Every byte written, for the `END` mark.
+    hash: StreamHash,
 }
 
 impl<W: Write> Out<'_, W> {
@@ -98,7 +114,11 @@ impl<W: Write> Out<'_, W> {
         Error::Io(IoContext::new(Path::new(self.name), "write the stream", e))
     }
 
+    /// Writes the slices whole (hashing them for the `END` mark).
     fn write_all_vectored(&mut self, mut slices: &mut [IoSlice<'_>]) -> Result<()> {
+        for s in slices.iter() {
+            self.hash.update(s);
+        }
         while !slices.is_empty() {
             match self.w.write_vectored(slices) {
                 Ok(0) => {
@@ -277,6 +297,34 @@ fn merged<'a>(
     })
 }
 
+/// The pieces in the order they are sent: the furthest-reaching one first (the last of
+/// either list), then all others in order.
+fn send_order<'a>(
+    changes: &'a Changes,
+    discards: &'a Changes,
+    max: u64,
+    dmax: u64,
+    count: u64,
+) -> impl Iterator<Item = Piece> + 'a {
+    let last = merged(changes.pieces(max), discards.pieces(dmax)).last();
+    last.into_iter().chain(
+        merged(changes.pieces(max), discards.pieces(dmax)).take(count.saturating_sub(1) as usize),
+    )
+}
+
+/// The 12 header bytes of `piece`'s record.
+fn header_of(piece: &Piece) -> [u8; HEADER_LEN] {
+    let h = RecordHeader {
+        offset: piece.range.offset,
+        len: piece.range.len as u32,
+    };
+    if piece.discard {
+        h.encode_discard()
+    } else {
+        h.encode()
+    }
+}
+
 fn send_inner<W: Write>(
     changes: &Changes,
     discards: &Changes,
@@ -306,20 +354,31 @@ fn send_inner<W: Write>(
         w: out,
         name: out_name,
         stats: SendStats::default(),
+        hash: StreamHash::default(),
     };
     let handshake = if opts.discards {
         HANDSHAKE_DISCARDS
     } else {
         HANDSHAKE
     };
-    out.write_all_vectored(&mut [IoSlice::new(handshake)])?;
 
     // The furthest-reaching piece first (the last of either list), then all others in order.
     let count = changes.piece_count(max) + discards.piece_count(dmax);
-    let last = merged(changes.pieces(max), discards.pieces(dmax)).last();
-    let order = last.into_iter().chain(
-        merged(changes.pieces(max), discards.pieces(dmax)).take(count.saturating_sub(1) as usize),
-    );
+    let order = || send_order(changes, discards, max, dmax, count);
+    // The handshake and BEGIN in one write (one piece on a pipe): a stream cut right after
+    // its handshake would read as an empty plain stream.
+    let mut head = handshake.to_vec();
+    if !opts.plain {
+        let begin = Control::Begin(Summary {
+            items: count,
+            data_bytes: changes.total_bytes(),
+            digest: layout_digest(handshake, order().map(|p| header_of(&p))),
+        });
+        head.extend_from_slice(&begin.encode());
+        out.stats.end_mark = true;
+    }
+    out.write_all_vectored(&mut [IoSlice::new(&head)])?;
+    let order = order();
     let mut digests = opts.digests.then(Digester::default);
     // Reading and writing overlap: a reader thread fills arenas (at most FILLS exist) while
     // this thread writes the filled ones to the stream in order.
@@ -362,6 +421,14 @@ fn send_inner<W: Write>(
     out.stats.bytes = counts.bytes;
     out.stats.discard_records = counts.discard_records;
     out.stats.discard_bytes = counts.discard_bytes;
+    if !opts.plain {
+        let end = Control::End(Summary {
+            items: count + 1,
+            data_bytes: changes.total_bytes(),
+            digest: out.hash.digest(),
+        });
+        out.write_all_vectored(&mut [IoSlice::new(&end.encode())])?;
+    }
     out.w.flush().map_err(|e| out.err(e))?;
     if let Some(d) = digests {
         if d.current.is_some() {
@@ -468,16 +535,8 @@ fn fill_arenas(
                 }
                 used = 0;
             }
-            let h = RecordHeader {
-                offset,
-                len: len as u32,
-            };
             f.headers.push(Header {
-                bytes: if piece.discard {
-                    h.encode_discard()
-                } else {
-                    h.encode()
-                },
+                bytes: header_of(&piece),
                 offset,
                 len,
                 discard: piece.discard,

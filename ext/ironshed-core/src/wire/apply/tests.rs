@@ -274,13 +274,31 @@ fn record_past_the_end_of_the_destination() {
 #[test]
 fn record_whose_end_overflows() {
     let b = Bench::new();
-    let s = plain(&[(u64::MAX - 10, 100, Some(&data(100, 4)))]);
+    let off = (1u64 << 63) - 10;
+    let s = plain(&[(off, 100, Some(&data(100, 4)))]);
     let e = b.apply(b.file(&s), &ApplyOptions::default()).unwrap_err();
     assert!(
-        matches!(e, Error::PastEnd { index: 0, offset, len: 100, .. } if offset == u64::MAX - 10),
+        matches!(e, Error::PastEnd { index: 0, offset, len: 100, .. } if offset == off),
         "{e:?}"
     );
     b.untouched();
+}
+
+#[test]
+fn record_at_an_offset_no_device_has() {
+    // 2^63 and above: no record, and no control item this lvmsync knows.
+    let b = Bench::new();
+    let s = plain(&[
+        (0, 2, Some(b"ab")),
+        (u64::MAX - 10, 100, Some(&data(100, 4))),
+    ]);
+    for input in [b.file(&s), b.pipe(&s)] {
+        let e = b.apply(input, &ApplyOptions::default()).unwrap_err();
+        assert!(
+            matches!(e.cause(), Error::BadControl { index: 1, at: 31, what, .. } if what.starts_with("has offset 0xfffffffffffffff5 (2^63 or more), which no device has, and is no control item this lvmsync knows ('\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xf5')")),
+            "{e:?}"
+        );
+    }
 }
 
 #[test]
@@ -439,10 +457,10 @@ fn snapback_file_that_holds_data() {
     for input in [b.file(&s), b.pipe(&s)] {
         let e = b.apply(input, &opts).unwrap_err();
         assert!(
-            matches!(&e, Error::UndoExists { path, size: 19 } if *path == sb),
+            matches!(&e, Error::UndoExists { path, size: 19, .. } if *path == sb),
             "{e:?}"
         );
-        assert_eq!(e.to_string(), format!("{}: snapback file exists and is not empty (19 bytes); refusing to overwrite an earlier snapback: choose a new file name", sb.display()));
+        assert_eq!(e.to_string(), format!("{}: snapback file exists and is not empty (19 bytes), and it is no lvmsync stream (its first line is not 'lvmsync PROTO[3]'); refusing to overwrite an earlier snapback: choose a new file name", sb.display()));
     }
     assert_eq!(fs::read(&sb).unwrap(), b"an earlier snapback");
     b.untouched();
@@ -497,14 +515,17 @@ fn journaled_pipe_batch_larger_than_the_hold_limit() {
     let big = b.path("big");
     let f = fs::File::create(&big).unwrap();
     f.set_len(2 * JOURNAL_HOLD_MAX as u64).unwrap();
-    // A snapback file (commit marker first) whose first batch never commits.
+    // A journal whose first batch never commits.
     let d = vec![7u8; 1 << 20];
-    let mut recs: Vec<Rec> = vec![(0, 0, Some(b""))];
     let n = (JOURNAL_HOLD_MAX >> 20) as u64 + 1;
-    recs.extend((0..n).map(|i| (i << 20, 1 << 20, Some(&d[..]))));
-    let input = Input::Stream(Box::new(Cursor::new(plain(&recs))), "-".into());
+    let recs: Vec<Rec> = (0..n).map(|i| (i << 20, 1 << 20, Some(&d[..]))).collect();
+    let journal = crate::wire::Control::Journal(b"ironshed undo journal 1\n".to_vec()).encode();
+    let mut s = HANDSHAKE.to_vec();
+    s.extend_from_slice(&journal);
+    s.extend_from_slice(&plain(&recs)[HANDSHAKE.len()..]);
+    let input = Input::Stream(Box::new(Cursor::new(s)), "-".into());
     let e = apply(input, &big, &ApplyOptions::default(), &Progress::new()).unwrap_err();
-    let at = 17 + 12 + (n - 1) * (12 + (1 << 20));
+    let at = 17 + journal.len() as u64 + (n - 1) * (12 + (1 << 20));
     assert!(
         matches!(&e, Error::JournalBatch { name, at: a, limit } if name == "-" && *a == at && *limit == JOURNAL_HOLD_MAX as u64),
         "{e:?}"

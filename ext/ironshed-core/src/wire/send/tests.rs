@@ -49,6 +49,16 @@ const EXTENDED: SendOptions = SendOptions {
     max_record: MAX_SEND_RECORD,
     discards: true,
     digests: false,
+    plain: false,
+    inputs: Vec::new(),
+};
+
+/// The original format, byte for byte.
+const PLAIN: SendOptions = SendOptions {
+    max_record: MAX_SEND_RECORD,
+    discards: false,
+    digests: false,
+    plain: true,
     inputs: Vec::new(),
 };
 
@@ -176,14 +186,7 @@ fn output_interrupted_by_a_signal_is_retried() {
         }
     }
     let mut out = Eintr(Vec::new(), false);
-    let st = send_to(
-        &mut out,
-        &[(5, 3)],
-        &[],
-        &SendOptions::default(),
-        &Progress::new(),
-    )
-    .unwrap();
+    let st = send_to(&mut out, &[(5, 3)], &[], &PLAIN, &Progress::new()).unwrap();
     let mut want = HANDSHAKE.to_vec();
     want.extend_from_slice(&RecordHeader { offset: 5, len: 3 }.encode());
     want.extend_from_slice(&[5, 6, 7]);
@@ -250,15 +253,7 @@ mod change_set {
         let s = set(&[(0, 4096)], &[(8192, 4096)]);
 
         let mut out = Vec::new();
-        let r = send_changes(
-            s.clone(),
-            &src,
-            &mut out,
-            "out",
-            &SendOptions::default(),
-            &Progress::new(),
-        )
-        .unwrap();
+        let r = send_changes(s.clone(), &src, &mut out, "out", &PLAIN, &Progress::new()).unwrap();
         let (hs, recs) = records(&out);
         assert_eq!(hs, HANDSHAKE);
         // The discarded range went out as data read from the source, cut at its end.
@@ -275,7 +270,7 @@ mod change_set {
         let mut out = Vec::new();
         let opts = SendOptions {
             discards: true,
-            ..Default::default()
+            ..PLAIN
         };
         let r = send_changes(s, &src, &mut out, "out", &opts, &Progress::new()).unwrap();
         let (hs, recs) = records(&out);
@@ -441,4 +436,105 @@ fn an_output_that_is_the_source_or_another_input_is_refused_before_anything_is_s
     let f = std::fs::File::create(dir.path().join("changes")).unwrap();
     let r = send_changes_to_file(set(), &origin, f, "changes", &opts, &Progress::new()).unwrap();
     assert_eq!(r.stats.records, 1);
+}
+
+/// A marked stream, read here from the format description: `BEGIN` (tag 0xff "BEGIN", 24
+/// bytes: records, data bytes, XXH3-64 of the handshake and their headers), the records,
+/// `END` (tag 0xff "END", 24 bytes: items before it, data bytes, XXH3-64 of every byte
+/// before it).
+#[test]
+fn a_marked_stream_begins_and_ends_with_its_marks() {
+    use xxhash_rust::xxh3::xxh3_64;
+    let mut out = Vec::new();
+    let st = send_to(
+        &mut out,
+        &[(100, 3), (60000, 5000)],
+        &[(20000, 4096)],
+        &EXTENDED,
+        &Progress::new(),
+    )
+    .unwrap();
+    assert!(st.end_mark);
+    let hs = HANDSHAKE_DISCARDS.len();
+    let be = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap());
+    let tag = |name: &[u8]| {
+        let mut t = [0u8; 8];
+        t[0] = 0xff;
+        t[1..1 + name.len()].copy_from_slice(name);
+        t
+    };
+    // BEGIN
+    assert_eq!(&out[hs..hs + 8], &tag(b"BEGIN"));
+    assert_eq!(&out[hs + 8..hs + 12], &24u32.to_be_bytes());
+    let begin = &out[hs + 12..hs + 36];
+    assert_eq!((be(&begin[..8]), be(&begin[8..16])), (3, 5003));
+    // The records, furthest first: 60000+5000, 100+3, the discard at 20000.
+    let recs_start = hs + 36;
+    let mut headers = Vec::new();
+    let mut p = recs_start;
+    for (off, len, data) in [
+        (60000u64, 5000u32, true),
+        (100, 3, true),
+        (20000, 4096 | 0x8000_0000, false),
+    ] {
+        assert_eq!(be(&out[p..p + 8]), off);
+        assert_eq!(
+            u32::from_be_bytes(out[p + 8..p + 12].try_into().unwrap()),
+            len
+        );
+        headers.extend_from_slice(&out[p..p + 12]);
+        p += 12 + if data { len as usize } else { 0 };
+    }
+    let mut layout = HANDSHAKE_DISCARDS.to_vec();
+    layout.extend_from_slice(&headers);
+    assert_eq!(be(&begin[16..24]), xxh3_64(&layout));
+    // END, then nothing.
+    assert_eq!(&out[p..p + 8], &tag(b"END"));
+    assert_eq!(&out[p + 8..p + 12], &24u32.to_be_bytes());
+    let end = &out[p + 12..p + 36];
+    assert_eq!((be(&end[..8]), be(&end[8..16])), (4, 5003));
+    assert_eq!(be(&end[16..24]), xxh3_64(&out[..p]));
+    assert_eq!(out.len(), p + 36);
+    assert_eq!(st.stream_bytes, out.len() as u64);
+    // --plain: none of it.
+    let mut plain = Vec::new();
+    let st = send_to(&mut plain, &[(100, 3)], &[], &PLAIN, &Progress::new()).unwrap();
+    assert!(!st.end_mark);
+    assert_eq!(plain.len(), HANDSHAKE.len() + 12 + 3);
+}
+
+/// A writer that keeps each write call's bytes apart.
+#[derive(Default)]
+struct Calls(Vec<Vec<u8>>);
+
+impl Write for Calls {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.push(b.to_vec());
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The handshake and `BEGIN` leave in one write, so that on a pipe a cut cannot fall between
+/// them (a marked stream cut right after its handshake would read as an empty plain stream);
+/// a plain stream's first write is the handshake alone.
+#[test]
+fn the_handshake_and_begin_go_out_in_one_write() {
+    let mut out = Calls::default();
+    send_to(
+        &mut out,
+        &[(0, 4096)],
+        &[],
+        &SendOptions::default(),
+        &Progress::new(),
+    )
+    .unwrap();
+    assert_eq!(out.0[0].len(), HANDSHAKE.len() + HEADER_LEN + 24);
+    assert_eq!(&out.0[0][..HANDSHAKE.len()], HANDSHAKE);
+    assert_eq!(&out.0[0][HANDSHAKE.len()..][..6], b"\xffBEGIN");
+    let mut out = Calls::default();
+    send_to(&mut out, &[(0, 4096)], &[], &PLAIN, &Progress::new()).unwrap();
+    assert_eq!(out.0[0], HANDSHAKE);
 }
