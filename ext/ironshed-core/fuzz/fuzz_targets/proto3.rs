@@ -2,7 +2,8 @@
 //! or refused cleanly, never writes past the destination, a refused file input leaves the
 //! destination untouched, a file and a stream give the same result, `verify` reads back what
 //! is there (and finds it equal to what arrived), a snapback file restores the destination
-//! exactly, and the input is never its own destination or snapback file.
+//! exactly, the input is never its own destination or snapback file, and a plain stream whose
+//! first record is (0, 0) is never taken for a journal.
 //!
 //! The same bytes, read as the text form of --verify digests (one per line), parse into
 //! digests that print back as the same lines, or are refused cleanly.
@@ -110,6 +111,10 @@ fuzz_target!(|input: &[u8]| {
         Some(data),
         "the input was written"
     );
+    // A plain stream whose first record is (0, 0) is a plain stream like any other: only an
+    // explicit JOURNAL item makes a journal, whose uncommitted tail would be skipped.
+    let zero_first = data.starts_with(HANDSHAKE)
+        && data.get(HANDSHAKE.len()..HANDSHAKE.len() + 12) == Some(&[0u8; 12][..]);
     let before: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8 | 1).collect();
     let mut results: Vec<Option<Vec<u8>>> = Vec::new();
     for (short, from_file) in [(false, true), (true, true), (false, false)] {
@@ -139,6 +144,12 @@ fuzz_target!(|input: &[u8]| {
             );
         }
         if let Ok(st) = &r {
+            if zero_first {
+                assert!(
+                    !st.journaled && st.ignored_records == 0,
+                    "a plain stream starting with (0, 0) was taken for a journal"
+                );
+            }
             assert_eq!(
                 st.digests.len() as u64,
                 st.records + st.discard_records,
