@@ -10,10 +10,11 @@
 
 use ironshed_core::snapshot::Changes;
 use magnus::r_hash::ForEach;
-use magnus::{prelude::*, Error, IntoValue, RArray, RHash, Ruby, Symbol, TryConvert, Value};
+use magnus::{
+    prelude::*, Error, IntoValue, RArray, RHash, RString, Ruby, Symbol, TryConvert, Value,
+};
 
-/// `(name, value)` of every keyword argument, for a core operation that checks the names
-/// itself (the ethtool updates).
+/// `(name, value)` of every keyword, for a core operation that checks the names itself.
 pub fn keyword_pairs<T: TryConvert>(ruby: &Ruby, kw: RHash) -> Result<Vec<(String, T)>, Error> {
     let mut out = Vec::new();
     kw.foreach(|k: Symbol, v: Value| {
@@ -60,15 +61,9 @@ macro_rules! kwargs {
     ($ty:ty { $( $key:ident $(=> $field:ident)? ),+ $(,)? }) => {
         impl $crate::convert::Kwargs for $ty {
             const KEYWORDS: &'static [&'static str] = &[$(stringify!($key)),+];
-            fn set_from(
-                &mut self,
-                ruby: &magnus::Ruby,
-                kw: magnus::RHash,
-            ) -> Result<(), magnus::Error> {
+            fn set_from(&mut self, ruby: &magnus::Ruby, kw: magnus::RHash) -> Result<(), magnus::Error> {
                 let args = magnus::scan_args::get_kwargs::<_, (), ($($crate::convert::kw_slot!($key),)+), ()>(
-                    kw,
-                    &[],
-                    Self::KEYWORDS,
+                    kw, &[], Self::KEYWORDS,
                 )?;
                 let ($($key,)+) = args.optional;
                 $(
@@ -185,11 +180,7 @@ pub fn symbols(ruby: &Ruby, names: &[&str]) -> RArray {
 
 /// A frozen Array of frozen Strings.
 pub fn strings(ruby: &Ruby, list: &[&str]) -> RArray {
-    let a = ruby.ary_from_iter(list.iter().map(|s| {
-        let s = ruby.str_new(s);
-        s.freeze();
-        s
-    }));
+    let a = ruby.ary_from_iter(list.iter().map(|s| RString::new_frozen(ruby.str_new(s))));
     a.freeze();
     a
 }

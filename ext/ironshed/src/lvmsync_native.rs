@@ -6,7 +6,7 @@
 //! native loop owns its copy and Ruby may close its IO object independently. Digests cross
 //! as the API's packed binary String (24 bytes per digest, see `wire::digest::pack`).
 
-use crate::convert::{bytes, hash, kwargs, options};
+use crate::convert::{bytes, hash, kwargs, options, strings};
 use crate::errors::{self, OrRaise};
 use crate::{gvl, lvm_change_set::RbChangeSet, progress::RbProgress};
 use ironshed_core::wire::{
@@ -89,22 +89,18 @@ fn apply(
     let result = gvl::without_gvl(&job.0, move || wire::apply(input, &dest, &opts, &prog))
         .ok_or_else(|| errors::panic(ruby, "LVMSync.apply"))?;
     let st: ApplyStats = result.or_raise(ruby)?;
-    let undo = match &st.undo {
-        Some(u) => Some(
+    let undo = st.undo.as_ref().map(|u| -> Result<RHash, Error> {
+        Ok(
             hash!(ruby, u; records, bytes, commits, file_bytes, earlier_bytes, source_unchecked;
-            state = u.state.as_str()),
-        ),
-        None => None,
-    };
-    let verified = match &st.verified {
-        Some(r) => Some(report(ruby, r)?),
-        None => None,
-    };
+        state = u.state.as_str()),
+        )
+    });
+    let verified = st.verified.as_ref().map(|r| report(ruby, r)).transpose()?;
     Ok(
         hash!(ruby, st; records, bytes, writes, skipped_records, skipped_bytes, journaled,
         journal_complete, ignored_records, ignored_bytes, checked_first, dest_size,
         discard_records, discard_bytes, discard_zeroed_bytes, discards_in_stream, end_mark;
-        snapback = undo,
+        snapback = undo.transpose()?,
         digests = packed(ruby, verify, &st.digests), verified = verified),
     )
 }
@@ -194,10 +190,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     n.define_singleton_method("parse_digest_lines", function!(parse_digest_lines, 1))?;
     n.define_singleton_method("negotiate", function!(negotiate_with, -1))?;
     n.define_singleton_method("must_ask", function!(must_ask, -1))?;
-    n.const_set(
-        "CAPABILITIES",
-        crate::convert::strings(ruby, wire::CAPABILITIES),
-    )?;
+    n.const_set("CAPABILITIES", strings(ruby, wire::CAPABILITIES))?;
     n.const_set("PROTOCOL", wire::HANDSHAKE_LINE)?;
     n.const_set("PROTOCOL_DISCARDS", wire::HANDSHAKE_DISCARDS_LINE)?;
     n.const_set("MAX_SEND_RECORD", wire::MAX_SEND_RECORD)?;
