@@ -17,13 +17,19 @@ pub fn unwrap_time(t: u32, now: u64) -> i64 {
     now as i64 + serial_diff(now as u32, t)
 }
 
-/// `2027-01-03 21:58:05 UTC` for seconds since 1970.
+/// `2027-01-03 21:58:05 UTC` for seconds since 1970, as Ruby's `Time#utc` prints it (a year
+/// before 1 as `-0001`). Also the form of lvmsync's snapshot-order message.
 pub fn format_utc(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
+    let y = if y < 0 {
+        format!("-{:04}", -y)
+    } else {
+        format!("{y:04}")
+    };
     format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        "{y}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60

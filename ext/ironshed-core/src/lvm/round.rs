@@ -9,6 +9,7 @@
 //! snapshot active) is for the caller to check, after the plan.
 
 use super::model::{ClassicSnapshot, LogicalVolume, Metadata, SegmentKind, VolumeGroup};
+use crate::dns::time::format_utc;
 
 /// A snapshot (or origin) as the user named it and as LVM resolved the name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,8 +171,8 @@ pub enum RoundError {
     /// `--from` was created after the snapshot.
     #[error(
         "--from {older} was created after {vg}/{lv} ({} > {}): give the older snapshot to --from",
-        utc(*older_time),
-        utc(*newer_time)
+        format_utc(*older_time),
+        format_utc(*newer_time)
     )]
     WrongOrder {
         /// `--from` as given.
@@ -480,34 +481,6 @@ impl<'a> Planner<'a> {
             newer: self.newer.given.clone(),
         }
     }
-}
-
-/// Unix seconds as Ruby's `Time#utc` prints them ("2026-11-23 23:10:15 UTC"; a year before 1
-/// as "-0001"), for the order message.
-fn utc(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    // Civil date of a day count (days since 1970-01-01), proleptic Gregorian calendar.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let year = if year < 0 {
-        format!("-{:04}", -year)
-    } else {
-        format!("{year:04}")
-    };
-    format!(
-        "{year}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
 }
 
 #[cfg(test)]

@@ -383,8 +383,8 @@ fn times_print_as_ruby_prints_them() {
         (1 << 62, "146138514283-06-19 07:45:04 UTC"),
         (253_402_300_800, "10000-01-01 00:00:00 UTC"),
     ] {
-        assert_eq!(utc(t), s, "{t}");
+        assert_eq!(format_utc(t), s, "{t}");
     }
     // Never a panic, whatever the metadata says.
-    let _ = (utc(i64::MIN), utc(i64::MAX));
+    let _ = (format_utc(i64::MIN), format_utc(i64::MAX));
 }
