@@ -30,6 +30,11 @@
 //!   `END` mark); with [`ApplyOptions::verify`] its cached pages are then dropped and every
 //!   range written is read back and hashed ([`ApplyStats::digests`], to compare with the
 //!   sender's).
+//! * A marked stream whose second item is `EXPECT` (a `--from` round's destination check,
+//!   [`super::destcheck`]) is refused before the first write — before a snapback file is
+//!   created — when a range of the destination holds neither what the round starts from nor
+//!   what it writes ([`Error::DestinationDiffers`]), unless
+//!   [`ApplyOptions::no_destination_check`].
 //! * Every byte of the stream passes through memory, where it is hashed for the `END` mark;
 //!   records are therefore never spliced from a pipe.
 
@@ -93,6 +98,8 @@ pub struct ApplyOptions {
     /// Testing aid: discard records take the fallback path of [`Destination::discard`]
     /// (see [`Destination::force_discard_fallback`], whose granule this is).
     pub force_discard_fallback: Option<u64>,
+    /// Skip the destination check an `EXPECT` item asks for (`--no-destination-check`).
+    pub no_destination_check: bool,
 }
 
 /// What an apply did.
@@ -144,6 +151,10 @@ pub struct ApplyStats {
     pub undo: Option<UndoStats>,
     /// Size of the destination.
     pub dest_size: u64,
+    /// The destination check of an `EXPECT` item, when the stream had one and it was done.
+    pub destination_check: Option<super::destcheck::CheckStats>,
+    /// The stream had an `EXPECT` item that was not checked (`no_destination_check`).
+    pub destination_check_skipped: bool,
 }
 
 /// What the check of a whole input file found.
@@ -669,6 +680,26 @@ pub fn apply(
     if let (Some(b), None) = (&begin, &plan) {
         progress.set_total(b.data_bytes);
     }
+    // A marked stream's second item may be EXPECT: the destination is checked now, before
+    // the first write and before a snapback file is created.
+    let (mut checked, mut skipped) = (None, false);
+    let first = match begin {
+        Some(_) => {
+            let second = dec.next_record().map_err(cancelled)?;
+            match dec.control().map(|c| &c.control) {
+                Some(Control::Expect(_)) if opts.no_destination_check => {
+                    skipped = true;
+                    dec.next_record().map_err(cancelled)?
+                }
+                Some(Control::Expect(e)) => {
+                    checked = Some(super::destcheck::check(&dest, e, progress).map_err(cancelled)?);
+                    dec.next_record().map_err(cancelled)?
+                }
+                _ => second,
+            }
+        }
+        None => first,
+    };
     let mut dry = false;
     let mut complete = None;
     let undo = match &opts.undo {
@@ -705,6 +736,9 @@ pub fn apply(
             checked_first: plan.is_some(),
             dest_size: dest.size(),
             discards_in_stream: dec.discards(),
+            end_mark: begin.is_some(),
+            destination_check: checked,
+            destination_check_skipped: skipped,
             ..Default::default()
         },
     };
@@ -820,19 +854,38 @@ pub fn read_digests(
     ranges: &[(u64, u64)],
     progress: &Progress,
 ) -> Result<Vec<Digest>> {
+    dest.drop_cache();
+    hash_ranges(
+        &|buf, at| Ok(dest.read_exact_at(buf, at)?),
+        &|at, n| dest.will_need(at, n),
+        ranges,
+        progress,
+    )
+}
+
+/// Reads and hashes every `(offset, len)` range through `read` (announcing reads ahead with
+/// `announce`), as [`read_digests`] describes: one [`Digest`] per range, in order. The
+/// buffer is aligned for `O_DIRECT` reads.
+pub(crate) fn hash_ranges(
+    read: &dyn Fn(&mut [u8], u64) -> Result<()>,
+    announce: &dyn Fn(u64, u64),
+    ranges: &[(u64, u64)],
+    progress: &Progress,
+) -> Result<Vec<Digest>> {
     const STEP: u64 = 1 << 20;
     // Bytes of reads announced ahead of the one in progress.
     const AHEAD_BYTES: u64 = 32 << 20;
-    dest.drop_cache();
     let spans = read_spans(ranges, STEP);
-    let mut buf = vec![0u8; spans.iter().map(|s| s.len).max().unwrap_or(0).min(STEP) as usize];
+    let mut buf = crate::io::AlignedBuf::new(
+        spans.iter().map(|s| s.len).max().unwrap_or(0).min(STEP) as usize,
+    );
     let mut out = Vec::with_capacity(ranges.len());
     let (mut next, mut announced) = (0usize, 0u64);
     for (i, span) in spans.iter().enumerate() {
         while next < spans.len() && (next <= i || announced < AHEAD_BYTES) {
             let n = spans[next].len.min(AHEAD_BYTES);
             if n > 0 {
-                dest.will_need(spans[next].off, n);
+                announce(spans[next].off, n);
             }
             announced += n;
             next += 1;
@@ -845,7 +898,7 @@ pub fn read_digests(
             let mut at = offset;
             while at < offset + len {
                 let n = (offset + len - at).min(STEP) as usize;
-                dest.read_exact_at(&mut buf[..n], at)?;
+                read(&mut buf[..n], at)?;
                 h.update(&buf[..n]);
                 at += n as u64;
                 if progress.is_cancelled() {
@@ -856,7 +909,7 @@ pub fn read_digests(
         } else {
             // Several short ranges and the gaps between them, in one read.
             let b = &mut buf[..span.len as usize];
-            dest.read_exact_at(b, span.off)?;
+            read(b, span.off)?;
             for &(offset, len) in &ranges[span.first..span.end] {
                 let at = (offset - span.off) as usize;
                 out.push(Digest::of(offset, &b[at..at + len as usize]));

@@ -9,10 +9,13 @@
 //! * [`digest`]: XXH3-64 range digests for `--verify` and their comparison;
 //! * [`undo`]: the crash-safe, resumable snapback ("undo") journal, reusable by any tool that
 //!   overwrites a destination (its files are PROTO[3] streams that `lvmsync --apply` restores);
+//! * [`destcheck`]: the destination check of a `--from` round (the `EXPECT` item: what the
+//!   destination must hold before the first write);
 //! * [`negotiate`]: what a sender sends (discard records, end-of-stream mark) given what the
 //!   receiver can take.
 
 pub mod apply;
+pub mod destcheck;
 pub mod digest;
 pub mod negotiate;
 pub mod proto3;
@@ -20,12 +23,15 @@ pub mod send;
 pub mod undo;
 
 pub use apply::{apply, read_digests, ApplyOptions, ApplyStats, Input};
+pub use destcheck::CheckStats;
 pub use digest::{compare_digests, Digest, DigestReport, Mismatch, MismatchKind};
-pub use negotiate::{must_ask, negotiate, Decision, Note, Peer, Wanted, CAPABILITIES};
+pub use negotiate::{
+    destination_check, must_ask, negotiate, Decision, Note, Peer, Wanted, CAPABILITIES,
+};
 pub use proto3::{
-    Control, ControlKind, Decoder, Record, RecordHeader, RecordKind, Shape, Summary, CONTROL_BIT,
-    DISCARD_FLAG, HANDSHAKE, HANDSHAKE_DISCARDS, HANDSHAKE_DISCARDS_LINE, HANDSHAKE_LINE,
-    MAX_EXTENDED_LEN, MAX_SEND_RECORD,
+    Control, ControlKind, Decoder, Expected, Record, RecordHeader, RecordKind, Shape, Summary,
+    CONTROL_BIT, DISCARD_FLAG, HANDSHAKE, HANDSHAKE_DISCARDS, HANDSHAKE_DISCARDS_LINE,
+    HANDSHAKE_LINE, MAX_EXTENDED_LEN, MAX_SEND_RECORD,
 };
 pub use send::{send, send_changes, send_changes_to_file, SendOptions, SendReport, SendStats};
 pub use undo::{DestIdentity, UndoIdentity, UndoLog, UndoOpen, UndoState, UndoStats};
@@ -206,6 +212,19 @@ pub enum Error {
     /// line.
     #[error("{0}")]
     Digests(String),
+    /// `--from`'s destination check: ranges of the destination hold neither what the round
+    /// starts from (OLDER) nor what it writes (NEWER); nothing was written.
+    #[error("{}: the destination does not hold what this round starts from: {differ} of the {total} ranges it changes hold neither the older snapshot's data nor the newer one's: {}; nothing was written. Is it the right destination, holding the older snapshot's content (the previous round's result)? If an interrupted run of this same round left a range partly written, finish it with --no-destination-check", dest.display(), destcheck::describe(first, differ.saturating_sub(first.len() as u64)))]
+    DestinationDiffers {
+        /// The destination.
+        dest: PathBuf,
+        /// Ranges that differ.
+        differ: u64,
+        /// Ranges compared.
+        total: u64,
+        /// The first of them, `(offset, len)`.
+        first: Vec<(u64, u64)>,
+    },
     /// A bug.
     #[error("internal error: {0}")]
     Internal(String),
@@ -256,7 +275,7 @@ impl Report for Error {
             Error::UndoExists { .. } | Error::UndoMismatch { .. } | Error::JournalBatch { .. } => {
                 Kind::Undo
             }
-            Error::PastEnd { .. } => Kind::Destination,
+            Error::PastEnd { .. } | Error::DestinationDiffers { .. } => Kind::Destination,
             Error::Digests(_) => Kind::Sync,
             Error::Internal(_) => Kind::Failure,
         }

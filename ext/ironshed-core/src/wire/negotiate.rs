@@ -8,6 +8,7 @@
 //! | `discards` | handshake `lvmsync PROTO[3] discards`, discard records | refuses the handshake |
 //! | `endmark` | `BEGIN` first, `END` last ([`super::proto3`]) | stops at `BEGIN`, before writing |
 //! | `verify` | digest lines on the receiver's standard output | cannot report what it wrote |
+//! | `destcheck` | an `EXPECT` item after `BEGIN` ([`super::destcheck`]) | refuses the item, before writing |
 //!
 //! A receiver on another host is asked first (`lvmsync --capabilities`, which prints
 //! [`CAPABILITIES`]); what it does not list is left out (discard ranges sent as zeros, no
@@ -16,7 +17,7 @@
 //! `--plain` is how a user asks for the original format.
 
 /// The extensions this lvmsync can receive, as `lvmsync --capabilities` lists them.
-pub const CAPABILITIES: &[&str] = &["discards", "verify", "endmark"];
+pub const CAPABILITIES: &[&str] = &["discards", "verify", "endmark", "destcheck"];
 
 /// What the sender would like to send.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -152,6 +153,27 @@ pub fn negotiate(wanted: &Wanted, peer: &Peer) -> Decision {
     d
 }
 
+/// Whether a `--from` round's destination check can go to `peer`: `Err` with the reason
+/// nothing may be sent when it cannot (a plain stream has no place for it; a remote receiver
+/// that does not list `destcheck` could not do it). `--no-destination-check` is how a user
+/// sends the round unchecked.
+pub fn destination_check(peer: &Peer, plain: bool) -> Result<(), String> {
+    const UNCHECKED: &str = "nothing was sent; to send this round without the check (the destination must then hold the older snapshot's content), give --no-destination-check";
+    if plain {
+        return Err(format!(
+            "--from: the destination check needs a marked stream, which --plain does not send; {UNCHECKED}"
+        ));
+    }
+    match peer {
+        Peer::Remote { host, capabilities } if !capabilities.iter().any(|c| c == "destcheck") => {
+            Err(format!(
+                "--from: the lvmsync on {host} cannot check that its destination holds the older snapshot's content (it does not list 'destcheck' in --capabilities: the original lvmsync, or an older one); {UNCHECKED}"
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +300,33 @@ mod tests {
         );
         let d = negotiate(&Wanted::default(), &Peer::Local);
         assert!(d.end_mark && d.notes.is_empty());
+    }
+
+    #[test]
+    fn the_destination_check_goes_only_to_a_receiver_that_can_do_it() {
+        let all = caps(CAPABILITIES);
+        let ours = Peer::Remote {
+            host: "new",
+            capabilities: &all,
+        };
+        assert_eq!(destination_check(&ours, false), Ok(()));
+        assert_eq!(destination_check(&Peer::Local, false), Ok(()));
+        assert_eq!(destination_check(&Peer::Stdout, false), Ok(()));
+        for peer in [Peer::Local, Peer::Stdout, ours] {
+            let e = destination_check(&peer, true).unwrap_err();
+            assert!(
+                e.contains("--plain") && e.contains("--no-destination-check"),
+                "{e}"
+            );
+        }
+        for listed in [caps(&[]), caps(&["discards", "verify", "endmark"])] {
+            let old = Peer::Remote {
+                host: "old",
+                capabilities: &listed,
+            };
+            let e = destination_check(&old, false).unwrap_err();
+            assert_eq!(e, "--from: the lvmsync on old cannot check that its destination holds the older snapshot's content (it does not list 'destcheck' in --capabilities: the original lvmsync, or an older one); nothing was sent; to send this round without the check (the destination must then hold the older snapshot's content), give --no-destination-check");
+        }
     }
 
     #[test]

@@ -24,8 +24,10 @@
 //! | `END` | u64 items, u64 data bytes, u64 stream digest | the end-of-stream mark: the last item |
 //! | `JOURNAL` | text lines (at most [`MAX_JOURNAL_TEXT`] bytes) | first item of an undo (snapback) journal, saying what it belongs to ([`super::undo`]) |
 //! | `COMMIT` | u64 sequence number, u64 stream digest | in a journal: the records before it are durable |
+//! | `EXPECT` | per range: u64 offset, u64 length, u64 OLDER hash, u64 NEWER hash | right after `BEGIN`: what the destination must hold before the first write ([`super::destcheck`]) |
 //!
-//! In `BEGIN`, *items* and *data bytes* count the records between it and `END`, and the
+//! In `BEGIN`, *items* counts the items between it and `END` (an `EXPECT` item included),
+//! *data bytes* the data of those records, and the
 //! layout digest is the XXH3-64 of the handshake line and those records' 12-byte headers, in
 //! order: it identifies the stream by what it changes before any data has arrived. In `END`,
 //! *items* counts every item before it (`BEGIN`, journal items included), *data bytes* the
@@ -85,6 +87,10 @@ pub const MAX_JOURNAL_TEXT: u32 = 4096;
 pub const SUMMARY_LEN: u32 = 24;
 /// Payload bytes of `COMMIT`.
 pub const COMMIT_LEN: u32 = 16;
+/// Bytes of one `EXPECT` entry.
+pub const EXPECT_ENTRY: usize = 32;
+/// Largest `EXPECT` payload (8 Mi ranges); read as it arrives, never allocated up front.
+pub const MAX_EXPECT_LEN: u32 = 256 << 20;
 
 /// The kinds of control items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +103,9 @@ pub enum ControlKind {
     Journal,
     /// A journal's commit marker.
     Commit,
+    /// What the destination must hold before the first write (second item of a marked
+    /// stream, when the sender asks for the destination check).
+    Expect,
 }
 
 const fn tag(name: &[u8]) -> u64 {
@@ -112,11 +121,12 @@ const fn tag(name: &[u8]) -> u64 {
 
 impl ControlKind {
     /// Every kind.
-    pub const ALL: [ControlKind; 4] = [
+    pub const ALL: [ControlKind; 5] = [
         ControlKind::Begin,
         ControlKind::End,
         ControlKind::Journal,
         ControlKind::Commit,
+        ControlKind::Expect,
     ];
     /// The name in its header.
     pub fn name(self) -> &'static str {
@@ -125,6 +135,7 @@ impl ControlKind {
             ControlKind::End => "END",
             ControlKind::Journal => "JOURNAL",
             ControlKind::Commit => "COMMIT",
+            ControlKind::Expect => "EXPECT",
         }
     }
     /// The header's offset field: `0xff`, the name, zero bytes.
@@ -134,6 +145,7 @@ impl ControlKind {
             ControlKind::End => tag(b"END"),
             ControlKind::Journal => tag(b"JOURNAL"),
             ControlKind::Commit => tag(b"COMMIT"),
+            ControlKind::Expect => tag(b"EXPECT"),
         }
     }
     /// The kind whose tag `offset` is.
@@ -176,6 +188,71 @@ fn be64(b: &[u8]) -> u64 {
     u64::from_be_bytes(x)
 }
 
+/// One range of an `EXPECT` item: the destination's `len` bytes at `offset` must hash
+/// (XXH3-64) to `older` (what the round starts from) or `newer` (what it writes there: an
+/// earlier run of the same round got that far).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    /// First byte of the range.
+    pub offset: u64,
+    /// Its length (> 0).
+    pub len: u64,
+    /// XXH3-64 of OLDER's bytes there.
+    pub older: u64,
+    /// XXH3-64 of NEWER's bytes there (of zeros for a discarded range).
+    pub newer: u64,
+}
+
+impl Expected {
+    /// The payload of an `EXPECT` item listing `entries`.
+    pub fn encode_all(entries: &[Expected]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(entries.len() * EXPECT_ENTRY);
+        for e in entries {
+            for x in [e.offset, e.len, e.older, e.newer] {
+                v.extend_from_slice(&x.to_be_bytes());
+            }
+        }
+        v
+    }
+    /// The entries of an `EXPECT` payload, or what is wrong with it: not whole entries, an
+    /// empty range, a range reaching 2^63, ranges out of order or overlapping.
+    pub fn decode_all(b: &[u8]) -> Result<Vec<Expected>, String> {
+        if b.is_empty() || !b.len().is_multiple_of(EXPECT_ENTRY) {
+            return Err(format!(
+                "has {} payload bytes, which is not a whole number of {EXPECT_ENTRY}-byte ranges",
+                b.len()
+            ));
+        }
+        let mut out: Vec<Expected> = Vec::with_capacity(b.len() / EXPECT_ENTRY);
+        for (i, c) in b.chunks_exact(EXPECT_ENTRY).enumerate() {
+            let e = Expected {
+                offset: be64(&c[0..8]),
+                len: be64(&c[8..16]),
+                older: be64(&c[16..24]),
+                newer: be64(&c[24..32]),
+            };
+            let end = e.offset.checked_add(e.len).filter(|&x| x < CONTROL_BIT);
+            if e.len == 0 || end.is_none() {
+                return Err(format!(
+                    "lists as range {i} {} bytes at byte {}, which no destination has",
+                    e.len, e.offset
+                ));
+            }
+            if let Some(p) = out.last() {
+                if e.offset < p.offset + p.len {
+                    return Err(format!(
+                        "lists range {i} (byte {}) before the end of the range before it (byte {}): ranges must ascend without overlapping",
+                        e.offset,
+                        p.offset + p.len
+                    ));
+                }
+            }
+            out.push(e);
+        }
+        Ok(out)
+    }
+}
+
 /// A control item's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
@@ -185,6 +262,8 @@ pub enum Control {
     End(Summary),
     /// `JOURNAL`: the journal's identity text.
     Journal(Vec<u8>),
+    /// `EXPECT`: what the destination must hold, range by range, before the first write.
+    Expect(Vec<Expected>),
     /// `COMMIT`: its sequence number and the stream digest before it.
     Commit {
         /// 1 for the first commit of a journal, then 2, 3...
@@ -202,6 +281,7 @@ impl Control {
             Control::End(_) => ControlKind::End,
             Control::Journal(_) => ControlKind::Journal,
             Control::Commit { .. } => ControlKind::Commit,
+            Control::Expect(_) => ControlKind::Expect,
         }
     }
     /// Header and payload as written.
@@ -209,6 +289,7 @@ impl Control {
         let payload = match self {
             Control::Begin(s) | Control::End(s) => s.encode(),
             Control::Journal(t) => t.clone(),
+            Control::Expect(e) => Expected::encode_all(e),
             Control::Commit { seq, digest } => {
                 let mut v = seq.to_be_bytes().to_vec();
                 v.extend_from_slice(&digest.to_be_bytes());
@@ -263,7 +344,8 @@ impl RecordHeader {
         debug_assert!(self.len > 0 && self.len <= MAX_EXTENDED_LEN);
         Self::encode_raw(self.offset, self.len | DISCARD_FLAG)
     }
-    fn encode_raw(offset: u64, len: u32) -> [u8; HEADER_LEN] {
+    /// The 12 header bytes of `offset` and `len` as they are.
+    pub(crate) fn encode_raw(offset: u64, len: u32) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[..8].copy_from_slice(&offset.to_be_bytes());
         b[8..].copy_from_slice(&len.to_be_bytes());
@@ -422,16 +504,29 @@ fn handshake_kind(body: &[u8]) -> Option<bool> {
 /// digests described above. For small streams (tests, fuzzing); the sender writes streams of
 /// any size as it reads their data.
 pub fn marked_stream(handshake: &[u8], records: &[([u8; HEADER_LEN], &[u8])]) -> Vec<u8> {
+    marked_stream_expecting(handshake, None, records)
+}
+
+/// [`marked_stream`] with an `EXPECT` item listing `expect` after `BEGIN`, when given.
+pub fn marked_stream_expecting(
+    handshake: &[u8],
+    expect: Option<&[Expected]>,
+    records: &[([u8; HEADER_LEN], &[u8])],
+) -> Vec<u8> {
     let data_bytes = records.iter().map(|(_, d)| d.len() as u64).sum();
+    let extra = u64::from(expect.is_some());
     let mut v = handshake.to_vec();
     v.extend(
         Control::Begin(Summary {
-            items: records.len() as u64,
+            items: records.len() as u64 + extra,
             data_bytes,
             digest: layout_digest(handshake, records.iter().map(|(h, _)| *h)),
         })
         .encode(),
     );
+    if let Some(e) = expect {
+        v.extend(Control::Expect(e.to_vec()).encode());
+    }
     for (h, d) in records {
         v.extend_from_slice(h);
         v.extend_from_slice(d);
@@ -440,7 +535,7 @@ pub fn marked_stream(handshake: &[u8], records: &[([u8; HEADER_LEN], &[u8])]) ->
     hash.update(&v);
     v.extend(
         Control::End(Summary {
-            items: records.len() as u64 + 1,
+            items: records.len() as u64 + 1 + extra,
             data_bytes,
             digest: hash.digest(),
         })
@@ -665,11 +760,12 @@ impl<R: Read> Decoder<R> {
         let want = match kind {
             ControlKind::Begin | ControlKind::End => Some(SUMMARY_LEN),
             ControlKind::Commit => Some(COMMIT_LEN),
-            ControlKind::Journal => None,
+            ControlKind::Journal | ControlKind::Expect => None,
         };
-        let fits = match want {
-            Some(n) => h.len == n,
-            None => h.len > 0 && h.len <= MAX_JOURNAL_TEXT,
+        let fits = match (want, kind) {
+            (Some(n), _) => h.len == n,
+            (None, ControlKind::Expect) => h.len > 0 && h.len <= MAX_EXPECT_LEN,
+            (None, _) => h.len > 0 && h.len <= MAX_JOURNAL_TEXT,
         };
         if !fits {
             let what = format!(
@@ -679,10 +775,23 @@ impl<R: Read> Decoder<R> {
             );
             return Err(self.bad_control(index, at, what));
         }
-        let mut payload = vec![0u8; h.len as usize];
-        let got = self.fill(&mut payload, "a control item")?;
+        // Read as it arrives: a header announcing a large payload allocates nothing until
+        // its bytes are there.
+        let mut payload = Vec::new();
+        let pos = self.pos;
+        let got = (&mut self.r)
+            .take(u64::from(h.len))
+            .read_to_end(&mut payload)
+            .map_err(|e| {
+                Error::input(
+                    &self.name,
+                    format!("read a control item at stream byte {pos}"),
+                    e,
+                )
+            })?;
+        self.pos += got as u64;
         self.hash.update(&payload[..got]);
-        if got < payload.len() {
+        if got < h.len as usize {
             let what = format!(
                 "is a control item {} cut short: only {got} of its {} bytes arrived; the sender stopped or the file is truncated",
                 kind.name(),
@@ -694,6 +803,15 @@ impl<R: Read> Decoder<R> {
             ControlKind::Begin => Control::Begin(Summary::decode(&payload)),
             ControlKind::End => Control::End(Summary::decode(&payload)),
             ControlKind::Journal => Control::Journal(payload),
+            ControlKind::Expect => {
+                Control::Expect(Expected::decode_all(&payload).map_err(|w| {
+                    self.bad_control(
+                        index,
+                        at,
+                        format!("is a control item EXPECT that {w}: the stream is corrupt"),
+                    )
+                })?)
+            }
             ControlKind::Commit => Control::Commit {
                 seq: be64(&payload[..8]),
                 digest: be64(&payload[8..]),
@@ -713,6 +831,7 @@ impl<R: Read> Decoder<R> {
                 return Err(self.bad_control(index, at, what));
             }
             (Control::Commit { .. }, Shape::Journal) => {}
+            (Control::Expect(_), Shape::Marked(_)) if index == 1 => {}
             (Control::End(s), Shape::Marked(_) | Shape::Journal) => {
                 self.check_end(rec, s, before)?;
                 self.ended = true;
@@ -724,6 +843,7 @@ impl<R: Read> Decoder<R> {
                         "is a control item {kind}, which may only be the first item: the stream is corrupt"
                     ),
                     (Control::End(_), _) => "is an end-of-stream mark in a stream that did not start with BEGIN: the stream is corrupt".to_string(),
+                    (Control::Expect(_), _) => "is a control item EXPECT, which may only come right after BEGIN, before any record: the stream is corrupt".to_string(),
                     _ => format!(
                         "is a control item {kind}, which belongs in an undo journal, not in this stream: the stream is corrupt"
                     ),

@@ -21,6 +21,9 @@
 //!   record carries the item count and the XXH3-64 of every byte sent before it, computed as
 //!   the bytes go out. A receiver of this project then detects a stream cut anywhere; the
 //!   original receiver stops at `BEGIN` before writing, so it must be sent a plain stream.
+//! * With [`SendOptions::expect_from`] (the OLDER snapshot of a `--from` round), an `EXPECT`
+//!   item follows `BEGIN`: OLDER's and the source's hash of every record's range, read
+//!   before anything is sent, for the receiver's destination check ([`super::destcheck`]).
 //! * Data is read with the source's [`SourceDevice`] (`O_DIRECT` for block devices) into
 //!   aligned arenas of [`ARENA`] bytes (small enough to stay in the CPU cache), adjacent data
 //!   with one read — on a device also data separated by gaps of at most 64 KiB, whose bytes
@@ -67,6 +70,10 @@ pub struct SendOptions {
     /// older version of this one) can apply the stream; a cut between two records then goes
     /// unnoticed.
     pub plain: bool,
+    /// The device holding what the destination must hold now (the OLDER snapshot of a
+    /// `--from` round): an `EXPECT` item lists its hashes, and the source's, of every range
+    /// sent, for the receiver's destination check. Needs a marked stream (not `plain`).
+    pub expect_from: Option<PathBuf>,
 }
 
 impl Default for SendOptions {
@@ -77,6 +84,7 @@ impl Default for SendOptions {
             digests: false,
             inputs: Vec::new(),
             plain: false,
+            expect_from: None,
         }
     }
 }
@@ -99,6 +107,8 @@ pub struct SendStats {
     pub digests: Vec<Digest>,
     /// The stream was marked (`BEGIN` ... `END`).
     pub end_mark: bool,
+    /// Ranges the `EXPECT` item listed for the destination check (0: none was sent).
+    pub expect_ranges: u64,
 }
 
 struct Out<'a, W: Write> {
@@ -192,6 +202,9 @@ pub fn send_changes_to_file(
     let mut inputs = Inputs::new();
     inputs.add_path(source, "the data source")?;
     inputs.add_paths(&opts.inputs)?;
+    if let Some(older) = &opts.expect_from {
+        inputs.add_path(older, "the older snapshot")?;
+    }
     inputs.check(&out, Path::new(out_name), Written::Output)?;
     let mut w = WaitingFile::new(out).cancelled_by(progress);
     send_changes(set, source, &mut w, out_name, opts, progress)
@@ -365,17 +378,42 @@ fn send_inner<W: Write>(
     // The furthest-reaching piece first (the last of either list), then all others in order.
     let count = changes.piece_count(max) + discards.piece_count(dmax);
     let order = || send_order(changes, discards, max, dmax, count);
+    // The destination check's hashes, read before anything is sent.
+    let expect = match &opts.expect_from {
+        Some(_) if opts.plain => {
+            return Err(Error::Internal(
+                "the destination check needs a marked stream, not a plain one".into(),
+            ))
+        }
+        Some(path) => {
+            let older = SourceDevice::open(path)?;
+            let pieces = merged(changes.pieces(max), discards.pieces(dmax));
+            Some(super::destcheck::expected(
+                pieces.map(|p| (p.range, p.discard)),
+                &older,
+                source,
+                progress,
+            )?)
+            // Nothing changes: nothing to check.
+            .filter(|e| !e.is_empty())
+        }
+        None => None,
+    };
     // The handshake and BEGIN in one write (one piece on a pipe): a stream cut right after
     // its handshake would read as an empty plain stream.
     let mut head = handshake.to_vec();
     if !opts.plain {
         let begin = Control::Begin(Summary {
-            items: count,
+            items: count + u64::from(expect.is_some()),
             data_bytes: changes.total_bytes(),
             digest: layout_digest(handshake, order().map(|p| header_of(&p))),
         });
         head.extend_from_slice(&begin.encode());
         out.stats.end_mark = true;
+        if let Some(e) = expect {
+            out.stats.expect_ranges = e.len() as u64;
+            head.extend_from_slice(&Control::Expect(e).encode());
+        }
     }
     out.write_all_vectored(&mut [IoSlice::new(&head)])?;
     let order = order();
@@ -423,7 +461,7 @@ fn send_inner<W: Write>(
     out.stats.discard_bytes = counts.discard_bytes;
     if !opts.plain {
         let end = Control::End(Summary {
-            items: count + 1,
+            items: count + 1 + u64::from(out.stats.expect_ranges > 0),
             data_bytes: changes.total_bytes(),
             digest: out.hash.digest(),
         });

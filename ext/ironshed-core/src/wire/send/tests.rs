@@ -51,6 +51,7 @@ const EXTENDED: SendOptions = SendOptions {
     digests: false,
     plain: false,
     inputs: Vec::new(),
+    expect_from: None,
 };
 
 /// The original format, byte for byte.
@@ -60,6 +61,7 @@ const PLAIN: SendOptions = SendOptions {
     digests: false,
     plain: true,
     inputs: Vec::new(),
+    expect_from: None,
 };
 
 #[test]
