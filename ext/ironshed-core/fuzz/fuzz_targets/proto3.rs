@@ -15,10 +15,14 @@
 //! counts and digests), and with bit 3 also cut one byte short: a marked stream is applied from
 //! a file only when whole, and its cut form is refused with the destination untouched; with
 //! bit 4 they are made a journal (JOURNAL, records, a valid COMMIT after every third record).
+//! With bits 2 and 5 the marked stream carries an EXPECT item (the destination check) listing
+//! the records' ranges with the hashes of what the destination holds before: it is applied
+//! like the same stream without it; with bit 6 too, the hashes are wrong, and every apply is
+//! refused with the destination untouched.
 #![no_main]
 use ironshed_core::wire::{
-    apply, proto3, ApplyOptions, Control, Decoder, Digest, Input, RecordHeader, HANDSHAKE,
-    HANDSHAKE_DISCARDS,
+    apply, proto3, ApplyOptions, Control, Decoder, Digest, Expected, Input, RecordHeader,
+    HANDSHAKE, HANDSHAKE_DISCARDS,
 };
 use ironshed_core::Progress;
 use libfuzzer_sys::fuzz_target;
@@ -34,6 +38,8 @@ fuzz_target!(|input: &[u8]| {
         );
     }
     let mut marked_cut: Option<Vec<u8>> = None;
+    // The stream carries an EXPECT item that the destination does not match.
+    let mut expect_wrong = false;
     let (data, fallback): (Vec<u8>, Option<u64>) = if input.starts_with(b"lvmsync") {
         (input.to_vec(), None)
     } else if let Some((&sel, rest)) = input.split_first() {
@@ -43,7 +49,15 @@ fuzz_target!(|input: &[u8]| {
             HANDSHAKE
         };
         let v = if sel & 4 == 4 {
-            let m = marked(hs, &framed(rest, sel & 1 == 1));
+            let recs = framed(rest, sel & 1 == 1);
+            let m = if sel & 32 == 32 {
+                let e = expected(&recs, sel & 1 == 1, sel & 64 == 64);
+                expect_wrong = sel & 64 == 64 && e.iter().any(|x| x.offset + x.len <= 65536);
+                let recs: Vec<_> = recs.iter().map(|(h, d)| (*h, d.as_slice())).collect();
+                proto3::marked_stream_expecting(hs, (!e.is_empty()).then_some(&e[..]), &recs)
+            } else {
+                marked(hs, &recs)
+            };
             if sel & 8 == 8 {
                 marked_cut = Some(m[..m.len() - 1].to_vec());
             }
@@ -115,7 +129,7 @@ fuzz_target!(|input: &[u8]| {
     // explicit JOURNAL item makes a journal, whose uncommitted tail would be skipped.
     let zero_first = data.starts_with(HANDSHAKE)
         && data.get(HANDSHAKE.len()..HANDSHAKE.len() + 12) == Some(&[0u8; 12][..]);
-    let before: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8 | 1).collect();
+    let before = before();
     let mut results: Vec<Option<Vec<u8>>> = Vec::new();
     for (short, from_file) in [(false, true), (true, true), (false, false)] {
         if std::fs::write(&dest, &before).is_err() {
@@ -137,6 +151,10 @@ fuzz_target!(|input: &[u8]| {
             return;
         };
         assert_eq!(after.len(), 65536, "destination size changed");
+        if expect_wrong {
+            assert!(r.is_err(), "a destination that fails the check was written");
+            assert!(after == before, "a refused destination check wrote");
+        }
         if r.is_err() && from_file {
             assert!(
                 after == before,
@@ -245,6 +263,49 @@ fn framed(rest: &[u8], discards: bool) -> Vec<([u8; 12], Vec<u8>)> {
         p += 12 + n;
     }
     out
+}
+
+/// What the destination holds before each apply.
+fn before() -> Vec<u8> {
+    (0..65536u32).map(|i| (i % 251) as u8 | 1).collect()
+}
+
+/// EXPECT entries for the records' ranges (their union, ascending), with the hashes of
+/// [`before`] there (of zeros past its end); all wrong with `wrong`.
+fn expected(recs: &[([u8; 12], Vec<u8>)], discards: bool, wrong: bool) -> Vec<Expected> {
+    let mut r: Vec<(u64, u64)> = recs
+        .iter()
+        .map(|(h, _)| {
+            let h = RecordHeader::decode(h);
+            let len = if discards { h.len & 0x7fff_ffff } else { h.len };
+            (h.offset, u64::from(len))
+        })
+        .filter(|&(_, l)| l > 0)
+        .collect();
+    r.sort_unstable();
+    let mut union: Vec<(u64, u64)> = Vec::new();
+    for (o, l) in r {
+        match union.last_mut() {
+            Some((po, pl)) if o <= *po + *pl => *pl = (*pl).max(o + l - *po),
+            _ => union.push((o, l)),
+        }
+    }
+    let b = before();
+    union
+        .into_iter()
+        .map(|(offset, len)| {
+            let hash = match b.get(offset as usize..(offset + len) as usize) {
+                Some(s) => xxhash_rust::xxh3::xxh3_64(s),
+                None => 0,
+            };
+            Expected {
+                offset,
+                len,
+                older: hash ^ u64::from(wrong),
+                newer: hash ^ u64::from(wrong),
+            }
+        })
+        .collect()
 }
 
 /// A marked stream of the records: BEGIN and END with the right counts and digests.
