@@ -45,8 +45,11 @@ module LVMSync
   # +bytes+ count data records; +discard_records+ and +discard_bytes+ the discard records (0
   # unless sent with discards: true). +digests+ is nil, or with digests: true a binary String
   # of DIGEST_BYTES per record sent, in stream order. +end_mark+ is false for a plain stream.
+  # +expect_ranges+ counts the ranges an EXPECT item listed for the destination check (0:
+  # none was sent).
   SendResult = Struct.new(:records, :bytes, :stream_bytes, :ranges, :source_size, :read_mode,
-                          :discard_records, :discard_bytes, :digests, :end_mark, :seconds, keyword_init: true)
+                          :discard_records, :discard_bytes, :digests, :end_mark, :expect_ranges, :seconds,
+                          keyword_init: true)
 
   # What an apply did. +snapback+ is nil or a Hash (:records, :bytes, :commits, :file_bytes,
   # :state — "created", "resumed" (an interrupted run's journal, continued) or "complete" (the
@@ -64,11 +67,16 @@ module LVMSync
   # digests of the ranges read back (see send_changes), and +verified+ what was read back
   # compared with the stream's own data (a Hash as verify_digests returns, its +message+
   # about the stream), leaving out +superseded+ records that a later record of the stream
-  # overwrote.
+  # overwrote. +destination_check+ is nil, or for a stream with an EXPECT item (a --from
+  # round's destination check) {ranges:, at_newer:, unchecked:}: the ranges compared before
+  # the first write, those that already held the newer snapshot's data, those past the end
+  # of a short destination; +destination_check_skipped+ is true when the stream had one and
+  # no_destination_check: true skipped it.
   ApplyResult = Struct.new(:records, :bytes, :writes, :skipped_records, :skipped_bytes, :journaled,
                            :journal_complete, :ignored_records, :ignored_bytes, :checked_first, :dest_size,
                            :snapback, :discard_records, :discard_bytes, :discard_zeroed_bytes,
-                           :discards_in_stream, :end_mark, :digests, :verified, :seconds, keyword_init: true)
+                           :discards_in_stream, :end_mark, :digests, :verified, :destination_check,
+                           :destination_check_skipped, :seconds, keyword_init: true)
 
   # Streams the changes of +store+ read from +source+ (the origin, or another device with the
   # same content) to +io+ (an IO with a file descriptor). +store+ is an LVM::CowStore, the path
@@ -89,6 +97,11 @@ module LVMSync
   #              exception store), which +io+ must not be, any more than +source+: a stream
   #              sent onto a device it reads is refused (Ironshed::DestinationError) before
   #              anything is read or written.
+  # expect_from:: the device holding what the destination holds now (the older snapshot of
+  #              a --from round): an EXPECT item after BEGIN lists its hash and +source+'s of
+  #              every range sent, read before anything is sent, and the receiver refuses
+  #              the stream before its first write when its destination holds neither
+  #              (Ironshed::DestinationError). Not with plain: true.
   def self.send_changes(store, source, io, name: nil, progress: nil, job: nil, **options)
     store = LVM::CowStore.open(store) if store.is_a?(String) || store.respond_to?(:to_path)
     unless store.respond_to?(:change_set)
@@ -119,6 +132,8 @@ module LVMSync
   #                           and +verified+ says whether it is what the stream carried.
   # inputs::                  [[role, path], ...]: other files the stream is made from (a
   #                           local sender's devices), which +dest+ must not be either.
+  # no_destination_check::    apply a stream with an EXPECT item without checking the
+  #                           destination against it first.
   #
   # A FIFO named as +input+ is read as it arrives, like "-". An exception raised after the
   # destination was first written is an Ironshed::PartlyWritten.

@@ -13,7 +13,7 @@ module LVMSync
   # The command line's settings, one field per option (and the helper programs' names).
   Options = Struct.new(:stdout, :apply, :snapback, :from, :discards, :verify, :plain, :data_source, :rsh,
                        :remote_lvmsync, :allow_short, :server, :capabilities, :verbose, :debug, :quiet,
-                       :thin_delta, :dmsetup, keyword_init: true)
+                       :thin_delta, :dmsetup, :no_destination_check, keyword_init: true)
 
   # The lvmsync command line. Exit status: 0 done; 1 refused or failed before anything was
   # written (a one-line reason on stderr; for a failed remote apply, the receiver's own
@@ -170,6 +170,10 @@ module LVMSync
         o.on("-f", "--from OLDER", "send the changes between snapshot OLDER and",
              "SNAPSHOT (both thin, or both classic, of one",
              "origin); the destination must hold OLDER's content") { |v| @opts.from = v }
+        o.on("--no-destination-check", "with --from: do not check first that the",
+             "destination holds OLDER's data wherever the round",
+             "writes (a wrong destination is then silently",
+             "corrupted); with --apply: ignore the stream's check") { @opts.no_destination_check = true }
         o.on("--discards", "send blocks a thin origin no longer maps as discard",
              "records (the destination unmaps or zeroes them)",
              "instead of zeros, when the receiver supports it",
@@ -237,8 +241,14 @@ module LVMSync
                                            undo: @opts.snapback, undo_option: "--snapback", host: @host)
     end
 
-    # How to finish: this command line again (which resumes a snapback file).
-    def rerun = Ironshed::StopLine.rerun("lvmsync", @argv, undo: @opts.snapback)
+    # How to finish: this command line again (which resumes a snapback file); a --from round
+    # without the destination check, which this run passed before its first write (a range
+    # it left partly written would fail it).
+    def rerun
+      argv = @argv
+      argv += ["--no-destination-check"] if @opts.from && !@opts.no_destination_check && !@opts.apply
+      Ironshed::StopLine.rerun("lvmsync", argv, undo: @opts.snapback)
+    end
 
     # A bad or missing option or argument: the reason and a usage line, status USAGE.
     def usage_error(msg)

@@ -59,6 +59,9 @@ module LVMSync
     # Reports a send (an LVMSync::SendResult) of +plan+.
     def report_send(r, plan)
       verbose "lvmsync: data source read #{r.read_mode}"
+      if r.expect_ranges&.positive?
+        verbose "lvmsync: destination check: the older snapshot's hashes of #{r.expect_ranges} ranges went first"
+      end
       ratio = if r.bytes.positive?
                 format(", %.1fx less than a full copy (%s)", r.source_size.to_f / r.bytes, u.bytes(r.source_size))
               else
@@ -83,6 +86,7 @@ module LVMSync
                 "end-of-stream mark (the original lvmsync's, or --plain): a cut between two of its records could " \
                 "not have been detected"
       end
+      report_destination_check(r, dest)
       return report_noop(r, dest, snapback) if r.snapback && r.snapback[:state] == "complete"
 
       if r.skipped_records.positive?
@@ -105,6 +109,23 @@ module LVMSync
       end
       info "lvmsync: snapback: saved #{u.bytes(sb[:bytes])} of old data to #{snapback}; " \
            "undo with: lvmsync --apply #{Shellwords.escape(snapback)} #{Shellwords.escape(dest)}"
+    end
+
+    # What the destination check of a --from round's stream found (it passed: a failure is
+    # an error).
+    def report_destination_check(r, dest)
+      if r.destination_check_skipped
+        info "lvmsync: note: --no-destination-check: #{dest} was not checked against the older snapshot's data"
+      end
+      c = r.destination_check or return
+      verbose "lvmsync: destination check: #{c[:ranges]} ranges of #{dest} hold what the round starts from"
+      if c[:at_newer].positive?
+        info "lvmsync: note: #{c[:at_newer]} of the #{c[:ranges]} ranges of #{dest} already hold the newer " \
+             "snapshot's data (an earlier run of this round wrote them)"
+      end
+      return unless c[:unchecked].positive?
+
+      info "lvmsync: note: #{c[:unchecked]} ranges past the end of #{dest} were not checked"
     end
 
     # A rerun whose snapback file says the apply had finished: nothing was written.

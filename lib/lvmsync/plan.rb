@@ -12,8 +12,10 @@ module LVMSync
   # What to send: +changes+ (an LVM::CowStore or LVM::ThinDelta) read from +source+;
   # +devices+ the paths a destination must not be (description => path); +summary+
   # describes the changes; +discards+ is true when the unmapped ranges are to go as discard
-  # records (if the receiver can apply them).
-  Plan = Struct.new(:changes, :source, :devices, :summary, :discards, keyword_init: true)
+  # records (if the receiver can apply them); +older+ is the device of --from's OLDER
+  # snapshot, read for the destination check (nil without --from, or with
+  # --no-destination-check).
+  Plan = Struct.new(:changes, :source, :devices, :summary, :discards, :older, keyword_init: true)
 
   # Makes the Plan of a round. +options+ are the command line's (LVMSync::Options: from,
   # data_source, discards, thin_delta, dmsetup); +console+ gets the -v and -d descriptions.
@@ -38,6 +40,7 @@ module LVMSync
       verbose "lvmsync: data source: #{plan.source}"
       plan.changes.extents.each { |off, len| @console.debug "lvmsync: changed: #{off}+#{len}" } if @console.debug?
       plan.discards = discards?(plan.changes)
+      plan.older = older_device(round, older) if older && !@options.no_destination_check
       plan
     end
 
@@ -117,6 +120,18 @@ module LVMSync
       return if File.exist?(lv.path)
 
       raise LVM::Error, "#{lv.path} does not exist: #{lv.vg_name}/#{lv.lv_name} is not active (#{how})"
+    end
+
+    # The device of OLDER, read for the destination check: it must be active (a thin
+    # snapshot skips activation by default).
+    def older_device(round, older)
+      path = LVM::Helpers.dm_path(round[:vg], older.lv_name)
+      return path if File.exist?(path)
+
+      how = round[:thin] ? "lvchange -ay -K" : "lvchange -ay"
+      raise LVM::Error, "#{path} does not exist: #{older.vg_name}/#{older.lv_name} is not active, and the " \
+                        "destination check reads it (#{how} #{older.vg_name}/#{older.lv_name}; or " \
+                        "--no-destination-check)"
     end
 
     # True when unmapped (discarded) ranges should go as discard records.

@@ -70,7 +70,9 @@ module LVMSync
         d
       end
 
-      def wanted(plan) = { discards: plan.discards, verify: verify?, plain: @options.plain ? true : false }
+      def wanted(plan)
+        { discards: plan.discards, verify: verify?, plain: @options.plain ? true : false, destcheck: !plan.older.nil? }
+      end
 
       # Compares the sender's digests with the receiver's; raises VerifyError on a mismatch.
       def check_digests(sent, received, dest)
@@ -99,7 +101,8 @@ module LVMSync
       def run(input, dest)
         @console.verbose "lvmsync: applying #{input == '-' ? 'standard input' : input} to #{dest}"
         r = LVMSync.apply(input, dest, snapback: @options.snapback, allow_short_destination: @options.allow_short,
-                                       verify: verify?, progress: @console.meter)
+                                       verify: verify?, no_destination_check: @options.no_destination_check ? true : false,
+                                       progress: @console.meter)
         @console.finish_meter
         @console.report_apply(r, dest, @options.snapback, input)
         return 0 unless verify?
@@ -129,7 +132,7 @@ module LVMSync
         d = decide(plan, :stdout, LVMSync::Error)
         r = LVMSync.send_changes(plan.changes, plan.source, @out, name: "standard output", discards: d[:discards],
                                                                   plain: !d[:end_mark], inputs: plan.devices.to_a,
-                                                                  progress: @console.meter)
+                                                                  expect_from: plan.older, progress: @console.meter)
         @console.finish_meter
         @console.report_send(r, plan)
         0
@@ -185,7 +188,8 @@ module LVMSync
         begin
           sent = LVMSync.send_changes(plan.changes, plan.source, writer, name: "the local receiver",
                                                                          discards: d[:discards], plain: !d[:end_mark],
-                                                                         digests: verify?, progress: progress)
+                                                                         digests: verify?, expect_from: plan.older,
+                                                                         progress: progress)
         rescue Errno::EPIPE, Ironshed::Error, SystemCallError, Interrupt => e
           send_error = e
         ensure
@@ -232,7 +236,8 @@ module LVMSync
         begin
           sent = LVMSync.send_changes(plan.changes, plan.source, stdin, name: "the receiver on #{@host}",
                                                                         discards: d[:discards], plain: !d[:end_mark],
-                                                                        digests: verify?, progress: progress)
+                                                                        digests: verify?, expect_from: plan.older,
+                                                                        progress: progress)
         rescue Errno::EPIPE, Interrupt, Ironshed::Error, SystemCallError => e
           send_error = e
         ensure

@@ -25,18 +25,21 @@ kwargs!(SendOptions {
     discards,
     digests,
     plain,
-    inputs
+    inputs,
+    expect_from
 });
 kwargs!(Wanted {
     discards,
     verify,
-    plain
+    plain,
+    destcheck
 });
 kwargs!(ApplyOptions {
     snapback => undo,
     allow_short_destination,
     verify,
-    inputs
+    inputs,
+    no_destination_check
 });
 
 fn dup_fd(ruby: &Ruby, fd: i32, name: &str) -> Result<File, Error> {
@@ -69,7 +72,7 @@ fn send(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
     let r = result.or_raise(ruby)?;
     let s = &r.stats;
     Ok(
-        hash!(ruby, s; records, bytes, stream_bytes, discard_records, discard_bytes, end_mark;
+        hash!(ruby, s; records, bytes, stream_bytes, discard_records, discard_bytes, end_mark, expect_ranges;
         ranges = r.ranges, source_size = r.source_size, read_mode = r.read_mode.describe(),
         digests = packed(ruby, opts.digests, &s.digests)),
     )
@@ -96,10 +99,14 @@ fn apply(
         )
     });
     let verified = st.verified.as_ref().map(|r| report(ruby, r)).transpose()?;
+    let checked = st.destination_check.map(|c| -> Result<RHash, Error> {
+        Ok(hash!(ruby, c; ranges, at_newer, unchecked))
+    });
     Ok(
         hash!(ruby, st; records, bytes, writes, skipped_records, skipped_bytes, journaled,
         journal_complete, ignored_records, ignored_bytes, checked_first, dest_size,
-        discard_records, discard_bytes, discard_zeroed_bytes, discards_in_stream, end_mark;
+        discard_records, discard_bytes, discard_zeroed_bytes, discards_in_stream, end_mark,
+        destination_check_skipped; destination_check = checked.transpose()?,
         snapback = undo.transpose()?,
         digests = packed(ruby, verify, &st.digests), verified = verified),
     )

@@ -28,6 +28,9 @@ pub struct Wanted {
     pub verify: bool,
     /// `--plain`: no end-of-stream mark, the original format.
     pub plain: bool,
+    /// `--from` without `--no-destination-check`: the receiver must check its destination
+    /// ([`destination_check`]).
+    pub destcheck: bool,
 }
 
 /// Who receives the stream.
@@ -116,6 +119,11 @@ pub fn negotiate(wanted: &Wanted, peer: &Peer) -> Decision {
             "lvmsync: --plain: the stream is plain PROTO[3], without an end-of-stream mark: the receiver cannot tell a stream cut between two records from a complete one".into(),
         ));
     }
+    if wanted.destcheck {
+        if let Err(why) = destination_check(peer, wanted.plain) {
+            d.refusal = Some(why);
+        }
+    }
     match peer {
         Peer::Stdout => {
             if wanted.verify {
@@ -132,7 +140,7 @@ pub fn negotiate(wanted: &Wanted, peer: &Peer) -> Decision {
         Peer::Remote { host, capabilities } => {
             let has = |c: &str| capabilities.iter().any(|x| x == c);
             if wanted.verify && !has("verify") {
-                d.refusal = Some(format!(
+                d.refusal.get_or_insert(format!(
                     "--verify: the lvmsync on {host} cannot report what it wrote (it does not list 'verify' in --capabilities: not ironshed's lvmsync, or an older one); nothing was sent"
                 ));
             }
@@ -193,6 +201,7 @@ mod tests {
             discards: true,
             verify: true,
             plain: false,
+            destcheck: true,
         };
         let d = negotiate(&w, &peer);
         assert_eq!(
@@ -241,6 +250,7 @@ mod tests {
                 discards: true,
                 verify: true,
                 plain: false,
+                destcheck: false,
             },
             &Peer::Remote {
                 host: "mid",
@@ -324,7 +334,12 @@ mod tests {
                 host: "old",
                 capabilities: &listed,
             };
-            let e = destination_check(&old, false).unwrap_err();
+            let wanted = Wanted {
+                destcheck: true,
+                ..Default::default()
+            };
+            let e = negotiate(&wanted, &old).refusal.unwrap();
+            assert_eq!(destination_check(&old, false), Err(e.clone()));
             assert_eq!(e, "--from: the lvmsync on old cannot check that its destination holds the older snapshot's content (it does not list 'destcheck' in --capabilities: the original lvmsync, or an older one); nothing was sent; to send this round without the check (the destination must then hold the older snapshot's content), give --no-destination-check");
         }
     }
