@@ -77,6 +77,8 @@ module LVMSync
         lvmsync --verify --from vg0/web01-s2 vg0/web01-s3 new:/dev/vg1/web01
       (--from reads the newer snapshot, which must be active; thin snapshots skip
       activation by default: lvchange -ay -K vg0/web01-s2 before its round)
+      Each --from round first checks that the destination holds OLDER's data
+      wherever it writes (OLDER must be active too); if not, nothing is written.
 
       A snapback file undoes the sync it was made by: lvmsync --apply FILE DEST.
       Undo several syncs newest first. A snapback file stays restorable whenever
