@@ -1,10 +1,7 @@
-//! `LVMSync::Native`: the send and apply loops, run without the GVL, the digests of
-//! `--verify`, and what to send to a receiver (`negotiate`). lib/lvmsync.rb documents the
-//! options and adds timing and progress.
-//!
-//! File descriptors handed in (a pipe, standard input or output) are duplicated, so the
-//! native loop owns its copy and Ruby may close its IO object independently. Digests cross
-//! as the API's packed binary String (24 bytes per digest, see `wire::digest::pack`).
+//! `LVMSync::Native`: the send and apply loops (without the GVL), `--verify`'s digests and
+//! `negotiate`; lib/lvmsync.rb documents the options and adds timing and progress. Descriptors
+//! handed in are duplicated (the native loop owns its copy; Ruby may close its IO); digests
+//! cross packed, 24 bytes each (`wire::digest::pack`).
 
 use crate::convert::{bytes, hash, kwargs, options, strings};
 use crate::errors::{self, OrRaise};
@@ -92,23 +89,16 @@ fn apply(
     let result = gvl::without_gvl(&job.0, move || wire::apply(input, &dest, &opts, &prog))
         .ok_or_else(|| errors::panic(ruby, "LVMSync.apply"))?;
     let st: ApplyStats = result.or_raise(ruby)?;
-    let undo = st.undo.as_ref().map(|u| -> Result<RHash, Error> {
-        Ok(
-            hash!(ruby, u; records, bytes, commits, file_bytes, earlier_bytes, source_unchecked;
-        state = u.state.as_str()),
-        )
-    });
-    let verified = st.verified.as_ref().map(|r| report(ruby, r)).transpose()?;
-    let checked = st.destination_check.map(|c| -> Result<RHash, Error> {
-        Ok(hash!(ruby, c; ranges, at_newer, unchecked))
-    });
     Ok(
         hash!(ruby, st; records, bytes, writes, skipped_records, skipped_bytes, journaled,
         journal_complete, ignored_records, ignored_bytes, checked_first, dest_size,
         discard_records, discard_bytes, discard_zeroed_bytes, discards_in_stream, end_mark,
-        destination_check_skipped; destination_check = checked.transpose()?,
-        snapback = undo.transpose()?,
-        digests = packed(ruby, verify, &st.digests), verified = verified),
+        destination_check_skipped; snapback = st.undo.as_ref().map(|u| Ok::<_, Error>(hash!(ruby, u;
+        records, bytes, commits, file_bytes, earlier_bytes, source_unchecked;
+        state = u.state.as_str()))).transpose()?, destination_check = st
+        .destination_check.map(|c| Ok::<_, Error>(hash!(ruby, c; ranges, at_newer, unchecked)))
+        .transpose()?, digests = packed(ruby, verify, &st.digests),
+        verified = st.verified.as_ref().map(|r| report(ruby, r)).transpose()?),
     )
 }
 
