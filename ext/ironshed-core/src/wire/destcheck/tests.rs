@@ -292,38 +292,31 @@ fn the_sender_refuses_a_plain_stream_and_an_older_too_small() {
         discards: Changes::default(),
     };
     let mut out = Vec::new();
-    let opts = SendOptions {
+    let mut refused = |opts: SendOptions| {
+        let e = send_changes(
+            set(),
+            &r.path("newer"),
+            &mut out,
+            "o",
+            &opts,
+            &Progress::new(),
+        )
+        .unwrap_err();
+        assert!(out.is_empty(), "sent before refusing: {e:?}");
+        e
+    };
+    let e = refused(SendOptions {
         plain: true,
         expect_from: Some(r.path("older")),
         ..SendOptions::default()
-    };
-    let e = send_changes(
-        set(),
-        &r.path("newer"),
-        &mut out,
-        "o",
-        &opts,
-        &Progress::new(),
-    )
-    .unwrap_err();
+    });
     assert!(matches!(e, Error::Internal(_)), "{e:?}");
-    assert!(out.is_empty());
     fs::write(r.path("small"), vec![0u8; 65536]).unwrap();
-    let opts = SendOptions {
+    let e = refused(SendOptions {
         expect_from: Some(r.path("small")),
         ..SendOptions::default()
-    };
-    let e = send_changes(
-        set(),
-        &r.path("newer"),
-        &mut out,
-        "o",
-        &opts,
-        &Progress::new(),
-    )
-    .unwrap_err();
+    });
     assert!(e.message().contains("small"), "{}", e.message());
-    assert!(out.is_empty());
     // Nothing changed: no EXPECT item (it would be empty).
     let empty = ChangeSet {
         data: Changes::default(),
