@@ -5,6 +5,10 @@ kv() { printf '%s=%s\n' "$1" "$2"; }
 # SHA-256 of a device or file, read with O_DIRECT (what is on the device, not in the cache).
 sum() { dd if="$1" bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1; }
 q() { "$@" >/dev/null; }
+run() { # run NAME CMD...: exit status as NAME_rc, stderr in OUT/NAME.err ($out: the output directory)
+  local name=$1; shift
+  set +e; "$@" 2>"$out/$name.err"; kv "${name}_rc" $?; set -e
+}
 
 # Starts sshd on 127.0.0.1:2222 with fresh keys, root logging in with /tmp/client's key, and
 # sets $rsh to the ssh command line that reaches it.

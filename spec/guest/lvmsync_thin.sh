@@ -24,10 +24,6 @@ MIB=1048576
 fsum() { sha256sum "$1" | cut -d' ' -f1; }
 held() { dmsetup status vgt-pool-tpool | cut -d' ' -f7; }
 mapped() { dmsetup status "$1" | cut -d' ' -f4; }
-run() { # run NAME CMD...: exit status as NAME_rc, stderr in OUT/NAME.err
-  local name=$1; shift
-  set +e; "$@" 2>"$out/$name.err"; kv "${name}_rc" $?; set -e
-}
 
 modprobe -a dm-thin-pool dm-flakey loop
 truncate -s 200M /tmp/pv0.img
