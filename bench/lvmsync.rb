@@ -42,6 +42,26 @@ def shell(env, cmd)
    "PATH=#{env['PATH']}", "DM_DEV_DIR=#{env['DM_DEV_DIR']}", "sh", "-c", cmd]
 end
 
+# The destination check of a --from round: the scattered case as a round from src-snap (its
+# store lists the changes) to tiny (whose node is the origin), with and without
+# --no-destination-check. OLDER's node is the destination itself, which holds OLDER's bytes
+# in the changed ranges (after the first run NEWER's, which pass the check the same way): each
+# checked run reads what it would read with a separate OLDER device.
+def destcheck_row(dir, name, origin, dest, cow, layout)
+  env = LvmEnv.build(dir, vgs: { "vg-sync" => LvmEnv.classic_metadata },
+                          lvs: { "vg-sync/src-snap" => %w[vg-sync src-snap], "vg-sync/tiny" => %w[vg-sync tiny] },
+                          nodes: { "vg--sync-src--lv" => origin, "vg--sync-tiny" => origin,
+                                   "vg--sync-src--snap" => dest, "vg--sync-src--snap-cow" => cow })
+  round = lambda do |*opts|
+    shell(env, "#{sh(*LVMSYNC, '-q', *opts, '--stdout', '--from', 'vg-sync/src-snap', 'vg-sync/tiny')} | " \
+               "#{sh(*LVMSYNC, '-q', '--apply', '-', dest)}")
+  end
+  t = Bench.interleaved(RUNS, { checked: round.call, unchecked: round.call("--no-destination-check") })
+  check(origin, dest, layout)
+  (c, _), (u, _) = t.values_at(:checked, :unchecked)
+  [name, format("%.2f s", c), format("%.2f s", u), format("%+.0f %%", (c / u - 1) * 100), format("%.2f×", c / u)]
+end
+
 def dd_pipe(origin, dest)
   ["sh", "-c", "dd if=#{sh(origin)} bs=1M count=1024 status=none | " \
                "dd of=#{sh(dest)} bs=1M conv=notrunc,fdatasync status=none"]
@@ -60,7 +80,7 @@ def check(origin, dest, layout)
   end
 end
 
-def transfer(work, label, marks)
+def transfer(work, label, marks, checks = nil)
   FileUtils.mkdir_p(work)
   origin = File.join(work, "origin.img")
   dest = File.join(work, "dest.img")
@@ -95,6 +115,8 @@ def transfer(work, label, marks)
     (m, _), (pl, _), (f, _), (si, _) = t.values_at(:marked, :plain, :file, :stdin)
     marks << [name, format("%.2f s", m), format("%.2f s", pl), format("%+.0f %%", (m / pl - 1) * 100),
               format("%.2f s", f), format("%.2f s", si), format("%+.0f %%", (f / si - 1) * 100)]
+    checks << destcheck_row(File.join(work, "from#{i}"), name, origin, dest, File.join(work, "snap#{i}", "cow.img"),
+                            layout) if checks && i == 1
   end
   FileUtils.rm_f([origin, dest, stream])
   [label, rows]
@@ -131,6 +153,7 @@ end
 work = Bench.workdir("lvmsync")
 sections = []
 marks = []
+checks = []
 disk = transfer(File.join(work, "disk"), "scratch filesystem (#{Bench.run!('df', '-T', work).lines.last.split[1]}, " \
                                          "destination flushed with fdatasync by both)", nil)
 sections << disk
@@ -138,7 +161,7 @@ shm = Dir.exist?("/dev/shm") ? File.join("/dev/shm", "ironshed-bench-lvmsync") :
 if shm
   FileUtils.rm_rf(shm)
   FileUtils.mkdir_p(shm)
-  sections << transfer(shm, "tmpfs (/dev/shm: no disk, so the tools' own cost)", marks)
+  sections << transfer(shm, "tmpfs (/dev/shm: no disk, so the tools' own cost)", marks, checks)
   FileUtils.rm_rf(shm)
 end
 
@@ -215,6 +238,21 @@ puts <<~MD
   cannot know before the end that no mark comes), so every byte passes through its memory
   instead of large records being spliced from a pipe to the destination. Checking a file
   whole before the first write reads it twice ("checking first").
+
+  ### The destination check of a --from round
+
+  What checking the destination first costs, on tmpfs: the scattered case sent as a `--from`
+  round (`lvmsync -q --stdout --from OLDER NEWER | lvmsync -q --apply - DEST`) as it runs by
+  default, against the same with `--no-destination-check`. Checked, the sender reads OLDER and
+  NEWER in every changed range and hashes them before it sends anything (NEWER is read again to
+  be sent), and the receiver reads and hashes the same ranges of its destination before its
+  first write (OLDER's device here is the destination file itself, which holds OLDER's bytes
+  there).
+
+  #{Bench.table(["changed chunks", "checked", "--no-destination-check", "check's cost", "ratio"], checks)}
+  Medians of #{RUNS} runs of each, interleaved; load average #{Bench.load} at the end (the
+  machine is shared: compare the two columns, measured side by side, rather than absolute
+  times).
 
   ### Exception store → coalesced ranges
 
