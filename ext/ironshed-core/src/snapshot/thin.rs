@@ -417,10 +417,24 @@ const STDERR_KEEP: usize = 4096;
 /// Runs `thin_delta` and parses its output as it arrives. Cancelling `progress` kills it.
 /// A failure names the command and carries the tool's own message.
 pub fn run_thin_delta(cmd: &ThinDeltaCommand, progress: &Progress) -> Result<ThinDelta> {
+    run_tool(&cmd.program, cmd.args(), cmd.display(), progress, |r, n| {
+        parse(r, n)
+    })
+}
+
+/// Runs a thin-provisioning tool (`program` with `args`, shown as `shown`) and hands its
+/// standard output to `parse` as it arrives. Cancelling `progress` kills the tool. A failure
+/// names the command and carries the tool's own message.
+pub(crate) fn run_tool<T>(
+    program: &str,
+    args: Vec<String>,
+    shown: String,
+    progress: &Progress,
+    parse: impl FnOnce(BufReader<WaitingFile>, &str) -> Result<T>,
+) -> Result<T> {
     use std::os::fd::{AsRawFd, OwnedFd};
-    let shown = cmd.display();
-    let mut child = Command::new(&cmd.program)
-        .args(cmd.args())
+    let mut child = Command::new(program)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -429,7 +443,7 @@ pub fn run_thin_delta(cmd: &ThinDeltaCommand, progress: &Progress) -> Result<Thi
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::ThinTool {
                     command: shown.clone(),
-                    msg: format!("{} not found: install thin-provisioning-tools", cmd.program),
+                    msg: format!("{program} not found: install thin-provisioning-tools"),
                 }
             } else {
                 Error::ThinTool {
