@@ -566,7 +566,10 @@ impl<'a> Planner<'a> {
             round.data_lv_is_snapshot = round.data_lv.is_some();
         } else {
             let segtype = lv.segtype().unwrap_or("plain");
-            if matches!(segtype, "thin-pool" | "snapshot" | "cache-pool" | "vdo-pool") {
+            if matches!(
+                segtype,
+                "thin-pool" | "snapshot" | "cache-pool" | "vdo-pool"
+            ) {
                 return Err(RoundError::NotCopyable {
                     given: self.newer.given.clone(),
                     vg: self.vg.name.clone(),

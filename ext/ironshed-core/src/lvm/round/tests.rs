@@ -448,7 +448,10 @@ fn full_copies_of_a_thin_snapshot_a_thin_lv_a_classic_snapshot_and_a_plain_lv() 
     );
     // A striped LV: scanned for zeros, live.
     let r = full_of(&m, "lin", None).unwrap();
-    assert_eq!((&r.changes, r.live, r.origin.as_deref()), (&Changes::FullScan, true, None));
+    assert_eq!(
+        (&r.changes, r.live, r.origin.as_deref()),
+        (&Changes::FullScan, true, None)
+    );
     assert!(r.full() && !r.thin());
     // A pool holds no volume.
     assert_eq!(
