@@ -62,10 +62,7 @@ fuzz_target!(|data: &[u8]| {
         }
         let link = dir.join("hard-link");
         let _ = std::fs::remove_file(&link);
-        if read
-            .first()
-            .is_some_and(|f| std::fs::hard_link(f, &link).is_ok())
-        {
+        if read.first().is_some_and(|f| std::fs::hard_link(f, &link).is_ok()) {
             read.push(link);
         }
         let opts = ApplyOptions {

@@ -156,10 +156,7 @@ fuzz_target!(|input: &[u8]| {
                 "one digest per record applied"
             );
             let v = st.verified.as_ref().expect("verify ran");
-            assert_eq!(
-                v.mismatches, 0,
-                "read back differs from what arrived: {v:?}"
-            );
+            assert_eq!(v.mismatches, 0, "read back differs from what arrived: {v:?}");
             assert_eq!(
                 v.matched + v.superseded,
                 st.digests.len() as u64,

@@ -7,13 +7,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = TrustAnchor::parse("fuzz", data);
-    let Ok(zone) = parse_zone("fuzz", data.to_vec()) else {
-        return;
-    };
-    assert!(
-        zone.records().windows(2).all(|w| w[0] != w[1]),
-        "duplicates removed"
-    );
+    let Ok(zone) = parse_zone("fuzz", data.to_vec()) else { return };
+    assert!(zone.records().windows(2).all(|w| w[0] != w[1]), "duplicates removed");
     let _ = zone.delegations();
     let conv = tinydns::convert(&zone);
     let recs: Vec<(Vec<u8>, Vec<u8>)> = conv.lines.iter().map(|l| l.cdb_record()).collect();
@@ -23,11 +18,7 @@ fuzz_target!(|data: &[u8]| {
     if recs.len() < 2000 {
         let f = tempfile_in_memory();
         cdb::write(&f, &recs).expect("CDB written");
-        let db = std::fs::read(format!(
-            "/proc/self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(&f)
-        ))
-        .unwrap();
+        let db = std::fs::read(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&f))).unwrap();
         let (k, v) = &recs[0];
         assert!(cdb::lookup(&db, k).unwrap().contains(&&v[..]));
     }

@@ -8,9 +8,7 @@ fuzz_target!(|data: &[u8]| {
         for c in [&d.changed, &d.unmapped] {
             let r = c.ranges();
             assert!(r.windows(2).all(|w| w[0].end() < w[1].offset));
-            assert!(r
-                .iter()
-                .all(|x| x.len > 0 && x.offset % d.block_size == 0 && x.len % d.block_size == 0));
+            assert!(r.iter().all(|x| x.len > 0 && x.offset % d.block_size == 0 && x.len % d.block_size == 0));
         }
         let (a, b) = (d.changed.ranges(), d.unmapped.ranges());
         for x in a {

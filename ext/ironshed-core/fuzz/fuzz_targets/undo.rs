@@ -87,10 +87,7 @@ fn restore_both(undo: &Path, dest: &Path, from: &[u8], want: &[u8]) {
         };
         let st = apply(input, dest, &ApplyOptions::default(), &Progress::new());
         assert!(st.is_ok(), "restore failed: {st:?}");
-        assert!(
-            std::fs::read(dest).unwrap() == want,
-            "restore (pipe: {pipe})"
-        );
+        assert!(std::fs::read(dest).unwrap() == want, "restore (pipe: {pipe})");
     }
 }
 
@@ -127,29 +124,17 @@ fuzz_target!(|input: &[u8]| {
         }
         match UndoLog::open(&undo, &id) {
             Err(_) | Ok(UndoOpen::Complete(_)) => {
-                assert_eq!(
-                    std::fs::read(&undo).unwrap(),
-                    rest,
-                    "a refused or complete journal changed"
-                );
+                assert_eq!(std::fs::read(&undo).unwrap(), rest, "a refused or complete journal changed");
             }
             Ok(UndoOpen::Ready(log)) => {
                 let now = std::fs::read(&undo).unwrap();
                 if log.stats().state == UndoState::Resumed {
-                    assert!(
-                        rest.starts_with(&now),
-                        "a resume did more than cut the journal"
-                    );
+                    assert!(rest.starts_with(&now), "a resume did more than cut the journal");
                 }
                 log.finish().unwrap();
                 // What it holds restores without error.
                 std::fs::write(&dest_path, before()).unwrap();
-                let st = apply(
-                    Input::File(undo.clone()),
-                    &dest_path,
-                    &ApplyOptions::default(),
-                    &Progress::new(),
-                );
+                let st = apply(Input::File(undo.clone()), &dest_path, &ApplyOptions::default(), &Progress::new());
                 assert!(st.is_ok(), "{st:?}");
             }
         }
@@ -184,11 +169,7 @@ fuzz_target!(|input: &[u8]| {
     let committed = ends.iter().filter(|&&e| e as usize <= cut).count();
     let mut now = before();
     for (i, b) in all[..committed].iter().enumerate() {
-        let n = if i + 1 == committed && sel & 4 != 0 {
-            b.len() / 2
-        } else {
-            b.len()
-        };
+        let n = if i + 1 == committed && sel & 4 != 0 { b.len() / 2 } else { b.len() };
         for &(o, l, f) in &b[..n] {
             now[o as usize..(o + l) as usize].fill(f);
         }
@@ -206,10 +187,7 @@ fuzz_target!(|input: &[u8]| {
         Ok(UndoOpen::Ready(l)) => *l,
         Ok(UndoOpen::Complete(_)) => {
             // Only a whole journal is complete, and its apply wrote everything.
-            assert!(
-                cut == full.len() && now == after,
-                "an interrupted journal passed for complete"
-            );
+            assert!(cut == full.len() && now == after, "an interrupted journal passed for complete");
             restore_both(&undo, &dest_path, &after, &before());
             return;
         }
@@ -227,10 +205,7 @@ fuzz_target!(|input: &[u8]| {
     run(&mut log, &dest, &all);
     dest.sync().unwrap();
     log.finish().unwrap();
-    assert!(
-        std::fs::read(&dest_path).unwrap() == after,
-        "the resumed apply"
-    );
+    assert!(std::fs::read(&dest_path).unwrap() == after, "the resumed apply");
     assert!(
         matches!(UndoLog::open(&undo, &id), Ok(UndoOpen::Complete(_))),
         "the finished journal is not complete"
