@@ -4,6 +4,7 @@ require "digest"
 require "lvmsync"
 require_relative "support/thin_env"
 require_relative "support/lvm_env"
+require_relative "support/proto3"
 
 # lvmsync --full (a whole-volume first copy) on stand-ins: a thin snapshot of the stand-in
 # pool (real thin metadata written by thin_restore, read by the real thin_dump), a classic
@@ -18,24 +19,14 @@ RSpec.describe "lvmsync --full", :tmpdir do
   # Allocated bytes of a file (st_blocks), which holes do not count.
   def allocated(name) = File.stat(path(name)).blocks * 512
 
-  # A PROTO[3] stream read independently: [handshake, [[offset, length, :data|:discard], ...]].
+  # The records of a stream (spec/support/proto3.rb frames it): [handshake line,
+  # [[offset, length, :data | :discard], ...] sorted], control items left out.
   def records(stream)
-    line, rest = stream.split("\n", 2)
-    out = []
-    pos = 0
-    while pos < rest.bytesize
-      off, len = rest.byteslice(pos, 12).unpack("Q>N")
-      pos += 12
-      if off >= 1 << 63
-        pos += len
-      elsif line == "lvmsync PROTO[3] discards" && len >= 0x8000_0000
-        out << [off, len & 0x7fff_ffff, :discard]
-      else
-        out << [off, len, :data]
-        pos += len
-      end
+    hs, items, ext = Proto3.items(stream)
+    recs = items.reject { |off, _, _, _| off >= 1 << 63 }.map do |off, len, _, _|
+      ext && len >= 0x8000_0000 ? [off, len & 0x7fff_ffff, :discard] : [off, len, :data]
     end
-    [line, out.sort]
+    [hs.chomp, recs.sort]
   end
 
   def coalesce(pairs)

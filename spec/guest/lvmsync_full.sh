@@ -15,16 +15,10 @@ set -euo pipefail
 out=$1
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 lvmsync=(ruby "$repo/exe/lvmsync")
-BLOCK=65536
 
 # shellcheck source=spec/guest/lib.sh
 . "$repo/spec/guest/lib.sh"
-mapped() { dmsetup status "$1" | cut -d' ' -f4; }
 data_percent() { lvs --noheadings -o data_percent "$1" | tr -d ' '; }
-run() { # run NAME CMD...: exit status as NAME_rc, stderr in OUT/NAME.err
-  local name=$1; shift
-  set +e; "$@" 2>"$out/$name.err"; kv "${name}_rc" $?; set -e
-}
 # scatter DEV SEED COUNT BLOCKS: COUNT random 64 KiB blocks of the first BLOCKS written.
 scatter() {
   python3 - "$@" <<'PY'

@@ -14,12 +14,12 @@
 //! ranges closest together are merged across the gap between them (the gap is then read and
 //! sent as the zeros it holds), so any volume size stays within a few tens of MiB.
 
-use super::thin::run_tool;
+use super::thin::{run_tool, shown, tool_args};
+use super::xml::{self, name_of, Element};
 use super::{ByteRange, ChangeSet, ChangeSource, Changes, Error, Result};
 use crate::io::{AlignedBuf, SourceDevice};
 use crate::progress::Progress;
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::Reader;
+use quick_xml::events::BytesStart;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
@@ -201,38 +201,21 @@ struct DumpParser<'n> {
     ranges: RangeBuilder,
 }
 
-fn name_of(e: &BytesStart<'_>) -> String {
-    let q = e.name();
-    let s: &str = q.as_ref();
-    s.to_string()
+fn thin_dump_error(name: &str, at: u64, msg: String) -> Error {
+    Error::ThinDump {
+        name: name.to_string(),
+        at,
+        msg,
+    }
 }
 
 impl DumpParser<'_> {
     fn err(&self, at: u64, msg: impl Into<String>) -> Error {
-        Error::ThinDump {
-            name: self.name.to_string(),
-            at,
-            msg: msg.into(),
-        }
+        thin_dump_error(self.name, at, msg.into())
     }
 
     fn attr(&self, e: &BytesStart<'_>, key: &str, pos: u64) -> Result<u64> {
-        for a in e.attributes() {
-            let a = a.map_err(|x| self.err(pos, format!("malformed attribute: {x}")))?;
-            if a.key.as_ref() == key {
-                let v = a.value.to_string();
-                return v.trim().parse::<u64>().map_err(|_| {
-                    self.err(
-                        pos,
-                        format!(
-                            "<{}> attribute {key}=\"{v}\" is not a non-negative integer",
-                            name_of(e)
-                        ),
-                    )
-                });
-            }
-        }
-        Err(self.err(pos, format!("<{}> has no {key} attribute", name_of(e))))
+        xml::need_u64(e, key, pos, self.name, thin_dump_error)
     }
 
     /// A run of `length` mapped blocks from block `begin`.
@@ -345,8 +328,6 @@ fn describe(at: At) -> &'static str {
 /// mappings of thin device `dev_id` only. Refuses output that is cut short, malformed, lists
 /// no such device, or lists its mappings out of order.
 pub fn parse_thin_dump<R: BufRead>(r: R, name: &str, dev_id: u64) -> Result<ThinMapping> {
-    let mut reader = Reader::from_reader(r);
-    reader.config_mut().trim_text(true);
     let mut p = DumpParser {
         name,
         dev_id,
@@ -358,54 +339,19 @@ pub fn parse_thin_dump<R: BufRead>(r: R, name: &str, dev_id: u64) -> Result<Thin
         },
         ranges: RangeBuilder::new(MAX_RANGES),
     };
-    let mut buf = Vec::with_capacity(512);
-    loop {
-        let pos = reader.buffer_position();
-        let ev = reader.read_event_into(&mut buf).map_err(|e| match e {
-            quick_xml::Error::Io(io) => Error::Io(crate::IoContext::new(
-                Path::new(name),
-                "read thin_dump output",
-                std::io::Error::new(io.kind(), io.to_string()),
-            )),
-            other => p.err(reader.error_position(), format!("malformed XML: {other}")),
-        })?;
-        match ev {
-            Event::Eof => break,
-            Event::Start(e) => p.open(&e, false, pos)?,
-            Event::Empty(e) => p.open(&e, true, pos)?,
-            Event::End(e) => {
-                let q = e.name();
-                let n: &str = q.as_ref();
-                let n = n.to_string();
-                p.close(&n, pos)?
-            }
-            Event::Text(t) if !t.as_ref().trim_ascii().is_empty() => {
-                return Err(p.err(pos, "unexpected text between elements"))
-            }
-            Event::Decl(_) | Event::Comment(_) | Event::Text(_) => {}
-            _ => return Err(p.err(pos, "unexpected XML construct")),
-        }
-        buf.clear();
-    }
-    let end = reader.buffer_position();
-    match p.at {
-        At::Done => {}
-        At::Top => {
-            return Err(p.err(
-                end,
-                "no <superblock>: the output is empty (did thin_dump fail?)",
-            ))
-        }
-        other => {
-            return Err(p.err(
-                end,
-                format!(
-                    "output ends {} without its closing tags: thin_dump stopped early",
-                    describe(other)
-                ),
-            ))
-        }
-    }
+    let end = xml::read_elements(r, name, "thin_dump", thin_dump_error, |el, pos| match el {
+        Element::Open(e, empty) => p.open(e, empty, pos),
+        Element::Close(n) => p.close(n, pos),
+    })?;
+    let inside = (p.at != At::Done).then(|| describe(p.at));
+    xml::unfinished(
+        inside,
+        p.at != At::Top,
+        end,
+        name,
+        "thin_dump",
+        thin_dump_error,
+    )?;
     if !p.found {
         return Err(p.err(end, format!("thin device {dev_id} is not in the metadata")));
     }
@@ -439,24 +385,13 @@ impl ThinDumpCommand {
 
     /// The argument vector after the program.
     pub fn args(&self) -> Vec<String> {
-        let mut a = Vec::new();
-        if self.metadata_snap {
-            a.push("-m".to_string());
-        }
-        a.extend([
-            "--dev-id".to_string(),
-            self.dev_id.to_string(),
-            self.metadata.display().to_string(),
-        ]);
-        a
+        let id = ["--dev-id".to_string(), self.dev_id.to_string()];
+        tool_args(self.metadata_snap, id, &self.metadata)
     }
 
     /// The command as a shell would show it (for messages).
     pub fn display(&self) -> String {
-        std::iter::once(self.program.clone())
-            .chain(self.args())
-            .collect::<Vec<_>>()
-            .join(" ")
+        shown(&self.program, self.args())
     }
 }
 

@@ -12,6 +12,7 @@
 pub mod cow_store;
 pub mod full;
 pub mod thin;
+mod xml;
 
 pub use cow_store::CowStore;
 pub use thin::{ThinDelta, ThinDeltaCommand};
