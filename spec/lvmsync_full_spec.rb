@@ -147,6 +147,14 @@ RSpec.describe "lvmsync --full", :tmpdir do
       expect(err).not_to include("is no snapshot")
     end
 
+    it "a destination smaller than the volume is refused before anything is written" do
+      File.binwrite(path("small.img"), "k" * (4 << 20))
+      _, err, st = lvmsync("--full", "vg-sync/src-snap", path("small.img"))
+      expect(st.exitstatus).to eq(1)
+      expect(err).to include("past the end of the destination (4194304 bytes)")
+      expect(File.binread(path("small.img"))).to eq("k" * (4 << 20))
+    end
+
     it "a plain LV: copied whole, with a warning that nothing may write to it meanwhile" do
       _, err, st = lvmsync("--full", "vg-sync/src-lv", path("dest.img"))
       expect(st.exitstatus).to eq(0), err
