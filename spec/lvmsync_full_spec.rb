@@ -114,7 +114,7 @@ RSpec.describe "lvmsync --full", :tmpdir do
       expect(err).to include("--full sends a whole snapshot; --from sends what changed")
       _, err, st = lvmsync("--full", "--apply", "-", path("dest.img"))
       expect(st.exitstatus).to eq(2)
-      expect(err).to include("--full")
+      expect(err).to include("lvmsync: --full is for the sending side")
       expect(sha_of("dest.img")).to eq(before)
     end
   end

@@ -121,8 +121,11 @@ module LVMSync
       end
       if @opts.apply
         return usage_error("--apply needs exactly one DESTINATION (see --help)") unless args.size == 1
-        if @opts.from || @opts.discards || @opts.plain || @opts.full
-          return usage_error("--from, --full, --discards and --plain are for the sending side")
+        if @opts.from || @opts.discards || @opts.plain
+          return usage_error("--from, --discards and --plain are for the sending side")
+        end
+        if @opts.full
+          return usage_error("--full is for the sending side: give it with SNAPSHOT, not --apply")
         end
 
         receive(@opts.apply, args[0])
@@ -171,11 +174,11 @@ module LVMSync
         o.on("-f", "--from OLDER", "send the changes between snapshot OLDER and",
              "SNAPSHOT (both thin, or both classic, of one",
              "origin); the destination must hold OLDER's content") { |v| @opts.from = v }
-        o.on("--full", "send SNAPSHOT's whole content (a first copy): a",
-             "thin LV's mapped blocks, else every non-zero 64 KiB;",
-             "the rest as discard records (on by default, zeros",
-             "with --plain); SNAPSHOT may be a snapshot or an LV",
-             "nothing writes to; not with --from") { @opts.full = true }
+        o.on("--full", "send SNAPSHOT's whole content, read from it (the",
+             "first copy): a thin LV's mapped blocks, else every",
+             "non-zero 64 KiB; the rest as discard records (on by",
+             "default; zeros with --plain); SNAPSHOT may also be",
+             "an LV nothing writes to; not with --from") { @opts.full = true }
         o.on("--discards", "send blocks a thin origin no longer maps as discard",
              "records (the destination unmaps or zeroes them)",
              "instead of zeros, when the receiver supports it",
