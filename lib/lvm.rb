@@ -30,3 +30,4 @@ end
 # The classes the extension defines, with what Ruby adds to them.
 require_relative "lvm/cow_store"
 require_relative "lvm/thin_delta"
+require_relative "lvm/thin_mapping"

@@ -66,8 +66,8 @@ RSpec.describe "lvmsync executable", :tmpdir do
     expect(out.lines.map(&:chomp).reject { |l| l.length <= 80 }).to eq([])
     # A description line starting with "--" would be taken for another option by optparse.
     listed = out.scan(/^  (?:-\w, |    )(--[\w\[\]-]+)/).flatten
-    expect(listed).to eq(%w[--stdout --apply --snapback --from --no-destination-check --discards --plain --verify
-                            --data-source --rsh --remote-lvmsync --allow-short-destination --server --capabilities --[no-]verbose
+    expect(listed).to eq(%w[--stdout --apply --snapback --from --no-destination-check --full --discards --plain
+                            --verify --data-source --rsh --remote-lvmsync --allow-short-destination --server --capabilities --[no-]verbose
                             --[no-]debug --[no-]quiet --version --help])
     expect(out.lines.grep(/^ {2,6}(?:-\w, )?--\S+, --/)).to eq([])
   end

@@ -10,19 +10,22 @@ module LVM
   #   snap.delta                  # => LVM::ThinDelta (changed and unmapped extents)
   #   newer = LVM::ThinSnapshot.new("vg0", "web-snap2")
   #   newer.delta(from: snap)     # => what changed between the two snapshots
+  #   snap.mapping                # => LVM::ThinMapping (the blocks it maps: a --full copy)
   #
   # Changes come from `thin_delta` on a reserved metadata snapshot of the pool (reserved and
   # always released by LVM::ThinPool); only the changed runs are kept in memory.
   class ThinSnapshot
     attr_reader :vg_name, :lv_name
 
-    # +thin_delta+ and +dmsetup+ name the commands to run (split into words, no shell).
-    def initialize(vg, lv, vgcfg: nil, thin_delta: "thin_delta", dmsetup: "dmsetup")
+    # +thin_delta+, +thin_dump+ and +dmsetup+ name the commands to run (split into words,
+    # no shell).
+    def initialize(vg, lv, vgcfg: nil, thin_delta: "thin_delta", dmsetup: "dmsetup", thin_dump: "thin_dump")
       @vg_name = vg.to_s
       @lv_name = lv.to_s
       @vgcfg = vgcfg
       @thin_delta = thin_delta
       @dmsetup = dmsetup
+      @thin_dump = thin_dump
       raise LVM::Error, "#{@vg_name}/#{@lv_name}: not a thin LV" unless config.thin?
     end
 
@@ -40,6 +43,15 @@ module LVM
       left.check_same_pool(right)
       pool.with_metadata_snapshot do |meta|
         ThinDelta.run(meta, left.device_id, right.device_id, thin_delta: @thin_delta, job: job)
+      end
+    end
+
+    # An LVM::ThinMapping of the blocks this thin LV maps (thin_dump on a reserved metadata
+    # snapshot of the pool, always released); LVM::ChangeSet.full(path, mapping:) makes the
+    # whole-volume copy of it. +job+ (an Ironshed::Progress) allows cancelling.
+    def mapping(job: nil)
+      pool.with_metadata_snapshot do |meta|
+        ThinMapping.run(meta, device_id, thin_dump: @thin_dump, job: job)
       end
     end
 

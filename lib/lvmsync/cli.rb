@@ -13,7 +13,7 @@ module LVMSync
   # The command line's settings, one field per option (and the helper programs' names).
   Options = Struct.new(:stdout, :apply, :snapback, :from, :discards, :verify, :plain, :data_source, :rsh,
                        :remote_lvmsync, :allow_short, :server, :capabilities, :verbose, :debug, :quiet,
-                       :thin_delta, :dmsetup, :no_destination_check, keyword_init: true)
+                       :thin_delta, :dmsetup, :full, :thin_dump, :no_destination_check, keyword_init: true)
 
   # The lvmsync command line. Exit status: 0 done; 1 refused or failed before anything was
   # written (a one-line reason on stderr; for a failed remote apply, the receiver's own
@@ -27,6 +27,7 @@ module LVMSync
     BANNER = <<~TEXT
       Usage: lvmsync [options] SNAPSHOT [HOST:]DESTINATION
              lvmsync [options] --from OLDER_SNAPSHOT SNAPSHOT [HOST:]DESTINATION
+             lvmsync [options] --full SNAPSHOT|LV [HOST:]DESTINATION
              lvmsync [options] --stdout [--from OLDER_SNAPSHOT] SNAPSHOT > CHANGES
              lvmsync [options] --apply CHANGES|- DESTINATION
              lvmsync -V | --help
@@ -62,14 +63,14 @@ module LVMSync
 
       Moving a live LV with little downtime:
         lvcreate -s -L 10G -n web01-sync vg0/web01     # 1. changes are recorded
-        dd if=/dev/vg0/web01-sync bs=1M | ssh new dd of=/dev/vg1/web01 bs=1M
+        lvmsync --full vg0/web01-sync new:/dev/vg1/web01
                                                        # 2. copy while it runs
         virsh shutdown web01                           # 3. stop the service
         lvmsync /dev/vg0/web01-sync new:/dev/vg1/web01 # 4. send what changed
 
       Rolling syncs (the service keeps running until the last round):
         lvcreate -s -n web01-s1 vg0/web01              # thin: no -L; classic: -L 10G
-        dd if=/dev/vg0/web01-s1 bs=1M | ssh new dd of=/dev/vg1/web01 bs=1M
+        lvmsync --full vg0/web01-s1 new:/dev/vg1/web01   # the first copy
         lvcreate -s -n web01-s2 vg0/web01
         lvmsync --from vg0/web01-s1 vg0/web01-s2 new:/dev/vg1/web01  # while busy
         lvremove vg0/web01-s1
@@ -100,7 +101,7 @@ module LVMSync
       @out = out
       @err = err
       @opts = Options.new(rsh: "ssh", remote_lvmsync: "lvmsync", verbose: false, debug: false, quiet: false,
-                          thin_delta: "thin_delta", dmsetup: "dmsetup")
+                          thin_delta: "thin_delta", dmsetup: "dmsetup", thin_dump: "thin_dump")
       @console = Console.new(err, @opts)
     end
 
@@ -124,6 +125,9 @@ module LVMSync
         return usage_error("--apply needs exactly one DESTINATION (see --help)") unless args.size == 1
         if @opts.from || @opts.discards || @opts.plain
           return usage_error("--from, --discards and --plain are for the sending side")
+        end
+        if @opts.full
+          return usage_error("--full is for the sending side: give it with SNAPSHOT, not --apply")
         end
 
         receive(@opts.apply, args[0])
@@ -176,6 +180,11 @@ module LVMSync
              "destination holds OLDER's data wherever the round",
              "writes (a wrong destination is then silently",
              "corrupted); with --apply: ignore the stream's check") { @opts.no_destination_check = true }
+        o.on("--full", "send SNAPSHOT's whole content, read from it (the",
+             "first copy): a thin LV's mapped blocks, else every",
+             "non-zero 64 KiB; the rest as discard records (on by",
+             "default; zeros with --plain); SNAPSHOT may also be",
+             "an LV nothing writes to; not with --from") { @opts.full = true }
         o.on("--discards", "send blocks a thin origin no longer maps as discard",
              "records (the destination unmaps or zeroes them)",
              "instead of zeros, when the receiver supports it",
@@ -264,6 +273,10 @@ module LVMSync
     # terminal does), plans the round and sends it.
     def run_send(args)
       return usage_error("no SNAPSHOT given (see --help)") if args.empty?
+      if @opts.full && @opts.from
+        return usage_error("--full sends a whole snapshot; --from sends what changed since an older one: " \
+                           "give one of them")
+      end
       if @opts.plain && @opts.discards
         return usage_error("--plain sends the original format, which has no discard records: it cannot be " \
                            "used with --discards")

@@ -5,11 +5,13 @@
 # group's metadata by the core (a snapshot, of one origin, in the right order, not being
 # merged, both classic or both thin: LVM::Metadata#plan_round), its devices checked (present,
 # active), and its change list read — from the exception store of a classic snapshot, or
-# from thin_delta for thin ones. Every refusal here comes before the first byte of output.
+# from thin_delta for thin ones; for a whole-volume copy (--full), from thin_dump for a thin
+# LV, or by reading the device for zeros. Every refusal here comes before the first byte of
+# output.
 require "lvmsync"
 
 module LVMSync
-  # What to send: +changes+ (an LVM::CowStore or LVM::ThinDelta) read from +source+;
+  # What to send: +changes+ (an LVM::CowStore, LVM::ThinDelta or LVM::ChangeSet) read from +source+;
   # +devices+ the paths a destination must not be (description => path); +summary+
   # describes the changes; +discards+ is true when the unmapped ranges are to go as discard
   # records (if the receiver can apply them); +older+ is the device of --from's OLDER
@@ -35,8 +37,13 @@ module LVMSync
       older = from && LVM::LogicalVolume.new(from)
       round = lv.vg_config.metadata.plan_round([name, lv.vg_name, lv.lv_name],
                                                older && [from, older.vg_name, older.lv_name],
-                                               data_source: !@options.data_source.nil?)
-      plan = round[:thin] ? prepare_thin(round, lv, older) : prepare_classic(round, lv, older)
+                                               data_source: !@options.data_source.nil?,
+                                               full: @options.full ? true : false)
+      plan = if round[:full]
+               prepare_full(round, lv)
+             else
+               round[:thin] ? prepare_thin(round, lv, older) : prepare_classic(round, lv, older)
+             end
       verbose "lvmsync: data source: #{plan.source}"
       plan.changes.extents.each { |off, len| @console.debug "lvmsync: changed: #{off}+#{len}" } if @console.debug?
       plan.discards = discards?(plan.changes)
@@ -105,6 +112,43 @@ module LVMSync
                summary: "#{changed} changed and #{counts[:left_only]} unmapped blocks of #{u.bytes(delta.block_size)}")
     end
 
+    # A whole-volume copy: a thin LV's mapped blocks (thin_dump), or the device read whole
+    # for its all-zero parts; the rest of the volume goes as discards (or zeros).
+    def prepare_full(round, lv)
+      name = "#{lv.vg_name}/#{lv.lv_name}"
+      how = round[:thin] ? "thin snapshots are skipped at activation by default: lvchange -ay -K #{name}" : "lvchange -ay #{name}"
+      source = data_source(round, lv, how)
+      active!(lv, how) if round[:data_lv] && !@options.data_source
+      if round[:live]
+        @console.info "lvmsync: note: #{name} is no snapshot: nothing may write to it while it is copied, " \
+                      "or the copy mixes old and new data (copy a snapshot of it instead while it is in use)"
+      end
+      devices = { "the data source" => source }
+      mapping = round[:thin] ? thin_mapping(round, name, devices) : nil
+      verbose "lvmsync: whole #{name}: reading #{source} for its all-zero parts" unless mapping
+      set = LVM::ChangeSet.full(source, mapping: mapping, progress: mapping ? nil : @console.meter)
+      @console.finish_meter
+      size = set.data_bytes + set.discard_bytes
+      summary = "whole #{name}: #{u.bytes(set.data_bytes)} of data, #{u.bytes(set.discard_bytes)} " \
+                "#{mapping ? 'unmapped' : 'of zeros'} of #{u.bytes(size)}"
+      verbose "lvmsync: #{summary}, in #{set.data_extents.size} data and #{set.discard_extents.size} zero ranges"
+      Plan.new(changes: set, source: source, devices: devices, summary: summary)
+    end
+
+    # The mapping of the thin LV of a whole-volume copy (thin_dump on a reserved metadata
+    # snapshot); adds the pool's metadata device to +devices+.
+    def thin_mapping(round, name, devices)
+      id = round[:device][:device_id] or raise LVM::Error, "#{name}: the metadata records no thin device id"
+      pool = LVM::ThinPool.new(round[:vg], round[:pool], dmsetup: @options.dmsetup)
+      devices["the pool's metadata"] = pool.metadata_device
+      mapping = pool.with_metadata_snapshot do |meta|
+        LVM::ThinMapping.run(meta, id, thin_dump: @options.thin_dump)
+      end
+      verbose "lvmsync: #{mapping.command}: pool block #{u.bytes(mapping.block_size)}; #{mapping.mapped_blocks} " \
+              "blocks mapped (#{u.bytes(mapping.mapped_bytes)}); metadata snapshot released"
+      mapping
+    end
+
     # Where the changed data is read from: --data-source, or the LV the round names (the
     # newer snapshot of a --from round, whose device must be active: +how+ says how to
     # activate it; else the origin).
@@ -134,8 +178,10 @@ module LVMSync
                         "--no-destination-check)"
     end
 
-    # True when unmapped (discarded) ranges should go as discard records.
+    # True when unmapped (discarded) ranges should go as discard records: asked with
+    # --discards, and by default for --full (not with --plain, the original format).
     def discards?(changes)
+      return !@options.plain && changes.discard_bytes.positive? if @options.full
       return false unless @options.discards
 
       unless changes.respond_to?(:unmapped_bytes)

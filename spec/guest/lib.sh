@@ -23,3 +23,10 @@ start_sshd() {
   /usr/sbin/sshd -o ListenAddress=127.0.0.1 -o Port=2222 -o UsePAM=no -h /etc/ssh/ssh_host_ed25519_key
   rsh="ssh -p 2222 -i /tmp/client -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=error"
 }
+# Mapped sectors of a thin device (dm name), from its status line.
+mapped() { dmsetup status "$1" | cut -d' ' -f4; }
+# run NAME CMD...: exit status as NAME_rc, stderr in $out/NAME.err.
+run() {
+  local name=$1; shift
+  set +e; "$@" 2>"$out/$name.err"; kv "${name}_rc" $?; set -e
+}

@@ -13,6 +13,7 @@ module ThinEnv
   BLOCK = 64 << 10          # the fixture pool's chunk_size = 128 sectors
   BLOCKS = 512              # 32 MiB thin LVs
   THIN_DELTA = "/usr/sbin/thin_delta"
+  THIN_DUMP = "/usr/sbin/thin_dump"
   FIXTURE = File.expand_path("../fixtures/lvm/thin.vg", __dir__)
 
   # A thin device: {block => data block}.
@@ -98,7 +99,17 @@ module ThinEnv
       fi
       exec #{THIN_DELTA} "$@"
     SH
-    %w[dmsetup thin_delta].each { |f| File.chmod(0o755, File.join(bin, f)) }
+    File.write(File.join(bin, "thin_dump"), <<~SH)
+      #!/bin/sh
+      # The real thin_dump on the metadata file; -m needs the "held" state, as thin_delta's.
+      echo "thin_dump $*" >> "#{state}/calls.log"
+      if [ "$1" = "-m" ]; then
+        shift
+        [ -f "#{state}/held" ] || { echo "no current metadata snap" >&2; exit 1; }
+      fi
+      exec #{THIN_DUMP} "$@"
+    SH
+    %w[dmsetup thin_delta thin_dump].each { |f| File.chmod(0o755, File.join(bin, f)) }
     env
   end
 

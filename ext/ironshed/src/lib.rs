@@ -12,6 +12,7 @@ mod lvm_cow_store;
 mod lvm_metadata;
 mod lvm_native;
 mod lvm_thin_delta;
+mod lvm_thin_mapping;
 mod lvmsync_native;
 mod progress;
 mod rethtool_driver_info;
@@ -35,6 +36,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     lvm_change_set::init(ruby)?;
     lvm_cow_store::init(ruby)?;
     lvm_thin_delta::init(ruby)?;
+    lvm_thin_mapping::init(ruby)?;
     lvmsync_native::init(ruby)?;
     rethtool_handle::init(ruby)?;
     rethtool_driver_info::init(ruby)?;

@@ -1,16 +1,36 @@
 //! `LVM::ChangeSet`: what a change source (an `LVM::CowStore`, an `LVM::ThinDelta`) says to
 //! send: data ranges, and ranges that must read as zeros. `LVMSync.send_changes` sends one.
-//! The source and its change sets share one copy of the ranges.
+//! The source and its change sets share one copy of the ranges. `LVM::ChangeSet.full` makes
+//! the set of a whole-volume copy (`lvmsync --full`).
 
 use crate::convert::extents;
-use ironshed_core::snapshot::ChangeSet;
-use magnus::{method, prelude::*, Error, RArray, Ruby};
+use crate::errors::{self, OrRaise};
+use crate::{gvl, lvm_thin_mapping::RbThinMapping, progress::RbProgress};
+use ironshed_core::snapshot::{full, ChangeSet};
+use magnus::{function, method, prelude::*, Error, RArray, Ruby};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 #[magnus::wrap(class = "LVM::ChangeSet", free_immediately, size)]
 pub struct RbChangeSet(pub Arc<ChangeSet>);
 
 impl RbChangeSet {
+    /// `_full(source, mapping | nil, job)`: the whole-volume copy of `source`: a thin
+    /// device's mapped ranges as data, or (without a mapping) its non-zero parts, read with
+    /// the GVL released; the rest as discards.
+    fn full(
+        ruby: &Ruby,
+        source: PathBuf,
+        mapping: Option<&RbThinMapping>,
+        job: &RbProgress,
+    ) -> Result<Self, Error> {
+        let (map, prog) = (mapping.map(|m| m.0.clone()), job.0.clone());
+        let result = gvl::without_gvl(&job.0, move || {
+            full::full_change_set(&source, map.as_ref(), &prog)
+        })
+        .ok_or_else(|| errors::panic(ruby, "LVM::ChangeSet.full"))?;
+        Ok(RbChangeSet(Arc::new(result.or_raise(ruby)?)))
+    }
     fn data_extents(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
         extents(ruby, &rb_self.0.data)
     }
@@ -24,6 +44,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
         .define_module("LVM")?
         .define_class("ChangeSet", ruby.class_object())?;
     c.undef_default_alloc_func();
+    c.define_singleton_method("_full", function!(RbChangeSet::full, 3))?;
     c.define_method("data_extents", method!(RbChangeSet::data_extents, 0))?;
     c.define_method("discard_extents", method!(RbChangeSet::discard_extents, 0))?;
     c.define_method(

@@ -15,7 +15,7 @@ use magnus::{function, method, prelude::*, Error, IntoValue, RArray, RHash, RStr
 #[magnus::wrap(class = "LVM::Metadata", free_immediately, size)]
 pub struct RbMetadata(Metadata);
 
-kwargs!(RoundOptions { data_source });
+kwargs!(RoundOptions { data_source, full });
 
 fn value(ruby: &Ruby, v: &Value) -> magnus::Value {
     match v {
@@ -130,12 +130,15 @@ fn vg(ruby: &Ruby, g: &VolumeGroup) -> Result<RHash, Error> {
 
 fn round(ruby: &Ruby, r: &Round) -> Result<RHash, Error> {
     let device = |d: &ThinDevice| -> Result<RHash, Error> { Ok(hash!(ruby, d; lv, device_id)) };
-    let h = hash!(ruby, r; vg, origin, data_lv, data_lv_is_snapshot; thin = r.thin());
+    let h = hash!(ruby, r; vg, origin, data_lv, data_lv_is_snapshot, live; thin = r.thin(),
+        full = r.full());
     h.update(match &r.changes {
         Changes::Classic { store } => hash!(ruby; store),
         Changes::Thin { pool, left, right } => {
             hash!(ruby; pool; left = device(left)?, right = device(right)?)
         }
+        Changes::FullThin { pool, device: d } => hash!(ruby; pool; device = device(d)?),
+        Changes::FullScan => ruby.hash_new(),
     })?;
     Ok(h)
 }

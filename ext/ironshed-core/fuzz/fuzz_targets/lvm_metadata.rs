@@ -21,7 +21,21 @@ fuzz_target!(|data: &[u8]| {
     let target = |lv: &str| Target::new(lv, vg.name.as_str(), lv);
     for newer in vg.logical_volumes.iter().take(8) {
         for data_source in [false, true] {
-            let opts = RoundOptions { data_source };
+            // A whole-volume copy (--full) of any LV: planned or refused, never with --from.
+            let full = RoundOptions {
+                data_source,
+                full: true,
+            };
+            if let Ok(r) = lvm::plan_round(&m, &target(&newer.name), None, &full) {
+                assert!(r.full());
+                assert_eq!(r.data_lv.is_some(), !data_source);
+            }
+            let o = target(&newer.name);
+            assert!(lvm::plan_round(&m, &target(&newer.name), Some(&o), &full).is_err());
+            let opts = RoundOptions {
+                data_source,
+                full: false,
+            };
             let _ = lvm::plan_round(&m, &target(&newer.name), None, &opts);
             for older in vg.logical_volumes.iter().take(8) {
                 let o = target(&older.name);

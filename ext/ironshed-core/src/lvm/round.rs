@@ -39,6 +39,8 @@ pub struct RoundOptions {
     /// The changed data is read from another device (`--data-source`), not from an LV of the
     /// volume group: the round then names no LV to read.
     pub data_source: bool,
+    /// A whole-volume copy (`--full`): the snapshot (or LV) is sent whole, not what changed.
+    pub full: bool,
 }
 
 /// A thin LV as `thin_delta` names it.
@@ -68,6 +70,17 @@ pub enum Changes {
         /// `--snap2`: the newer snapshot of a `--from` round, else the origin.
         right: ThinDevice,
     },
+    /// A whole-volume copy of a thin LV: its mapped blocks (`thin_dump` of `device` in
+    /// `pool`) are sent, the rest discarded.
+    FullThin {
+        /// The thin pool.
+        pool: String,
+        /// The thin LV copied.
+        device: ThinDevice,
+    },
+    /// A whole-volume copy of a classic snapshot or a non-thin LV: the device is read whole,
+    /// and its all-zero parts discarded.
+    FullScan,
 }
 
 /// One round, planned.
@@ -85,12 +98,22 @@ pub struct Round {
     /// True when `data_lv` is the newer snapshot of a `--from` round, whose device must be
     /// active (thin snapshots skip activation by default).
     pub data_lv_is_snapshot: bool,
+    /// True when the data is read from an LV that may be written meanwhile (a whole-volume
+    /// copy of an LV that is no snapshot): its writer must be stopped for a consistent copy.
+    pub live: bool,
 }
 
 impl Round {
     /// True for a round of thin snapshots.
     pub fn thin(&self) -> bool {
-        matches!(self.changes, Changes::Thin { .. })
+        matches!(
+            self.changes,
+            Changes::Thin { .. } | Changes::FullThin { .. }
+        )
+    }
+    /// True for a whole-volume copy (`--full`).
+    pub fn full(&self) -> bool {
+        matches!(self.changes, Changes::FullThin { .. } | Changes::FullScan)
     }
 }
 
@@ -218,6 +241,26 @@ pub enum RoundError {
         /// `--snap2`'s LV.
         right: String,
     },
+    /// `--full` sends a whole snapshot: there is nothing to compare with an older one.
+    #[error("--full sends the whole of {newer}: it cannot be used with --from {older} (a round from an older snapshot sends only what changed)")]
+    FullWithFrom {
+        /// `--from` as given.
+        older: String,
+        /// The snapshot as given.
+        newer: String,
+    },
+    /// `--full` of an LV that holds no volume data (a thin pool, its metadata...).
+    #[error("{given}: {vg}/{lv} is a {segtype} LV, not a volume whose content can be copied")]
+    NotCopyable {
+        /// The name as given.
+        given: String,
+        /// Volume group.
+        vg: String,
+        /// LV name.
+        lv: String,
+        /// Its first segment's type.
+        segtype: String,
+    },
     /// The data would be read from the origin, which the metadata does not name.
     #[error("{vg}/{lv}: the metadata names no origin for this snapshot")]
     NoOrigin {
@@ -293,6 +336,15 @@ pub fn plan(
         opts,
     };
     let nlv = planner.lv(&newer.lv)?;
+    if opts.full {
+        if let Some(o) = older {
+            return Err(RoundError::FullWithFrom {
+                older: o.given.clone(),
+                newer: newer.given.clone(),
+            });
+        }
+        return planner.full(nlv);
+    }
     let olv = older.map(|o| planner.lv(&o.lv)).transpose()?;
     if thin(nlv).is_some() || olv.and_then(thin).is_some() {
         planner.thin(nlv, olv)
@@ -420,6 +472,7 @@ impl<'a> Planner<'a> {
                 store: store.name.clone(),
             },
             data_lv_is_snapshot: self.older.is_some() && data_lv.is_some(),
+            live: false,
             data_lv,
         })
     }
@@ -471,8 +524,62 @@ impl<'a> Planner<'a> {
                 right: device(right),
             },
             data_lv_is_snapshot: self.older.is_some() && data_lv.is_some(),
+            live: false,
             data_lv,
         })
+    }
+
+    /// A whole-volume copy of `lv`, read from `lv` itself (a snapshot as it was taken): a
+    /// thin LV by its mapping, anything else by a zero scan. A classic snapshot being merged,
+    /// and LVs that hold no volume data (pools, their metadata, exception stores), are
+    /// refused; an LV that is no snapshot is `live`. (An exception store is the snapshot LV
+    /// the user names; the hidden LV with the `snapshot` segment is refused.)
+    fn full(&self, lv: &LogicalVolume) -> Result<Round, RoundError> {
+        let data_lv = self.data_lv(&lv.name)?;
+        let mut round = Round {
+            vg: self.vg.name.clone(),
+            origin: None,
+            changes: Changes::FullScan,
+            data_lv_is_snapshot: false,
+            live: false,
+            data_lv,
+        };
+        if let Some(t) = thin(lv) {
+            round.origin = t.origin.map(str::to_string);
+            round.live = t.origin.is_none();
+            round.data_lv_is_snapshot = t.origin.is_some() && round.data_lv.is_some();
+            round.changes = Changes::FullThin {
+                pool: t.pool.unwrap_or_default().to_string(),
+                device: ThinDevice {
+                    lv: lv.name.clone(),
+                    device_id: t.device_id,
+                },
+            };
+        } else if let Some(snap) = self.vg.classic_snapshot(&lv.name) {
+            if snap.merging {
+                return Err(RoundError::Merging {
+                    vg: self.vg.name.clone(),
+                    lv: lv.name.clone(),
+                });
+            }
+            round.origin = snap.origin;
+            round.data_lv_is_snapshot = round.data_lv.is_some();
+        } else {
+            let segtype = lv.segtype().unwrap_or("plain");
+            if matches!(
+                segtype,
+                "thin-pool" | "snapshot" | "cache-pool" | "vdo-pool"
+            ) {
+                return Err(RoundError::NotCopyable {
+                    given: self.newer.given.clone(),
+                    vg: self.vg.name.clone(),
+                    lv: lv.name.clone(),
+                    segtype: segtype.to_string(),
+                });
+            }
+            round.live = true;
+        }
+        Ok(round)
     }
 
     fn mixed(&self) -> RoundError {

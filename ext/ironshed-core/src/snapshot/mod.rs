@@ -5,10 +5,14 @@
 //! discard ranges, which the sender ([`crate::wire::send_changes`]) streams. The sources are a
 //! classic LVM snapshot's dm-snapshot exception store ([`cow_store::CowStore`]: data only) and
 //! what `thin_delta` reports between two thin devices ([`thin::ThinDelta`]: data, and blocks
-//! the newer device no longer maps as discards).
+//! the newer device no longer maps as discards). A whole-volume copy ([`full::FullCopy`]: a
+//! thin device's mapped blocks from `thin_dump`, or a device's non-zero parts) sends the rest
+//! of the volume as discards.
 
 pub mod cow_store;
+pub mod full;
 pub mod thin;
+mod xml;
 
 pub use cow_store::CowStore;
 pub use thin::{ThinDelta, ThinDeltaCommand};
@@ -74,7 +78,17 @@ pub enum Error {
         /// What is wrong.
         msg: String,
     },
-    /// `thin_delta` could not be run, or failed.
+    /// `thin_dump`'s output is not what it should be.
+    #[error("{name}: at byte {at}: {msg}")]
+    ThinDump {
+        /// What was read ("output of thin_dump ...").
+        name: String,
+        /// Byte of the output where the problem is.
+        at: u64,
+        /// What is wrong.
+        msg: String,
+    },
+    /// `thin_delta` (or `thin_dump`) could not be run, or failed.
     #[error("{command}: {msg}")]
     ThinTool {
         /// The command line.
@@ -100,7 +114,9 @@ impl Report for Error {
             Error::File(f) => f.kind(),
             Error::Cancelled(c) => c.kind(),
             Error::Invalid { .. } => Kind::SnapshotInvalid,
-            Error::ThinDelta { .. } | Error::ThinTool { .. } => Kind::ThinDelta,
+            Error::ThinDelta { .. } | Error::ThinDump { .. } | Error::ThinTool { .. } => {
+                Kind::ThinDelta
+            }
             Error::Uninitialised { .. }
             | Error::BadMagic { .. }
             | Error::UnsupportedVersion { .. }

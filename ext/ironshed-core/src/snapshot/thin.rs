@@ -17,11 +17,11 @@
 //! begin=.. length=.. .../></different>`) are read. [`run_thin_delta`] runs the tool and
 //! parses its output as it arrives, and can be cancelled.
 
+use super::xml::{self, name_of, Element};
 use super::{ByteRange, Changes, Error, Result};
 use crate::io::WaitingFile;
 use crate::progress::Progress;
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::Reader;
+use quick_xml::events::BytesStart;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -105,38 +105,25 @@ struct Parser<'n> {
     sorted: bool,
 }
 
+fn thin_delta_error(name: &str, at: u64, msg: String) -> Error {
+    Error::ThinDelta {
+        name: name.to_string(),
+        at,
+        msg,
+    }
+}
+
 impl Parser<'_> {
     fn err(&self, pos: u64, msg: impl Into<String>) -> Error {
-        Error::ThinDelta {
-            name: self.name.to_string(),
-            at: pos,
-            msg: msg.into(),
-        }
+        thin_delta_error(self.name, pos, msg.into())
     }
 
     fn attr(&self, e: &BytesStart<'_>, key: &str, pos: u64) -> Result<Option<u64>> {
-        for a in e.attributes() {
-            let a = a.map_err(|x| self.err(pos, format!("malformed attribute: {x}")))?;
-            if a.key.as_ref() == key {
-                let v = a.value.trim();
-                return v.parse::<u64>().map(Some).map_err(|_| {
-                    self.err(
-                        pos,
-                        format!(
-                            "<{}> attribute {key}=\"{}\" is not a non-negative integer",
-                            name_of(e),
-                            a.value
-                        ),
-                    )
-                });
-            }
-        }
-        Ok(None)
+        xml::attr_u64(e, key, pos, self.name, thin_delta_error)
     }
 
     fn need(&self, e: &BytesStart<'_>, key: &str, pos: u64) -> Result<u64> {
-        self.attr(e, key, pos)?
-            .ok_or_else(|| self.err(pos, format!("<{}> has no {key} attribute", name_of(e))))
+        xml::need_u64(e, key, pos, self.name, thin_delta_error)
     }
 
     /// A run of `kind` blocks from a `<kind .../>` or `<range .../>` element.
@@ -239,12 +226,6 @@ impl Parser<'_> {
     }
 }
 
-fn name_of(e: &BytesStart<'_>) -> String {
-    let q = e.name();
-    let s: &str = q.as_ref();
-    s.to_string()
-}
-
 fn describe(at: At) -> &'static str {
     match at {
         At::Top => "before <superblock>",
@@ -257,8 +238,6 @@ fn describe(at: At) -> &'static str {
 
 /// Parses `thin_delta` XML from `r` (named `name` in messages) as it arrives.
 pub fn parse<R: BufRead>(r: R, name: &str) -> Result<ThinDelta> {
-    let mut reader = Reader::from_reader(r);
-    reader.config_mut().trim_text(true);
     let mut p = Parser {
         name,
         at: At::Top,
@@ -267,53 +246,25 @@ pub fn parse<R: BufRead>(r: R, name: &str) -> Result<ThinDelta> {
         unmapped: Vec::new(),
         sorted: true,
     };
-    let mut buf = Vec::with_capacity(512);
-    loop {
-        let pos = reader.buffer_position();
-        let ev = reader.read_event_into(&mut buf).map_err(|e| match e {
-            quick_xml::Error::Io(io) => Error::Io(crate::IoContext::new(
-                std::path::Path::new(name),
-                "read thin_delta output",
-                std::io::Error::new(io.kind(), io.to_string()),
-            )),
-            other => p.err(reader.error_position(), format!("malformed XML: {other}")),
-        })?;
-        match ev {
-            Event::Eof => break,
-            Event::Start(e) => p.open(&e, false, pos)?,
-            Event::Empty(e) => p.open(&e, true, pos)?,
-            Event::End(e) => {
-                let q = e.name();
-                let n: &str = q.as_ref();
-                let n = n.to_string();
-                p.close(&n, pos)?
-            }
-            Event::Text(t) if !t.as_ref().trim_ascii().is_empty() => {
-                return Err(p.err(pos, "unexpected text between elements"))
-            }
-            Event::Decl(_) | Event::Comment(_) | Event::Text(_) => {}
-            _ => return Err(p.err(pos, "unexpected XML construct")),
-        }
-        buf.clear();
-    }
-    match p.at {
-        At::Done => {}
-        At::Top => {
-            return Err(p.err(
-                reader.buffer_position(),
-                "no <superblock>: the output is empty (did thin_delta fail?)",
-            ))
-        }
-        _ => {
-            return Err(p.err(
-                reader.buffer_position(),
-                format!(
-                    "output ends {} without its closing tags: thin_delta stopped early",
-                    describe(p.at)
-                ),
-            ))
-        }
-    }
+    let end = xml::read_elements(
+        r,
+        name,
+        "thin_delta",
+        thin_delta_error,
+        |el, pos| match el {
+            Element::Open(e, empty) => p.open(e, empty, pos),
+            Element::Close(n) => p.close(n, pos),
+        },
+    )?;
+    let inside = (p.at != At::Done).then(|| describe(p.at));
+    xml::unfinished(
+        inside,
+        p.at != At::Top,
+        end,
+        name,
+        "thin_delta",
+        thin_delta_error,
+    )?;
     let (c, u) = (
         std::mem::take(&mut p.changed),
         std::mem::take(&mut p.unmapped),
@@ -328,7 +279,7 @@ pub fn parse<R: BufRead>(r: R, name: &str) -> Result<ThinDelta> {
     };
     if let Some(r) = overlap(&changed, &unmapped) {
         return Err(p.err(
-            reader.buffer_position(),
+            end,
             format!(
                 "byte {} is listed both as mapped on the right and as mapped on the left only",
                 r
@@ -388,27 +339,43 @@ impl ThinDeltaCommand {
 
     /// The argument vector after the program.
     pub fn args(&self) -> Vec<String> {
-        let mut a = Vec::new();
-        if self.metadata_snap {
-            a.push("-m".to_string());
-        }
-        a.extend([
+        let ids = [
             "--snap1".to_string(),
             self.left.to_string(),
             "--snap2".to_string(),
             self.right.to_string(),
-            self.metadata.display().to_string(),
-        ]);
-        a
+        ];
+        tool_args(self.metadata_snap, ids, &self.metadata)
     }
 
     /// The command as a shell would show it (for messages).
     pub fn display(&self) -> String {
-        std::iter::once(self.program.clone())
-            .chain(self.args())
-            .collect::<Vec<_>>()
-            .join(" ")
+        shown(&self.program, self.args())
     }
+}
+
+/// `[-m] OPTIONS... METADATA`: the arguments of a thin-provisioning tool reading `metadata`
+/// (`-m`: its reserved metadata snapshot).
+pub(crate) fn tool_args(
+    metadata_snap: bool,
+    options: impl IntoIterator<Item = String>,
+    metadata: &std::path::Path,
+) -> Vec<String> {
+    let mut a: Vec<String> = metadata_snap
+        .then(|| "-m".to_string())
+        .into_iter()
+        .collect();
+    a.extend(options);
+    a.push(metadata.display().to_string());
+    a
+}
+
+/// A command line as a shell would show it (for messages).
+pub(crate) fn shown(program: &str, args: Vec<String>) -> String {
+    std::iter::once(program.to_string())
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Most of thin_delta's standard error kept for a message.
@@ -417,10 +384,24 @@ const STDERR_KEEP: usize = 4096;
 /// Runs `thin_delta` and parses its output as it arrives. Cancelling `progress` kills it.
 /// A failure names the command and carries the tool's own message.
 pub fn run_thin_delta(cmd: &ThinDeltaCommand, progress: &Progress) -> Result<ThinDelta> {
+    run_tool(&cmd.program, cmd.args(), cmd.display(), progress, |r, n| {
+        parse(r, n)
+    })
+}
+
+/// Runs a thin-provisioning tool (`program` with `args`, shown as `shown`) and hands its
+/// standard output to `parse` as it arrives. Cancelling `progress` kills the tool. A failure
+/// names the command and carries the tool's own message.
+pub(crate) fn run_tool<T>(
+    program: &str,
+    args: Vec<String>,
+    shown: String,
+    progress: &Progress,
+    parse: impl FnOnce(BufReader<WaitingFile>, &str) -> Result<T>,
+) -> Result<T> {
     use std::os::fd::{AsRawFd, OwnedFd};
-    let shown = cmd.display();
-    let mut child = Command::new(&cmd.program)
-        .args(cmd.args())
+    let mut child = Command::new(program)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -429,7 +410,7 @@ pub fn run_thin_delta(cmd: &ThinDeltaCommand, progress: &Progress) -> Result<Thi
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::ThinTool {
                     command: shown.clone(),
-                    msg: format!("{} not found: install thin-provisioning-tools", cmd.program),
+                    msg: format!("{program} not found: install thin-provisioning-tools"),
                 }
             } else {
                 Error::ThinTool {

@@ -58,11 +58,15 @@ fn a_classic_snapshot_lists_its_store_and_reads_the_origin() {
             },
             data_lv: Some("src-lv".into()),
             data_lv_is_snapshot: false,
+            live: false,
         }
     );
     assert!(!r.thin());
     let given = Target::new("/dev/vg-sync/src-snap", "vg-sync", "src-snap");
-    let opts = RoundOptions { data_source: true };
+    let opts = RoundOptions {
+        data_source: true,
+        ..Default::default()
+    };
     let r = plan(&m, &given, None, &opts).unwrap();
     assert_eq!(r.data_lv, None);
 }
@@ -79,7 +83,10 @@ fn a_classic_from_round_lists_the_older_store_and_reads_the_newer_snapshot() {
     );
     assert_eq!(r.data_lv.as_deref(), Some("tiny"));
     assert!(r.data_lv_is_snapshot);
-    let opts = RoundOptions { data_source: true };
+    let opts = RoundOptions {
+        data_source: true,
+        ..Default::default()
+    };
     let r = plan(
         &m,
         &t("vg-sync", "tiny"),
@@ -221,7 +228,10 @@ fn a_classic_snapshot_read_from_its_origin_needs_one() {
         refusal(&m, "src-snap", None),
         "vg-sync/src-snap: the metadata names no origin for this snapshot"
     );
-    let opts = RoundOptions { data_source: true };
+    let opts = RoundOptions {
+        data_source: true,
+        ..Default::default()
+    };
     assert!(plan(&m, &t("vg-sync", "src-snap"), None, &opts).is_ok());
     let m = edited(
         CLASSIC,
@@ -251,6 +261,7 @@ fn a_thin_snapshot_is_compared_with_its_origin() {
             },
             data_lv: Some("thin1".into()),
             data_lv_is_snapshot: false,
+            live: false,
         }
     );
     assert!(r.thin());
@@ -352,7 +363,10 @@ fn a_thin_snapshots_origin_must_be_a_thin_lv_of_the_same_pool() {
         "Logical volume gone does not exist in volume group vgfix"
     );
     // thin_delta needs the origin's thin id even when the data comes from elsewhere.
-    let opts = RoundOptions { data_source: true };
+    let opts = RoundOptions {
+        data_source: true,
+        ..Default::default()
+    };
     assert!(plan(&m, &t("vgfix", "thin-snap"), None, &opts).is_err());
     let m = edited(THIN, "thin_pool = \"pool\"", "thin_pool = \"pool2\"");
     let e = "vgfix/thin-snap and vgfix/thin1 are not thin LVs of the same pool: thin_delta can \
@@ -387,4 +401,106 @@ fn times_print_as_ruby_prints_them() {
     }
     // Never a panic, whatever the metadata says.
     let _ = (format_utc(i64::MIN), format_utc(i64::MAX));
+}
+
+fn full_of(m: &Metadata, lv: &str, older: Option<&str>) -> Result<Round, RoundError> {
+    let vg = m.vg.as_ref().unwrap().name.clone();
+    let o = older.map(|o| t(&vg, o));
+    let opts = RoundOptions {
+        full: true,
+        ..Default::default()
+    };
+    plan(m, &t(&vg, lv), o.as_ref(), &opts)
+}
+
+#[test]
+fn full_copies_of_a_thin_snapshot_a_thin_lv_a_classic_snapshot_and_a_plain_lv() {
+    let m = meta(THIN);
+    // A thin snapshot: its own mapping, read from itself (it must be active), not live.
+    let r = full_of(&m, "thin-snap", None).unwrap();
+    assert_eq!(
+        r,
+        Round {
+            vg: "vgfix".into(),
+            origin: Some("thin1".into()),
+            changes: Changes::FullThin {
+                pool: "pool".into(),
+                device: dev("thin-snap", 2)
+            },
+            data_lv: Some("thin-snap".into()),
+            data_lv_is_snapshot: true,
+            live: false,
+        }
+    );
+    assert!(r.full() && r.thin());
+    // A thin LV that is no snapshot: live (its writer must be stopped).
+    let r = full_of(&m, "thin1", None).unwrap();
+    assert_eq!(
+        (r.changes, r.live, r.data_lv_is_snapshot),
+        (
+            Changes::FullThin {
+                pool: "pool".into(),
+                device: dev("thin1", 1)
+            },
+            true,
+            false
+        )
+    );
+    // A striped LV: scanned for zeros, live.
+    let r = full_of(&m, "lin", None).unwrap();
+    assert_eq!(
+        (&r.changes, r.live, r.origin.as_deref()),
+        (&Changes::FullScan, true, None)
+    );
+    assert!(r.full() && !r.thin());
+    // A pool holds no volume.
+    assert_eq!(
+        full_of(&m, "pool", None).unwrap_err().to_string(),
+        "vgfix/pool: vgfix/pool is a thin-pool LV, not a volume whose content can be copied"
+    );
+    // A classic snapshot: read from the snapshot device, scanned for zeros, not live.
+    let c = meta(CLASSIC);
+    let r = full_of(&c, "src-snap", None).unwrap();
+    assert_eq!(
+        r,
+        Round {
+            vg: "vg-sync".into(),
+            origin: Some("src-lv".into()),
+            changes: Changes::FullScan,
+            data_lv: Some("src-snap".into()),
+            data_lv_is_snapshot: true,
+            live: false,
+        }
+    );
+    // --data-source: no LV is read.
+    let opts = RoundOptions {
+        full: true,
+        data_source: true,
+    };
+    let r = plan(&c, &t("vg-sync", "src-snap"), None, &opts).unwrap();
+    assert_eq!((r.data_lv, r.data_lv_is_snapshot), (None, false));
+}
+
+#[test]
+fn full_refuses_from_and_a_merging_snapshot() {
+    let m = meta(THIN);
+    let e = full_of(&m, "thin-snap2", Some("thin-snap")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "--full sends the whole of vgfix/thin-snap2: it cannot be used with --from vgfix/thin-snap (a round from an older snapshot sends only what changed)"
+    );
+    assert_eq!(e.kind(), Kind::Lvm);
+    let c = edited(
+        CLASSIC,
+        "cow_store = \"src-snap\"",
+        "merging_store = \"src-snap\"",
+    );
+    assert!(matches!(
+        full_of(&c, "src-snap", None).unwrap_err(),
+        RoundError::Merging { .. }
+    ));
+    assert!(matches!(
+        full_of(&m, "nothere", None).unwrap_err(),
+        RoundError::NoSuchLv { .. }
+    ));
 }
