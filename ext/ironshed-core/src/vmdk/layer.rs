@@ -258,6 +258,9 @@ impl Layer {
             "vmfsSparse" => &[ExtentType::VmfsSparse, ExtentType::Sparse],
             "seSparse" => &[ExtentType::SeSparse],
             "twoGbMaxExtentSparse" | "monolithicSparse" | "streamOptimized" => &[ExtentType::Sparse],
+            "vmfs" | "monolithicFlat" | "twoGbMaxExtentFlat" | "vmfsThin" | "vmfsEagerZeroedThick" | "vmfsPreallocated" if !d.has_parent() && opts.full => {
+                return Err(flat_base(&name, &ct))
+            }
             "vmfs" | "monolithicFlat" | "twoGbMaxExtentFlat" | "vmfsThin" | "vmfsEagerZeroedThick" | "vmfsPreallocated" if !d.has_parent() => {
                 return Err(Error::format(
                     &name,
@@ -584,6 +587,14 @@ fn check_embedded(d: &Descriptor, path: &Path, capacity: u64, name: &str) -> Res
         }
     }
     Ok(())
+}
+
+/// Why `--full` refuses a flat base disk (createType `ct`) named `name`.
+pub(crate) fn flat_base(name: &str, ct: &str) -> Error {
+    Error::unsupported(
+        name,
+        format!("--full reads base disks in a sparse format (monolithicSparse, twoGbMaxExtentSparse, streamOptimized), not createType \"{ct}\": a flat base's data file (vm-flat.vmdk) is already the raw disk; copy it (dd), then apply the deltas without --full"),
+    )
 }
 
 pub(crate) use crate::io::same_file;
