@@ -140,7 +140,7 @@ RSpec.describe "vmdksync --full", :tmpdir do
     expect(File.binread(dest) == before).to be(true)
   end
 
-  it "refuses before the first write: wrong size, an input as destination, a flat base; and without --full" do
+  it "refuses before the first write: a damaged grain, wrong size, an input as destination, a flat base; and without --full" do
     img, want = stream_image(1 << 20)
     dest = File.join(@dir, "dest.raw")
     small = File.join(@dir, "small.raw")
@@ -152,7 +152,16 @@ RSpec.describe "vmdksync --full", :tmpdir do
     garbage(flat_dest, 1 << 20)
     link = File.join(@dir, "link.vmdk")
     File.link(img, link)
+    # A damaged compressed grain: the first one (after overHead sectors, past its 12-byte
+    # marker), found by inflating it before the first write.
+    FileUtils.mkdir(File.join(@dir, "damaged"))
+    damaged = File.join(@dir, "damaged", "export.vmdk")
+    FileUtils.cp(img, damaged)
+    first_grain = File.binread(damaged, 8, 64).unpack1("Q<") * 512
+    expect(File.binread(damaged, 12, first_grain).unpack("Q<L<")).to eq([0, File.binread(damaged, 4, first_grain + 8).unpack1("L<")])
+    File.binwrite(damaged, "\xA5".b * 32, first_grain + 12 + 16)
     [
+      [[damaged, dest], %r{damaged/export\.vmdk: .*grain}],
       [[img, small], /destination is #{(1 << 20) - 512} bytes but the virtual disk of .* is #{1 << 20} bytes/],
       [[img, link], /link\.vmdk/],
       [[File.join(esx, "vm-000001.vmdk"), flat_dest], /not createType "vmfs": a flat base's data file/],
