@@ -4,7 +4,7 @@
 
 use super::descriptor::{Descriptor, CID_NONE};
 use super::error::{Error, Result};
-use super::layer::{flat_base, name_of, peek_descriptor_in, same_file, Files, Layer};
+use super::layer::{name_of, peek_descriptor_in, same_file, Files, Layer};
 use super::run::{overlay, push_merged, Run, Src};
 use super::{BaseCheck, OpenOptions};
 use crate::block::SourceFile;
@@ -81,8 +81,7 @@ fn link_error(child: &Layer, pcid: u32, parent: &Descriptor, parent_path: &Path)
 }
 
 /// The base disk `p` (descriptor `d`, already read and linked to the chain) opened as the
-/// oldest layer of a `--full` chain: it must have no parent, and hold its data in a sparse
-/// format (a flat base's data is the raw disk itself).
+/// oldest layer of a `--full` chain: it must have no parent.
 fn full_base(p: &Path, d: &Descriptor, files: &mut Files, opts: &OpenOptions) -> Result<Layer> {
     if d.has_parent() {
         return Err(Error::BaseMismatch {
@@ -92,13 +91,6 @@ fn full_base(p: &Path, d: &Descriptor, files: &mut Files, opts: &OpenOptions) ->
                 d.parent_cid.unwrap_or(CID_NONE)
             ),
         });
-    }
-    let ct = d.create_type.as_deref().unwrap_or("");
-    if !matches!(
-        ct,
-        "monolithicSparse" | "twoGbMaxExtentSparse" | "streamOptimized"
-    ) {
-        return Err(flat_base(&name_of(p), ct));
     }
     Layer::open(p, files, opts)
 }

@@ -15,6 +15,7 @@ pub mod chain;
 pub mod cowd;
 pub mod descriptor;
 mod error;
+pub mod flat;
 #[cfg(test)]
 mod fixture;
 pub mod layer;
@@ -47,16 +48,20 @@ pub enum Format {
     StreamOptimized,
     /// ESX space-efficient sparse.
     SeSparse,
+    /// Raw bytes of a base disk (`VMFS`, `FLAT` extents), read only by whole-disk chains.
+    Flat,
 }
 
 impl Format {
-    /// Short name used by the Ruby API (`:cowd`, `:sparse`, `:stream_optimized`, `:sesparse`).
+    /// Short name used by the Ruby API (`:cowd`, `:sparse`, `:stream_optimized`, `:sesparse`,
+    /// `:flat`).
     pub fn key(self) -> &'static str {
         match self {
             Format::Cowd => "cowd",
             Format::Sparse => "sparse",
             Format::StreamOptimized => "stream_optimized",
             Format::SeSparse => "sesparse",
+            Format::Flat => "flat",
         }
     }
     /// Human description.
@@ -66,6 +71,7 @@ impl Format {
             Format::Sparse => "hosted sparse VMDK4",
             Format::StreamOptimized => "streamOptimized VMDK4 (compressed)",
             Format::SeSparse => "seSparse (ESX)",
+            Format::Flat => "flat (raw base disk)",
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::vmdk::fixture::{format_error, unsupported};
-use crate::vmdk::OpenOptions;
+use crate::vmdk::{Format, OpenOptions};
 use ironshed_testkit::chain::{write_chain, ChainFiles, LayerFormat, LayerSpec};
 use ironshed_testkit::cowd::Layout;
 use ironshed_testkit::model::Model;
@@ -506,18 +506,63 @@ fn full_with_base_includes_the_base_named() {
 }
 
 #[test]
-fn full_needs_a_sparse_base_disk_at_the_bottom() {
-    // A flat base (vm.vmdk, createType vmfs): its data file already is the raw disk.
-    let s = chain(2);
-    unsupported(
+fn a_flat_base_disk_is_read_as_its_raw_data() {
+    // testkit's base: vm.vmdk (createType vmfs, one VMFS extent) over vm-flat.vmdk.
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = Model::new(3 << 20, 5);
+    m.write(4096, 8192).next_layer().write((2 << 20) + 512, 1024);
+    let spec = LayerSpec {
+        format: LayerFormat::Cowd { grain_size: 1 },
+        layout: Layout::Sequential,
+    };
+    let files = write_chain(dir.path(), "vm", &m, &[spec, spec]).unwrap();
+    let s = Set { _dir: dir, files };
+    let check = |c: &Chain| {
+        let mut end = 0u64;
+        c.for_each_run(&mut |r| {
+            assert_eq!(r.virt, end);
+            end = r.end();
+            let mut got = vec![0u8; r.len as usize];
+            let mut want = vec![0u8; r.len as usize];
+            let Src::Data { file, offset } = r.src else {
+                panic!("a flat base leaves no zeros: {r:?}")
+            };
+            c.sources[file as usize].file.read_exact_at(&mut got, offset).unwrap();
+            m.disk_at(r.virt, &mut want);
+            assert!(got == want, "{r:?}");
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(end, 3 << 20);
+    };
+    let c = open(s.newest(), &full()).unwrap();
+    let formats: Vec<Format> = c.layers.iter().map(|l| l.format).collect();
+    assert_eq!(formats, [Format::Cowd, Format::Cowd, Format::Flat]);
+    assert_eq!(c.base, BaseCheck::Verified(s.files.base.clone()));
+    check(&c);
+    // The base disk named itself, and a FLAT extent at an offset in a larger file.
+    let c = open(&s.files.base, &full()).unwrap();
+    assert_eq!(c.layers.len(), 1);
+    let raw = fs::read(&s.files.flat).unwrap();
+    let mut padded = vec![0xa5u8; 2048];
+    padded.extend_from_slice(&raw);
+    padded.extend_from_slice(&[0x5a; 512]);
+    fs::write(s.path("padded.bin"), padded).unwrap();
+    edit(&s.files.base, "RW 6144 VMFS \"vm-flat.vmdk\"", "RW 6144 FLAT \"padded.bin\" 4");
+    let c = open(s.newest(), &full()).unwrap();
+    check(&c);
+    // A flat file too short for its extent line.
+    edit(&s.files.base, "\"padded.bin\" 4", "\"padded.bin\" 6");
+    format_error(
         open(s.newest(), &full()),
-        &name_of(&s.files.base),
-        &["--full reads base disks in a sparse format (monolithicSparse, twoGbMaxExtentSparse, streamOptimized), not createType \"vmfs\": a flat base's data file (vm-flat.vmdk) is already the raw disk; copy it (dd), then apply the deltas without --full"],
+        &name_of(&s.path("padded.bin")),
+        &[&format!("line 10 of {} needs bytes 3072..3148800 of this flat extent, but it is only 3148288 bytes long", s.files.base.display())],
     );
-    unsupported(
-        open(&s.files.base, &full()),
+    // Without --full a flat base disk is no delta.
+    format_error(
+        open(&s.files.base, &OpenOptions::default()),
         &name_of(&s.files.base),
-        &["not createType \"vmfs\""],
+        &["with no parent: this is a base disk, not a snapshot delta; give the snapshot's descriptor (vm-000001.vmdk), or use --full to write the whole disk"],
     );
     // --base naming a snapshot, which has a parent below it.
     mismatch(
