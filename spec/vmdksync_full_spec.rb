@@ -128,6 +128,29 @@ RSpec.describe "vmdksync --full", :tmpdir do
     expect(same_bytes?(dest, want)).to be(true)
   end
 
+  it "flat base disks: a qemu-made monolithicFlat image, and an ESX chain over vm-flat.vmdk" do
+    src = File.join(@dir, "src.raw")
+    File.binwrite(src, mixed_data((5 << 20) + 1536, 14))
+    img = File.join(@dir, "flat.vmdk")
+    qemu_convert(src, img, "-o", "subformat=monolithicFlat")
+    expect(File.read(img)).to match(/^RW \d+ FLAT "flat-flat.vmdk" 0$/)
+    want = qemu_raw(img, File.join(@dir, "qemu.raw"))
+    dest = File.join(@dir, "dest.raw")
+    garbage(dest, File.size(want))
+    _o, err, st = run_exe("vmdksync", "--full", "--verify", img, dest)
+    expect(st.exitstatus).to eq(0), err
+    expect(same_bytes?(dest, want)).to be(true)
+
+    esx = File.join(@dir, "esx")
+    esx_set(esx, capacity: "4M", layout: "shuffled", random: "200:4K")
+    newest = File.join(esx, "vm-000001.vmdk")
+    want = qemu_raw(newest, File.join(@dir, "qemu-esx.raw"))
+    garbage(dest, 4 << 20)
+    _o, err, st = run_exe("vmdksync", "--full", newest, dest)
+    expect(st.exitstatus).to eq(0), err
+    expect(same_bytes?(dest, want)).to be(true)
+  end
+
   it "--dry-run lists the whole disk as one range and writes nothing" do
     img, want = stream_image(1 << 20)
     dest = File.join(@dir, "dest.raw")
@@ -140,7 +163,7 @@ RSpec.describe "vmdksync --full", :tmpdir do
     expect(File.binread(dest) == before).to be(true)
   end
 
-  it "refuses before the first write: a damaged grain, wrong size, an input as destination, a flat base; and without --full" do
+  it "refuses before the first write: a damaged grain, wrong size, an input as destination, a missing parent; and without --full" do
     img, want = stream_image(1 << 20)
     dest = File.join(@dir, "dest.raw")
     small = File.join(@dir, "small.raw")
@@ -148,8 +171,7 @@ RSpec.describe "vmdksync --full", :tmpdir do
     garbage(small, File.size(want) - 512)
     esx = File.join(@dir, "esx")
     esx_set(esx, capacity: "1M", writes: ["4096:512"])
-    flat_dest = File.join(@dir, "flat-dest.raw")
-    garbage(flat_dest, 1 << 20)
+    File.delete(File.join(esx, "vm.vmdk"))
     link = File.join(@dir, "link.vmdk")
     File.link(img, link)
     # A damaged compressed grain: the first one (after overHead sectors, past its 12-byte
@@ -164,8 +186,7 @@ RSpec.describe "vmdksync --full", :tmpdir do
       [[damaged, dest], %r{damaged/export\.vmdk: .*grain}],
       [[img, small], /destination is #{(1 << 20) - 512} bytes but the virtual disk of .* is #{1 << 20} bytes/],
       [[img, link], /link\.vmdk/],
-      [[File.join(esx, "vm-000001.vmdk"), flat_dest], /not createType "vmfs": a flat base's data file/],
-      [[File.join(esx, "vm.vmdk"), flat_dest], /not createType "vmfs"/]
+      [[File.join(esx, "vm-000001.vmdk"), dest], /parent .*vm\.vmdk not found, and --full needs every layer down to the base disk/]
     ].each do |(image, target), message|
       before = File.binread(target)
       _o, err, st = run_exe("vmdksync", "--full", image, target)

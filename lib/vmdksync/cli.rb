@@ -30,9 +30,10 @@ module VMDKSync
                      replaced); never created, truncated or extended
         IMAGE        (--full) a base disk without parent (an OVA's
                      streamOptimized disk, a monolithicSparse or
-                     twoGbMaxExtentSparse vm.vmdk), or the newest descriptor of
-                     a chain whose base disk is one of those: every byte of the
-                     disk is written, zeros where no layer has data
+                     twoGbMaxExtentSparse vm.vmdk, an ESX vm.vmdk over its
+                     vm-flat.vmdk), or the newest descriptor of a chain that
+                     ends at one: every byte of the disk is written, zeros
+                     where no layer has data
 
       Formats: ESX vmfsSparse (COWD) and seSparse; hosted sparse VMDK4
       (monolithicSparse, twoGbMaxExtentSparse, streamOptimized). Zeroed and
@@ -109,10 +110,10 @@ module VMDKSync
              "(default: follow parentFileNameHint)") do |v|
           @opts[:base] = v
         end
-        o.on("--full", "write the whole disk: the base disk (sparse)",
-             "and every snapshot above it, zeros where no",
-             "layer has data; --undo then saves the whole",
-             "disk's old content (its size)") do
+        o.on("--full", "write the whole disk: the base disk (flat or",
+             "sparse) and every snapshot above it, zeros",
+             "where no layer has data; --undo then saves the",
+             "whole disk's old content (its size)") do
           @opts[:full] = true
         end
         o.on("-n", "--dry-run", "check everything and list the ranges that",
