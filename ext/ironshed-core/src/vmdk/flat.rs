@@ -81,16 +81,35 @@ mod tests {
     #[test]
     fn every_byte_is_data_at_its_offset() {
         let x = Flat::new(8, 2, 5120, "f", 9, "d").unwrap();
-        assert_eq!(x, Flat { offset: 1024, len: 4096 });
-        assert_eq!((x.next_data(0), x.next_data(4095), x.next_data(4096)), (Some(0), Some(4095), None));
+        assert_eq!(
+            x,
+            Flat {
+                offset: 1024,
+                len: 4096
+            }
+        );
+        assert_eq!(
+            (x.next_data(0), x.next_data(4095), x.next_data(4096)),
+            (Some(0), Some(4095), None)
+        );
         let mut runs = Vec::new();
         x.for_each_run(&Vec::<u8>::new(), "f", 3, 100, 9000, &mut |r| {
             runs.push(r);
             Ok(())
         })
         .unwrap();
-        let data = Src::Data { file: 3, offset: 1124 };
-        assert_eq!(runs, [Run { virt: 100, len: 3996, src: data }]);
+        let data = Src::Data {
+            file: 3,
+            offset: 1124,
+        };
+        assert_eq!(
+            runs,
+            [Run {
+                virt: 100,
+                len: 3996,
+                src: data
+            }]
+        );
     }
 
     #[test]
@@ -104,7 +123,10 @@ mod tests {
         }
         match Flat::new(u64::MAX / 2, 0, 0, "f", 3, "d") {
             Err(Error::Format { file, msg }) => {
-                assert_eq!((file.as_str(), msg.as_str()), ("d", "line 3: the extent's sectors and offset overflow"));
+                assert_eq!(
+                    (file.as_str(), msg.as_str()),
+                    ("d", "line 3: the extent's sectors and offset overflow")
+                );
             }
             other => panic!("{other:?}"),
         }

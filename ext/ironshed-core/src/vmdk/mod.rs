@@ -15,9 +15,9 @@ pub mod chain;
 pub mod cowd;
 pub mod descriptor;
 mod error;
-pub mod flat;
 #[cfg(test)]
 mod fixture;
+pub mod flat;
 pub mod layer;
 pub mod run;
 pub mod sesparse;

@@ -510,7 +510,9 @@ fn a_flat_base_disk_is_read_as_its_raw_data() {
     // testkit's base: vm.vmdk (createType vmfs, one VMFS extent) over vm-flat.vmdk.
     let dir = tempfile::tempdir().unwrap();
     let mut m = Model::new(3 << 20, 5);
-    m.write(4096, 8192).next_layer().write((2 << 20) + 512, 1024);
+    m.write(4096, 8192)
+        .next_layer()
+        .write((2 << 20) + 512, 1024);
     let spec = LayerSpec {
         format: LayerFormat::Cowd { grain_size: 1 },
         layout: Layout::Sequential,
@@ -527,7 +529,10 @@ fn a_flat_base_disk_is_read_as_its_raw_data() {
             let Src::Data { file, offset } = r.src else {
                 panic!("a flat base leaves no zeros: {r:?}")
             };
-            c.sources[file as usize].file.read_exact_at(&mut got, offset).unwrap();
+            c.sources[file as usize]
+                .file
+                .read_exact_at(&mut got, offset)
+                .unwrap();
             m.disk_at(r.virt, &mut want);
             assert!(got == want, "{r:?}");
             Ok(())
@@ -548,7 +553,11 @@ fn a_flat_base_disk_is_read_as_its_raw_data() {
     padded.extend_from_slice(&raw);
     padded.extend_from_slice(&[0x5a; 512]);
     fs::write(s.path("padded.bin"), padded).unwrap();
-    edit(&s.files.base, "RW 6144 VMFS \"vm-flat.vmdk\"", "RW 6144 FLAT \"padded.bin\" 4");
+    edit(
+        &s.files.base,
+        "RW 6144 VMFS \"vm-flat.vmdk\"",
+        "RW 6144 FLAT \"padded.bin\" 4",
+    );
     let c = open(s.newest(), &full()).unwrap();
     check(&c);
     // A flat file too short for its extent line.
