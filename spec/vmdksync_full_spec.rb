@@ -44,9 +44,9 @@ RSpec.describe "vmdksync --full", :tmpdir do
     [img, qemu_raw(img, File.join(@dir, "qemu.raw"))]
   end
 
-  # A monolithicSparse base disk made by qemu-img (its CID set to the one testkit's deltas name
-  # as their parent), a COWD delta over it and a seSparse delta over that (with zeroed and
-  # unmapped grains); returns [the newest descriptor, qemu's raw reading of the chain].
+  # A monolithicSparse base disk made by qemu-img, a COWD delta over it (its parentCID set to
+  # the base's CID) and a seSparse delta over that (with zeroed and unmapped grains); returns
+  # [the newest descriptor, qemu's raw reading of the chain].
   def sparse_chain
     files = JSON.parse(testkit("chain", "--dir", @dir, "--capacity", "16M", "--seed", 4,
                                "--layer", "cowd", "--random-writes", "100:4K", "--write", "5M:3000",
@@ -58,9 +58,10 @@ RSpec.describe "vmdksync --full", :tmpdir do
     base = files["base"]
     File.delete(base)
     qemu_convert(src, base, "-o", "subformat=monolithicSparse")
-    image = File.binread(base)
-    cid = image[/CID=(\h{8})/, 1] or raise "no CID in #{base}"
-    File.binwrite(base, image.sub("CID=#{cid}", "CID=5a17b9ae"))
+    # qemu writes the CID without leading zeros; the delta's text descriptor takes it as it is.
+    cid = File.binread(base)[/^CID=(\h+)$/, 1] or raise "no CID in #{base}"
+    first = files["layers"].first["descriptor"]
+    File.write(first, File.read(first).sub("parentCID=5a17b9ae", format("parentCID=%08x", cid.hex)))
     newest = files["layers"].last["descriptor"]
     [newest, qemu_raw(newest, File.join(@dir, "qemu.raw"))]
   end
