@@ -43,6 +43,14 @@ module VMDKSync
     # no_parent_check:: accept a chain whose parent file is missing, taking the destination to
     #                   hold exactly that parent (otherwise refused: the missing file could be
     #                   another snapshot whose changes would be lost).
+    # full::            the whole disk: +path+ is a base disk without parent (monolithicSparse,
+    #                   twoGbMaxExtentSparse, streamOptimized, or flat: vmfs, monolithicFlat...)
+    #                   or the newest descriptor of a chain ending at one, which is included as
+    #                   the oldest layer (format :flat for a flat one); ranges no
+    #                   layer allocates read as zeros, so #extents is [[0, capacity]] and
+    #                   apply_to writes (or, with discard_zeros, discards) every byte of the
+    #                   disk, an undo file saving all of it. Without it, a parentless image is
+    #                   refused. #full? says how the delta was opened.
     def self.open(path, **options)
       _open(path, **options)
     end

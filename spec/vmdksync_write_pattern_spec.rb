@@ -43,16 +43,17 @@ RSpec.describe "vmdksync's writes", :tmpdir do
     end
   end
 
-  def check_writes(descriptor, flat)
+  def check_writes(descriptor, flat, *opts)
     dest = File.join(@dir, "dest.raw")
     FileUtils.cp(flat, dest)
-    out, err, st = run_exe("vmdksync", "--dry-run", descriptor, dest)
+    out, err, st = run_exe("vmdksync", "--dry-run", *opts, descriptor, dest)
     expect(st.success?).to be(true), err
     listed = out.lines.grep(/\A\d+ \d+\n\z/).map { |l| l.split.map(&:to_i) }
     expect(listed).not_to be_empty
     log = File.join(@dir, "strace.log")
     _o, err, st = Open3.capture3("strace", "-f", "-qq", "-y", "-s", "0", "-e", "trace=pwrite64,copy_file_range",
-                                 "-o", log, RbConfig.ruby, File.join(SpecHelpers::ROOT, "exe", "vmdksync"), "-q", descriptor, dest)
+                                 "-o", log, RbConfig.ruby, File.join(SpecHelpers::ROOT, "exe", "vmdksync"), "-q", *opts,
+                                 descriptor, dest)
     expect(st.success?).to be(true), err
     written = writes_to(log, File.realpath(dest))
     expect(written.each_cons(2).all? { |(a, l), (b, _)| a + l <= b }).to be(true),
@@ -88,5 +89,20 @@ RSpec.describe "vmdksync's writes", :tmpdir do
                                "--layer", "stream-footer", "--random-writes", "20:64K",
                                "--layer", "sparse,grain=16", "--random-writes", "100:4K"))
     check_writes(files["layers"].last["descriptor"], files["flat"])
+  end
+
+  it "--full of a sparse base disk under two deltas: the whole disk, each byte once, in order" do
+    files = JSON.parse(testkit("chain", "--dir", @dir, "--capacity", "80M", "--seed", 6,
+                               "--layer", "sparse,layout=shuffled", "--random-writes", "200:8K",
+                               "--write", "70M:3M",
+                               "--layer", "cowd,layout=shuffled", "--random-writes", "300:4K",
+                               "--layer", "stream-footer", "--random-writes", "20:64K", "--zero", "4M:128K"))
+    # The first layer, made parentless (its hint commented out: qemu follows it whatever the
+    # parentCID says), is the base disk; the raw copy is garbage to replace.
+    base = files["layers"].first["descriptor"]
+    File.binwrite(base, File.binread(base).sub("parentCID=5a17b9ae", "parentCID=ffffffff")
+                            .sub("parentFileNameHint=", "#arentFileNameHint="))
+    File.binwrite(files["flat"], Random.new(6).bytes(80 << 20))
+    check_writes(files["layers"].last["descriptor"], files["flat"], "--full")
   end
 end

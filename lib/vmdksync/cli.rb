@@ -13,9 +13,11 @@ module VMDKSync
   class CLI
     BANNER = <<~TEXT
       Usage: vmdksync [options] SNAPSHOT DESTINATION
+             vmdksync --full [options] IMAGE DESTINATION
 
       Apply a VMware snapshot delta, or a whole chain of them, onto a raw copy of
-      the base disk, writing only what the snapshots changed.
+      the base disk, writing only what the snapshots changed. With --full, write
+      the whole disk an image describes.
 
         SNAPSHOT     the newest snapshot's descriptor (vm-000003.vmdk), a hosted
                      sparse file (monolithicSparse, streamOptimized), or a bare
@@ -24,7 +26,14 @@ module VMDKSync
                      the base and every parentCID is checked; the whole chain is
                      applied in one pass, newest wins.
         DESTINATION  file or block device holding a raw copy of the base disk
-                     (vm-flat.vmdk); never created, truncated or extended
+                     (vm-flat.vmdk; with --full: anything, all of it is
+                     replaced); never created, truncated or extended
+        IMAGE        (--full) a base disk without parent (an OVA's
+                     streamOptimized disk, a monolithicSparse or
+                     twoGbMaxExtentSparse vm.vmdk, an ESX vm.vmdk over its
+                     vm-flat.vmdk), or the newest descriptor of a chain that
+                     ends at one: every byte of the disk is written, zeros
+                     where no layer has data
 
       Formats: ESX vmfsSparse (COWD) and seSparse; hosted sparse VMDK4
       (monolithicSparse, twoGbMaxExtentSparse, streamOptimized). Zeroed and
@@ -50,7 +59,8 @@ module VMDKSync
       @err = err
       @opts = { verbose: false, quiet: false, dry_run: false, base: nil, allow_unclean: false,
                 allow_larger_destination: false, discard_zeros: false, verify: false,
-                verify_only: false, check_redundant: false, no_parent_check: false, undo: nil }
+                verify_only: false, check_redundant: false, no_parent_check: false, undo: nil,
+                full: false }
     end
 
     def run
@@ -63,7 +73,7 @@ module VMDKSync
       snapshot, @dest = args
       delta = Delta.open(snapshot, base: @opts[:base], allow_unclean: @opts[:allow_unclean],
                                    check_redundant: @opts[:check_redundant],
-                                   no_parent_check: @opts[:no_parent_check])
+                                   no_parent_check: @opts[:no_parent_check], full: @opts[:full])
       report_delta(delta)
       return dry_run(delta, @dest) if @opts[:dry_run]
       return verify(delta, @dest) if @opts[:verify_only]
@@ -100,14 +110,21 @@ module VMDKSync
              "(default: follow parentFileNameHint)") do |v|
           @opts[:base] = v
         end
+        o.on("--full", "write the whole disk: the base disk (flat or",
+             "sparse) and every snapshot above it, zeros",
+             "where no layer has data; --undo then saves the",
+             "whole disk's old content (its size)") do
+          @opts[:full] = true
+        end
         o.on("-n", "--dry-run", "check everything and list the ranges that",
              "would be written; write nothing") { @opts[:dry_run] = true }
         o.on("--allow-unclean", "apply a delta whose header says it was not",
              "closed cleanly") do
           @opts[:allow_unclean] = true
         end
-        o.on("--discard-zeros", "make zeroed and unmapped grains read as zeros",
-             "by punching holes (files) or unmapping (block",
+        o.on("--discard-zeros", "make zeroed and unmapped grains (with --full,",
+             "also what no layer has) read as zeros by",
+             "punching holes (files) or unmapping (block",
              "devices: a thin LV is not filled) instead of",
              "writing zeros, where that is supported") do
           @opts[:discard_zeros] = true
@@ -177,6 +194,10 @@ module VMDKSync
         return "--undo writes an undo file while applying; it makes no sense with --dry-run or --verify-only"
       end
       return "--dry-run and --verify-only exclude each other" if @opts[:dry_run] && @opts[:verify_only]
+      if @opts[:full] && @opts[:no_parent_check]
+        return "--full writes the base disk's content too, so it needs the base: --no-parent-check " \
+               "makes no sense with it"
+      end
       return "--verify checks an apply; with --dry-run nothing is applied" if @opts[:verify] && @opts[:dry_run]
 
       "-v and -q exclude each other" if @opts[:verbose] && @opts[:quiet]
@@ -219,7 +240,7 @@ module VMDKSync
       info "grain size:  #{u.bytes(delta.grain_size)}"
       layers = delta.layers
       if layers.size > 1
-        info "chain:       #{layers.size} snapshots, newest first:"
+        info "chain:       #{layers.size} #{delta.full? ? 'layers (the base disk last)' : 'snapshots'}, newest first:"
         layers.each_with_index do |l, i|
           cid = l[:cid] ? format(" CID %08x", l[:cid]) : ""
           info format("  %d. %s (%s, %s grains%s)%s", i + 1, l[:path], l[:format], u.bytes(l[:grain_size]),
@@ -227,10 +248,21 @@ module VMDKSync
           info "     #{l[:grains]} grains, #{u.bytes(l[:changed_bytes])}"
         end
       end
-      info "changed:     #{delta.grain_count} grains, #{u.bytes(delta.changed_bytes)} " \
-           "in #{delta.extents.size} ranges#{layers.size > 1 ? ' (chain merged: each byte written once)' : ''}"
-      if delta.base_verified
-        info "parent:      #{delta.base_verified}: CID #{format('%08x', layers.last[:parent_cid])} matches"
+      if delta.full?
+        info "whole disk:  #{delta.grain_count} grains in #{layers.size} layer#{layers.size > 1 ? 's' : ''} over zeros, " \
+             "#{u.bytes(delta.changed_bytes)} written (--full)"
+      else
+        info "changed:     #{delta.grain_count} grains, #{u.bytes(delta.changed_bytes)} " \
+             "in #{delta.extents.size} ranges#{layers.size > 1 ? ' (chain merged: each byte written once)' : ''}"
+      end
+      linked = layers.reverse.find { |l| l[:parent_cid] }
+      if delta.base_verified && delta.full?
+        info "base:        #{delta.base_verified}: CID #{format('%08x', linked[:parent_cid])} matches; " \
+             "its content is included"
+      elsif delta.base_verified
+        info "parent:      #{delta.base_verified}: CID #{format('%08x', linked[:parent_cid])} matches"
+      elsif delta.full?
+        info "base:        #{delta.base_note}"
       else
         info "parent:      not checked: #{delta.base_note}"
       end

@@ -16,7 +16,8 @@ kwargs!(OpenOptions {
     base,
     allow_unclean,
     check_redundant,
-    no_parent_check
+    no_parent_check,
+    full
 });
 kwargs!(ApplyOptions {
     allow_larger_destination,
@@ -112,6 +113,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     readers!(c, RbDelta; path, extent_path, capacity, grain_size, warnings);
     c.define_method("grain_count", method!(|s: &RbDelta| s.0.grains, 0))?;
     c.define_method("unclean?", method!(|s: &RbDelta| s.0.unclean, 0))?;
+    c.define_method("full?", method!(|s: &RbDelta| s.0.full, 0))?;
     c.define_method("format", method!(RbDelta::format, 0))?;
     c.define_method(
         "format_description",

@@ -1,6 +1,8 @@
 //! Chain resolution: up to four files cut from the input (the newest descriptor, its parent,
 //! the base descriptor and an extent) are written to a scratch directory and opened as a
-//! chain; any input gives Ok or a clean error, and an accepted chain lists its runs in order.
+//! chain, as a delta or (for a third of the inputs) whole with `full`; any input gives Ok or
+//! a clean error, and an accepted chain lists its runs in order (a whole one without gaps,
+//! from 0 to its capacity).
 //! Every file an accepted chain was read from (and a hard link to one) is refused as its
 //! destination, and left as it was.
 #![no_main]
@@ -42,15 +44,20 @@ fuzz_target!(|data: &[u8]| {
     }
     let opts = OpenOptions {
         no_parent_check: data.len() % 2 == 0,
+        full: data.len() % 3 == 0,
         ..Default::default()
     };
     if let Ok(d) = Delta::open(&dir.join(NAMES[0]), &opts) {
         let mut end = 0u64;
-        let _ = d.for_each_run(|r| {
+        let listed = d.for_each_run(|r| {
             assert!(r.virt >= end && r.end() <= d.capacity);
+            assert!(!d.full || r.virt == end, "gap before {r:?}");
             end = r.end();
             Ok(())
         });
+        if d.full && listed.is_ok() {
+            assert_eq!(end, d.capacity, "the runs of a whole disk end early");
+        }
         let _ = d.extents();
         let mut read: Vec<PathBuf> = d
             .layers()

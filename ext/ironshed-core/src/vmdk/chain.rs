@@ -2,10 +2,10 @@
 //! `parentFileNameHint` and checking every `parentCID` → `CID` link and every capacity; and
 //! the merged view of all layers, newest first, produced one window of the disk at a time.
 
-use super::descriptor::Descriptor;
+use super::descriptor::{Descriptor, CID_NONE};
 use super::error::{Error, Result};
 use super::layer::{name_of, peek_descriptor_in, same_file, Files, Layer};
-use super::run::{overlay, Run};
+use super::run::{overlay, push_merged, Run, Src};
 use super::{BaseCheck, OpenOptions};
 use crate::block::SourceFile;
 use crate::io::Inputs;
@@ -30,6 +30,9 @@ pub struct Chain {
     pub base: BaseCheck,
     /// Non-fatal observations.
     pub warnings: Vec<String>,
+    /// The base disk is the oldest layer, and every range no layer allocates reads as zeros
+    /// ([`OpenOptions::full`]): the runs cover the whole disk.
+    pub full: bool,
 }
 
 fn base_descriptor(p: &Path, files: &mut Files, role: &str) -> Result<Descriptor> {
@@ -77,6 +80,21 @@ fn link_error(child: &Layer, pcid: u32, parent: &Descriptor, parent_path: &Path)
     }
 }
 
+/// The base disk `p` (descriptor `d`, already read and linked to the chain) opened as the
+/// oldest layer of a `--full` chain: it must have no parent.
+fn full_base(p: &Path, d: &Descriptor, files: &mut Files, opts: &OpenOptions) -> Result<Layer> {
+    if d.has_parent() {
+        return Err(Error::BaseMismatch {
+            msg: format!(
+                "{}: --full needs the base disk, but this descriptor has a parent (parentCID {:08x}): name the disk at the bottom of the chain",
+                p.display(),
+                d.parent_cid.unwrap_or(CID_NONE)
+            ),
+        });
+    }
+    Layer::open(p, files, opts)
+}
+
 fn check_link(child: &Layer, pcid: u32, parent: &Descriptor, parent_path: &Path) -> Result<()> {
     if parent.cid != Some(pcid) {
         return Err(link_error(child, pcid, parent, parent_path));
@@ -90,12 +108,6 @@ impl Chain {
         let mut files = Files::default();
         let mut warnings = Vec::new();
         let first = Layer::open(path, &mut files, opts)?;
-        if first.descriptor.is_some() && first.parent_cid().is_none() {
-            return Err(Error::format(
-                &name_of(path),
-                "parentCID is ffffffff or missing (no parent): this descriptor is not a snapshot delta",
-            ));
-        }
         let explicit = match &opts.base {
             Some(b) => Some((
                 b.clone(),
@@ -103,12 +115,51 @@ impl Chain {
             )),
             None => None,
         };
+        if first.descriptor.is_some() && first.parent_cid().is_none() {
+            if !opts.full {
+                return Err(Error::format(
+                    &name_of(path),
+                    "parentCID is ffffffff or missing (no parent): this descriptor is not a snapshot delta (to write the whole disk it describes, use --full)",
+                ));
+            }
+            // A base disk named itself: the whole chain is this one layer.
+            if let Some((b, _)) = &explicit {
+                if !same_file(b, path) {
+                    return Err(Error::BaseMismatch {
+                        msg: format!(
+                            "{}: this is a base disk (no parent), so no other base can be below it, but --base names {}",
+                            path.display(),
+                            b.display()
+                        ),
+                    });
+                }
+            }
+            return Ok(Chain {
+                layers: vec![first],
+                sources: files.sources,
+                inputs: files.inputs,
+                base: BaseCheck::NotChecked(format!(
+                    "{} has no parent: it is the base disk, written whole",
+                    path.display()
+                )),
+                warnings,
+                full: true,
+            });
+        }
         let mut layers = vec![first];
         let base = loop {
             let top = layers
                 .last()
                 .ok_or_else(|| Error::format(&name_of(path), "empty chain"))?;
             let Some(pcid) = top.parent_cid() else {
+                if opts.full {
+                    return Err(Error::BaseMismatch {
+                        msg: format!(
+                            "{}: a bare extent carries no parent information, so --full cannot know the disk below it; name the descriptor (vm-000001.vmdk) of a chain that ends at a base disk",
+                            top.path.display()
+                        ),
+                    });
+                }
                 // A bare extent: nothing names its parent.
                 break match &explicit {
                     Some((b, bd)) => {
@@ -150,12 +201,24 @@ impl Chain {
                             ));
                         }
                     }
+                    if opts.full {
+                        let base = full_base(b, bd, &mut files, opts)?;
+                        layers.push(base);
+                    }
                     break BaseCheck::Verified(b.clone());
                 }
             }
             let Some(h) = hint else {
                 break match &explicit {
                     Some((b, bd)) => return Err(link_error(top, pcid, bd, b)),
+                    None if opts.full => {
+                        return Err(Error::BaseMismatch {
+                            msg: format!(
+                                "{}: the descriptor names no parent file (no parentFileNameHint), and --full needs every layer down to the base disk; name the base disk's descriptor with --base",
+                                top.path.display()
+                            ),
+                        })
+                    }
                     None if opts.no_parent_check => BaseCheck::NotChecked(format!(
                         "{} names no parent; parentCID not checked (--no-parent-check)",
                         top.path.display()
@@ -173,6 +236,15 @@ impl Chain {
             if !h.exists() {
                 break match &explicit {
                     Some((b, bd)) => return Err(link_error(top, pcid, bd, b)),
+                    None if opts.full => {
+                        return Err(Error::BaseMismatch {
+                            msg: format!(
+                                "{}: parent {} not found, and --full needs every layer down to the base disk; copy it next to the delta, or name the base disk's descriptor with --base",
+                                top.path.display(),
+                                h.display()
+                            ),
+                        })
+                    }
                     None if opts.no_parent_check => BaseCheck::NotChecked(format!(
                         "parent {} not found; parentCID {pcid:08x} not checked (--no-parent-check)",
                         h.display()
@@ -214,6 +286,10 @@ impl Chain {
                 return Err(link_error(top, pcid, bd, b));
             }
             check_link(top, pcid, &pd, &h)?;
+            if opts.full {
+                let base = full_base(&h, &pd, &mut files, opts)?;
+                layers.push(base);
+            }
             break BaseCheck::Verified(h);
         };
         Ok(Chain {
@@ -222,6 +298,7 @@ impl Chain {
             inputs: files.inputs,
             base,
             warnings,
+            full: opts.full,
         })
     }
 
@@ -231,7 +308,8 @@ impl Chain {
     }
 
     /// Calls `f` with the merged runs of the whole chain in disk order: where several layers
-    /// hold a range, the newest wins, so every byte appears once.
+    /// hold a range, the newest wins, so every byte appears once. For a `full` chain the
+    /// ranges no layer allocates come as zero runs, so the runs cover `[0, capacity)`.
     pub fn for_each_run(&self, f: &mut dyn FnMut(Run) -> Result<()>) -> Result<()> {
         let cap = self.capacity();
         let mut acc: Vec<Run> = Vec::new();
@@ -239,16 +317,30 @@ impl Chain {
         let mut merged: Vec<Run> = Vec::new();
         let mut ws = 0u64;
         while ws < cap {
-            // Skip stretches no layer has tables for.
-            match self.layers.iter().filter_map(|l| l.next_data(ws)).min() {
-                None => break,
-                Some(next) if next >= ws + WINDOW => {
-                    ws = next - next % WINDOW;
-                    continue;
+            // Skip stretches no layer has tables for (a full chain writes zeros there, one
+            // window at a time).
+            let next = self.layers.iter().filter_map(|l| l.next_data(ws)).min();
+            if !self.full {
+                match next {
+                    None => break,
+                    Some(next) if next >= ws + WINDOW => {
+                        ws = next - next % WINDOW;
+                        continue;
+                    }
+                    Some(_) => {}
                 }
-                Some(_) => {}
             }
             let we = (ws + WINDOW).min(cap);
+            if next.is_none_or(|n| n >= we) {
+                // Only a full chain gets here: nothing allocated in this window.
+                f(Run {
+                    virt: ws,
+                    len: we - ws,
+                    src: Src::Zero,
+                })?;
+                ws = we;
+                continue;
+            }
 
             acc.clear();
             for layer in self.layers.iter().rev() {
@@ -267,12 +359,38 @@ impl Chain {
                     std::mem::swap(&mut acc, &mut merged);
                 }
             }
+            if self.full {
+                fill_gaps(&mut acc, ws, we, &mut merged);
+                std::mem::swap(&mut acc, &mut merged);
+            }
             for r in acc.drain(..) {
                 f(r)?;
             }
             ws = we;
         }
         Ok(())
+    }
+}
+
+/// The runs of `runs` (sorted, non-overlapping, inside `[start, end)`) with zero runs in
+/// every gap between them, into `out`: together they cover `[start, end)`.
+pub fn fill_gaps(runs: &mut Vec<Run>, start: u64, end: u64, out: &mut Vec<Run>) {
+    out.clear();
+    let mut at = start;
+    let zero = |virt, len| Run {
+        virt,
+        len,
+        src: Src::Zero,
+    };
+    for r in runs.drain(..) {
+        if r.virt > at {
+            push_merged(out, zero(at, r.virt - at));
+        }
+        at = r.end();
+        push_merged(out, r);
+    }
+    if end > at {
+        push_merged(out, zero(at, end - at));
     }
 }
 

@@ -4,7 +4,7 @@
 use super::descriptor::{self, Access, Descriptor, ExtentType, CID_NONE};
 use super::error::{Error, Result};
 use super::run::{ExtentReader, Run};
-use super::{cowd, sesparse, sparse, Format, OpenOptions};
+use super::{cowd, flat, sesparse, sparse, Format, OpenOptions};
 use crate::block::SourceFile;
 use crate::error::IoContext;
 use crate::io::{open_path, Inputs, OpenMode, ReadAt};
@@ -17,6 +17,7 @@ enum Reader {
     Cowd(cowd::Cowd),
     Sparse(sparse::Sparse),
     SeSparse(sesparse::SeSparse),
+    Flat(flat::Flat),
 }
 
 impl Reader {
@@ -25,6 +26,7 @@ impl Reader {
             Reader::Cowd(c) => c,
             Reader::Sparse(s) => s,
             Reader::SeSparse(s) => s,
+            Reader::Flat(x) => x,
         }
     }
 }
@@ -258,10 +260,13 @@ impl Layer {
             "vmfsSparse" => &[ExtentType::VmfsSparse, ExtentType::Sparse],
             "seSparse" => &[ExtentType::SeSparse],
             "twoGbMaxExtentSparse" | "monolithicSparse" | "streamOptimized" => &[ExtentType::Sparse],
+            "vmfs" | "monolithicFlat" | "twoGbMaxExtentFlat" | "vmfsThin" | "vmfsEagerZeroedThick" | "vmfsPreallocated" if !d.has_parent() && opts.full => {
+                &[ExtentType::Vmfs, ExtentType::Flat]
+            }
             "vmfs" | "monolithicFlat" | "twoGbMaxExtentFlat" | "vmfsThin" | "vmfsEagerZeroedThick" | "vmfsPreallocated" if !d.has_parent() => {
                 return Err(Error::format(
                     &name,
-                    format!("createType \"{ct}\" with no parent: this is a base disk, not a snapshot delta; give the snapshot's descriptor (vm-000001.vmdk)"),
+                    format!("createType \"{ct}\" with no parent: this is a base disk, not a snapshot delta; give the snapshot's descriptor (vm-000001.vmdk), or use --full to write the whole disk"),
                 ))
             }
             other => {
@@ -308,7 +313,8 @@ impl Layer {
                     format!("line {}: extent has 0 sectors", e.line),
                 ));
             }
-            if e.offset.is_some() {
+            let is_flat = matches!(e.kind, ExtentType::Vmfs | ExtentType::Flat);
+            if e.offset.is_some() && !is_flat {
                 return Err(Error::format(
                     &name,
                     format!(
@@ -328,6 +334,34 @@ impl Layer {
                 ));
             }
             let f = files.open(&p, &format!("an extent of {name}"))?;
+            if is_flat {
+                // Raw data: no magic to check, only that the file holds the extent.
+                let size = f.size().map_err(|e| IoContext::new(&p, "get size", e))?;
+                let x = flat::Flat::new(
+                    e.sectors,
+                    e.offset.unwrap_or(0),
+                    size,
+                    &name_of(&p),
+                    e.line,
+                    &name,
+                )?;
+                layer.push_extent(
+                    &p,
+                    f,
+                    ExtentInfo {
+                        format: Format::Flat,
+                        capacity: x.len,
+                        grain: 0,
+                        grains: 0,
+                        zeros: 0,
+                        bytes: x.len,
+                        unclean: None,
+                        reader: Reader::Flat(x),
+                    },
+                    &mut files.sources,
+                )?;
+                continue;
+            }
             let head = read_head(&f, &p, 8)?;
             let kind = kind_of(&head);
             let fits = match e.kind {
@@ -445,6 +479,26 @@ impl Layer {
                 ));
             }
         };
+        if let Some((sectors, lineno, dname)) = line {
+            if sectors.checked_mul(512) != Some(info.capacity) {
+                return Err(Error::format(
+                    dname,
+                    format!("line {lineno}: extent line says {sectors} sectors but the header of {ename} says {}", info.capacity / 512),
+                ));
+            }
+        }
+        self.push_extent(p, f, info, sources)
+    }
+
+    /// Appends a validated extent file.
+    fn push_extent(
+        &mut self,
+        p: &Path,
+        f: File,
+        info: ExtentInfo,
+        sources: &mut Vec<SourceFile>,
+    ) -> Result<()> {
+        let ename = name_of(p);
         let ExtentInfo {
             reader,
             format,
@@ -455,14 +509,6 @@ impl Layer {
             bytes,
             unclean,
         } = info;
-        if let Some((sectors, lineno, dname)) = line {
-            if sectors.checked_mul(512) != Some(capacity) {
-                return Err(Error::format(
-                    dname,
-                    format!("line {lineno}: extent line says {sectors} sectors but the header of {ename} says {}", capacity / 512),
-                ));
-            }
-        }
         if self.extents.is_empty() {
             self.format = format;
             self.grain_size = grain;

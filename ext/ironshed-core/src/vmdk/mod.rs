@@ -17,6 +17,7 @@ pub mod descriptor;
 mod error;
 #[cfg(test)]
 mod fixture;
+pub mod flat;
 pub mod layer;
 pub mod run;
 pub mod sesparse;
@@ -47,16 +48,20 @@ pub enum Format {
     StreamOptimized,
     /// ESX space-efficient sparse.
     SeSparse,
+    /// Raw bytes of a base disk (`VMFS`, `FLAT` extents), read only by whole-disk chains.
+    Flat,
 }
 
 impl Format {
-    /// Short name used by the Ruby API (`:cowd`, `:sparse`, `:stream_optimized`, `:sesparse`).
+    /// Short name used by the Ruby API (`:cowd`, `:sparse`, `:stream_optimized`, `:sesparse`,
+    /// `:flat`).
     pub fn key(self) -> &'static str {
         match self {
             Format::Cowd => "cowd",
             Format::Sparse => "sparse",
             Format::StreamOptimized => "stream_optimized",
             Format::SeSparse => "sesparse",
+            Format::Flat => "flat",
         }
     }
     /// Human description.
@@ -66,6 +71,7 @@ impl Format {
             Format::Sparse => "hosted sparse VMDK4",
             Format::StreamOptimized => "streamOptimized VMDK4 (compressed)",
             Format::SeSparse => "seSparse (ESX)",
+            Format::Flat => "flat (raw base disk)",
         }
     }
 }
@@ -85,6 +91,12 @@ pub struct OpenOptions {
     /// exactly that parent); without it such a chain is refused, since the missing file
     /// could be another snapshot whose changes would be lost.
     pub no_parent_check: bool,
+    /// The whole disk, not only what the deltas changed: the chain must end at a base disk
+    /// (a parentless monolithicSparse, twoGbMaxExtentSparse or streamOptimized image, named
+    /// itself or reached through the chain), which becomes the oldest layer, and every range
+    /// no layer allocates is written as zeros, so every destination byte in
+    /// `[0, capacity)` is written once, in ascending order.
+    pub full: bool,
 }
 
 /// How to apply a delta.
@@ -177,6 +189,8 @@ pub struct Delta {
     pub unclean: bool,
     /// Non-fatal observations worth telling the user.
     pub warnings: Vec<String>,
+    /// Opened with [`OpenOptions::full`]: the runs cover the whole disk.
+    pub full: bool,
     changed_bytes: u64,
     chain: Chain,
 }
@@ -276,7 +290,9 @@ impl Delta {
             .first()
             .map(|x| chain.sources[x.file as usize].path.clone())
             .unwrap_or_else(|| path.to_path_buf());
-        let changed_bytes = if chain.layers.len() == 1 {
+        let changed_bytes = if chain.full {
+            newest.capacity
+        } else if chain.layers.len() == 1 {
             newest.changed_bytes
         } else {
             let mut n = 0u64;
@@ -297,6 +313,7 @@ impl Delta {
             base: chain.base.clone(),
             unclean: chain.layers.iter().any(|l| l.unclean.is_some()),
             warnings: chain.warnings.clone(),
+            full: chain.full,
             changed_bytes,
             chain,
         })
@@ -422,6 +439,11 @@ impl Delta {
         let mut h = crate::wire::proto3::StreamHash::default();
         for x in [self.capacity, self.changed_bytes, self.grains] {
             h.update(&x.to_le_bytes());
+        }
+        if self.full {
+            // The whole disk's old content is saved, not only the changed ranges': a journal
+            // of one never resumes the other.
+            h.update(b"full");
         }
         let layers = self.layers();
         for l in &layers {

@@ -323,3 +323,66 @@ fn a_failure_after_the_first_write_says_what_was_written() {
     assert_eq!(e.message(), "interrupted");
     assert!(!p.written(), "cancelled before the first write");
 }
+
+#[test]
+fn a_whole_disk_replaces_every_byte_of_a_garbage_destination() {
+    // A monolithicSparse base disk (its parentCID made ffffffff) writing [0, 4 KiB), and a
+    // COWD delta over it writing [64 KiB, 68 KiB): the disk is those bytes and zeros.
+    let cap = 3 << 20;
+    let s = chain(cap, 4096, &[SPARSE, COWD]);
+    let base = &s.files.layers[0];
+    let mut b = fs::read(base).unwrap();
+    let at = b
+        .windows(18)
+        .position(|w| w == b"parentCID=5a17b9ae")
+        .unwrap();
+    b[at..at + 18].copy_from_slice(b"parentCID=ffffffff");
+    fs::write(base, b).unwrap();
+    let mut m = Model::new(cap, 3);
+    m.write(0, 4096).next_layer().write(65536, 4096);
+    let mut want = vec![0u8; cap as usize];
+    m.disk_at(0, &mut want[..4096]);
+    m.disk_at(65536, &mut want[65536..69632]);
+
+    let full = OpenOptions {
+        full: true,
+        ..Default::default()
+    };
+    let delta = Delta::open(&s.files.layers[1], &full).unwrap();
+    assert!(delta.full);
+    assert_eq!(delta.changed_bytes(), cap);
+    assert_eq!(delta.extents().unwrap(), [(0, cap)]);
+    let garbage: Vec<u8> = (0..cap).map(|i| (i * 7 + 1) as u8 | 1).collect();
+    for discard_zeros in [false, true] {
+        let dest = s.path("dest.raw");
+        fs::write(&dest, &garbage).unwrap();
+        let opts = ApplyOptions {
+            discard_zeros,
+            ..Default::default()
+        };
+        let dry = delta.dry_run(&dest, &opts).unwrap();
+        assert_eq!((dry.bytes, dry.extents), (cap, 1));
+        let st = delta.apply(&dest, &opts, &Progress::new()).unwrap();
+        assert_eq!((st.bytes, st.extents), (cap, 1));
+        assert_eq!(st.discarded > 0, discard_zeros);
+        assert!(
+            fs::read(&dest).unwrap() == want,
+            "discard_zeros {discard_zeros}"
+        );
+        let v = delta.verify(&dest, &Progress::new()).unwrap();
+        assert_eq!((v.bytes, v.mismatched_bytes), (cap, 0));
+        // A byte changed anywhere, even where no layer allocates, is found.
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&dest)
+            .unwrap()
+            .write_all_at(b"x", cap - 1)
+            .unwrap();
+        let v = delta.verify(&dest, &Progress::new()).unwrap();
+        assert_eq!(v.mismatches, [(cap - 512, 512)]);
+    }
+    // The same chain as a delta changes only what the delta wrote.
+    let delta = Delta::open(&s.files.layers[1], &OpenOptions::default()).unwrap();
+    assert!(!delta.full);
+    assert_eq!(delta.extents().unwrap(), [(65536, 4096)]);
+}

@@ -5,11 +5,12 @@
 
 use super::*;
 use crate::vmdk::fixture::{format_error, unsupported};
-use crate::vmdk::OpenOptions;
+use crate::vmdk::{Format, OpenOptions};
 use ironshed_testkit::chain::{write_chain, ChainFiles, LayerFormat, LayerSpec};
 use ironshed_testkit::cowd::Layout;
 use ironshed_testkit::model::Model;
 use std::fs;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 struct Set {
@@ -76,6 +77,7 @@ const NO_CHECK: OpenOptions = OpenOptions {
     allow_unclean: false,
     check_redundant: false,
     no_parent_check: true,
+    full: false,
 };
 
 #[test]
@@ -96,7 +98,7 @@ fn a_descriptor_without_a_parent_is_no_delta() {
     format_error(
         open(s.newest(), &OpenOptions::default()),
         &name_of(s.newest()),
-        &["parentCID is ffffffff or missing (no parent): this descriptor is not a snapshot delta"],
+        &["parentCID is ffffffff or missing (no parent): this descriptor is not a snapshot delta (to write the whole disk it describes, use --full)"],
     );
 }
 
@@ -322,4 +324,337 @@ fn a_bare_extent_is_checked_by_size_only() {
             s.files.base.display()
         ),
     );
+}
+
+/// Replaces `from` by `to` (same length) in a binary file: a KDMV file's embedded descriptor.
+fn patch(p: &Path, from: &str, to: &str) {
+    assert_eq!(from.len(), to.len());
+    let mut b = fs::read(p).unwrap();
+    let at = b
+        .windows(from.len())
+        .position(|w| w == from.as_bytes())
+        .unwrap_or_else(|| panic!("{from} not in {}", p.display()));
+    b[at..at + from.len()].copy_from_slice(to.as_bytes());
+    fs::write(p, b).unwrap();
+}
+
+fn full() -> OpenOptions {
+    OpenOptions {
+        full: true,
+        ..Default::default()
+    }
+}
+
+/// A 200 MiB disk (its second 64 MiB window empty): a monolithicSparse layer made parentless —
+/// a base disk — with 4 KiB writes, and a COWD delta over it with 512-byte ones, some over
+/// the base's grains. The model's writes are grain-aligned, so what the layers allocate is
+/// exactly what was written.
+fn sparse_base_chain() -> (Set, Model) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = Model::new(200 << 20, 3);
+    m.write(0, 8192)
+        .write(1 << 20, 64 << 10)
+        .write((128 << 20) + 4096, 4096)
+        .write((200 << 20) - 4096, 4096);
+    m.next_layer();
+    m.write(512, 512)
+        .write((1 << 20) + 1024, 2048)
+        .write((130 << 20) + 512, 512);
+    let specs = [
+        LayerSpec {
+            format: LayerFormat::Sparse {
+                grain_size: 8,
+                zeroed: false,
+                redundant: true,
+            },
+            layout: Layout::Shuffled(7),
+        },
+        LayerSpec {
+            format: LayerFormat::Cowd { grain_size: 1 },
+            layout: Layout::Sequential,
+        },
+    ];
+    let files = write_chain(dir.path(), "vm", &m, &specs).unwrap();
+    let s = Set { _dir: dir, files };
+    patch(s.layer(0), "parentCID=5a17b9ae", "parentCID=ffffffff");
+    (s, m)
+}
+
+/// The disk a full chain of `m`'s layers up to `k` holds: the model's bytes where one of them
+/// wrote, zeros elsewhere.
+fn expected(m: &Model, k: usize, virt: u64, len: u64) -> Vec<u8> {
+    let mut want = vec![0u8; len as usize];
+    m.disk_at_layer(k, virt, &mut want);
+    let mut covered = vec![false; len as usize];
+    for w in m.writes.iter().filter(|w| w.layer <= k) {
+        let (s, e) = (w.offset.max(virt), (w.offset + w.len).min(virt + len));
+        if s < e {
+            covered[(s - virt) as usize..(e - virt) as usize].fill(true);
+        }
+    }
+    for (b, c) in want.iter_mut().zip(covered) {
+        if !c {
+            *b = 0;
+        }
+    }
+    want
+}
+
+/// Checks that the runs of `c` cover `[0, capacity)` in ascending order without overlap, and
+/// hold what `m` says the whole disk of its layers up to `k` holds; returns the runs.
+fn check_whole(c: &Chain, m: &Model, k: usize) -> Vec<Run> {
+    let mut runs = Vec::new();
+    c.for_each_run(&mut |r| {
+        runs.push(r);
+        Ok(())
+    })
+    .unwrap();
+    let mut end = 0u64;
+    for r in &runs {
+        assert_eq!(r.virt, end, "gap or overlap before {r:?}");
+        assert!(r.len > 0 && r.len <= WINDOW);
+        end = r.end();
+        let got = match r.src {
+            Src::Zero => vec![0u8; r.len as usize],
+            Src::Data { file, offset } => {
+                let mut b = vec![0u8; r.len as usize];
+                c.sources[file as usize]
+                    .file
+                    .read_exact_at(&mut b, offset)
+                    .unwrap();
+                b
+            }
+            Src::Deflate(_) => panic!("no compressed layer here"),
+        };
+        assert!(got == expected(m, k, r.virt, r.len), "content of {r:?}");
+    }
+    assert_eq!(end, c.capacity());
+    runs
+}
+
+#[test]
+fn a_whole_chain_is_its_layers_over_zeros() {
+    let (s, m) = sparse_base_chain();
+    let c = open(s.newest(), &full()).unwrap();
+    assert!(c.full);
+    let paths: Vec<&Path> = c.layers.iter().map(|l| l.path.as_path()).collect();
+    assert_eq!(paths, [s.layer(1), s.layer(0)]);
+    assert_eq!(c.base, BaseCheck::Verified(s.layer(0).to_path_buf()));
+    let runs = check_whole(&c, &m, 1);
+    // A window no layer has a table for is one zero run.
+    assert!(runs.contains(&Run {
+        virt: WINDOW,
+        len: WINDOW,
+        src: Src::Zero
+    }));
+    // Without --full the same chain is the delta alone, its parent the base it was taken from.
+    let c = open(s.newest(), &OpenOptions::default()).unwrap();
+    assert!(!c.full);
+    assert_eq!(c.layers.len(), 1);
+    assert_eq!(c.base, BaseCheck::Verified(s.layer(0).to_path_buf()));
+}
+
+#[test]
+fn a_base_disk_named_itself_is_written_whole() {
+    let (s, m) = sparse_base_chain();
+    let c = open(s.layer(0), &full()).unwrap();
+    assert_eq!(c.layers.len(), 1);
+    assert_eq!(
+        c.base,
+        BaseCheck::NotChecked(format!(
+            "{} has no parent: it is the base disk, written whole",
+            s.layer(0).display()
+        ))
+    );
+    check_whole(&c, &m, 0);
+    // --base naming the disk itself is the same; naming another is refused.
+    open(
+        s.layer(0),
+        &OpenOptions {
+            base: Some(s.layer(0).to_path_buf()),
+            ..full()
+        },
+    )
+    .unwrap();
+    mismatch(
+        open(s.layer(0), &OpenOptions { base: Some(s.layer(1).to_path_buf()), ..full() }),
+        &format!(
+            "{}: this is a base disk (no parent), so no other base can be below it, but --base names {}",
+            s.layer(0).display(),
+            s.layer(1).display()
+        ),
+    );
+}
+
+#[test]
+fn full_with_base_includes_the_base_named() {
+    let (s, m) = sparse_base_chain();
+    let copy = s.path("base-copy.vmdk");
+    fs::hard_link(s.layer(0), &copy).unwrap();
+    let c = open(
+        s.newest(),
+        &OpenOptions {
+            base: Some(copy.clone()),
+            ..full()
+        },
+    )
+    .unwrap();
+    assert_eq!(c.layers.len(), 2);
+    assert_eq!(c.layers[1].path, copy);
+    assert_eq!(c.base, BaseCheck::Verified(copy));
+    check_whole(&c, &m, 1);
+}
+
+#[test]
+fn a_flat_base_disk_is_read_as_its_raw_data() {
+    // testkit's base: vm.vmdk (createType vmfs, one VMFS extent) over vm-flat.vmdk.
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = Model::new(3 << 20, 5);
+    m.write(4096, 8192)
+        .next_layer()
+        .write((2 << 20) + 512, 1024);
+    let spec = LayerSpec {
+        format: LayerFormat::Cowd { grain_size: 1 },
+        layout: Layout::Sequential,
+    };
+    let files = write_chain(dir.path(), "vm", &m, &[spec, spec]).unwrap();
+    let s = Set { _dir: dir, files };
+    let check = |c: &Chain| {
+        let mut end = 0u64;
+        c.for_each_run(&mut |r| {
+            assert_eq!(r.virt, end);
+            end = r.end();
+            let mut got = vec![0u8; r.len as usize];
+            let mut want = vec![0u8; r.len as usize];
+            let Src::Data { file, offset } = r.src else {
+                panic!("a flat base leaves no zeros: {r:?}")
+            };
+            c.sources[file as usize]
+                .file
+                .read_exact_at(&mut got, offset)
+                .unwrap();
+            m.disk_at(r.virt, &mut want);
+            assert!(got == want, "{r:?}");
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(end, 3 << 20);
+    };
+    let c = open(s.newest(), &full()).unwrap();
+    let formats: Vec<Format> = c.layers.iter().map(|l| l.format).collect();
+    assert_eq!(formats, [Format::Cowd, Format::Cowd, Format::Flat]);
+    assert_eq!(c.base, BaseCheck::Verified(s.files.base.clone()));
+    check(&c);
+    // The base disk named itself, and a FLAT extent at an offset in a larger file.
+    let c = open(&s.files.base, &full()).unwrap();
+    assert_eq!(c.layers.len(), 1);
+    let raw = fs::read(&s.files.flat).unwrap();
+    let mut padded = vec![0xa5u8; 2048];
+    padded.extend_from_slice(&raw);
+    padded.extend_from_slice(&[0x5a; 512]);
+    fs::write(s.path("padded.bin"), padded).unwrap();
+    edit(
+        &s.files.base,
+        "RW 6144 VMFS \"vm-flat.vmdk\"",
+        "RW 6144 FLAT \"padded.bin\" 4",
+    );
+    let c = open(s.newest(), &full()).unwrap();
+    check(&c);
+    // A flat file too short for its extent line.
+    edit(&s.files.base, "\"padded.bin\" 4", "\"padded.bin\" 6");
+    format_error(
+        open(s.newest(), &full()),
+        &name_of(&s.path("padded.bin")),
+        &[&format!("line 10 of {} needs bytes 3072..3148800 of this flat extent, but it is only 3148288 bytes long", s.files.base.display())],
+    );
+    // Without --full a flat base disk is no delta.
+    format_error(
+        open(&s.files.base, &OpenOptions::default()),
+        &name_of(&s.files.base),
+        &["with no parent: this is a base disk, not a snapshot delta; give the snapshot's descriptor (vm-000001.vmdk), or use --full to write the whole disk"],
+    );
+    // --base naming a snapshot, which has a parent below it.
+    mismatch(
+        open(s.newest(), &OpenOptions { base: Some(s.layer(0).to_path_buf()), ..full() }),
+        &format!(
+            "{}: --full needs the base disk, but this descriptor has a parent (parentCID 5a17b9ae): name the disk at the bottom of the chain",
+            s.layer(0).display()
+        ),
+    );
+}
+
+#[test]
+fn full_refuses_a_chain_it_cannot_follow_to_its_base() {
+    let (s, _) = sparse_base_chain();
+    fs::rename(s.layer(0), s.path("moved.vmdk")).unwrap();
+    let missing = format!(
+        "{}: parent {} not found, and --full needs every layer down to the base disk; copy it next to the delta, or name the base disk's descriptor with --base",
+        s.newest().display(),
+        s.layer(0).display()
+    );
+    mismatch(open(s.newest(), &full()), &missing);
+    // --no-parent-check cannot stand in for the base's content.
+    mismatch(
+        open(
+            s.newest(),
+            &OpenOptions {
+                no_parent_check: true,
+                ..full()
+            },
+        ),
+        &missing,
+    );
+    edit(s.newest(), "parentFileNameHint=\"vm-000001.vmdk\"\n", "");
+    mismatch(
+        open(s.newest(), &full()),
+        &format!(
+            "{}: the descriptor names no parent file (no parentFileNameHint), and --full needs every layer down to the base disk; name the base disk's descriptor with --base",
+            s.newest().display()
+        ),
+    );
+    // A bare extent names no parent at all.
+    let bare = s.path("vm-000002-delta.vmdk");
+    mismatch(
+        open(&bare, &full()),
+        &format!(
+            "{}: a bare extent carries no parent information, so --full cannot know the disk below it; name the descriptor (vm-000001.vmdk) of a chain that ends at a base disk",
+            bare.display()
+        ),
+    );
+}
+
+#[test]
+fn gaps_become_zero_runs_merged_with_zeros_beside_them() {
+    let data = |virt, len| Run {
+        virt,
+        len,
+        src: Src::Data {
+            file: 0,
+            offset: virt,
+        },
+    };
+    let zero = |virt, len| Run {
+        virt,
+        len,
+        src: Src::Zero,
+    };
+    let mut runs = vec![data(10, 5), zero(15, 5), data(30, 10)];
+    let mut out = Vec::new();
+    fill_gaps(&mut runs, 0, 50, &mut out);
+    assert_eq!(
+        out,
+        [
+            zero(0, 10),
+            data(10, 5),
+            zero(15, 15),
+            data(30, 10),
+            zero(40, 10)
+        ]
+    );
+    assert!(runs.is_empty());
+    fill_gaps(&mut runs, 100, 200, &mut out);
+    assert_eq!(out, [zero(100, 100)]);
+    let mut runs = vec![data(0, 50)];
+    fill_gaps(&mut runs, 0, 50, &mut out);
+    assert_eq!(out, [data(0, 50)]);
 }
