@@ -12,7 +12,7 @@ require_relative "../spec/support/thin_env"
 
 RUNS = Integer(ENV.fetch("BENCH_RUNS", "3"))
 LVMSYNC = [RbConfig.ruby, File.join(Bench::ROOT, "exe", "lvmsync")].freeze
-BLOCKS = Integer(ENV.fetch("BENCH_FULL_BLOCKS", "65536"))
+BLOCKS = Integer(ENV.fetch("BENCH_FULL_BLOCKS", "262144"))
 BS = ThinEnv::BLOCK
 SIZE = BLOCKS * BS
 
