@@ -132,7 +132,7 @@ pub fn negotiate(wanted: &Wanted, peer: &Peer) -> Decision {
             }
             if wanted.discards {
                 d.notes.push(Note::Info(
-                    "lvmsync: note: --discards: the stream carries discard records (handshake 'lvmsync PROTO[3] discards'): only an lvmsync that lists 'discards' in --capabilities can apply it; others refuse it before writing anything".into(),
+                    "lvmsync: note: the stream carries discard records (handshake 'lvmsync PROTO[3] discards'): only an lvmsync that lists 'discards' in --capabilities can apply it; others refuse it before writing anything".into(),
                 ));
             }
         }
