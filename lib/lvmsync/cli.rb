@@ -234,7 +234,7 @@ module LVMSync
                   with = @opts.snapback ? " with the same --snapback#{Ironshed::StopLine.resumes(@opts.snapback)}" : ""
                   "send the whole stream again#{with}"
                 else
-                  rerun
+                  rerun(nil)
                 end
       Transport::Receiver.new(@opts, @console, @out).run(input, dest)
     end
@@ -248,16 +248,19 @@ module LVMSync
         return
       end
       @console.say Ironshed::StopLine.line(tool: "lvmsync", reason: reason, error: error, dest: @dest,
-                                           finish: @finish || rerun,
+                                           finish: @finish || rerun(error),
                                            undo: @opts.snapback, undo_option: "--snapback", host: @host)
     end
 
     # How to finish: this command line again (which resumes a snapback file); a --from round
-    # without the destination check, which this run passed before its first write (a range
-    # it left partly written would fail it).
-    def rerun
+    # that wrote (+error+ says so: it passed the destination check before its first write)
+    # without the check, which a range it left partly written would fail. A round stopped
+    # before writing, or whose remote receiver may not have written, keeps the check.
+    def rerun(error)
       argv = @argv
-      argv += ["--no-destination-check"] if @opts.from && !@opts.no_destination_check && !@opts.apply
+      if @opts.from && !@opts.no_destination_check && !@opts.apply && Ironshed::StopLine.partly_written?(error)
+        argv += ["--no-destination-check"]
+      end
       Ironshed::StopLine.rerun("lvmsync", argv, undo: @opts.snapback)
     end
 

@@ -131,7 +131,10 @@ module LVMSync
       size = set.data_bytes + set.discard_bytes
       summary = "whole #{name}: #{u.bytes(set.data_bytes)} of data, #{u.bytes(set.discard_bytes)} " \
                 "#{mapping ? 'unmapped' : 'of zeros'} of #{u.bytes(size)}"
-      verbose "lvmsync: #{summary}, in #{set.data_extents.size} data and #{set.discard_extents.size} zero ranges"
+      # The range lists are built only for -v: at a million ranges they are large.
+      if @console.verbose?
+        verbose "lvmsync: #{summary}, in #{set.data_extents.size} data and #{set.discard_extents.size} zero ranges"
+      end
       Plan.new(changes: set, source: source, devices: devices, summary: summary)
     end
 

@@ -534,6 +534,36 @@ impl<'a> Planner<'a> {
     /// and LVs that hold no volume data (pools, their metadata, exception stores), are
     /// refused; an LV that is no snapshot is `live`. (An exception store is the snapshot LV
     /// the user names; the hidden LV with the `snapshot` segment is refused.)
+    /// True when `lv` is a thin LV whose unmapped blocks are read from an external origin:
+    /// its own segment names one, or one of the thin LVs it is a snapshot of does.
+    fn reads_external_origin(&self, lv: &LogicalVolume) -> bool {
+        let mut at = lv;
+        // Each step follows a thin snapshot to its origin; a loop in bad metadata ends when
+        // the steps outnumber the LVs.
+        for _ in 0..=self.vg.logical_volumes.len() {
+            let SegmentKind::Thin {
+                origin,
+                external_origin,
+                ..
+            } = &match at.segments.first() {
+                Some(s) => s,
+                None => return false,
+            }
+            .kind
+            else {
+                return false;
+            };
+            if external_origin.is_some() {
+                return true;
+            }
+            match origin.as_deref().and_then(|o| self.vg.lv(o)) {
+                Some(next) => at = next,
+                None => return false,
+            }
+        }
+        true
+    }
+
     fn full(&self, lv: &LogicalVolume) -> Result<Round, RoundError> {
         let data_lv = self.data_lv(&lv.name)?;
         let mut round = Round {
@@ -548,13 +578,18 @@ impl<'a> Planner<'a> {
             round.origin = t.origin.map(str::to_string);
             round.live = t.origin.is_none();
             round.data_lv_is_snapshot = t.origin.is_some() && round.data_lv.is_some();
-            round.changes = Changes::FullThin {
-                pool: t.pool.unwrap_or_default().to_string(),
-                device: ThinDevice {
-                    lv: lv.name.clone(),
-                    device_id: t.device_id,
-                },
-            };
+            // Where a thin LV (or the thin LV it is a snapshot of) has an external origin,
+            // its unmapped blocks read the external origin's data, not zeros: only reading
+            // the device itself gives its content.
+            if !self.reads_external_origin(lv) {
+                round.changes = Changes::FullThin {
+                    pool: t.pool.unwrap_or_default().to_string(),
+                    device: ThinDevice {
+                        lv: lv.name.clone(),
+                        device_id: t.device_id,
+                    },
+                };
+            }
         } else if let Some(snap) = self.vg.classic_snapshot(&lv.name) {
             if snap.merging {
                 return Err(RoundError::Merging {

@@ -113,11 +113,24 @@ pub fn expected(
 }
 
 /// Reads the ranges of `expect` from `dest` (its cached pages dropped first, so the device's
-/// own bytes are read) and compares each with OLDER's and NEWER's hash. Ranges that do not
-/// lie wholly inside the destination are left out (counted). A range that matches neither
-/// refuses the stream: [`Error::DestinationDiffers`], naming the first [`SHOWN_RANGES`].
+/// own bytes are read) and compares each with OLDER's and NEWER's hash. Ranges wholly past
+/// the destination's end are left out (counted; nothing is written there); a range that
+/// crosses the end refuses the stream ([`Error::ShortForCheck`]: its written part could not
+/// be checked). A range that matches neither refuses the stream:
+/// [`Error::DestinationDiffers`], naming the first [`SHOWN_RANGES`].
 pub fn check(dest: &Destination, expect: &[Expected], progress: &Progress) -> Result<CheckStats> {
     let size = dest.size();
+    if let Some(e) = expect
+        .iter()
+        .find(|e| e.offset < size && e.offset.checked_add(e.len).is_none_or(|end| end > size))
+    {
+        return Err(Error::ShortForCheck {
+            dest: dest.path().to_path_buf(),
+            offset: e.offset,
+            len: e.len,
+            size,
+        });
+    }
     let (inside, outside): (Vec<&Expected>, Vec<&Expected>) = expect
         .iter()
         .partition(|e| e.offset.checked_add(e.len).is_some_and(|end| end <= size));

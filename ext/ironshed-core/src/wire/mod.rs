@@ -212,6 +212,20 @@ pub enum Error {
     /// line.
     #[error("{0}")]
     Digests(String),
+    /// `--from`'s destination check on a destination shorter than the round: a range it
+    /// changes crosses the destination's end, so only part of it would be written, and the
+    /// check (a hash of the whole range) cannot compare it; nothing was written.
+    #[error("{}: the round changes bytes {offset}..{}, which cross the end of the destination ({size} bytes): the destination check cannot compare a range only partly there; nothing was written. To apply the round to a shorter destination anyway, send it with --no-destination-check", dest.display(), offset + len - 1)]
+    ShortForCheck {
+        /// The destination.
+        dest: PathBuf,
+        /// The range's start.
+        offset: u64,
+        /// The range's length.
+        len: u64,
+        /// The destination's size.
+        size: u64,
+    },
     /// `--from`'s destination check: ranges of the destination hold neither what the round
     /// starts from (OLDER) nor what it writes (NEWER); nothing was written.
     #[error("{}: the destination does not hold what this round starts from: {differ} of the {total} ranges it changes hold neither the older snapshot's data nor the newer one's: {}; nothing was written. Is it the right destination, holding the older snapshot's content (the previous round's result)? If an interrupted run of this same round left a range partly written, finish it with --no-destination-check", dest.display(), destcheck::describe(first, differ.saturating_sub(first.len() as u64)))]
@@ -275,7 +289,9 @@ impl Report for Error {
             Error::UndoExists { .. } | Error::UndoMismatch { .. } | Error::JournalBatch { .. } => {
                 Kind::Undo
             }
-            Error::PastEnd { .. } | Error::DestinationDiffers { .. } => Kind::Destination,
+            Error::PastEnd { .. }
+            | Error::DestinationDiffers { .. }
+            | Error::ShortForCheck { .. } => Kind::Destination,
             Error::Digests(_) => Kind::Sync,
             Error::Internal(_) => Kind::Failure,
         }

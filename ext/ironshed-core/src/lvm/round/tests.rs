@@ -504,3 +504,26 @@ fn full_refuses_from_and_a_merging_snapshot() {
         RoundError::NoSuchLv { .. }
     ));
 }
+
+#[test]
+fn full_copies_of_a_thin_lv_over_an_external_origin_read_the_device() {
+    // thin1's unmapped blocks read its external origin's data: its mapping would send them
+    // as discards (zeros), so the device itself is read, for thin1 and its snapshot alike.
+    let m = edited(
+        THIN,
+        "thin_pool = \"pool\"\n\t\t\t\ttransaction_id = 0\n\t\t\t\tdevice_id = 1",
+        "thin_pool = \"pool\"\n\t\t\t\texternal_origin = \"lin\"\n\t\t\t\ttransaction_id = 0\n\t\t\t\tdevice_id = 1",
+    );
+    for lv in ["thin1", "thin-snap"] {
+        assert_eq!(
+            full_of(&m, lv, None).unwrap().changes,
+            Changes::FullScan,
+            "{lv}"
+        );
+    }
+    // Without the external origin, the mapping is used.
+    assert!(matches!(
+        full_of(&meta(THIN), "thin-snap", None).unwrap().changes,
+        Changes::FullThin { .. }
+    ));
+}

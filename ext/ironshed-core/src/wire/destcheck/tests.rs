@@ -285,6 +285,49 @@ fn ranges_past_a_short_destination_are_left_to_the_record_checks() {
 }
 
 #[test]
+fn a_range_crossing_the_end_of_a_short_destination_refuses_the_round_unwritten() {
+    let r = Round::new();
+    let (s, _) = r.stream(true, false);
+    // 200 KiB: the last range (200704..212991) is only partly inside.
+    let before = older_bytes()[..204_800].to_vec();
+    r.dest(&before);
+    let opts = ApplyOptions {
+        allow_short_destination: true,
+        ..ApplyOptions::default()
+    };
+    for pipe in [false, true] {
+        let e = r.apply(&s, pipe, &opts).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::ShortForCheck {
+                    offset: 200_704,
+                    len: 12288,
+                    size: 204_800,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.kind(), Kind::Destination);
+        assert!(
+            e.message()
+                .contains("bytes 200704..212991, which cross the end"),
+            "{}",
+            e.message()
+        );
+        assert_eq!(read(&r.path("dest")), before, "written (pipe {pipe})");
+    }
+    // Unchecked, the part inside is written.
+    let unchecked = ApplyOptions {
+        no_destination_check: true,
+        ..opts
+    };
+    r.apply(&s, false, &unchecked).unwrap();
+    assert_eq!(read(&r.path("dest")), newer_bytes()[..204_800]);
+}
+
+#[test]
 fn the_sender_refuses_a_plain_stream_and_an_older_too_small() {
     let r = Round::new();
     let set = || ChangeSet {
