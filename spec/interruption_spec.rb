@@ -9,7 +9,7 @@ require_relative "support/lvm_env"
 # then the same command runs to the end; the result is compared with qemu-img's (vmdksync) or
 # the origin (lvmsync), then a third run changes nothing; with an undo or snapback file, it
 # then restores the state before the first run.
-RSpec.describe "interrupted runs", :tmpdir do
+RSpec.describe "interrupted runs", :tmpdir, :sighup do
   def path(name)
     File.join(@dir, name)
   end

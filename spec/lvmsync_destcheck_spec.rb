@@ -5,6 +5,7 @@ require "digest"
 require "open3"
 require "shellwords"
 require "lvmsync"
+require "lvmsync/cli"
 require_relative "support/lvm_env"
 require_relative "support/proto3"
 
@@ -207,5 +208,19 @@ RSpec.describe "lvmsync --from: the destination check", :tmpdir do
     _o, err, st = lvmsync(*Shellwords.split(finish))
     expect(st.exitstatus).to eq(0), err
     expect(File.binread(path("dest.img")) == newer).to be(true)
+  end
+
+  it "a stopped round is told to skip the check only when it had written (so had passed the check)" do
+    dest = path("dest.img")
+    cli = LVMSync::CLI.new([*from, dest], err: StringIO.new)
+    cli.send(:parser).parse([*from, dest])
+    wrote = Interrupt.new.extend(Ironshed::PartlyWritten)
+    wrote.written_bytes = 4096
+    expect(cli.send(:rerun, wrote)).to end_with(Shellwords.join(["lvmsync", *from, dest, "--no-destination-check"]))
+    # Stopped before its first write (while checking, say), or a remote receiver that may not
+    # have written: the rerun keeps the check.
+    [Interrupt.new, SignalException.new("TERM"), nil].each do |err|
+      expect(cli.send(:rerun, err)).to end_with(Shellwords.join(["lvmsync", *from, dest])), err.inspect
+    end
   end
 end

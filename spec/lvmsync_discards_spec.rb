@@ -87,7 +87,7 @@ RSpec.describe "lvmsync discard records", :tmpdir do
 
   it "has a first line the original receiver refuses (it compares the chomped line with PROTO[3])" do
     expect(LVMSync::PROTOCOL_DISCARDS).to eq("lvmsync PROTO[3] discards")
-    expect(LVMSync::CAPABILITIES).to eq(%w[discards verify endmark])
+    expect(LVMSync::CAPABILITIES).to eq(%w[discards verify endmark destcheck])
     expect(LVMSync::CAPABILITIES).to be_frozen
     # The original: handshake = $stdin.readline.chomp; unless handshake == PROTO then exit 1.
     original_accepts = ->(stream) { StringIO.new(stream).readline.chomp == "lvmsync PROTO[3]" }

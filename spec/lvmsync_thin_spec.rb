@@ -374,7 +374,7 @@ RSpec.describe "lvmsync on thin snapshots", :tmpdir do
 
     it "asks the receiver's capabilities, and sends discard records to ours" do
       out, _e, st = lvmsync("--capabilities")
-      expect([st.exitstatus, out]).to eq([0, "lvmsync capabilities: discards verify endmark\n"])
+      expect([st.exitstatus, out]).to eq([0, "lvmsync capabilities: discards verify endmark destcheck\n"])
       _o, err, st = lvmsync("-v", "--rsh", fake_rsh, "--remote-lvmsync", ours, "--discards", "--verify",
                             "vgfix/thin-snap", "otherhost:#{path('dest.img')}")
       expect(st.exitstatus).to eq(0), err

@@ -173,4 +173,14 @@ RSpec.configure do |c|
       ex.run
     end
   end
+  # Examples that stop a tool with SIGHUP: a suite started under nohup ignores SIGHUP, and
+  # its children inherit that, so the tool would run on to the end. SIG_DFL while they run.
+  c.around(:each, :sighup) do |ex|
+    old = Signal.trap("HUP", "SYSTEM_DEFAULT")
+    begin
+      ex.run
+    ensure
+      Signal.trap("HUP", old)
+    end
+  end
 end

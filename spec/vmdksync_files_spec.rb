@@ -224,7 +224,7 @@ RSpec.describe "vmdksync and the files around the delta", :tmpdir do
     end
   end
 
-  describe "a signal in mid-apply: one line saying what was written" do
+  describe "a signal in mid-apply: one line saying what was written", :sighup do
     # 512 MiB of changes in 1 MiB grains: long enough to be caught in the middle.
     before do
       @big = path("big")
