@@ -110,7 +110,11 @@ module LVMSync
 
     io.flush if io.respond_to?(:flush)
     timed(SendResult, progress, job) do |prog|
-      Native.send(store.change_set, source, io.fileno, name || describe_io(io), prog, **options)
+      if io.is_a?(Native::Link)
+        Native.send_link(store.change_set, source, io, name || "the local receiver", prog, **options)
+      else
+        Native.send(store.change_set, source, io.fileno, name || describe_io(io), prog, **options)
+      end
     end
   end
 
@@ -143,6 +147,8 @@ module LVMSync
         Native.apply_fd($stdin.fileno, "standard input", dest, prog, **options)
       elsif input.is_a?(String) || input.respond_to?(:to_path)
         Native.apply_file(input, dest, prog, **options)
+      elsif input.is_a?(Native::Link)
+        Native.apply_link(input, "the local sender", dest, prog, **options)
       else
         Native.apply_fd(input.fileno, describe_io(input), dest, prog, **options)
       end

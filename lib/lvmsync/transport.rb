@@ -139,7 +139,8 @@ module LVMSync
       end
     end
 
-    # A local DESTINATION: the receiver runs in a thread of this process, fed through a pipe.
+    # A local DESTINATION: the receiver runs in a thread of this process, fed through an
+    # in-process link (LVMSync::Native::Link: the stream's bytes, handed over in memory).
     class Local < Base
       def initialize(options, console, dest)
         super(options, console)
@@ -175,25 +176,25 @@ module LVMSync
       # +job+; returns what each side did.
       def transfer(plan, d, job)
         progress = @console.meter
-        reader, writer = IO.pipe
+        link = LVMSync::Native::Link.new
         receiver = @receiver = Thread.new do
           Thread.current.report_on_exception = false
-          LVMSync.apply(reader, @dest, snapback: @options.snapback, allow_short_destination: @options.allow_short,
-                                       verify: verify?, inputs: plan.devices.to_a, job: job)
+          LVMSync.apply(link, @dest, snapback: @options.snapback, allow_short_destination: @options.allow_short,
+                                     verify: verify?, inputs: plan.devices.to_a, job: job)
         ensure
-          reader.close
+          link.close_reader
         end
         sent = nil
         send_error = nil
         begin
-          sent = LVMSync.send_changes(plan.changes, plan.source, writer, name: "the local receiver",
-                                                                         discards: d[:discards], plain: !d[:end_mark],
-                                                                         digests: verify?, expect_from: plan.older,
-                                                                         progress: progress)
+          sent = LVMSync.send_changes(plan.changes, plan.source, link, name: "the local receiver",
+                                                                       discards: d[:discards], plain: !d[:end_mark],
+                                                                       digests: verify?, expect_from: plan.older,
+                                                                       progress: progress)
         rescue Errno::EPIPE, Ironshed::Error, SystemCallError, Interrupt => e
           send_error = e
         ensure
-          writer.close
+          link.close_writer
         end
         applied = begin
           receiver.value

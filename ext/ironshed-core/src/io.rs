@@ -5,6 +5,7 @@
 //! never writes to a file it reads).
 
 mod files;
+pub mod link;
 
 pub use files::{
     file_ids, open_path, path_ids, read_capped, read_file_capped, same_file, type_name, FileError,

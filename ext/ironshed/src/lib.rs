@@ -13,6 +13,7 @@ mod lvm_metadata;
 mod lvm_native;
 mod lvm_thin_delta;
 mod lvm_thin_mapping;
+mod lvmsync_link;
 mod lvmsync_native;
 mod progress;
 mod rethtool_driver_info;
@@ -38,6 +39,7 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     lvm_thin_delta::init(ruby)?;
     lvm_thin_mapping::init(ruby)?;
     lvmsync_native::init(ruby)?;
+    lvmsync_link::init(ruby)?;
     rethtool_handle::init(ruby)?;
     rethtool_driver_info::init(ruby)?;
     rethtool_link_settings::init(ruby)?;

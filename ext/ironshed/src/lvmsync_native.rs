@@ -64,19 +64,28 @@ fn send(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
     let (set, file, prog) = ((*set.0).clone(), dup_fd(ruby, fd, &name)?, job.0.clone());
     let result = gvl::without_gvl(&job.0, || {
         wire::send_changes_to_file(set, &source, file, &name, &opts, &prog)
-    })
-    .ok_or_else(|| errors::panic(ruby, "LVMSync.send"))?;
+    });
+    sent(ruby, result, opts.digests)
+}
+
+/// The result of a send (`None`: it panicked) as a Hash.
+pub(crate) fn sent(
+    ruby: &Ruby,
+    result: Option<wire::Result<wire::SendReport>>,
+    digests: bool,
+) -> Result<RHash, Error> {
+    let result = result.ok_or_else(|| errors::panic(ruby, "LVMSync.send"))?;
     let r = result.or_raise(ruby)?;
     let s = &r.stats;
     Ok(
         hash!(ruby, s; records, bytes, stream_bytes, discard_records, discard_bytes, end_mark, expect_ranges;
         ranges = r.ranges, source_size = r.source_size, read_mode = r.read_mode.describe(),
-        digests = packed(ruby, opts.digests, &s.digests)),
+        digests = packed(ruby, digests, &s.digests)),
     )
 }
 
 /// Applies `input` with the options of `kw`, without the GVL.
-fn apply(
+pub(crate) fn apply(
     ruby: &Ruby,
     input: Input,
     dest: PathBuf,
