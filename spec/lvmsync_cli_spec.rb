@@ -275,7 +275,7 @@ RSpec.describe "lvmsync executable", :tmpdir do
   end
 
   it "a stream cut between records, from a pipe, without a snapback: exit 3 and how to finish" do
-    set_up(writes: ["0:2M"], random: nil)
+    set_up(writes: ["0:4M"], random: nil, cow_size: "8M")
     out, = lvmsync("--stdout", SNAP, binmode: true)
     _hs, items, = Proto3.items(out)
     cut = items[-2][3]

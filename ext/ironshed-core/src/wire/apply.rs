@@ -14,7 +14,9 @@
 //!   ([`ApplyStats::end_mark`] says which it was).
 //! * Records are gathered into batches ([`BATCH`], or [`SNAPBACK_BATCH`] with a snapback
 //!   file, whose batch's old data is saved and made durable ([`UndoLog`]) before the batch is
-//!   written); adjacent records are written with one `pwrite`.
+//!   written); adjacent records are written with one `pwrite`. A batch is written by a
+//!   second thread while the next one is read and checked; batches are written one at a
+//!   time, in stream order, so the writes are exactly those of a single thread.
 //! * With a snapback file that an interrupted run of the same apply left, the journal is
 //!   resumed ([`UndoLog::open`]); when that apply finished, nothing is written
 //!   ([`crate::wire::UndoState::Complete`]). Its identity is the stream's: the layout digest of a marked
@@ -49,10 +51,20 @@ use crate::progress::Progress;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use writer::{Batch, Wrote};
 
-/// Bytes of data gathered before a batch is written: small, so the data is still in the CPU
-/// cache when it is written...
-pub const BATCH: usize = 64 << 10;
+mod writer;
+
+/// The writer thread ended without answering (it panicked).
+fn writer_gone() -> Error {
+    Error::Internal("the writer thread stopped".into())
+}
+
+/// Bytes of data gathered before a batch is handed to the writer thread: enough that the
+/// hand-over costs little per byte, small enough that the batch being gathered and the one
+/// being written stay in the CPU caches...
+pub const BATCH: usize = 1 << 20;
 /// ... but larger with a snapback file, where each batch costs two `fdatasync`s.
 pub const SNAPBACK_BATCH: usize = 8 << 20;
 /// Most a journaled snapback file read from a pipe may hold between two commits.
@@ -320,10 +332,33 @@ struct Item {
     discard: bool,
 }
 
+/// The writer thread as the applier sees it.
+struct Pipe {
+    to: SyncSender<Batch>,
+    back: Receiver<(Batch, Result<Wrote>)>,
+    /// The batch being written: its record counts (and digests), counted once written.
+    in_flight: Option<InFlight>,
+}
+
+struct InFlight {
+    records: u64,
+    discards: u64,
+    ranges: Vec<Digest>,
+}
+
 struct Applier<'a> {
     dest: &'a Destination,
-    undo: Option<UndoLog>,
+    /// With a snapback file: batches are larger (each costs two `fdatasync`s). The journal
+    /// itself is the writer thread's while the stream is applied.
+    snapback: bool,
     progress: &'a Progress,
+    /// The writer thread (present while the stream is applied).
+    pipe: Option<Pipe>,
+    /// A batch that was written, kept to gather the next one into.
+    spare: Option<Batch>,
+    /// A journal from a pipe is held batch by batch: each batch is written before the next
+    /// is gathered, so no more than one held batch is ever in memory.
+    holding: bool,
     buf: Vec<u8>,
     items: Vec<Item>,
     /// Bytes of the batch buffer in use.
@@ -362,67 +397,70 @@ impl Applier<'_> {
         }
     }
 
-    /// Saves (with a snapback) and writes the batch.
+    /// Hands the batch to the writer thread (which saves it into the snapback file, when
+    /// there is one, and writes it), after the batch before it is written.
     fn flush(&mut self) -> Result<()> {
+        self.collect()?;
         if self.items.is_empty() {
             self.batch_done();
             return Ok(());
         }
-        if let Some(u) = self.undo.as_mut() {
-            // Adjacent pieces saved as one range, so the undo file gets one record per run.
-            let mut run: Option<(u64, u64)> = None;
-            for it in &self.items {
-                match run {
-                    Some((s, l)) if s + l == it.dest => run = Some((s, l + it.len as u64)),
-                    _ => {
-                        if let Some((s, l)) = run {
-                            u.save(self.dest, s, l)?;
-                        }
-                        run = Some((it.dest, it.len as u64));
-                    }
-                }
-            }
-            if let Some((s, l)) = run {
-                u.save(self.dest, s, l)?;
-            }
-            u.commit()?;
-        }
-        let mut i = 0;
-        while i < self.items.len() {
-            let first = self.items[i];
-            if first.discard {
-                let len = first.len as u64;
-                let done = self.dest.discard(first.dest, len)?;
-                self.stats.discard_bytes += len;
-                self.stats.discard_zeroed_bytes += done.zeroed;
-                self.progress.add_done(len);
-                i += 1;
-                continue;
-            }
-            let mut end = i + 1;
-            let mut len = first.len;
-            while end < self.items.len()
-                && !self.items[end].discard
-                && self.items[end].dest == first.dest + len as u64
-                && self.items[end].buf == first.buf + len
-            {
-                len += self.items[end].len;
-                end += 1;
-            }
-            self.dest
-                .write_all_at(&self.buf[first.buf..first.buf + len], first.dest)?;
-            self.stats.writes += 1;
-            self.stats.bytes += len as u64;
-            self.progress.add_done(len as u64);
-            i = end;
-        }
-        self.batch_done();
-        self.items.clear();
+        let next = self.spare.take().unwrap_or_default();
+        let batch = Batch {
+            buf: std::mem::replace(&mut self.buf, next.buf),
+            items: std::mem::replace(&mut self.items, next.items),
+        };
+        let flight = InFlight {
+            records: std::mem::take(&mut self.batch_records),
+            discards: std::mem::take(&mut self.batch_discards),
+            ranges: std::mem::take(&mut self.batch_ranges),
+        };
         self.fill = 0;
+        let pipe = self.pipe.as_mut().ok_or_else(writer_gone)?;
+        pipe.to.send(batch).map_err(|_| writer_gone())?;
+        pipe.in_flight = Some(flight);
+        if self.holding {
+            self.collect()?;
+        }
         if self.progress.is_cancelled() {
             return Err(Cancelled.into());
         }
         Ok(())
+    }
+
+    /// Waits until the batch being written (if any) is, and counts it.
+    fn collect(&mut self) -> Result<()> {
+        let Some(pipe) = self.pipe.as_mut() else {
+            return Ok(());
+        };
+        let Some(flight) = pipe.in_flight.take() else {
+            return Ok(());
+        };
+        let (batch, wrote) = pipe.back.recv().map_err(|_| writer_gone())?;
+        // A buffer grown past the usual batch (a held journal batch) is not kept.
+        if batch.buf.capacity() <= self.batch_cap() {
+            self.spare = Some(batch);
+        }
+        let w = wrote?;
+        self.stats.writes += w.writes;
+        self.stats.bytes += w.bytes;
+        self.stats.discard_bytes += w.discard_bytes;
+        self.stats.discard_zeroed_bytes += w.discard_zeroed_bytes;
+        self.stats.records += flight.records;
+        self.stats.discard_records += flight.discards;
+        if let Some(r) = self.ranges.as_mut() {
+            r.extend(flight.ranges);
+        }
+        Ok(())
+    }
+
+    /// Bytes gathered before a batch is handed over.
+    fn batch_cap(&self) -> usize {
+        if self.snapback {
+            SNAPBACK_BATCH
+        } else {
+            BATCH
+        }
     }
 
     /// Drops the batch unapplied (an uncommitted journal tail).
@@ -499,11 +537,7 @@ impl Applier<'_> {
         let mut left = keep;
         // Data is written in pieces as it arrives (so it is still in the CPU cache): a stream
         // cut inside a record may leave that record partly written, which the error reports.
-        let base = if self.undo.is_some() {
-            SNAPBACK_BATCH
-        } else {
-            BATCH
-        };
+        let base = self.batch_cap();
         while left > 0 {
             let mut used = self.used();
             let cap = if hold { JOURNAL_HOLD_MAX } else { base };
@@ -720,8 +754,11 @@ pub fn apply(
     };
     let mut ap = Applier {
         dest: &dest,
-        undo,
+        snapback: undo.is_some(),
         progress,
+        pipe: None,
+        spare: None,
+        holding: false,
         buf: Vec::new(),
         items: Vec::new(),
         fill: 0,
@@ -742,13 +779,32 @@ pub fn apply(
             ..Default::default()
         },
     };
-    let mut result = run(&mut ap, &mut dec, first, plan.as_ref(), opts);
+    // The stream is read, checked and hashed on this thread, and written on another.
+    let (mut result, undo) = std::thread::scope(|s| {
+        let (to, batches) = sync_channel(1);
+        let (done, back) = sync_channel(1);
+        let d = &dest;
+        let writer = s.spawn(move || writer::serve(d, undo, progress, batches, done));
+        ap.pipe = Some(Pipe {
+            to,
+            back,
+            in_flight: None,
+        });
+        let ran = run(&mut ap, &mut dec, first, plan.as_ref(), opts);
+        // The last batch is written (or failed) before anything else is reported.
+        let settled = ap.collect();
+        ap.pipe = None;
+        let undo = writer.join();
+        let result = ran
+            .and(settled)
+            .and(undo.as_ref().map(|_| ()).map_err(|_| writer_gone()));
+        (result, undo.ok().flatten())
+    });
     if result.is_err() && progress.is_cancelled() {
         result = Err(Cancelled.into());
     }
     let mut stats = std::mem::take(&mut ap.stats);
     let arrived = ap.ranges.take();
-    let undo = ap.undo.take();
     // Everything up to the last fdatasync and the journal's end mark; an error anywhere in
     // it after the first write leaves the destination partly updated.
     let result = result
@@ -1001,6 +1057,7 @@ fn run<R: Read>(
         if journaled && rec.index == 0 {
             ap.stats.journaled = true;
             hold = plan.is_none();
+            ap.holding = hold;
             continue;
         }
         if rec.is_control() {

@@ -80,12 +80,15 @@ fn data(n: usize, seed: u8) -> Vec<u8> {
     (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
 }
 
-/// Five good 16 KiB records, more than one batch ([`BATCH`]): a receiver that did not check
+/// Eighty good 16 KiB records, more than one batch ([`BATCH`]): a receiver that did not check
 /// the whole file first would have written the first four before meeting a fault after them.
-const FILLER: usize = 5;
+const FILLER: usize = 80;
 /// Stream bytes of the filler records.
 const FILLER_BYTES: u64 = FILLER as u64 * (12 + 16384);
 const _: () = assert!(FILLER * 16384 > BATCH);
+const FILLER_U64: u64 = FILLER as u64;
+/// 16 KiB records that fill one batch.
+const PER_BATCH: u64 = (BATCH / 16384) as u64;
 
 fn filler(d: &[u8]) -> Vec<Rec<'_>> {
     (0..FILLER as u64)
@@ -148,11 +151,11 @@ fn file_cut_inside_a_header_writes_nothing() {
     assert!(
         matches!(
             &e,
-            Error::TruncatedHeader { name, index: 5, at: a, got: 5 } if *name == b.name() && *a == at
+            Error::TruncatedHeader { name, index: FILLER_U64, at: a, got: 5 } if *name == b.name() && *a == at
         ),
         "{e:?}"
     );
-    assert_eq!(e.to_string(), format!("{}: stream ends inside the header of record 5 at stream byte {at} (5 of 12 bytes): the sender stopped or the file is truncated", b.name()));
+    assert_eq!(e.to_string(), format!("{}: stream ends inside the header of record {FILLER} at stream byte {at} (5 of 12 bytes): the sender stopped or the file is truncated", b.name()));
     b.untouched();
 }
 
@@ -170,7 +173,7 @@ fn file_cut_inside_data_writes_nothing() {
     assert!(
         matches!(
             &e,
-            Error::TruncatedData { index: 5, at: a, offset: 8192, len: 4096, got: 4095, .. } if *a == at
+            Error::TruncatedData { index: FILLER_U64, at: a, offset: 8192, len: 4096, got: 4095, .. } if *a == at
         ),
         "{e:?}"
     );
@@ -180,9 +183,9 @@ fn file_cut_inside_data_writes_nothing() {
 #[test]
 fn pipe_cut_short_says_what_was_written() {
     let b = Bench::new();
-    // Four 16 KiB records fill a batch; the fifth is cut.
+    // PER_BATCH 16 KiB records fill a batch; the next is cut.
     let d = data(16384, 2);
-    let recs: Vec<Rec> = (0..5)
+    let recs: Vec<Rec> = (0..=PER_BATCH)
         .map(|i| (i * 16384 % 65536, 16384, Some(&d[..])))
         .collect();
     let s = plain(&recs);
@@ -192,14 +195,14 @@ fn pipe_cut_short_says_what_was_written() {
     match &e {
         Error::Stopped {
             cause,
-            records: 4,
-            bytes: 65536,
+            records: PER_BATCH,
+            bytes,
             discards: 0,
-        } => assert!(
+        } if *bytes == BATCH as u64 => assert!(
             matches!(
                 **cause,
                 Error::TruncatedData {
-                    index: 4,
+                    index: PER_BATCH,
                     got: 16284,
                     ..
                 }
@@ -209,9 +212,9 @@ fn pipe_cut_short_says_what_was_written() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(e.cause(), Error::TruncatedData { .. }));
-    assert!(e
-        .to_string()
-        .ends_with("; by then 4 records were complete and 65536 bytes had been written"));
+    assert!(e.to_string().ends_with(&format!(
+        "; by then {PER_BATCH} records were complete and {BATCH} bytes had been written"
+    )));
     // A short pipe stream whose first batch was never written reports the bare cause.
     let b = Bench::new();
     let e = b
@@ -238,7 +241,7 @@ fn record_past_the_end_of_the_destination() {
     match &e {
         Error::PastEnd {
             dest,
-            index: 5,
+            index: FILLER_U64,
             at: a,
             offset: 65024,
             len: 4096,
@@ -248,7 +251,7 @@ fn record_past_the_end_of_the_destination() {
         } => assert_eq!((dest, *a), (&b.dest, at)),
         other => panic!("{other:?}"),
     }
-    assert_eq!(e.to_string(), format!("{}: record 5 (stream byte {at}) writes 4096 bytes at byte 65024, past the end of the destination (65536 bytes), and 1 more records do too; the destination is smaller than the volume the stream was made from (--allow-short-destination writes only what fits)", b.dest.display()));
+    assert_eq!(e.to_string(), format!("{}: record {FILLER} (stream byte {at}) writes 4096 bytes at byte 65024, past the end of the destination (65536 bytes), and 1 more records do too; the destination is smaller than the volume the stream was made from (--allow-short-destination writes only what fits)", b.dest.display()));
     b.untouched();
     // A pipe stops at it; a record before it in the same batch is not written either.
     let s = plain(&[
@@ -311,10 +314,10 @@ fn discard_past_the_end_of_the_destination() {
     let at = 26 + FILLER_BYTES;
     let e = b.apply(b.file(&s), &ApplyOptions::default()).unwrap_err();
     assert!(
-        matches!(e, Error::PastEnd { index: 5, at: a, offset: 61440, len: 8192, discard: true, .. } if a == at),
+        matches!(e, Error::PastEnd { index: FILLER_U64, at: a, offset: 61440, len: 8192, discard: true, .. } if a == at),
         "{e:?}"
     );
-    assert!(e.to_string().contains(&format!("record 5 (stream byte {at}) discards 8192 bytes at byte 61440, past the end of the destination")), "{e}");
+    assert!(e.to_string().contains(&format!("record {FILLER} (stream byte {at}) discards 8192 bytes at byte 61440, past the end of the destination")), "{e}");
     b.untouched();
 }
 
@@ -357,12 +360,12 @@ fn zero_length_discard() {
     // From a file, before anything is written.
     let e = b.apply(b.file(&s), &ApplyOptions::default()).unwrap_err();
     assert!(
-        matches!(e, Error::ZeroDiscard { index: 5, at: a, .. } if a == at),
+        matches!(e, Error::ZeroDiscard { index: FILLER_U64, at: a, .. } if a == at),
         "{e:?}"
     );
     assert_eq!(
         e.to_string(),
-        format!("{}: record 5 (stream byte {at}) is a discard record of length 0, which is invalid: the stream is corrupt", b.name())
+        format!("{}: record {FILLER} (stream byte {at}) is a discard record of length 0, which is invalid: the stream is corrupt", b.name())
     );
     b.untouched();
     // From a pipe, when it arrives, saying what was written before.
@@ -370,11 +373,17 @@ fn zero_length_discard() {
     match e {
         Error::Stopped {
             cause,
-            records: 4,
-            bytes: 65536,
+            records: PER_BATCH,
+            bytes,
             discards: 0,
-        } => assert!(
-            matches!(*cause, Error::ZeroDiscard { index: 5, .. }),
+        } if bytes == BATCH as u64 => assert!(
+            matches!(
+                *cause,
+                Error::ZeroDiscard {
+                    index: FILLER_U64,
+                    ..
+                }
+            ),
             "{cause:?}"
         ),
         other => panic!("{other:?}"),
@@ -765,4 +774,71 @@ fn which_ranges_a_later_one_overwrites() {
         overwritten_later(&ranges),
         vec![true, true, false, true, false, false, false, false]
     );
+}
+
+/// The stream's records applied one after the other, in memory: what the destination must
+/// hold afterwards.
+fn model(start: &[u8], recs: &[Rec]) -> Vec<u8> {
+    let mut m = start.to_vec();
+    for &(off, len, d) in recs {
+        let r = off as usize..off as usize + len as usize;
+        match d {
+            Some(d) => m[r].copy_from_slice(d),
+            None => m[r].fill(0),
+        }
+    }
+    m
+}
+
+#[test]
+fn batches_written_while_the_next_is_gathered_keep_the_stream_order() {
+    // Records that overwrite what earlier ones wrote, several batches back and in the batch
+    // being written, data and discards, from a pipe and from a file, with and without a
+    // snapback file: the destination ends as the records applied one by one would leave it,
+    // and the snapback file restores what it held.
+    let b = Bench::new();
+    let size = 6 * BATCH;
+    let start = data(size, 77);
+    let dest = b.path("big");
+    let blocks: Vec<Vec<u8>> = (0..7).map(|i| data(48 << 10, i)).collect();
+    let mut recs: Vec<Rec> = Vec::new();
+    let mut x: u64 = 12345;
+    for i in 0..400u64 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let len = 512 * (1 + (x >> 33) % 96);
+        let off = 512 * ((x >> 13) % ((size as u64 - len) / 512));
+        let d = (i % 9 != 4).then(|| &blocks[(i % 7) as usize][..len as usize]);
+        recs.push((off, len as u32, d));
+    }
+    let want = model(&start, &recs);
+    let s = stream(HANDSHAKE_DISCARDS, &recs);
+    for (n, snapback) in [(0, false), (1, true), (2, false), (3, true)] {
+        fs::write(&dest, &start).unwrap();
+        let undo = b.path(&format!("undo{n}"));
+        let opts = ApplyOptions {
+            undo: snapback.then(|| undo.clone()),
+            verify: true,
+            ..Default::default()
+        };
+        let input = if n < 2 { b.pipe(&s) } else { b.file(&s) };
+        let st = apply(input, &dest, &opts, &Progress::new()).unwrap();
+        assert_eq!(st.records + st.discard_records, recs.len() as u64);
+        assert!(st.verified.as_ref().unwrap().ok());
+        assert!(
+            fs::read(&dest).unwrap() == want,
+            "run {n}: not the stream's result"
+        );
+        if snapback {
+            apply(
+                Input::File(undo),
+                &dest,
+                &ApplyOptions::default(),
+                &Progress::new(),
+            )
+            .unwrap();
+            assert!(fs::read(&dest).unwrap() == start, "run {n}: not restored");
+        }
+    }
 }
