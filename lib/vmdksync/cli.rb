@@ -303,7 +303,12 @@ module VMDKSync
       info "vmdksync: applied #{r.grains} grains, #{u.bytes(r.bytes)} in #{r.extents} ranges " \
            "(#{r.writes} writes#{discarded}) to #{dest} in #{format('%.2f', r.seconds)} s (#{rate})"
       if @opts[:undo]
-        info "vmdksync: saved #{u.bytes(r.undo_bytes)} of old data to #{@opts[:undo]}; " \
+        zeros = if r.undo_zero_bytes.positive?
+                  " (#{u.bytes(r.undo_zero_bytes)} of it zeros, which take no room)"
+                else
+                  ""
+                end
+        info "vmdksync: saved #{u.bytes(r.undo_bytes)} of old data#{zeros} to #{@opts[:undo]}; " \
              "undo with: lvmsync --apply #{Shellwords.escape(@opts[:undo])} #{Shellwords.escape(dest)}"
       end
       0
