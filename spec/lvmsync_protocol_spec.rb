@@ -192,6 +192,12 @@ RSpec.describe "lvmsync PROTO[3] compatibility", :tmpdir do
     after = sha(path("dest"))
     expect { Proto3.original_apply(sb, path("dest")) }.to raise_error(RuntimeError, /Handshake failed/)
     expect(sha(path("dest"))).to eq(after)
+    # A snapback file of the older, plain form (made here from the format): the original
+    # passes its handshake, then cannot seek to its JOURNAL item's offset; nothing written.
+    older = Proto3::HANDSHAKE + Proto3.item(Proto3.tag("JOURNAL"), "ironshed undo journal 1\n") +
+            Proto3.header(0, 4) + "abcd"
+    expect { Proto3.original_apply(older, path("dest")) }.to raise_error(RangeError)
+    expect(sha(path("dest"))).to eq(after)
     _o, err, st = run_exe("lvmsync", "--apply", path("sb"), path("dest"))
     expect(st.exitstatus).to eq(0), err
     expect(Digest::SHA256.file(path("dest")).hexdigest).to eq(Digest::SHA256.hexdigest(old))

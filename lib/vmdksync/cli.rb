@@ -113,7 +113,8 @@ module VMDKSync
         o.on("--full", "write the whole disk: the base disk (flat or",
              "sparse) and every snapshot above it, zeros",
              "where no layer has data; --undo then saves the",
-             "whole disk's old content (its size)") do
+             "whole disk's old content (the size of its",
+             "non-zero part)") do
           @opts[:full] = true
         end
         o.on("-n", "--dry-run", "check everything and list the ranges that",
@@ -141,7 +142,8 @@ module VMDKSync
              "`lvmsync --apply FILE DESTINATION` restores,",
              "even after a crash in mid-apply. After an",
              "interruption, the same command resumes FILE;",
-             "once the apply finished, it does nothing") do |v|
+             "once the apply finished, it does nothing. Old",
+             "zeros take no room in FILE") do |v|
           @opts[:undo] = v
         end
         o.on("--verify-only", "write nothing: only compare DESTINATION with",
