@@ -51,7 +51,8 @@ module LVMSync
                           :discard_records, :discard_bytes, :digests, :end_mark, :expect_ranges, :seconds,
                           keyword_init: true)
 
-  # What an apply did. +snapback+ is nil or a Hash (:records, :bytes, :commits, :file_bytes,
+  # What an apply did. +snapback+ is nil or a Hash (:records, :bytes, :zero_bytes (of :bytes,
+  # the old zeros, kept as discard records that take no room), :commits, :file_bytes,
   # :state — "created", "resumed" (an interrupted run's journal, continued) or "complete" (the
   # apply had finished: nothing was written) —, :earlier_bytes saved by interrupted runs, and
   # :source_unchecked, true when the stream could not be compared with theirs before it was

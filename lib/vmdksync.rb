@@ -15,9 +15,10 @@ module VMDKSync
   # (+discarded+ of them by --discard-zeros); +seconds+ is wall time; +dry_run+ is true when
   # nothing was written. With an undo file: +undo_bytes+ it holds, +undo_state+ "created",
   # "resumed" (an interrupted apply's journal, continued; +undo_earlier_bytes+ were saved by
-  # the interrupted runs) or "complete" (this apply had finished: nothing was written).
+  # the interrupted runs) or "complete" (this apply had finished: nothing was written);
+  # +undo_zero_bytes+ of +undo_bytes+ were zeros, which take no room in the file.
   Result = Struct.new(:grains, :bytes, :extents, :writes, :discarded, :undo_bytes, :undo_state,
-                      :undo_earlier_bytes, :seconds, :dry_run, keyword_init: true)
+                      :undo_earlier_bytes, :undo_zero_bytes, :seconds, :dry_run, keyword_init: true)
 
   # What a verification found: bytes compared, bytes that differ, and the first differing
   # ranges as [offset, length] pairs.

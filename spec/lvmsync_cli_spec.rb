@@ -224,7 +224,12 @@ RSpec.describe "lvmsync executable", :tmpdir do
 
   it "a stream cut between records from a pipe: exit 3, what was applied, how to finish; resuming with the same snapback" do
     set_up(writes: ["0:10M"], random: nil, origin_size: "16M", cow_size: "16M")
+    # Zeros in the old content, in both the first (cut) run's batch and the resumed run's:
+    # the snapback file keeps them as discard records.
     before = File.binread(path("before.img"))
+    [(1 << 20) + 512, (6 << 20) + 512].each { |o| before[o, 3 << 20] = "\0" * (3 << 20) }
+    File.binwrite(path("before.img"), before)
+    File.binwrite(path("dest.img"), before)
     out, = lvmsync("--stdout", SNAP, binmode: true)
     _hs, items, = Proto3.items(out)
     # Cut after more than one snapback batch (8 MiB) of records.
@@ -245,6 +250,15 @@ RSpec.describe "lvmsync executable", :tmpdir do
     expect(st.exitstatus).to eq(0), err
     expect(err).to include("lvmsync: snapback: resumed #{sb}, which an interrupted run had left with 8.0 MiB of old data")
     expect_content(path("dest.img"), origin)
+    # Discard records in the cut run's committed batch and in the resumed run's.
+    _hs, jitems, ext = Proto3.items(File.binread(sb))
+    first_commit = jitems.index { |off, _, _, _| off == Proto3.tag("COMMIT") }
+    discard = ->(off, len) { off < 1 << 63 && len >= 0x8000_0000 }
+    expect(ext).to be(true)
+    expect(jitems[0...first_commit].count { |off, len, _, _| discard.(off, len) }).to be > 0
+    expect(jitems[first_commit..].count { |off, len, _, _| discard.(off, len) }).to be > 0
+    zeros = jitems.select { |off, len, _, _| discard.(off, len) }.sum { |_, len, _, _| len & 0x7fff_ffff }
+    expect(zeros).to eq(2 * ((3 << 20) - 4096))
     # Once more: nothing to do, nothing written (also from a file: the same stream).
     journal = File.binread(sb)
     File.binwrite(path("changes"), out)

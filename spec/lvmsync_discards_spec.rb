@@ -190,16 +190,30 @@ RSpec.describe "lvmsync discard records", :tmpdir do
     end
 
     it "saves the old bytes of discarded ranges in the snapback file, which restores them exactly" do
+      # 256 KiB of the old content inside the first discarded range are zeros.
+      before = @before.dup
+      before[(1 << 20) + 65_536, 262_144] = "\0" * 262_144
+      File.binwrite(path("dest"), before)
       File.binwrite(path("stream"), encode(records))
       r = LVMSync.apply(path("stream"), path("dest"), snapback: path("undo"))
-      expect(File.binread(path("dest")) == model(@before, records)).to be(true)
+      expect(File.binread(path("dest")) == model(before, records)).to be(true)
       expect(r.snapback[:bytes]).to eq(8192 + (1 << 20) + 65_536 + 1000)
-      # The snapback file is a plain PROTO[3] stream of old data.
+      expect(r.snapback[:zero_bytes]).to eq(262_144)
+      # The snapback file is an extended PROTO[3] stream: old data, and the old zeros as a
+      # discard record.
       ext, recs = decode(File.binread(path("undo")))
-      expect(ext).to be(false)
-      recs.each { |_, off, data| expect(data == @before.byteslice(off, data.bytesize)).to be(true) }
+      expect(ext).to be(true)
+      recs.each do |kind, off, x|
+        if kind == :discard
+          expect(before.byteslice(off, x).count("\0")).to eq(x)
+        else
+          expect(x == before.byteslice(off, x.bytesize)).to be(true)
+        end
+      end
+      expect(recs.select { |kind, _, _| kind == :discard }.map { |_, off, len| [off, len] })
+        .to eq([[(1 << 20) + 65_536, 262_144]])
       LVMSync.apply(path("undo"), path("dest"))
-      expect(File.binread(path("dest")) == @before).to be(true)
+      expect(File.binread(path("dest")) == before).to be(true)
     end
 
     it "reads the top bit as part of the length in a plain stream, and as a discard in an extended one" do

@@ -89,6 +89,45 @@ RSpec.describe "lvmsync --full", :tmpdir do
       expect(sha_of("dest.img")).to eq(sha_of("thin-snap.img"))
     end
 
+    # Bytes of the 4 KiB blocks of +bytes+ that are not all zeros.
+    def nonzero_block_bytes(bytes)
+      (0...bytes.bytesize).step(4096).count { |o| bytes.byteslice(o, 4096).count("\0") != 4096 } * 4096
+    end
+
+    it "--snapback onto a destination of zeros: the zeros take no room in the snapback file, which restores it" do
+      # A fresh volume: zeros, but for a few blocks (one of them in a 64 KiB block the copy leaves unmapped).
+      rng = Random.new(11)
+      dest = "\0".b * (512 * BLOCK)
+      [[5 * BLOCK + 4096, 4096], [200 * BLOCK, BLOCK], [511 * BLOCK + 10, 100]].each do |off, len|
+        dest[off, len] = rng.bytes(len)
+      end
+      File.binwrite(path("dest.img"), dest)
+      nonzero = nonzero_block_bytes(dest)
+      expect(nonzero).to eq(4096 + BLOCK + 4096)
+      _, err, st = lvmsync("--full", "--snapback", path("sb"), "vgfix/thin-snap", path("dest.img"))
+      expect(st.exitstatus).to eq(0), err
+      expect(sha_of("dest.img")).to eq(sha_of("thin-snap.img"))
+      zeros = (512 * BLOCK) - nonzero
+      expect(err).to include("lvmsync: snapback: saved 32.0 MiB of old data " \
+                             "(#{format('%.1f', zeros / 1048576.0)} MiB of it zeros, which take no room)")
+      # The old non-zero blocks, the JOURNAL item (at most 4 KiB) and 12-byte headers: not 32 MiB.
+      size = File.size(path("sb"))
+      hs, items, ext = Proto3.items(File.binread(path("sb")))
+      expect([hs, ext]).to eq([Proto3::HANDSHAKE_DISCARDS, true])
+      expect(size).to be <= nonzero + 4096 + 100 + (items.size * 36)
+      expect(items.size).to be < 200
+      # Restored byte for byte: from the file, and from standard input.
+      File.binwrite(path("after.img"), File.binread(path("dest.img")))
+      _, err, st = lvmsync("--apply", path("sb"), path("dest.img"))
+      expect(st.exitstatus).to eq(0), err
+      expect(File.binread(path("dest.img")) == dest).to be(true)
+      File.binwrite(path("dest.img"), File.binread(path("after.img")))
+      _, err, st = run_exe("lvmsync", "--apply", "-", path("dest.img"), env: @env, binmode: true,
+                                                                        stdin_data: File.binread(path("sb")))
+      expect(st.exitstatus).to eq(0), err
+      expect(File.binread(path("dest.img")) == dest).to be(true)
+    end
+
     it "LVM::ThinSnapshot#mapping and LVM::ChangeSet.full: the API behind it" do
       saved = @env.keys.to_h { |k| [k, ENV.fetch(k, nil)] }
       ENV.update(@env)
@@ -145,6 +184,22 @@ RSpec.describe "lvmsync --full", :tmpdir do
       expect(err).to include("reading #{@dir}/dev/mapper/vg--sync-src--snap for its all-zero parts",
                              "704.0 KiB of data")
       expect(err).not_to include("is no snapshot")
+    end
+
+    it "--snapback onto a destination full of data: the snapback file holds that data, and restores it" do
+      before = File.binread(path("dest.img"))
+      _, err, st = lvmsync("--full", "--snapback", path("sb"), "vg-sync/src-snap", path("dest.img"))
+      expect(st.exitstatus).to eq(0), err
+      expect(sha_of("dest.img")).to eq(sha_of("snapview.img"))
+      expect(err).to include("lvmsync: snapback: saved 8.0 MiB of old data to #{path('sb')}")
+      _, items, = Proto3.items(File.binread(path("sb")))
+      records = items.reject { |off, _, _, _| off >= 1 << 63 }
+      expect(records.map { |_, len, _, _| len }.max).to be < 0x8000_0000 # no discard record
+      expect(records.sum { |_, _, data, _| data.bytesize }).to eq(8 << 20)
+      expect(File.size(path("sb"))).to be > 8 << 20
+      _, err, st = lvmsync("--apply", path("sb"), path("dest.img"))
+      expect(st.exitstatus).to eq(0), err
+      expect(File.binread(path("dest.img")) == before).to be(true)
     end
 
     it "a destination smaller than the volume is refused before anything is written" do

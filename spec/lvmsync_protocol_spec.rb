@@ -159,25 +159,47 @@ RSpec.describe "lvmsync PROTO[3] compatibility", :tmpdir do
     expect(File.binread(path("dest")) == want).to be(true)
   end
 
-  it "the snapback file is a journal framed as PROTO[3]: a framing reader finds the old data; the original stops at its first item" do
+  it "the snapback file is a journal framed as PROTO[3]: a framing reader finds the old data; the original refuses it" do
     set_up
     FileUtils.cp(path("before.img"), path("dest"))
+    # Some of the old content is zeros: discard records in the snapback file.
+    File.open(path("dest"), "r+b") do |f|
+      @layout["records"].first(3).each { |o, _new| f.pwrite("\0" * 4096, o * 4096) }
+    end
+    old = File.binread(path("dest"))
     File.binwrite(path("stream"), original_sender_stream)
     _o, err, st = run_exe("lvmsync", "--apply", path("stream"), path("dest"), "--snapback", path("sb"))
     expect(st.exitstatus).to eq(0), err
     sb = File.binread(path("sb"))
-    expect(sb).to start_with("lvmsync PROTO[3]\n\xffJOURNAL".b)
-    # Its records (control items skipped) hold the old data.
+    expect(sb).to start_with("lvmsync PROTO[3] discards\n\xffJOURNAL".b)
+    # Its records (control items skipped; a discard record is zeros) hold the old data.
     _hs, items, = Proto3.items(sb)
     restored = File.binread(path("dest"))
-    items.each { |off, _len, data, _at| restored[off, data.bytesize] = data if off < (1 << 63) }
-    expect(Digest::SHA256.hexdigest(restored)).to eq(sha(path("before.img")))
-    # The original receiver cannot seek to a control item's offset: it writes nothing.
+    discarded = 0
+    items.each do |off, len, data, _at|
+      next if off >= (1 << 63)
+
+      if len >= 0x8000_0000
+        restored[off, len & 0x7fff_ffff] = "\0" * (len & 0x7fff_ffff)
+        discarded += 1
+      else
+        restored[off, data.bytesize] = data
+      end
+    end
+    expect(discarded).to be > 0
+    expect(Digest::SHA256.hexdigest(restored)).to eq(Digest::SHA256.hexdigest(old))
+    # The original receiver refuses its handshake line: it writes nothing.
     after = sha(path("dest"))
-    expect { Proto3.original_apply(sb, path("dest")) }.to raise_error(RangeError)
+    expect { Proto3.original_apply(sb, path("dest")) }.to raise_error(RuntimeError, /Handshake failed/)
+    expect(sha(path("dest"))).to eq(after)
+    # A snapback file of the older, plain form (made here from the format): the original
+    # passes its handshake, then cannot seek to its JOURNAL item's offset; nothing written.
+    older = Proto3::HANDSHAKE + Proto3.item(Proto3.tag("JOURNAL"), "ironshed undo journal 1\n") +
+            Proto3.header(0, 4) + "abcd"
+    expect { Proto3.original_apply(older, path("dest")) }.to raise_error(RangeError)
     expect(sha(path("dest"))).to eq(after)
     _o, err, st = run_exe("lvmsync", "--apply", path("sb"), path("dest"))
     expect(st.exitstatus).to eq(0), err
-    expect(sha(path("dest"))).to eq(sha(path("before.img")))
+    expect(Digest::SHA256.file(path("dest")).hexdigest).to eq(Digest::SHA256.hexdigest(old))
   end
 end

@@ -4,6 +4,8 @@
 # overwrite, in a PROTO[3] file that `lvmsync --apply` plays back to restore the destination
 # exactly — also after the apply was killed half way. Rerunning the same command resumes the
 # file; once the apply finished, a rerun does nothing; another delta or destination is refused.
+require_relative "support/proto3"
+
 RSpec.describe "vmdksync --undo", :tmpdir do
   def chain(capacity: "16M")
     @files = JSON.parse(testkit("chain", "--dir", @dir, "--capacity", capacity, "--seed", 9,
@@ -23,10 +25,47 @@ RSpec.describe "vmdksync --undo", :tmpdir do
     expect(st.exitstatus).to eq(0), err
     expect(err).to include("undo with: lvmsync --apply #{@undo} #{@dest}")
     expect(File.binread(@dest)).to eq(File.binread(qemu_raw(@newest, File.join(@dir, "q.raw"))))
-    expect(File.binread(@undo, 17)).to eq("lvmsync PROTO[3]\n")
+    expect(File.binread(@undo, 26)).to eq("lvmsync PROTO[3] discards\n")
     _out, err, st = run_exe("lvmsync", "--apply", @undo, @dest)
     expect(st.exitstatus).to eq(0), err
     expect(sha(@dest)).to eq(original)
+  end
+
+  # Bytes of the 4 KiB blocks of +bytes+ that are not all zeros.
+  def nonzero_block_bytes(bytes)
+    (0...bytes.bytesize).step(4096).count { |o| bytes.byteslice(o, 4096).count("\0") != 4096 } * 4096
+  end
+
+  # The base's copy with zeros from 0 to 3 MiB and from 6 MiB to 10 MiB (where the chain writes).
+  def zeroed_base(path)
+    b = File.binread(@files["flat"])
+    b[0, 3 << 20] = "\0" * (3 << 20)
+    b[6 << 20, 4 << 20] = "\0" * (4 << 20)
+    File.binwrite(path, b)
+    b
+  end
+
+  it "zeros it overwrites take no room in the undo file, and are restored as zeros" do
+    chain
+    # A fresh destination: zeros, but for two 4 KiB blocks where the chain writes.
+    dest = "\0".b * (16 << 20)
+    rng = Random.new(5)
+    dest[4096, 4096] = rng.bytes(4096)
+    dest[5 << 20, 4096] = rng.bytes(4096)
+    File.binwrite(@dest, dest)
+    _out, err, st = run_exe("vmdksync", "--undo", @undo, @newest, @dest)
+    expect(st.exitstatus).to eq(0), err
+    saved = err[/saved ([\d.]+ MiB) of old data \(([\d.]+ MiB) of it zeros, which take no room\)/, 1]
+    expect(saved).not_to be_nil, err
+    expect(saved.to_f).to be > 1.0 # the chain writes more than a MiB here
+    # The two old blocks, the JOURNAL item (at most 4 KiB), 12-byte headers and the marks.
+    _hs, items, ext = Proto3.items(File.binread(@undo))
+    expect(ext).to be(true)
+    expect(File.size(@undo)).to be <= nonzero_block_bytes(dest) + 4096 + 100 + (items.size * 36)
+    expect(items.size).to be < 1000
+    _out, err, st = run_exe("lvmsync", "--apply", @undo, @dest)
+    expect(st.exitstatus).to eq(0), err
+    expect(File.binread(@dest) == dest).to be(true)
   end
 
   it "works on a block device too" do
@@ -90,6 +129,10 @@ RSpec.describe "vmdksync --undo", :tmpdir do
 
   it "killed (SIGKILL) at points throughout, then run again: resumes, finishes, and the undo file restores the first state" do
     chain
+    # Part of the old content is zeros: the undo file holds discard records too.
+    base = File.join(@dir, "zeroed-base.raw")
+    zeroed_base(base)
+    FileUtils.cp(base, @dest)
     original = sha(@dest)
     FileUtils.cp(@dest, File.join(@dir, "want.raw"))
     _o, err, st = run_exe("vmdksync", @newest, File.join(@dir, "want.raw"))
@@ -101,7 +144,7 @@ RSpec.describe "vmdksync --undo", :tmpdir do
     # then the rerun is killed too (at its first ftruncate: while cutting the journal back, or
     # later), then the same command runs to the end.
     calls = %w[write pwrite64 fdatasync rename]
-    FileUtils.cp(@files["flat"], @dest)
+    FileUtils.cp(base, @dest)
     _o, e, s = Open3.capture3("strace", "-f", "-qq", "-o", File.join(@dir, "calls"), "-e", "trace=#{calls.join(',')}",
                               *exe)
     expect(s.exitstatus).to eq(0), e
@@ -113,7 +156,7 @@ RSpec.describe "vmdksync --undo", :tmpdir do
     points = (1..5).map { |k| ["fdatasync", k] } + [["rename", 1], ["write", count["write"] / 2],
                                                     ["pwrite64", count["pwrite64"] / 2]]
     points.each_with_index do |(sys, n), i|
-      FileUtils.cp(@files["flat"], @dest)
+      FileUtils.cp(base, @dest)
       FileUtils.rm_f(@undo)
       again = i.even? ? ["ftruncate", 1] : points[(i * 5) % points.size]
       [[sys, n], again].each_with_index do |(c, k), j|

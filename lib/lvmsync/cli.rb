@@ -171,8 +171,8 @@ module LVMSync
         o.on("-b", "--snapback FILE", "before overwriting, save the destination's old data",
              "to FILE (a new file, or the one an interrupted run",
              "of this sync left, which is resumed; restore with",
-             "`lvmsync --apply FILE DESTINATION`); with HOST: the",
-             "file is on HOST") { |v| @opts.snapback = v }
+             "`lvmsync --apply FILE DESTINATION`; old zeros take",
+             "no room in it); with HOST: the file is on HOST") { |v| @opts.snapback = v }
         o.on("-f", "--from OLDER", "send the changes between snapshot OLDER and",
              "SNAPSHOT (both thin, or both classic, of one",
              "origin); the destination must hold OLDER's content") { |v| @opts.from = v }

@@ -107,7 +107,8 @@ module LVMSync
              "#{u.bytes(sb[:earlier_bytes])} of old data"
         unchecked_note(snapback) if sb[:source_unchecked]
       end
-      info "lvmsync: snapback: saved #{u.bytes(sb[:bytes])} of old data to #{snapback}; " \
+      info "lvmsync: snapback: saved #{u.bytes(sb[:bytes])} of old data#{zeros_note(sb[:zero_bytes])} " \
+           "to #{snapback}; " \
            "undo with: lvmsync --apply #{Shellwords.escape(snapback)} #{Shellwords.escape(dest)}"
     end
 
@@ -134,6 +135,11 @@ module LVMSync
       info "lvmsync: #{snapback} is the snapback file of a finished apply of this stream to #{dest}: nothing " \
            "to do, nothing was written (undo with: lvmsync --apply #{Shellwords.escape(snapback)} " \
            "#{Shellwords.escape(dest)}; to apply again after undoing, give a new snapback file name)"
+    end
+
+    # " (N of it zeros, which take no room)" when some old data was zeros.
+    def zeros_note(zero_bytes)
+      zero_bytes.to_i.positive? ? " (#{Ironshed::Units.bytes(zero_bytes)} of it zeros, which take no room)" : ""
     end
 
     def unchecked_note(snapback)

@@ -113,7 +113,8 @@ module VMDKSync
         o.on("--full", "write the whole disk: the base disk (flat or",
              "sparse) and every snapshot above it, zeros",
              "where no layer has data; --undo then saves the",
-             "whole disk's old content (its size)") do
+             "whole disk's old content (the size of its",
+             "non-zero part)") do
           @opts[:full] = true
         end
         o.on("-n", "--dry-run", "check everything and list the ranges that",
@@ -141,7 +142,8 @@ module VMDKSync
              "`lvmsync --apply FILE DESTINATION` restores,",
              "even after a crash in mid-apply. After an",
              "interruption, the same command resumes FILE;",
-             "once the apply finished, it does nothing") do |v|
+             "once the apply finished, it does nothing. Old",
+             "zeros take no room in FILE") do |v|
           @opts[:undo] = v
         end
         o.on("--verify-only", "write nothing: only compare DESTINATION with",
@@ -303,7 +305,12 @@ module VMDKSync
       info "vmdksync: applied #{r.grains} grains, #{u.bytes(r.bytes)} in #{r.extents} ranges " \
            "(#{r.writes} writes#{discarded}) to #{dest} in #{format('%.2f', r.seconds)} s (#{rate})"
       if @opts[:undo]
-        info "vmdksync: saved #{u.bytes(r.undo_bytes)} of old data to #{@opts[:undo]}; " \
+        zeros = if r.undo_zero_bytes.positive?
+                  " (#{u.bytes(r.undo_zero_bytes)} of it zeros, which take no room)"
+                else
+                  ""
+                end
+        info "vmdksync: saved #{u.bytes(r.undo_bytes)} of old data#{zeros} to #{@opts[:undo]}; " \
              "undo with: lvmsync --apply #{Shellwords.escape(@opts[:undo])} #{Shellwords.escape(dest)}"
       end
       0

@@ -755,9 +755,10 @@ fn snapback_with_discards_restores_the_old_bytes() {
         // Each old byte saved once: the union of the ranges.
         let undo = a.undo.unwrap();
         assert_eq!(undo.bytes, 12 * 1024 + 2 * MIB + 1000, "run {i}");
-        // The snapback file is a plain PROTO[3] stream of old data only.
+        // The snapback file has the extended handshake (old zeros would be discard
+        // records); the old bytes here hold no zero block, so all its records are data.
         let (ext, urecs) = decode(&fs::read(&sb).unwrap());
-        assert!(!ext);
+        assert!(ext);
         assert!(urecs.iter().all(|r| matches!(r, Rec::Data(..))));
         // Verify read back what the model says.
         let expect: Vec<Digest> = recs
@@ -773,6 +774,76 @@ fn snapback_with_discards_restores_the_old_bytes() {
         let r = apply_file(&sb, &dest, &ApplyOptions::default()).unwrap();
         assert!(r.journaled);
         assert!(fs::read(&dest).unwrap() == before, "run {i}: restored");
+    }
+}
+
+#[test]
+fn a_snapback_of_zeros_holds_discard_records_and_restores_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("dest");
+    // Zeros, but for 12 KiB of data at 1 MiB + 2 KiB (4 blocks) and 1 KiB at the end.
+    let size = 4 * MIB as usize;
+    let mut before = vec![0u8; size];
+    before[(MIB + 2048) as usize..(MIB + 14336) as usize].copy_from_slice(&pattern(5, 12288));
+    before[size - 1024..].copy_from_slice(&pattern(6, 1024));
+    // The stream overwrites everything with data, and discards a range.
+    let recs = vec![
+        Rec::Data(0, pattern(30, size - 65536)),
+        Rec::Discard(size as u64 - 65536, 65536),
+    ];
+    let after = model(&before, &recs);
+    let stream = dir.path().join("stream");
+    fs::write(&stream, encode_ext(&recs)).unwrap();
+    fs::write(&dest, &before).unwrap();
+    let sb = dir.path().join("sb");
+    let opts = |undo: &Path| ApplyOptions {
+        undo: Some(undo.to_path_buf()),
+        ..Default::default()
+    };
+    let a = apply_file(&stream, &dest, &opts(&sb)).unwrap();
+    let undo = a.undo.unwrap();
+    let nonzero = 4 * 4096 + 4096;
+    assert_eq!(
+        (undo.bytes, undo.zero_bytes),
+        (size as u64, size as u64 - nonzero)
+    );
+    let journal = fs::read(&sb).unwrap();
+    // The old data and a few dozen headers: far below the destination's size.
+    assert!(
+        journal.len() < nonzero as usize + 4096 + 20 * 12,
+        "{}",
+        journal.len()
+    );
+    let (ext, urecs) = decode(&journal);
+    assert!(ext);
+    let zeros: u64 = urecs
+        .iter()
+        .map(|r| match r {
+            Rec::Discard(_, l) => *l,
+            Rec::Data(..) => 0,
+        })
+        .sum();
+    assert_eq!(zeros, size as u64 - nonzero);
+    // Restored from the file, from a pipe, and with a snapback of its own, which in turn
+    // takes the destination back to what the stream made of it.
+    for (i, pipe) in [false, true].into_iter().enumerate() {
+        fs::write(&dest, &after).unwrap();
+        let sb2 = dir.path().join(format!("sb2-{i}"));
+        let r = if pipe {
+            apply_pipe(&journal, &dest, &opts(&sb2))
+        } else {
+            apply_file(&sb, &dest, &opts(&sb2))
+        }
+        .unwrap();
+        assert!(r.journaled && r.discards_in_stream, "{r:?}");
+        assert!(r.discard_bytes >= size as u64 - nonzero - 65536, "{r:?}");
+        assert!(
+            fs::read(&dest).unwrap() == before,
+            "restored (pipe: {pipe})"
+        );
+        let back = apply_file(&sb2, &dest, &ApplyOptions::default()).unwrap();
+        assert!(back.journaled);
+        assert!(fs::read(&dest).unwrap() == after, "undone (pipe: {pipe})");
     }
 }
 

@@ -571,14 +571,22 @@ fn snapback_restores_the_destination_including_overlapping_records() {
         after[*o as usize..*o as usize + d.len()].copy_from_slice(d);
     }
     assert_eq!(fs::read(&dest).unwrap(), after);
-    // The undo file is a PROTO[3] stream: read with the framing alone (control items are
-    // skipped), its records hold the old content.
+    // The undo file is a PROTO[3] stream with the discards handshake: read with the framing
+    // alone (control items are skipped, a discard record is zeros), its records hold the old
+    // content.
     let u = fs::read(&sb).unwrap();
+    assert!(u.starts_with(b"lvmsync PROTO[3] discards\n"));
     let mut naive = after.clone();
-    let mut p = 17;
+    let mut p = 26;
     while p < u.len() {
         let off = u64::from_be_bytes(u[p..p + 8].try_into().unwrap());
         let len = u32::from_be_bytes(u[p + 8..p + 12].try_into().unwrap()) as usize;
+        if off < 1 << 63 && len & 0x8000_0000 != 0 {
+            let n = len & 0x7fff_ffff;
+            naive[off as usize..off as usize + n].fill(0);
+            p += 12;
+            continue;
+        }
         if off < 1 << 63 {
             naive[off as usize..off as usize + len].copy_from_slice(&u[p + 12..p + 12 + len]);
         }

@@ -32,6 +32,16 @@ fn pattern(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// The destination before the apply: data, with runs of zeros (kept in the journal as
+/// discard records) where the batches write, one of them not block-aligned.
+fn original() -> Vec<u8> {
+    let mut d = pattern(99, SIZE);
+    for (s, e) in [(0, 16384), (200_000, 600_001), (SIZE - 8192, SIZE)] {
+        d[s..e].fill(0);
+    }
+    d
+}
+
 /// Batches of (offset, data); ranges overlap inside and across batches.
 fn batches() -> Vec<Vec<(u64, Vec<u8>)>> {
     vec![
@@ -51,7 +61,7 @@ fn batches() -> Vec<Vec<(u64, Vec<u8>)>> {
 
 /// The destination after every batch.
 fn applied() -> Vec<u8> {
-    let mut d = pattern(99, SIZE);
+    let mut d = original();
     for b in batches() {
         for (o, data) in b {
             d[o as usize..o as usize + data.len()].copy_from_slice(&data);
@@ -167,7 +177,7 @@ fn resume_and_check(undo_bytes: &[u8], dest_bytes: &[u8], original: &[u8], what:
 
 fn run_until(dir: &Path, k: usize, in_flight: bool) -> (Vec<u8>, Vec<u8>, UndoLog, Destination) {
     let dest_path = dir.join("dest");
-    fs::write(&dest_path, pattern(99, SIZE)).unwrap();
+    fs::write(&dest_path, original()).unwrap();
     let dest = Destination::open(&dest_path).unwrap();
     let undo_path = dir.join("undo");
     let _ = fs::remove_file(&undo_path);
@@ -193,7 +203,7 @@ fn run_until(dir: &Path, k: usize, in_flight: bool) -> (Vec<u8>, Vec<u8>, UndoLo
 
 #[test]
 fn every_crash_point_restores_the_original_and_resumes() {
-    let original = pattern(99, SIZE);
+    let original = original();
     let n = batches().len();
     let mut cases = 0;
     let check = |u: &[u8], d: &[u8], what: &str| {
@@ -298,12 +308,13 @@ fn undo_file_layout() {
     undo.finish().unwrap();
     let b = fs::read(dir.path().join("undo")).unwrap();
     // Read here from the format description, not with the crate's decoder.
-    assert_eq!(&b[..17], b"lvmsync PROTO[3]\n");
+    let hs = b"lvmsync PROTO[3] discards\n".len();
+    assert_eq!(&b[..hs], b"lvmsync PROTO[3] discards\n");
     let be64 = |p: usize| u64::from_be_bytes(b[p..p + 8].try_into().unwrap());
     let be32 = |p: usize| u32::from_be_bytes(b[p..p + 4].try_into().unwrap()) as usize;
-    assert_eq!(&b[17..25], b"\xffJOURNAL", "the JOURNAL item first");
-    let text_len = be32(25);
-    let text = std::str::from_utf8(&b[29..29 + text_len]).unwrap();
+    assert_eq!(&b[hs..hs + 8], b"\xffJOURNAL", "the JOURNAL item first");
+    let text_len = be32(hs + 8);
+    let text = std::str::from_utf8(&b[hs + 12..hs + 12 + text_len]).unwrap();
     let (head, rest) = text.split_once('\n').unwrap();
     assert_eq!(head, "ironshed undo journal 1");
     let (nonce, rest) = rest.split_once('\n').unwrap();
@@ -318,10 +329,11 @@ fn undo_file_layout() {
     );
     assert!(rest.starts_with("tool crashtest\nsource-id chain-1\n"));
     assert!(text.contains(&format!("\ndestination-size {SIZE}\n")));
-    let mut p = 29 + text_len;
+    let mut p = hs + 12 + text_len;
     let mut commits = Vec::new();
     let mut end = None;
-    let mut records = 0;
+    let (mut records, mut discards, mut data) = (0, 0, 0);
+    let original = original();
     while p < b.len() {
         let (off, len) = (be64(p), be32(p + 8));
         match &b[p..p + 8] {
@@ -338,18 +350,41 @@ fn undo_file_layout() {
                 assert_eq!(len, 24);
                 end = Some((be64(p + 12), be64(p + 20), be64(p + 28), p));
             }
+            _ if len & 0x8000_0000 != 0 => {
+                // A discard record: old zeros, no data follows.
+                let n = len & 0x7fff_ffff;
+                assert!(off < 1 << 63 && n > 0);
+                let o = off as usize;
+                assert!(original[o..o + n].iter().all(|&x| x == 0));
+                records += 1;
+                discards += 1;
+                p += 12;
+                continue;
+            }
             _ => {
                 assert!(off < 1 << 63 && len > 0);
+                let o = off as usize;
+                assert_eq!(&b[p + 12..p + 12 + len], &original[o..o + len]);
+                // No whole 4 KiB block of the destination in it is all zeros.
+                for blk in (o.div_ceil(4096) * 4096..(o + len) / 4096 * 4096).step_by(4096) {
+                    assert!(original[blk..blk + 4096].iter().any(|&x| x != 0), "{blk}");
+                }
                 records += 1;
+                data += len as u64;
             }
         }
         p += 12 + len;
     }
+    assert!(discards > 0, "the zero runs are discard records");
     assert_eq!(commits, [1, 2]);
     let (items, bytes, digest, at) = end.expect("an END mark: the apply finished");
     assert_eq!(at + 36, b.len(), "END is the last item");
     assert_eq!(items, 1 + records + 2);
     assert!(bytes > 0);
+    assert_eq!(
+        bytes, data,
+        "END counts the data bytes of data records only"
+    );
     assert_eq!(digest, xxhash_rust::xxh3::xxh3_64(&b[..at]));
     // Private: it holds disk contents.
     use std::os::unix::fs::PermissionsExt;
@@ -370,7 +405,7 @@ fn undo_file_layout() {
 fn a_journal_is_resumed_only_by_the_apply_that_started_it() {
     let dir = tempfile::tempdir().unwrap();
     let dest_path = dir.path().join("dest");
-    fs::write(&dest_path, pattern(99, SIZE)).unwrap();
+    fs::write(&dest_path, original()).unwrap();
     let dest = Destination::open(&dest_path).unwrap();
     let path = dir.path().join("undo");
     let mut undo = UndoLog::create(&path, &identity(&dest, "chain-1")).unwrap();

@@ -103,7 +103,7 @@ pub(crate) fn apply(
         journal_complete, ignored_records, ignored_bytes, checked_first, dest_size,
         discard_records, discard_bytes, discard_zeroed_bytes, discards_in_stream, end_mark,
         destination_check_skipped; snapback = st.undo.as_ref().map(|u| Ok::<_, Error>(hash!(ruby, u;
-        records, bytes, commits, file_bytes, earlier_bytes, source_unchecked;
+        records, bytes, zero_bytes, commits, file_bytes, earlier_bytes, source_unchecked;
         state = u.state.as_str()))).transpose()?, destination_check = st
         .destination_check.map(|c| Ok::<_, Error>(hash!(ruby, c; ranges, at_newer, unchecked)))
         .transpose()?, digests = packed(ruby, verify, &st.digests),

@@ -27,7 +27,8 @@ kwargs!(ApplyOptions {
 
 fn stats(ruby: &Ruby, s: ApplyStats) -> Result<RHash, Error> {
     Ok(
-        hash!(ruby, s; grains, bytes, extents, writes, discarded, undo_bytes, undo_earlier_bytes;
+        hash!(ruby, s; grains, bytes, extents, writes, discarded, undo_bytes, undo_earlier_bytes,
+        undo_zero_bytes;
         undo_state = s.undo_state.map(|u| u.as_str())),
     )
 }

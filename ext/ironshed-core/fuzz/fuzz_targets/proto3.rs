@@ -14,7 +14,8 @@
 //! the records the rest frames are made a marked stream (BEGIN, records, END with the right
 //! counts and digests), and with bit 3 also cut one byte short: a marked stream is applied from
 //! a file only when whole, and its cut form is refused with the destination untouched; with
-//! bit 4 they are made a journal (JOURNAL, records, a valid COMMIT after every third record).
+//! bit 4 they are made a journal (JOURNAL, records, a valid COMMIT after every third record;
+//! with bit 0, a journal with the extended handshake, whose discard records stand for old zeros).
 //! With bits 2 and 5 the marked stream carries an EXPECT item (the destination check) listing
 //! the records' ranges with the hashes of what the destination holds before: it is applied
 //! like the same stream without it; with bit 6 too, the hashes are wrong, and every apply is
@@ -63,7 +64,7 @@ fuzz_target!(|input: &[u8]| {
             }
             m
         } else if sel & 16 == 16 {
-            journal(&framed(rest, false))
+            journal(hs, &framed(rest, sel & 1 == 1))
         } else {
             let mut v = hs.to_vec();
             v.extend_from_slice(rest);
@@ -314,16 +315,22 @@ fn marked(hs: &[u8], recs: &[([u8; 12], Vec<u8>)]) -> Vec<u8> {
     proto3::marked_stream(hs, &recs)
 }
 
-/// A journal of the records (data records only), with a valid COMMIT after every third.
-fn journal(recs: &[([u8; 12], Vec<u8>)]) -> Vec<u8> {
-    let mut v = HANDSHAKE.to_vec();
+/// A journal of the records (after the extended handshake, discard records stay discard
+/// records; data records of any length), with a valid COMMIT after every third.
+fn journal(hs: &[u8], recs: &[([u8; 12], Vec<u8>)]) -> Vec<u8> {
+    let discards = hs == HANDSHAKE_DISCARDS;
+    let mut v = hs.to_vec();
     v.extend(Control::Journal(b"ironshed undo journal 1\n".to_vec()).encode());
     let mut seq = 1;
-    for (i, (h, d)) in recs.iter().enumerate() {
-        let mut h = RecordHeader::decode(h);
-        h.len = d.len() as u32;
-        v.extend_from_slice(&h.encode());
-        v.extend_from_slice(d);
+    for (i, (hb, d)) in recs.iter().enumerate() {
+        let mut h = RecordHeader::decode(hb);
+        if discards && h.len & 0x8000_0000 != 0 {
+            v.extend_from_slice(hb);
+        } else {
+            h.len = d.len() as u32;
+            v.extend_from_slice(&h.encode());
+            v.extend_from_slice(d);
+        }
         if i % 3 == 2 {
             let digest = xxhash_rust::xxh3::xxh3_64(&v);
             v.extend(Control::Commit { seq, digest }.encode());

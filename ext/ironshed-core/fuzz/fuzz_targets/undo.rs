@@ -9,6 +9,9 @@
 //! * restoring the journal, from a file and from a pipe, gives the destination before the
 //!   first run.
 //!
+//! With the first byte's bit 3 set, the destination holds runs of zeros, which the journal
+//! keeps as discard records.
+//!
 //! With the first byte's bit 0 set, the rest of the input is taken as an existing journal file
 //! instead: opening it never panics, a refusal leaves it byte for byte, a resume only cuts it.
 #![no_main]
@@ -54,8 +57,15 @@ fn batches(input: &[u8]) -> Vec<Vec<(u64, u64, u8)>> {
     out
 }
 
-fn before() -> Vec<u8> {
-    (0..SIZE).map(|i| (i % 253) as u8).collect()
+fn before(sel: u8) -> Vec<u8> {
+    let mut d: Vec<u8> = (0..SIZE).map(|i| (i % 253) as u8).collect();
+    if sel & 8 != 0 {
+        // Zeros: whole blocks, a run starting and ending inside blocks, the end.
+        for (s, e) in [(4096, 16384), (20000, 33333), (49152, SIZE)] {
+            d[s..e].fill(0);
+        }
+    }
+    d
 }
 
 /// One run of the whole apply with `undo`. Returns the journal's size after each commit.
@@ -109,7 +119,7 @@ fuzz_target!(|input: &[u8]| {
     let Some(dir) = scratch() else { return };
     let (undo, dest_path) = (dir.join("undo"), dir.join("dest"));
     let _ = std::fs::remove_file(&undo);
-    if std::fs::write(&dest_path, before()).is_err() {
+    if std::fs::write(&dest_path, before(sel)).is_err() {
         return;
     }
     let Ok(dest) = Destination::open(&dest_path) else {
@@ -133,7 +143,7 @@ fuzz_target!(|input: &[u8]| {
                 }
                 log.finish().unwrap();
                 // What it holds restores without error.
-                std::fs::write(&dest_path, before()).unwrap();
+                std::fs::write(&dest_path, before(sel)).unwrap();
                 let st = apply(Input::File(undo.clone()), &dest_path, &ApplyOptions::default(), &Progress::new());
                 assert!(st.is_ok(), "{st:?}");
             }
@@ -147,7 +157,7 @@ fuzz_target!(|input: &[u8]| {
     if all.is_empty() {
         return;
     }
-    let mut after = before();
+    let mut after = before(sel);
     for b in &all {
         for &(o, l, f) in b {
             after[o as usize..(o + l) as usize].fill(f);
@@ -167,7 +177,7 @@ fuzz_target!(|input: &[u8]| {
         crashed.extend(ops.iter().rev().take(100).map(|b| b ^ 0x5a));
     }
     let committed = ends.iter().filter(|&&e| e as usize <= cut).count();
-    let mut now = before();
+    let mut now = before(sel);
     for (i, b) in all[..committed].iter().enumerate() {
         let n = if i + 1 == committed && sel & 4 != 0 { b.len() / 2 } else { b.len() };
         for &(o, l, f) in &b[..n] {
@@ -179,7 +189,9 @@ fuzz_target!(|input: &[u8]| {
         now = after.clone();
     }
     // Where the JOURNAL item ends: a cut before it leaves no journal.
-    let head = 17 + 12 + u32::from_be_bytes([full[25], full[26], full[27], full[28]]) as usize;
+    let hs = full.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let text = u32::from_be_bytes([full[hs + 8], full[hs + 9], full[hs + 10], full[hs + 11]]);
+    let head = hs + 12 + text as usize;
     std::fs::write(&undo, &crashed).unwrap();
     std::fs::write(&dest_path, &now).unwrap();
     // The rerun.
@@ -188,7 +200,7 @@ fuzz_target!(|input: &[u8]| {
         Ok(UndoOpen::Complete(_)) => {
             // Only a whole journal is complete, and its apply wrote everything.
             assert!(cut == full.len() && now == after, "an interrupted journal passed for complete");
-            restore_both(&undo, &dest_path, &after, &before());
+            restore_both(&undo, &dest_path, &after, &before(sel));
             return;
         }
         Err(e) => {
@@ -210,6 +222,6 @@ fuzz_target!(|input: &[u8]| {
         matches!(UndoLog::open(&undo, &id), Ok(UndoOpen::Complete(_))),
         "the finished journal is not complete"
     );
-    restore_both(&undo, &dest_path, &after, &before());
+    restore_both(&undo, &dest_path, &after, &before(sel));
     let _ = std::fs::remove_file(&undo);
 });

@@ -216,6 +216,9 @@ pub struct ApplyStats {
     pub undo_state: Option<UndoState>,
     /// Of `undo_bytes`, the bytes earlier (interrupted) runs had saved.
     pub undo_earlier_bytes: u64,
+    /// Of `undo_bytes`, the bytes that were zeros: kept as discard records, they take no
+    /// room in the undo file.
+    pub undo_zero_bytes: u64,
 }
 
 /// What a verification found.
@@ -552,6 +555,7 @@ impl Delta {
                             undo_bytes: st.bytes,
                             undo_state: Some(st.state),
                             undo_earlier_bytes: st.earlier_bytes,
+                            undo_zero_bytes: st.zero_bytes,
                             ..Default::default()
                         });
                     }
@@ -605,6 +609,7 @@ impl Delta {
             undo_bytes: undo.as_ref().map_or(0, |u| u.bytes),
             undo_state: undo.as_ref().map(|u| u.state),
             undo_earlier_bytes: undo.as_ref().map_or(0, |u| u.earlier_bytes),
+            undo_zero_bytes: undo.as_ref().map_or(0, |u| u.zero_bytes),
         })
     }
 

@@ -23,7 +23,8 @@
 //!   stream (known from its `BEGIN`), the digest of a whole plain stream file; a plain
 //!   stream from a pipe cannot be identified before it is applied.
 //! * A journal (see [`super::undo`]) is applied up to its last commit marker; the
-//!   uncommitted tail is skipped and counted in [`ApplyStats::ignored_records`].
+//!   uncommitted tail is skipped and counted in [`ApplyStats::ignored_records`]. Its discard
+//!   records (old data that was zeros) are applied like a stream's: the range reads as zeros.
 //! * A stream with the extended handshake may carry discard records: the range is made to
 //!   read as zeros with [`Destination::discard`] (holes punched, devices unmapped, zeros
 //!   written only where that is not enough), in stream order with the data records, checked
@@ -67,8 +68,11 @@ fn writer_gone() -> Error {
 pub const BATCH: usize = 1 << 20;
 /// ... but larger with a snapback file, where each batch costs two `fdatasync`s.
 pub const SNAPBACK_BATCH: usize = 8 << 20;
-/// Most a journaled snapback file read from a pipe may hold between two commits.
+/// Most a journaled snapback file read from a pipe may hold between two commits...
 pub const JOURNAL_HOLD_MAX: usize = 64 << 20;
+/// ... and most records (a journal keeps old zeros as discard records, which hold no data:
+/// a batch of 32 MiB whose 4 KiB blocks alternate between zeros and data has 8192 of each).
+pub const JOURNAL_HOLD_ITEMS: usize = 1 << 18;
 const MAX_ITEMS: usize = 16384;
 const READ_STEP: usize = 64 << 10;
 
@@ -477,11 +481,21 @@ impl Applier<'_> {
     /// Adds a discard record to the batch: the part that fits the destination (all of it
     /// unless short destinations are allowed). It is applied in stream order with the data
     /// records when the batch is written, after its old data is saved with a snapback.
-    fn take_discard(&mut self, rec: &Record) -> Result<()> {
+    /// With `hold` (a journal from a pipe), the batch is never written before its commit:
+    /// one that grows too large is refused ([`Error::JournalBatch`]).
+    fn take_discard<R: Read>(&mut self, dec: &Decoder<R>, rec: &Record, hold: bool) -> Result<()> {
         let h = rec.header;
         let keep = fitting(&h, self.dest.size());
         if keep > 0 && !self.dry {
-            if self.items.len() >= MAX_ITEMS {
+            if hold && self.items.len() >= JOURNAL_HOLD_ITEMS {
+                return Err(Error::JournalBatch {
+                    name: dec.name().to_string(),
+                    at: rec.at,
+                    limit: JOURNAL_HOLD_MAX as u64,
+                    records: JOURNAL_HOLD_ITEMS as u64,
+                });
+            }
+            if !hold && self.items.len() >= MAX_ITEMS {
                 self.flush()?;
             }
             self.items.push(Item {
@@ -541,12 +555,14 @@ impl Applier<'_> {
         while left > 0 {
             let mut used = self.used();
             let cap = if hold { JOURNAL_HOLD_MAX } else { base };
-            if used >= cap || self.items.len() >= MAX_ITEMS {
+            let max_items = if hold { JOURNAL_HOLD_ITEMS } else { MAX_ITEMS };
+            if used >= cap || self.items.len() >= max_items {
                 if hold {
                     return Err(Error::JournalBatch {
                         name: dec.name().to_string(),
                         at: rec.at,
                         limit: JOURNAL_HOLD_MAX as u64,
+                        records: JOURNAL_HOLD_ITEMS as u64,
                     });
                 }
                 self.flush()?;
@@ -1086,7 +1102,7 @@ fn run<R: Read>(
         }
         let taken = match rec.kind {
             RecordKind::Data => ap.take_record(dec, &rec, hold),
-            RecordKind::Discard => ap.take_discard(&rec),
+            RecordKind::Discard => ap.take_discard(dec, &rec, hold),
             RecordKind::Control => Ok(()),
         };
         match taken {

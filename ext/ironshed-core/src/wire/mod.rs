@@ -169,7 +169,7 @@ pub enum Error {
         differences: Vec<String>,
     },
     /// A snapback file read from a pipe has a batch too large to hold before its commit.
-    #[error("{name}: snapback batch at stream byte {at} exceeds {limit} bytes without a commit record; apply the file directly (--apply FILE), where the whole file is checked first")]
+    #[error("{name}: snapback batch at stream byte {at} exceeds {limit} bytes (or {records} records) without a commit record; apply the file directly (--apply FILE), where the whole file is checked first")]
     JournalBatch {
         /// The stream.
         name: String,
@@ -177,6 +177,8 @@ pub enum Error {
         at: u64,
         /// The limit.
         limit: u64,
+        /// The limit on records.
+        records: u64,
     },
     /// An error after part of the stream was already applied.
     #[error("{cause}{}", stopped_note(*records, *bytes, *discards))]

@@ -55,6 +55,9 @@
 //! `lvmsync PROTO[3]` exactly and exits before writing anything when it differs, so an old
 //! receiver refuses an extended stream instead of misreading it. In a plain stream the top bit
 //! means nothing special: it is part of a data length, as it always was.
+//!
+//! An undo journal ([`super::undo`]) has either handshake: the journals this version writes
+//! have the extended one and keep all-zero old data as discard records; older ones are plain.
 
 use super::Error;
 use std::io::{BufRead, BufReader, Read};
@@ -825,11 +828,7 @@ impl<R: Read> Decoder<R> {
         let first = index == 0;
         match (c, self.shape) {
             (Control::Begin(s), Shape::Unknown) => self.shape = Shape::Marked(*s),
-            (Control::Journal(_), Shape::Unknown) if !self.discards => self.shape = Shape::Journal,
-            (Control::Journal(_), Shape::Unknown) => {
-                let what = "is a control item JOURNAL in a stream with discard records; journals are plain streams: the stream is corrupt".into();
-                return Err(self.bad_control(index, at, what));
-            }
+            (Control::Journal(_), Shape::Unknown) => self.shape = Shape::Journal,
             (Control::Commit { .. }, Shape::Journal) => {}
             (Control::Expect(_), Shape::Marked(_)) if index == 1 => {}
             (Control::End(s), Shape::Marked(_) | Shape::Journal) => {
@@ -1349,28 +1348,44 @@ mod tests {
             assert_eq!(r.kind, RecordKind::Data);
         }
         assert_eq!(d.shape(), Shape::Plain);
-        // A JOURNAL first: a journal; in a discards stream: refused.
+        // A JOURNAL first: a journal, after either handshake (a journal with the extended
+        // one holds all-zero old data as discard records).
         let j = Control::Journal(b"t".to_vec()).encode();
-        let mut s = HANDSHAKE.to_vec();
-        s.extend_from_slice(&j);
-        let mut d = Decoder::new(&s[..], "j").unwrap();
-        d.next_record().unwrap();
-        assert_eq!(d.shape(), Shape::Journal);
-        assert!(
-            d.next_record().unwrap().is_none(),
-            "a journal may end anywhere"
-        );
-        let mut x = HANDSHAKE_DISCARDS.to_vec();
-        x.extend_from_slice(&j);
-        let e = Decoder::new(&x[..], "x")
-            .unwrap()
-            .next_record()
-            .unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("JOURNAL in a stream with discard records"),
-            "{e}"
-        );
+        for (hs, discards) in [(HANDSHAKE, false), (HANDSHAKE_DISCARDS, true)] {
+            let mut s = hs.to_vec();
+            s.extend_from_slice(&j);
+            s.extend_from_slice(
+                &RecordHeader {
+                    offset: 4096,
+                    len: 8192,
+                }
+                .encode_discard(),
+            );
+            let mut d = Decoder::new(&s[..], "j").unwrap();
+            d.next_record().unwrap();
+            assert_eq!(d.shape(), Shape::Journal);
+            let r = d.next_record().unwrap().unwrap();
+            if discards {
+                assert_eq!(r.kind, RecordKind::Discard);
+                assert_eq!(
+                    r.header,
+                    RecordHeader {
+                        offset: 4096,
+                        len: 8192
+                    }
+                );
+                assert!(
+                    d.next_record().unwrap().is_none(),
+                    "a journal may end anywhere"
+                );
+                assert_eq!(d.data_bytes(), 0, "a discard record carries no data");
+            } else {
+                // In a plain journal the flag is part of a data length: 2^31 + 8192 bytes,
+                // which are not there.
+                assert_eq!(r.kind, RecordKind::Data);
+                assert_eq!(r.header.len, 0x8000_2000);
+            }
+        }
         // An empty JOURNAL, an oversized one, a payload of the wrong size.
         for (name, len) in [
             (ControlKind::Journal, 0),

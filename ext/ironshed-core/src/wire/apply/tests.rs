@@ -536,7 +536,7 @@ fn journaled_pipe_batch_larger_than_the_hold_limit() {
     let e = apply(input, &big, &ApplyOptions::default(), &Progress::new()).unwrap_err();
     let at = 17 + journal.len() as u64 + (n - 1) * (12 + (1 << 20));
     assert!(
-        matches!(&e, Error::JournalBatch { name, at: a, limit } if name == "-" && *a == at && *limit == JOURNAL_HOLD_MAX as u64),
+        matches!(&e, Error::JournalBatch { name, at: a, limit, .. } if name == "-" && *a == at && *limit == JOURNAL_HOLD_MAX as u64),
         "{e:?}"
     );
     assert_eq!(
