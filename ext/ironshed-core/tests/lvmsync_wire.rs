@@ -499,7 +499,8 @@ fn stream_errors_say_what_was_already_applied() {
     let e = apply_pipe(&s[..s.len() - 10], &big, &ApplyOptions::default())
         .unwrap_err()
         .to_string();
-    assert!(e.ends_with("only 1048566 data bytes arrived; the sender stopped or the file is truncated; by then 8 records were complete and 9371648 bytes had been written"), "{e}");
+    // Whole batches are written: the eight complete records, none of the cut one.
+    assert!(e.ends_with("only 1048566 data bytes arrived; the sender stopped or the file is truncated; by then 8 records were complete and 8388608 bytes had been written"), "{e}");
     let got = fs::read(&big).unwrap();
     assert!(got[..8 << 20] == s_data(&recs)[..8 << 20]);
     assert!(
@@ -679,10 +680,11 @@ fn applies_from_a_real_pipe() {
         (st.records, st.bytes),
         (4, (1 << 20) + 100 + (1 << 20) + 512 + 300_000)
     );
-    // Cut 1000 bytes before the end of the third record.
+    // Cut 200 bytes before the end of the third record, after the batch holding the second
+    // record and the third's first part was written.
     fs::write(&dest, vec![b'O'; 8 << 20]).unwrap();
     let s = encode(&recs);
-    let cut = 17 + (12 + (1 << 20)) + (12 + 100) + 12 + (1 << 20) + 512 - 1000;
+    let cut = 17 + (12 + (1 << 20)) + (12 + 100) + 12 + (1 << 20) + 512 - 200;
     let e = through_pipe(s[..cut].to_vec()).unwrap_err();
     let m = e.to_string();
     assert!(m.starts_with("pipe: stream ends inside record 2"), "{m}");
@@ -694,7 +696,7 @@ fn applies_from_a_real_pipe() {
     };
     let got = fs::read(&dest).unwrap();
     assert!(got[..1 << 20] == want[..1 << 20]);
-    assert!(got[(4 << 20) + (1 << 20) - 488..(4 << 20) + (1 << 20) + 512] == [b'O'; 1000][..]);
+    assert!(got[(4 << 20) + (1 << 20) + 312..(4 << 20) + (1 << 20) + 512] == [b'O'; 200][..]);
     // What was written is what is reported: the bytes that are no longer 'O' (the pattern
     // bytes never are).
     let changed = got.iter().filter(|&&b| b != b'O').count() as u64;
