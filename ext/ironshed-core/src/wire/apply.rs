@@ -549,8 +549,8 @@ impl Applier<'_> {
         }
         let mut off = h.offset;
         let mut left = keep;
-        // Data is written in pieces as it arrives (so it is still in the CPU cache): a stream
-        // cut inside a record may leave that record partly written, which the error reports.
+        // Data is gathered in pieces as it arrives and written batch by batch: a stream cut
+        // inside a record may leave that record partly written, which the error reports.
         let base = self.batch_cap();
         while left > 0 {
             let mut used = self.used();
@@ -806,14 +806,25 @@ pub fn apply(
             back,
             in_flight: None,
         });
-        let ran = run(&mut ap, &mut dec, first, plan.as_ref(), opts);
+        // A panic here must not leave the writer waiting for a batch that never comes (the
+        // scope would wait for it forever): the writer is let go first, then the panic goes on.
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run(&mut ap, &mut dec, first, plan.as_ref(), opts)
+        }));
         // The last batch is written (or failed) before anything else is reported.
-        let settled = ap.collect();
+        let settled = match &ran {
+            Ok(_) => ap.collect(),
+            Err(_) => Ok(()),
+        };
         ap.pipe = None;
         let undo = writer.join();
-        let result = ran
-            .and(settled)
-            .and(undo.as_ref().map(|_| ()).map_err(|_| writer_gone()));
+        let ran = ran.unwrap_or_else(|p| std::panic::resume_unwind(p));
+        // A write that failed came before the stream error met while it was being written.
+        let result = match (ran, settled) {
+            (Err(_), Err(w)) => Err(w),
+            (r, w) => r.and(w),
+        }
+        .and(undo.as_ref().map(|_| ()).map_err(|_| writer_gone()));
         (result, undo.ok().flatten())
     });
     if result.is_err() && progress.is_cancelled() {
