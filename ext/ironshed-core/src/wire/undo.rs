@@ -101,6 +101,12 @@ pub const MAX_UNDO_RECORD: u64 = 1 << 20;
 pub const ZERO_BLOCK: u64 = 4096;
 /// Longest discard record written (longer zero runs take several).
 pub const MAX_UNDO_DISCARD: u64 = 1 << 30;
+/// Saved data bytes after which [`UndoLog::save`] commits by itself, so that no commit
+/// group (what a receiver reading the journal from a pipe holds in memory before writing
+/// it) grows past this, whatever one save covers (a discard record's range may be 2 GiB of
+/// old data). Nothing is overwritten before the save's caller commits, so an early commit
+/// only makes durable what is already true.
+pub const COMMIT_EVERY: u64 = 8 << 20;
 /// The first line of a `JOURNAL` item's text.
 pub const JOURNAL_VERSION_LINE: &str = "ironshed undo journal 1";
 
@@ -426,6 +432,8 @@ pub struct UndoLog {
     file: File,
     saved: RangeSet,
     pending: bool,
+    /// Data bytes saved since the last commit.
+    pending_bytes: u64,
     stats: UndoStats,
     buf: Vec<u8>,
     next_commit: u64,
@@ -522,6 +530,7 @@ impl UndoLog {
             file,
             saved: scan.saved,
             pending: false,
+            pending_bytes: 0,
             stats,
             buf: Vec::new(),
             next_commit: scan.next_commit,
@@ -560,6 +569,7 @@ impl UndoLog {
             file,
             saved: RangeSet::default(),
             pending: false,
+            pending_bytes: 0,
             stats: UndoStats::default(),
             buf: Vec::new(),
             next_commit: 1,
@@ -667,8 +677,12 @@ impl UndoLog {
                     self.stats.records += 1;
                     self.stats.bytes += l as u64;
                     self.pending = true;
+                    self.pending_bytes += l as u64;
                 }
                 at += n as u64;
+                if self.pending_bytes >= COMMIT_EVERY {
+                    self.commit()?;
+                }
             }
             if let Some((zs, zl)) = zeros {
                 self.append_discard(zs, zl)?;
@@ -712,6 +726,7 @@ impl UndoLog {
         self.next_commit += 1;
         self.stats.commits += 1;
         self.pending = false;
+        self.pending_bytes = 0;
         Ok(())
     }
 

@@ -429,3 +429,48 @@ fn journals_of_the_older_plain_form_apply_and_resume() {
     restore(&undo, &dest_path);
     assert!(std::fs::read(&dest_path).unwrap() == before);
 }
+
+#[test]
+fn one_large_save_is_committed_in_groups_a_pipe_receiver_can_hold() {
+    // One save of 20 MiB of old data (as under a long discard record): the journal commits
+    // every COMMIT_EVERY bytes by itself, so a receiver reading it from a pipe, which holds
+    // a commit group in memory, never holds more than about that; restoring it from a pipe
+    // gives the old data back.
+    let dir = tempfile::tempdir().unwrap();
+    let (dest_path, undo) = (dir.path().join("dest"), dir.path().join("undo"));
+    let size = 20usize << 20;
+    let before: Vec<u8> = (0..size).map(|i| (i % 253) as u8 | 1).collect();
+    std::fs::write(&dest_path, &before).unwrap();
+    let dest = Destination::open(&dest_path).unwrap();
+    let mut log = UndoLog::create(&undo, &id(Some("s"), "file:t", size as u64)).unwrap();
+    log.save(&dest, 0, size as u64).unwrap();
+    log.commit().unwrap();
+    dest.write_all_at(&vec![0u8; size], 0).unwrap();
+    let st = log.finish().unwrap();
+    assert_eq!(
+        st.commits, 3,
+        "20 MiB saved: two commits of 8 MiB, then the caller's"
+    );
+    // The data between two commits stays within COMMIT_EVERY plus one record.
+    let mut dec = Decoder::new(File::open(&undo).unwrap(), "j").unwrap();
+    let (mut group, mut most) = (0u64, 0u64);
+    while let Some(r) = dec.next_record().unwrap() {
+        if r.is_control() {
+            group = 0;
+        } else if !r.is_discard() {
+            group += u64::from(r.header.len);
+            most = most.max(group);
+        }
+    }
+    assert!(most <= COMMIT_EVERY + MAX_UNDO_RECORD, "{most}");
+    use crate::wire::{apply, ApplyOptions, Input};
+    let bytes = std::fs::read(&undo).unwrap();
+    apply(
+        Input::Stream(Box::new(std::io::Cursor::new(bytes)), "-".into()),
+        &dest_path,
+        &ApplyOptions::default(),
+        &crate::Progress::new(),
+    )
+    .unwrap();
+    assert!(std::fs::read(&dest_path).unwrap() == before);
+}
