@@ -80,7 +80,8 @@ module LVMSync
                            :destination_check_skipped, :seconds, keyword_init: true)
 
   # Streams the changes of +store+ read from +source+ (the origin, or another device with the
-  # same content) to +io+ (an IO with a file descriptor). +store+ is an LVM::CowStore, the path
+  # same content) to +io+ (an IO with a file descriptor, or the LVMSync::Native::Link of a local
+  # receiver thread). +store+ is an LVM::CowStore, the path
   # of a -cow device, an LVM::ThinDelta, or anything else whose #change_set gives an
   # LVM::ChangeSet. +progress+ is called with (bytes_done, bytes_total); +job+ (an
   # Ironshed::Progress) can be given to cancel the send from another thread. Options:
@@ -120,8 +121,8 @@ module LVMSync
   end
 
   # Applies a PROTO[3] stream (plain or with discard records) or snapback file to +dest+.
-  # +input+ is a path ("-" for standard input) or an IO. A regular file is checked whole before
-  # the first write. Options:
+  # +input+ is a path ("-" for standard input), an IO, or the LVMSync::Native::Link a local sender
+  # writes to. A regular file is checked whole before the first write. Options:
   #
   # snapback::                before overwriting, save the destination's old data into this
   #                           journal (a PROTO[3] stream that undoes the apply): a new file,

@@ -337,7 +337,7 @@ RSpec.describe "lvmsync executable", :tmpdir do
     _o, err, st = lvmsync("--apply", "-", path("dest.img"), "--snapback", sb, stdin_data: plain, binmode: true)
     expect(st.exitstatus).to eq(0), err
     expect(err).to include("lvmsync: snapback: resumed #{sb}",
-                           "lvmsync: note: a plain stream from a pipe cannot be identified before it is applied, so " \
+                           "lvmsync: note: a plain stream arriving as it is sent cannot be identified before it is applied, so " \
                            "it was not compared with the stream #{sb} was started with")
     expect_content(path("dest.img"), origin)
     _o, err, st = lvmsync("--apply", sb, path("dest.img"))

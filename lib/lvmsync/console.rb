@@ -143,8 +143,8 @@ module LVMSync
     end
 
     def unchecked_note(snapback)
-      info "lvmsync: note: a plain stream from a pipe cannot be identified before it is applied, so it was not " \
-           "compared with the stream #{snapback} was started with"
+      info "lvmsync: note: a plain stream arriving as it is sent cannot be identified before it is applied, " \
+           "so it was not compared with the stream #{snapback} was started with"
     end
 
     private

@@ -203,7 +203,9 @@ module LVMSync
           receiver.join rescue nil # rubocop:disable Style/RescueModifier
           raise
         rescue Ironshed::Error, SystemCallError => e
-          raise e unless send_error.is_a?(Interrupt)
+          # The sender's error is the cause when it stopped the stream (or was an interrupt).
+          raise e unless send_error.is_a?(Interrupt) ||
+                         (send_error && e.message.include?(LVMSync::Native::Link::SENDER_STOPPED))
 
           nil
         end

@@ -1,7 +1,7 @@
 //! `LVMSync::Native::Link`: the in-process stream from a local lvmsync's sender to its
 //! receiver thread (`io::link`). `Native.send_link` takes the writing half, `Native.apply_link`
-//! the reading half; each half ends (end of stream, or a broken link) when its call returns,
-//! or when Ruby closes a half no call took.
+//! the reading half; each half ends when its call returns (the stream finished only when the
+//! send succeeded; else the receiver fails), or when Ruby closes a half no call took.
 
 use crate::convert::options;
 use crate::{gvl, lvm_change_set::RbChangeSet, lvmsync_native, progress::RbProgress};
@@ -59,10 +59,10 @@ fn send_link(ruby: &Ruby, args: &[Value]) -> Result<RHash, Error> {
     let (set, source, link, name, job) = a.required;
     let opts: SendOptions = options(ruby, a.keywords)?;
     let digests = opts.digests;
-    let mut w = take(ruby, &link.writer, "writing half")?.cancelled_by(job.0.clone());
+    let w = take(ruby, &link.writer, "writing half")?.cancelled_by(job.0.clone());
     let (set, prog) = ((*set.0).clone(), job.0.clone());
     let result = gvl::without_gvl(&job.0, move || {
-        wire::send_changes(set, &source, &mut w, &name, &opts, &prog)
+        wire::send_changes_to_link(set, &source, w, &name, &opts, &prog)
     });
     lvmsync_native::sent(ruby, result, digests)
 }
@@ -88,6 +88,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     c.define_singleton_method("new", function!(RbLink::new, 0))?;
     c.define_method("close_writer", method!(RbLink::close_writer, 0))?;
     c.define_method("close_reader", method!(RbLink::close_reader, 0))?;
+    c.const_set("SENDER_STOPPED", link::SENDER_STOPPED)?;
     n.define_singleton_method("send_link", function!(send_link, -1))?;
     n.define_singleton_method("apply_link", function!(apply_link, -1))?;
     Ok(())

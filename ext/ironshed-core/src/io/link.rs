@@ -4,9 +4,11 @@
 //! other, not through the kernel: a pipe costs two more copies of every byte, page
 //! allocations and a system call per record.
 //!
-//! The halves behave like a pipe's ends: the reader sees end of file once the writer is gone
-//! and everything it wrote was read; a write after the reader is gone fails with
-//! `BrokenPipe`. Waits are slices of at most 200 ms that look at the half's cancel flag, so
+//! The halves behave like a pipe's ends, with one difference: the reader sees end of file
+//! only once the writer said it finished ([`LinkWriter::finish`]) and everything it wrote was
+//! read. A writer dropped without finishing (its sender failed) makes the reader fail after
+//! the last bytes it wrote, so a receiver never takes a stream cut between two records for a
+//! whole plain stream. A write after the reader is gone fails with `BrokenPipe`. Waits are slices of at most 200 ms that look at the half's cancel flag, so
 //! Ctrl-C is seen however the other side stalls. At most [`DEPTH`] buffers are in flight, so
 //! the memory is bounded whatever the stream's size.
 
@@ -21,6 +23,8 @@ pub const CHUNK: usize = 1 << 20;
 /// Buffers written and not yet read, at most.
 pub const DEPTH: usize = 4;
 const SLICE: Duration = Duration::from_millis(200);
+/// What the reader fails with when the writer was dropped without finishing.
+pub const SENDER_STOPPED: &str = "the sender stopped before the end of the stream";
 
 #[derive(Default)]
 struct State {
@@ -29,6 +33,8 @@ struct State {
     /// Read buffers, for the writer to fill again.
     free: Vec<Vec<u8>>,
     writer_gone: bool,
+    /// The writer finished the stream (else its end is an error).
+    finished: bool,
     reader_gone: bool,
 }
 
@@ -92,6 +98,13 @@ impl LinkWriter {
     pub fn cancelled_by(mut self, progress: Arc<Progress>) -> Self {
         self.cancel = Some(progress);
         self
+    }
+
+    /// Ends the stream: hands over what was written and lets the reader see end of file.
+    pub fn finish(mut self) -> io::Result<()> {
+        io::Write::flush(&mut self)?;
+        self.shared.lock().finished = true;
+        Ok(())
     }
 
     /// Hands the filled buffer over, waiting while [`DEPTH`] buffers are unread; takes a
@@ -198,8 +211,11 @@ impl io::Read for LinkReader {
                 if let Some(b) = g.full.pop_front() {
                     break b;
                 }
-                if g.writer_gone {
+                if g.writer_gone && g.finished {
                     return Ok(0);
+                }
+                if g.writer_gone {
+                    return Err(io::Error::other(SENDER_STOPPED));
                 }
                 g = self.shared.wait(g, self.cancel.as_deref())?;
             };
@@ -262,6 +278,7 @@ mod tests {
                 at = end;
                 step = step * 3 % 300_007 + 1;
             }
+            w.finish().unwrap();
         });
         let mut got = Vec::new();
         let mut buf = vec![0u8; 70_001];
@@ -278,14 +295,29 @@ mod tests {
     }
 
     #[test]
-    fn a_writer_gone_ends_the_stream_after_its_last_bytes() {
+    fn a_finished_writer_ends_the_stream_after_its_last_bytes() {
         let (mut w, mut r) = link();
         w.write_all(b"last words").unwrap();
-        drop(w);
+        w.finish().unwrap();
         let mut got = Vec::new();
         r.read_to_end(&mut got).unwrap();
         assert_eq!(got, b"last words");
         assert_eq!(r.read(&mut [0u8; 8]).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_writer_dropped_unfinished_fails_the_reader_after_its_last_bytes() {
+        let (mut w, mut r) = link();
+        w.write_all(b"cut here").unwrap();
+        drop(w);
+        let mut got = [0u8; 8];
+        r.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"cut here");
+        let e = r.read(&mut [0u8; 8]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the sender stopped before the end of the stream"
+        );
     }
 
     #[test]

@@ -33,7 +33,10 @@ pub use proto3::{
     CONTROL_BIT, DISCARD_FLAG, HANDSHAKE, HANDSHAKE_DISCARDS, HANDSHAKE_DISCARDS_LINE,
     HANDSHAKE_LINE, MAX_EXTENDED_LEN, MAX_SEND_RECORD,
 };
-pub use send::{send, send_changes, send_changes_to_file, SendOptions, SendReport, SendStats};
+pub use send::{
+    send, send_changes, send_changes_to_file, send_changes_to_link, SendOptions, SendReport,
+    SendStats,
+};
 pub use undo::{DestIdentity, UndoIdentity, UndoLog, UndoOpen, UndoState, UndoStats};
 
 use crate::block;

@@ -210,6 +210,25 @@ pub fn send_changes_to_file(
     send_changes(set, source, &mut w, out_name, opts, progress)
 }
 
+/// [`send_changes`] into an in-process link to a receiver thread (a local destination). The
+/// link is finished only when everything was sent: a send that fails makes the receiver
+/// fail too, after the bytes already sent, even for a plain stream, whose end would
+/// otherwise look complete.
+pub fn send_changes_to_link(
+    set: ChangeSet,
+    source: &Path,
+    out: crate::io::link::LinkWriter,
+    out_name: &str,
+    opts: &SendOptions,
+    progress: &Progress,
+) -> Result<SendReport> {
+    let mut out = out;
+    let report = send_changes(set, source, &mut out, out_name, opts, progress)?;
+    out.finish()
+        .map_err(|e| Error::Io(IoContext::new(Path::new(out_name), "write the stream", e)))?;
+    Ok(report)
+}
+
 /// Sends `set` (data ranges, and ranges that must read as zeros) read from `source` to `out`
 /// (named `out_name` in messages).
 ///

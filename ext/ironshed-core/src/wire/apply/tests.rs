@@ -842,3 +842,71 @@ fn batches_written_while_the_next_is_gathered_keep_the_stream_order() {
         }
     }
 }
+
+#[test]
+fn a_local_sender_that_stops_between_records_fails_the_apply_even_for_a_plain_stream() {
+    // A plain stream has no end mark: from a pipe, its end between two records looks whole.
+    // From the in-process link of a local sync, a sender that stops without finishing makes
+    // the receiver fail after the last bytes it got, so a snapback journal is never marked
+    // complete for a round that did not arrive whole (its rerun resumes it and finishes).
+    let b = Bench::new();
+    let size = 12 * BATCH;
+    let dest = b.path("big");
+    fs::write(&dest, vec![b'O'; size]).unwrap();
+    let d = data(BATCH, 3);
+    let recs: Vec<Rec> = (0..12)
+        .map(|i| (i * BATCH as u64, BATCH as u32, Some(&d[..])))
+        .collect();
+    let s = plain(&recs);
+    let undo = b.path("undo");
+    let opts = ApplyOptions {
+        undo: Some(undo.clone()),
+        ..Default::default()
+    };
+    let run = |bytes: Vec<u8>, finish: bool| {
+        let (mut w, r) = crate::io::link::link();
+        let t = std::thread::spawn(move || {
+            use std::io::Write;
+            w.write_all(&bytes).unwrap();
+            if finish {
+                w.finish().unwrap();
+            }
+        });
+        let res = apply(
+            Input::Stream(Box::new(r), "the local sender".into()),
+            &dest,
+            &opts,
+            &Progress::new(),
+        );
+        t.join().unwrap();
+        res
+    };
+    // Cut after the tenth record: the first snapback batch (8 MiB) was written, the rest
+    // never is.
+    const _: () = assert!(SNAPBACK_BATCH == 8 * BATCH);
+    let cut = HANDSHAKE.len() + 10 * (12 + BATCH);
+    let e = run(s[..cut].to_vec(), false).unwrap_err();
+    assert!(matches!(e, Error::Stopped { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains(crate::io::link::SENDER_STOPPED),
+        "{e}"
+    );
+    assert!(fs::read(&dest).unwrap()[8 * BATCH..] == vec![b'O'; 4 * BATCH][..]);
+    // The rerun of the whole stream resumes the journal and finishes the round.
+    let st = run(s.clone(), true).unwrap();
+    assert!(st.undo.is_some());
+    let got = fs::read(&dest).unwrap();
+    assert!(
+        got.chunks(BATCH).all(|c| c == &d[..]),
+        "the round is not complete"
+    );
+    // The journal restores what the destination held before the first, cut run.
+    apply(
+        Input::File(undo),
+        &dest,
+        &ApplyOptions::default(),
+        &Progress::new(),
+    )
+    .unwrap();
+    assert!(fs::read(&dest).unwrap() == vec![b'O'; size]);
+}
