@@ -206,8 +206,8 @@ puts <<~MD
 
   Where the time goes: `lvmsync --apply FILE` checks the whole file before its first write
   (every header, and every byte hashed for the end-of-stream mark), then reads it again in
-  64 KiB steps, hashing it once more, and makes one pwrite per record (adjacent ones
-  together); the limit only writes. Through a pipe, the sender's start-up (Ruby, the snapshot
+  64 KiB steps, hashing it once more, while a second thread writes the batch before (one
+  pwrite per record, adjacent ones together); the limit only writes. Through a pipe, the sender's start-up (Ruby, the snapshot
   lookup, reading the exception store) comes before the first record, and the receiver
   copies every byte from the pipe once more, hashing it as it goes.
 MD
