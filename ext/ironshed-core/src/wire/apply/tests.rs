@@ -910,3 +910,39 @@ fn a_local_sender_that_stops_between_records_fails_the_apply_even_for_a_plain_st
     .unwrap();
     assert!(fs::read(&dest).unwrap() == vec![b'O'; size]);
 }
+
+#[test]
+fn a_panic_while_reading_the_stream_does_not_leave_the_writer_waiting() {
+    // The reading side panics after a batch went to the writer thread: the panic must come
+    // out of apply (where the binding turns it into an error) instead of the writer waiting
+    // forever for the next batch, with the process deaf to Ctrl-C.
+    struct Bomb(Cursor<Vec<u8>>);
+    impl Read for Bomb {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.position() > 2 * BATCH as u64 {
+                panic!("a bug in the reading side");
+            }
+            self.0.read(buf)
+        }
+    }
+    let b = Bench::new();
+    let dest = b.path("big");
+    fs::write(&dest, vec![b'O'; 4 * BATCH]).unwrap();
+    let d = data(BATCH, 6);
+    let recs: Vec<Rec> = (0..4)
+        .map(|i| (i * BATCH as u64, BATCH as u32, Some(&d[..])))
+        .collect();
+    let s = plain(&recs);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(|| {
+            let input = Input::Stream(Box::new(Bomb(Cursor::new(s))), "-".into());
+            apply(input, &dest, &ApplyOptions::default(), &Progress::new())
+        });
+        let _ = tx.send(r.is_err());
+    });
+    let panicked = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("apply hung after a panic on its reading side");
+    assert!(panicked, "the panic was not passed on");
+}
