@@ -717,3 +717,50 @@ fn pair(data: &Changes, discards: &Changes) -> ChangeSet {
         discards: discards.clone(),
     }
 }
+
+/// A local sync's link: a plain stream the sender finished applies whole; a sender that
+/// fails (here before its first byte) makes the receiver fail with it, where a pipe would
+/// have handed it an empty or seemingly whole stream.
+#[test]
+fn a_link_ends_cleanly_only_when_the_send_finished() {
+    use ironshed_core::io::link::{link, SENDER_STOPPED};
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let data = pattern(7, 3 << 20);
+    fs::write(&src, &data).unwrap();
+    let dest = dir.path().join("dest");
+    let ch = Changes::from_ranges(vec![ByteRange {
+        offset: 4096,
+        len: 2 << 20,
+    }]);
+    for (source, ok) in [(src.clone(), true), (dir.path().join("missing"), false)] {
+        fs::write(&dest, vec![b'O'; 3 << 20]).unwrap();
+        let (w, r) = link();
+        let set = pair(&ch, &Changes::default());
+        let plain = SendOptions {
+            plain: true,
+            ..Default::default()
+        };
+        let sender = std::thread::spawn(move || {
+            wire::send_changes_to_link(set, &source, w, "the link", &plain, &Progress::new())
+        });
+        let applied = apply(
+            Input::Stream(Box::new(r), "the local sender".into()),
+            &dest,
+            &ApplyOptions::default(),
+            &Progress::new(),
+        );
+        let sent = sender.join().unwrap();
+        let got = fs::read(&dest).unwrap();
+        if ok {
+            sent.unwrap();
+            applied.unwrap();
+            assert!(got[4096..4096 + (2 << 20)] == data[4096..4096 + (2 << 20)]);
+        } else {
+            assert!(sent.is_err());
+            let e = applied.unwrap_err().to_string();
+            assert!(e.contains(SENDER_STOPPED), "{e}");
+            assert!(got == vec![b'O'; 3 << 20], "nothing is written");
+        }
+    }
+}

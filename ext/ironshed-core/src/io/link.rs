@@ -8,8 +8,9 @@
 //! only once the writer said it finished ([`LinkWriter::finish`]) and everything it wrote was
 //! read. A writer dropped without finishing (its sender failed) makes the reader fail after
 //! the last bytes it wrote, so a receiver never takes a stream cut between two records for a
-//! whole plain stream. A write after the reader is gone fails with `BrokenPipe`. Waits are slices of at most 200 ms that look at the half's cancel flag, so
-//! Ctrl-C is seen however the other side stalls. At most [`DEPTH`] buffers are in flight, so
+//! whole plain stream. A write after the reader is gone fails with `BrokenPipe` (at the
+//! latest when it fills the next buffer). Waits are slices of at most 200 ms that look at the
+//! half's cancel flag, so Ctrl-C is seen however the other side stalls. At most [`DEPTH`] buffers are in flight, so
 //! the memory is bounded whatever the stream's size.
 
 use crate::Progress;
@@ -138,13 +139,10 @@ impl io::Write for LinkWriter {
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        // A reader gone is seen at the next hand-over (at most one buffer later), so a
+        // write takes no lock.
         if self.cur.len() >= CHUNK {
             self.hand_over()?;
-        } else if self.shared.lock().reader_gone {
-            return Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the receiver stopped reading",
-            ));
         }
         if self.cur.capacity() < CHUNK {
             self.cur.reserve_exact(CHUNK - self.cur.len());

@@ -57,6 +57,16 @@ use writer::{Batch, Wrote};
 
 mod writer;
 
+/// A journal from a pipe whose batch outgrew what may be held before its commit.
+fn held_too_much<R: Read>(dec: &Decoder<R>, rec: &Record) -> Error {
+    Error::JournalBatch {
+        name: dec.name().to_string(),
+        at: rec.at,
+        limit: JOURNAL_HOLD_MAX as u64,
+        records: JOURNAL_HOLD_ITEMS as u64,
+    }
+}
+
 /// The writer thread ended without answering (it panicked).
 fn writer_gone() -> Error {
     Error::Internal("the writer thread stopped".into())
@@ -481,21 +491,16 @@ impl Applier<'_> {
     /// Adds a discard record to the batch: the part that fits the destination (all of it
     /// unless short destinations are allowed). It is applied in stream order with the data
     /// records when the batch is written, after its old data is saved with a snapback.
-    /// With `hold` (a journal from a pipe), the batch is never written before its commit:
-    /// one that grows too large is refused ([`Error::JournalBatch`]).
-    fn take_discard<R: Read>(&mut self, dec: &Decoder<R>, rec: &Record, hold: bool) -> Result<()> {
+    /// While [`Applier::holding`] (a journal from a pipe), the batch is never written before
+    /// its commit: one that grows too large is refused ([`Error::JournalBatch`]).
+    fn take_discard<R: Read>(&mut self, dec: &Decoder<R>, rec: &Record) -> Result<()> {
         let h = rec.header;
         let keep = fitting(&h, self.dest.size());
         if keep > 0 && !self.dry {
-            if hold && self.items.len() >= JOURNAL_HOLD_ITEMS {
-                return Err(Error::JournalBatch {
-                    name: dec.name().to_string(),
-                    at: rec.at,
-                    limit: JOURNAL_HOLD_MAX as u64,
-                    records: JOURNAL_HOLD_ITEMS as u64,
-                });
+            if self.holding && self.items.len() >= JOURNAL_HOLD_ITEMS {
+                return Err(held_too_much(dec, rec));
             }
-            if !hold && self.items.len() >= MAX_ITEMS {
+            if !self.holding && self.items.len() >= MAX_ITEMS {
                 self.flush()?;
             }
             self.items.push(Item {
@@ -517,13 +522,9 @@ impl Applier<'_> {
     }
 
     /// Reads the current record's data into the batch: the part that fits the destination
-    /// (all of it unless short destinations are allowed), flushing full batches unless `hold`.
-    fn take_record<R: Read>(
-        &mut self,
-        dec: &mut Decoder<R>,
-        rec: &Record,
-        hold: bool,
-    ) -> Result<()> {
+    /// (all of it unless short destinations are allowed), flushing full batches unless
+    /// [`Applier::holding`].
+    fn take_record<R: Read>(&mut self, dec: &mut Decoder<R>, rec: &Record) -> Result<()> {
         let h = rec.header;
         let keep = fitting(&h, self.dest.size());
         if self.ranges.is_some() {
@@ -554,16 +555,14 @@ impl Applier<'_> {
         let base = self.batch_cap();
         while left > 0 {
             let mut used = self.used();
-            let cap = if hold { JOURNAL_HOLD_MAX } else { base };
-            let max_items = if hold { JOURNAL_HOLD_ITEMS } else { MAX_ITEMS };
+            let (cap, max_items) = if self.holding {
+                (JOURNAL_HOLD_MAX, JOURNAL_HOLD_ITEMS)
+            } else {
+                (base, MAX_ITEMS)
+            };
             if used >= cap || self.items.len() >= max_items {
-                if hold {
-                    return Err(Error::JournalBatch {
-                        name: dec.name().to_string(),
-                        at: rec.at,
-                        limit: JOURNAL_HOLD_MAX as u64,
-                        records: JOURNAL_HOLD_ITEMS as u64,
-                    });
+                if self.holding {
+                    return Err(held_too_much(dec, rec));
                 }
                 self.flush()?;
                 used = 0;
@@ -1059,7 +1058,6 @@ fn run<R: Read>(
 ) -> Result<()> {
     let mut journal = JournalTracker::default();
     // A journal from a pipe is held batch by batch until its commit marker arrives.
-    let mut hold = false;
     let mut next = Some(first);
     loop {
         if let (Some(p), None) = (plan, &next) {
@@ -1074,7 +1072,7 @@ fn run<R: Read>(
         let rec = match item {
             Ok(Some(r)) => r,
             Ok(None) => break,
-            Err(e) if hold && is_format_error(&e) => {
+            Err(e) if ap.holding && is_format_error(&e) => {
                 ap.batch_records += 1;
                 break;
             }
@@ -1083,8 +1081,7 @@ fn run<R: Read>(
         let journaled = dec.shape() == Shape::Journal;
         if journaled && rec.index == 0 {
             ap.stats.journaled = true;
-            hold = plan.is_none();
-            ap.holding = hold;
+            ap.holding = plan.is_none();
             continue;
         }
         if rec.is_control() {
@@ -1112,8 +1109,8 @@ fn run<R: Read>(
             return Err(past_end(ap.dest, &rec, 0));
         }
         let taken = match rec.kind {
-            RecordKind::Data => ap.take_record(dec, &rec, hold),
-            RecordKind::Discard => ap.take_discard(dec, &rec, hold),
+            RecordKind::Data => ap.take_record(dec, &rec),
+            RecordKind::Discard => ap.take_discard(dec, &rec),
             RecordKind::Control => Ok(()),
         };
         match taken {
@@ -1127,14 +1124,14 @@ fn run<R: Read>(
                     ap.batch_ranges.push(arrived);
                 }
             }
-            Err(e) if hold && is_format_error(&e) => {
+            Err(e) if ap.holding && is_format_error(&e) => {
                 ap.batch_records += 1;
                 break;
             }
             Err(e) => return Err(e),
         }
     }
-    if hold {
+    if ap.holding {
         ap.drop_batch();
     } else {
         ap.flush()?;

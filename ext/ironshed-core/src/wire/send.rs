@@ -217,12 +217,11 @@ pub fn send_changes_to_file(
 pub fn send_changes_to_link(
     set: ChangeSet,
     source: &Path,
-    out: crate::io::link::LinkWriter,
+    mut out: crate::io::link::LinkWriter,
     out_name: &str,
     opts: &SendOptions,
     progress: &Progress,
 ) -> Result<SendReport> {
-    let mut out = out;
     let report = send_changes(set, source, &mut out, out_name, opts, progress)?;
     out.finish()
         .map_err(|e| Error::Io(IoContext::new(Path::new(out_name), "write the stream", e)))?;

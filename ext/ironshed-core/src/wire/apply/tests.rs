@@ -776,6 +776,17 @@ fn which_ranges_a_later_one_overwrites() {
     );
 }
 
+/// Applies the snapback file `undo` to `dest` (from the file, checked whole first).
+fn restore(undo: &Path, dest: &Path) {
+    apply(
+        Input::File(undo.to_path_buf()),
+        dest,
+        &ApplyOptions::default(),
+        &Progress::new(),
+    )
+    .unwrap();
+}
+
 /// The stream's records applied one after the other, in memory: what the destination must
 /// hold afterwards.
 fn model(start: &[u8], recs: &[Rec]) -> Vec<u8> {
@@ -831,13 +842,7 @@ fn batches_written_while_the_next_is_gathered_keep_the_stream_order() {
             "run {n}: not the stream's result"
         );
         if snapback {
-            apply(
-                Input::File(undo),
-                &dest,
-                &ApplyOptions::default(),
-                &Progress::new(),
-            )
-            .unwrap();
+            restore(&undo, &dest);
             assert!(fs::read(&dest).unwrap() == start, "run {n}: not restored");
         }
     }
@@ -901,13 +906,7 @@ fn a_local_sender_that_stops_between_records_fails_the_apply_even_for_a_plain_st
         "the round is not complete"
     );
     // The journal restores what the destination held before the first, cut run.
-    apply(
-        Input::File(undo),
-        &dest,
-        &ApplyOptions::default(),
-        &Progress::new(),
-    )
-    .unwrap();
+    restore(&undo, &dest);
     assert!(fs::read(&dest).unwrap() == vec![b'O'; size]);
 }
 
