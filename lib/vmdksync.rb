@@ -12,12 +12,13 @@ require "ironshed"
 # Every check (delta structure, parent CID, destination size) runs before the first write.
 module VMDKSync
   # What an apply or dry run did. +bytes+ counts destination bytes written or discarded
-  # (+discarded+ of them by --discard-zeros); +seconds+ is wall time; +dry_run+ is true when
+  # (+discarded+ of them by --discard-zeros); +inflated+ counts the compressed grains the
+  # apply inflated (0 for a dry run); +seconds+ is wall time; +dry_run+ is true when
   # nothing was written. With an undo file: +undo_bytes+ it holds, +undo_state+ "created",
   # "resumed" (an interrupted apply's journal, continued; +undo_earlier_bytes+ were saved by
   # the interrupted runs) or "complete" (this apply had finished: nothing was written);
   # +undo_zero_bytes+ of +undo_bytes+ were zeros, which take no room in the file.
-  Result = Struct.new(:grains, :bytes, :extents, :writes, :discarded, :undo_bytes, :undo_state,
+  Result = Struct.new(:grains, :bytes, :extents, :writes, :discarded, :inflated, :undo_bytes, :undo_state,
                       :undo_earlier_bytes, :undo_zero_bytes, :seconds, :dry_run, keyword_init: true)
 
   # What a verification found: bytes compared, bytes that differ, and the first differing
@@ -52,6 +53,15 @@ module VMDKSync
     #                   apply_to writes (or, with discard_zeros, discards) every byte of the
     #                   disk, an undo file saving all of it. Without it, a parentless image is
     #                   refused. #full? says how the delta was opened.
+    # inflate_once::    check every structure of compressed (streamOptimized) images, grain
+    #                   markers included, but inflate no grain yet: apply_to inflates each
+    #                   compressed grain exactly once, as it writes. A grain that does not
+    #                   decode then raises after the batches before it were written (the
+    #                   batch holding it is not): the destination is partly written. Without
+    #                   it every grain is inflated when opening, to refuse a bad one before
+    #                   the first write, and again when applying. A dry run of a delta opened
+    #                   so inflates every grain itself (on one thread). #inflate_once? says
+    #                   how the delta was opened.
     def self.open(path, **options)
       _open(path, **options)
     end

@@ -206,6 +206,66 @@ RSpec.describe "vmdksync --full", :tmpdir do
     expect(File.binread(dest) == before).to be(true)
   end
 
+  # The compressed data of the last grain of a streamOptimized +img+ (grains follow each other
+  # from overHead on, each a 12-byte marker and its data padded to a sector, until the first
+  # metadata marker, whose size is 0), overwritten with 32 bytes of 0xA5.
+  def damage_last_grain(img)
+    at = File.binread(img, 8, 64).unpack1("Q<") * 512
+    last = nil
+    loop do
+      size = File.binread(img, 4, at + 8).unpack1("L<")
+      break if size.zero?
+
+      last = at
+      at = (at + 12 + size + 511) / 512 * 512
+    end
+    File.binwrite(img, "\xA5".b * 32, last + 12 + 16)
+  end
+
+  it "--inflate-once: qemu's bytes; a damaged grain stops it at its batch (exit 3), --undo takes it back" do
+    img, want = stream_image
+    size = File.size(want)
+    dest = File.join(@dir, "dest.raw")
+    garbage(dest, size)
+    _o, err, st = run_exe("vmdksync", "--full", "--inflate-once", "--verify", img, dest)
+    expect(st.exitstatus).to eq(0), err
+    expect(same_bytes?(dest, want)).to be(true)
+    delta = VMDKSync::Delta.open(img, full: true, inflate_once: true)
+    expect(delta.inflate_once?).to be(true)
+    garbage(dest, size)
+    expect(delta.apply_to(dest).inflated).to eq(delta.grain_count)
+    expect(same_bytes?(dest, want)).to be(true)
+
+    FileUtils.mkdir(File.join(@dir, "damaged"))
+    damaged = File.join(@dir, "damaged", "export.vmdk")
+    FileUtils.cp(img, damaged)
+    damage_last_grain(damaged)
+    garbage(dest, size)
+    before = File.binread(dest)
+    # Without --full or --undo: a usage error. Checked first (--dry-run): refused, as without
+    # --inflate-once.
+    _o, err, st = run_exe("vmdksync", "--inflate-once", damaged, dest)
+    expect(st.exitstatus).to eq(2)
+    expect(err).to include("use it with --full (the destination is rewritten whole) or with --undo")
+    _o, err, st = run_exe("vmdksync", "--full", "--inflate-once", "--dry-run", damaged, dest)
+    expect(st.exitstatus).to eq(1), err
+    expect(err).to match(%r{damaged/export\.vmdk: grain at byte \d+: compressed data is not valid zlib})
+    expect(File.binread(dest) == before).to be(true)
+    # The first 8 MiB batch is written; the last one, holding the bad grain, is not.
+    undo = File.join(@dir, "undo")
+    _o, err, st = run_exe("vmdksync", "--full", "--inflate-once", "--undo", undo, damaged, dest)
+    expect(st.exitstatus).to eq(3), err
+    expect(err.lines.size).to eq(1)
+    expect(err).to include("inflate the compressed grain at byte", "by then #{8 << 20} bytes of #{dest} had been written",
+                           "to go back: lvmsync --apply #{undo} #{dest}")
+    got = File.binread(dest)
+    expect(got.byteslice(0, 8 << 20) == File.binread(want, 8 << 20)).to be(true)
+    expect(got.byteslice(8 << 20, size) == before.byteslice(8 << 20, size)).to be(true)
+    _o, err, st = run_exe("lvmsync", "--apply", undo, dest)
+    expect(st.exitstatus).to eq(0), err
+    expect(File.binread(dest) == before).to be(true)
+  end
+
   it "the Ruby API: Delta.open(full: true) and VMDKSync.apply(..., full: true)" do
     img, want = stream_image(1 << 20)
     delta = VMDKSync::Delta.open(img, full: true)

@@ -401,3 +401,114 @@ fn qemu_two_gb_max_extent_sparse_child() {
         d,
     );
 }
+
+/// `inflate_once`: a qemu-made streamOptimized image (no parent) written whole onto garbage
+/// gives qemu's bytes with every compressed grain inflated exactly once — none when the image
+/// is opened, each once by the apply — where the default inflates each when opening (refusing
+/// a bad grain before the first write) and again when applying. A grain that does not decode
+/// then stops the apply after the batches before it were written, leaving its own batch as
+/// it was.
+#[test]
+fn inflate_once_inflates_each_grain_once_and_a_bad_grain_stops_the_apply_at_its_batch() {
+    use ironshed_core::vmdk::run::Src;
+    use ironshed_core::vmdk::Error;
+    const MIB: u64 = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 20 MiB and 7 sectors: three 8 MiB batches, the last one short; the last grain clipped.
+    let len = 20 * MIB + 7 * 512;
+    write_raw(&d.join("src.raw"), &Model::new(len, 21));
+    qemu(
+        &[
+            "qemu-img",
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "vmdk",
+            "-o",
+            "subformat=streamOptimized",
+            "src.raw",
+            "export.vmdk",
+        ],
+        d,
+    );
+    let img = d.join("export.vmdk");
+    qemu_convert(&img, &d.join("qemu.raw"));
+    let want = fs::read(d.join("qemu.raw")).unwrap();
+    let garbage: Vec<u8> = (0..len).map(|i| (i * 13 + 5) as u8 | 1).collect();
+    let dest = d.join("dest.raw");
+    let full = OpenOptions {
+        full: true,
+        ..Default::default()
+    };
+    let once = OpenOptions {
+        inflate_once: true,
+        ..full.clone()
+    };
+    let checked = Delta::open(&img, &full).unwrap();
+    let grains = checked.layers()[0].grains;
+    assert_eq!(
+        grains,
+        len.div_ceil(64 << 10),
+        "qemu stores every grain of this data"
+    );
+    for (opts, what) in [(&full, "default"), (&once, "inflate_once")] {
+        fs::write(&dest, &garbage).unwrap();
+        let delta = Delta::open(&img, opts).unwrap();
+        assert_eq!(delta.inflate_once, opts.inflate_once);
+        let st = delta
+            .apply(&dest, &ApplyOptions::default(), &Progress::new())
+            .unwrap();
+        assert_same(&fs::read(&dest).unwrap(), &want, what);
+        assert_eq!(st.inflated, grains, "{what}: grains the apply inflated");
+    }
+
+    // Damage the compressed data of the last grain (the marker stays as it was).
+    let mut last = None;
+    checked
+        .for_each_run(|r| {
+            if let Src::Deflate(dr) = r.src {
+                last = Some(dr.offset);
+            }
+            Ok(())
+        })
+        .unwrap();
+    let at = last.unwrap();
+    let mut b = fs::read(&img).unwrap();
+    b[at as usize + 4..at as usize + 36].fill(0xa5);
+    fs::write(&img, b).unwrap();
+    fs::write(&dest, &garbage).unwrap();
+    // The default refuses it when opening.
+    let e = Delta::open(&img, &full).unwrap_err().to_string();
+    assert!(e.contains("export.vmdk: grain"), "{e}");
+    // inflate_once opens it; a dry run inflates every grain itself and refuses it.
+    let delta = Delta::open(&img, &once).unwrap();
+    let e = delta
+        .dry_run(&dest, &ApplyOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("export.vmdk: grain at byte"), "{e}");
+    let e = delta
+        .apply(&dest, &ApplyOptions::default(), &Progress::new())
+        .unwrap_err();
+    match &e {
+        Error::Stopped { bytes, .. } => assert_eq!(*bytes, 16 * MIB, "{e}"),
+        other => panic!("not Stopped: {other}"),
+    }
+    assert!(
+        e.to_string().contains("inflate the compressed grain"),
+        "{e}"
+    );
+    let got = fs::read(&dest).unwrap();
+    assert_same(
+        &got[..16 * MIB as usize],
+        &want[..16 * MIB as usize],
+        "batches before the bad one",
+    );
+    assert_same(
+        &got[16 * MIB as usize..],
+        &garbage[16 * MIB as usize..],
+        "the bad grain's batch",
+    );
+}

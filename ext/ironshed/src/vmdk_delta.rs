@@ -17,7 +17,8 @@ kwargs!(OpenOptions {
     allow_unclean,
     check_redundant,
     no_parent_check,
-    full
+    full,
+    inflate_once
 });
 kwargs!(ApplyOptions {
     allow_larger_destination,
@@ -27,8 +28,8 @@ kwargs!(ApplyOptions {
 
 fn stats(ruby: &Ruby, s: ApplyStats) -> Result<RHash, Error> {
     Ok(
-        hash!(ruby, s; grains, bytes, extents, writes, discarded, undo_bytes, undo_earlier_bytes,
-        undo_zero_bytes;
+        hash!(ruby, s; grains, bytes, extents, writes, discarded, inflated, undo_bytes,
+        undo_earlier_bytes, undo_zero_bytes;
         undo_state = s.undo_state.map(|u| u.as_str())),
     )
 }
@@ -115,6 +116,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     c.define_method("grain_count", method!(|s: &RbDelta| s.0.grains, 0))?;
     c.define_method("unclean?", method!(|s: &RbDelta| s.0.unclean, 0))?;
     c.define_method("full?", method!(|s: &RbDelta| s.0.full, 0))?;
+    c.define_method("inflate_once?", method!(|s: &RbDelta| s.0.inflate_once, 0))?;
     c.define_method("format", method!(RbDelta::format, 0))?;
     c.define_method(
         "format_description",

@@ -8,6 +8,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let opts = sparse::Options {
         check_redundant: data.len() % 2 == 0,
+        inflate_once: data.len() % 3 == 0,
     };
     if let Ok(s) = sparse::read(&data, "fuzz", opts) {
         let cap = s.header.capacity_bytes();

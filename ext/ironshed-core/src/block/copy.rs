@@ -15,6 +15,7 @@ use crate::progress::Progress;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Largest single write, and the size of each of the (at most two) batch buffers the loop
 /// allocates.
@@ -26,6 +27,9 @@ const MAX_PIECES: usize = 1 << 16;
 
 /// Fewer reads than this in a batch are done on the calling thread alone.
 const PARALLEL_READS: usize = 512;
+
+/// Plain reads a thread of `gather` takes at a time.
+const READ_UNIT: usize = 256;
 
 /// Segments at least this long are copied with `copy_file_range` when the destination is a
 /// regular file; shorter ones are gathered in the buffer.
@@ -87,6 +91,8 @@ pub struct CopyStats {
     pub bytes: u64,
     /// Number of `pwrite` calls.
     pub writes: u64,
+    /// Compressed grains inflated (each grain once per batch holding a piece of it).
+    pub inflated: u64,
 }
 
 /// `len` bytes for the batch buffer at `at`, from byte `src` of source `file`: read as they
@@ -232,10 +238,10 @@ impl BufPtr {
 
 /// Does the batch's reads and inflations: sorted by source and offset, spread over the CPUs
 /// when there are many (every piece of one compressed grain on the same thread, which
-/// inflates the grain once).
-fn gather(batch: &mut Batch, sources: &[SourceFile]) -> Result<()> {
+/// inflates the grain once). Returns the number of grains inflated.
+fn gather(batch: &mut Batch, sources: &[SourceFile]) -> Result<u64> {
     if batch.reads.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     batch
         .reads
@@ -248,57 +254,76 @@ fn gather(batch: &mut Batch, sources: &[SourceFile]) -> Result<()> {
     } else {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
     };
-    // Cut the list into one part per thread, never inside a grain's pieces.
-    let mut parts: Vec<&[Piece]> = Vec::with_capacity(threads);
-    let per = reads.len().div_ceil(threads);
+    // Units of work, taken by the threads in turn as each finishes its last (grains differ in
+    // what inflating them costs, so equal shares would leave a thread idle): every piece of
+    // one compressed grain, or up to READ_UNIT plain reads.
+    let mut units: Vec<(usize, usize)> = Vec::with_capacity(grains + reads.len() / READ_UNIT + 1);
     let mut start = 0usize;
     while start < reads.len() {
-        let mut end = (start + per).min(reads.len());
+        let key = reads[start].grain();
+        let mut end = start + 1;
         while end < reads.len()
-            && reads[end].grain().is_some()
-            && reads[end].grain() == reads[end - 1].grain()
+            && match key {
+                Some(_) => reads[end].grain() == key,
+                None => reads[end].grain().is_none() && end - start < READ_UNIT,
+            }
         {
             end += 1;
         }
-        parts.push(&reads[start..end]);
+        units.push((start, end));
         start = end;
     }
-    let work = move |part: &[Piece]| -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let work = || -> Result<u64> {
         let mut inflater = Inflating::default();
-        part.iter().enumerate().try_for_each(|(i, p)| {
-            let src = sources
-                .get(p.file as usize)
-                .ok_or(Error::UnsortedSegments { offset: p.src })?;
-            // SAFETY: no two pieces of a batch overlap in its buffer (`Batch::take` hands every
-            // byte out once), and the buffer is borrowed by `gather` alone while the reads run;
-            // the slice does not outlive this call.
-            let out = unsafe { buf.piece(p) };
-            match p.deflate {
-                None => src.file.read_exact_at(out, p.src).map_err(|e| {
-                    Error::Io(IoContext::new(
-                        &src.path,
-                        format!("read {} bytes at byte {}", p.len, p.src),
-                        e,
-                    ))
-                }),
-                Some(d) => {
-                    let same = i > 0 && part[i - 1].grain() == p.grain();
-                    inflater.piece(src, p.src, d, out, same)
+        let mut inflated = 0u64;
+        while !failed.load(Ordering::Relaxed) {
+            let Some(&(a, b)) = units.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            let part = &reads[a..b];
+            let done = part.iter().enumerate().try_for_each(|(i, p)| {
+                let src = sources
+                    .get(p.file as usize)
+                    .ok_or(Error::UnsortedSegments { offset: p.src })?;
+                // SAFETY: no two pieces of a batch overlap in its buffer (`Batch::take` hands
+                // every byte out once), each piece is taken by one thread (its unit is handed
+                // out once), and the buffer is borrowed by `gather` alone while the reads run;
+                // the slice does not outlive this call.
+                let out = unsafe { buf.piece(p) };
+                match p.deflate {
+                    None => src.file.read_exact_at(out, p.src).map_err(|e| {
+                        Error::Io(IoContext::new(
+                            &src.path,
+                            format!("read {} bytes at byte {}", p.len, p.src),
+                            e,
+                        ))
+                    }),
+                    Some(d) => {
+                        inflated += u64::from(inflater.piece(src, p.src, d, out, i > 0)?);
+                        Ok(())
+                    }
                 }
+            });
+            if done.is_err() {
+                failed.store(true, Ordering::Relaxed);
+                return done.map(|_| inflated);
             }
-        })
+        }
+        Ok(inflated)
     };
-    if parts.len() <= 1 {
-        return parts.into_iter().try_for_each(work);
+    if threads <= 1 || units.len() <= 1 {
+        return work();
     }
     std::thread::scope(|s| {
-        let mut parts = parts.into_iter();
-        let mine = parts.next().unwrap_or(&[]);
-        let helpers: Vec<_> = parts.map(|c| s.spawn(move || work(c))).collect();
-        let first = work(mine);
+        let helpers: Vec<_> = (1..threads.min(units.len()))
+            .map(|_| s.spawn(work))
+            .collect();
+        let first = work();
         helpers.into_iter().fold(first, |acc, h| {
             let r = h.join().unwrap_or(Err(Error::ThreadFailed));
-            acc.and(r)
+            acc.and_then(|a| r.map(|b| a + b))
         })
     })
 }
@@ -309,11 +334,14 @@ fn gather(batch: &mut Batch, sources: &[SourceFile]) -> Result<()> {
 struct Inflating {
     compressed: Vec<u8>,
     inf: crate::vmdk::sparse::Inflater,
+    /// The inflater holds the grain inflated last (a whole grain inflated straight into the
+    /// batch leaves nothing there).
+    held: bool,
 }
 
 impl Inflating {
     /// Fills `out` with the bytes of the grain at byte `at` of `src` that the piece takes;
-    /// `same`: the grain is the one inflated last.
+    /// `same`: the grain is the one inflated last. Returns whether it inflated the grain.
     fn piece(
         &mut self,
         src: &SourceFile,
@@ -321,7 +349,7 @@ impl Inflating {
         d: Deflated,
         out: &mut [u8],
         same: bool,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let bad = |why: String| {
             Error::Io(IoContext::new(
                 &src.path,
@@ -329,7 +357,9 @@ impl Inflating {
                 std::io::Error::new(std::io::ErrorKind::InvalidData, why),
             ))
         };
-        if !same {
+        let inflate = !(same && self.held);
+        if inflate {
+            self.held = false;
             self.compressed.resize(d.clen as usize, 0);
             src.file
                 .read_exact_at(&mut self.compressed, at)
@@ -340,9 +370,21 @@ impl Inflating {
                         e,
                     ))
                 })?;
+            if d.skip == 0 && out.len() == d.glen as usize {
+                // The piece is the whole grain: inflated where it goes, not copied there.
+                let n = self.inf.inflate_into(&self.compressed, out).map_err(bad)?;
+                if n != out.len() {
+                    return Err(bad(format!(
+                        "it inflates to {n} bytes, not a grain ({})",
+                        out.len()
+                    )));
+                }
+                return Ok(true);
+            }
             self.inf
                 .inflate(&self.compressed, d.glen as usize)
                 .map_err(bad)?;
+            self.held = true;
         }
         let got = self.inf.inflate_output();
         let (a, b) = (d.skip as usize, d.skip as usize + out.len());
@@ -353,7 +395,7 @@ impl Inflating {
             ))
         })?;
         out.copy_from_slice(bytes);
-        Ok(())
+        Ok(inflate)
     }
 }
 
@@ -501,7 +543,7 @@ impl<'a> BatchWriter<'a> {
         let w = written?;
         self.stats.bytes += w.bytes;
         self.stats.writes += w.writes;
-        gathered?;
+        self.stats.inflated += gathered?;
         let mut next = ready.unwrap_or_else(|| Batch::new(self.cap));
         next.clear();
         self.ready = Some(std::mem::replace(&mut self.cur, next));

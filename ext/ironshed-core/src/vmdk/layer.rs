@@ -436,6 +436,7 @@ impl Layer {
                     &ename,
                     sparse::Options {
                         check_redundant: opts.check_redundant,
+                        inflate_once: opts.inflate_once,
                     },
                 )?;
                 ExtentInfo {

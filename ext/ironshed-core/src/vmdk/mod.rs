@@ -97,6 +97,14 @@ pub struct OpenOptions {
     /// no layer allocates is written as zeros, so every destination byte in
     /// `[0, capacity)` is written once, in ascending order.
     pub full: bool,
+    /// Check every structure of compressed (streamOptimized) extents, grain markers
+    /// included, but inflate no grain yet: the apply inflates each compressed grain exactly
+    /// once, as it writes. A grain that does not decode then stops the apply with
+    /// [`Error::Stopped`] after the batches before it were written (the batch holding it is
+    /// not). Without it every grain is inflated once when the delta is opened, to refuse a
+    /// bad one before the first write, and once more by the apply. A dry run of a delta
+    /// opened so inflates every grain itself, single-threaded.
+    pub inflate_once: bool,
 }
 
 /// How to apply a delta.
@@ -191,6 +199,8 @@ pub struct Delta {
     pub warnings: Vec<String>,
     /// Opened with [`OpenOptions::full`]: the runs cover the whole disk.
     pub full: bool,
+    /// Opened with [`OpenOptions::inflate_once`]: compressed grains were not inflated yet.
+    pub inflate_once: bool,
     changed_bytes: u64,
     chain: Chain,
 }
@@ -208,6 +218,9 @@ pub struct ApplyStats {
     pub writes: u64,
     /// Bytes discarded instead of written (with `discard_zeros`).
     pub discarded: u64,
+    /// Compressed grains the apply inflated, each counted once per batch holding a piece of
+    /// it (0 for a dry run).
+    pub inflated: u64,
     /// Destination bytes the undo file holds (0 without one), saved by this run and by the
     /// interrupted runs it resumed.
     pub undo_bytes: u64,
@@ -317,6 +330,7 @@ impl Delta {
             unclean: chain.layers.iter().any(|l| l.unclean.is_some()),
             warnings: chain.warnings.clone(),
             full: chain.full,
+            inflate_once: opts.inflate_once,
             changed_bytes,
             chain,
         })
@@ -425,6 +439,14 @@ impl Delta {
         let d = Destination::open_readonly(dest)?;
         d.check_not_input(&self.chain.inputs)?;
         self.check_destination(&d, opts)?;
+        if self.inflate_once {
+            // Opening left the compressed grains uninflated; a dry run promises every check.
+            let mut cache = GrainCache::new();
+            self.for_each_run(|r| match r.src {
+                Src::Deflate(dr) => cache.slice(&self.chain, dr, r.len).map(|_| ()),
+                _ => Ok(()),
+            })?;
+        }
         Ok(ApplyStats {
             grains: self.grains,
             bytes: self.changed_bytes,
@@ -593,7 +615,11 @@ impl Delta {
             release(u, d, &mut held, &mut rw)?;
         }
         let discarded = rw.discarded;
-        let CopyStats { bytes, writes } = rw.finish()?;
+        let CopyStats {
+            bytes,
+            writes,
+            inflated,
+        } = rw.finish()?;
         // Every write is durable now (the copy loop's fdatasync): the journal may say that
         // this apply finished.
         let undo = match undo {
@@ -606,6 +632,7 @@ impl Delta {
             extents,
             writes,
             discarded,
+            inflated,
             undo_bytes: undo.as_ref().map_or(0, |u| u.bytes),
             undo_state: undo.as_ref().map(|u| u.state),
             undo_earlier_bytes: undo.as_ref().map_or(0, |u| u.earlier_bytes),

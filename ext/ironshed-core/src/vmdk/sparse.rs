@@ -5,7 +5,8 @@
 //! [`read`] validates the header (or footer), the grain directory and every grain table
 //! entry, claims the sectors of every structure in a bitmap to prove nothing overlaps, and
 //! inflates every compressed grain once to prove it decodes to exactly one grain, all before
-//! anything is written. Grain tables are read again one at a time when runs are listed.
+//! anything is written ([`Options::inflate_once`] leaves the inflating to the apply). Grain
+//! tables are read again one at a time when runs are listed.
 
 use super::error::{Error, Result};
 use super::run::{DeflateRef, GrainTables, Run, Src};
@@ -110,6 +111,11 @@ pub struct Options {
     /// Compare every entry of the redundant grain tables with the primary ones, and refuse on
     /// any difference.
     pub check_redundant: bool,
+    /// Check every grain marker (its LBA, its compressed size, that it lies in the file and
+    /// overlaps nothing) but do not inflate compressed grains: the apply inflates each one
+    /// once, and a grain that does not decode then stops it after earlier batches were
+    /// written. Without it every grain is inflated here, before anything is written.
+    pub inflate_once: bool,
 }
 
 /// A validated hosted sparse extent.
@@ -462,7 +468,7 @@ pub fn read(src: &dyn ReadAt, name: &str, opts: Options) -> Result<Sparse> {
         // Compressed grains of the table are inflated once, on every core, to prove they
         // decode; then every grain claims its sectors.
         let spans: Vec<u64> = if h.compressed() {
-            sp.check_markers(src, name, &batch)?
+            sp.check_markers(src, name, &batch, !opts.inflate_once)?
                 .into_iter()
                 .map(|clen| (12 + u64::from(clen)).div_ceil(SECTOR))
                 .collect()
@@ -621,8 +627,8 @@ impl GrainTables for Sparse {
 }
 
 impl Sparse {
-    /// Checks the grain marker at `sector` and inflates the grain once; returns (compressed
-    /// length, inflated length).
+    /// Checks the grain marker at `sector` and, given an inflater, inflates the grain once;
+    /// returns the compressed length.
     fn check_marker(
         &self,
         src: &dyn ReadAt,
@@ -630,8 +636,8 @@ impl Sparse {
         g: u64,
         sector: u64,
         clip: u64,
-        inf: &mut Inflater,
-    ) -> Result<(u32, u32)> {
+        inf: Option<&mut Inflater>,
+    ) -> Result<u32> {
         let mut m = [0u8; 12];
         let at = sector * SECTOR;
         src.read_exact_at(&mut m, at)
@@ -653,6 +659,9 @@ impl Sparse {
         if end > self.file_sectors * SECTOR {
             return Err(Error::format(name, format!("grain marker at sector {sector}: {size} compressed bytes run past the end of the file")));
         }
+        let Some(inf) = inf else {
+            return Ok(size);
+        };
         let mut data = vec![0u8; size as usize];
         src.read_exact_at(&mut data, at + 12).map_err(|e| {
             io_err(
@@ -678,17 +687,25 @@ impl Sparse {
                 ),
             ));
         }
-        Ok((size, n as u32))
+        Ok(size)
     }
 
-    /// [`Sparse::check_marker`] for many grains `(g, sector, clip)`, spread over the CPUs;
-    /// returns their compressed lengths, or the error of the first failing grain.
+    /// [`Sparse::check_marker`] for many grains `(g, sector, clip)`, spread over the CPUs
+    /// when they are inflated; returns their compressed lengths, or the error of the first
+    /// failing grain.
     fn check_markers(
         &self,
         src: &dyn ReadAt,
         name: &str,
         grains: &[(u64, u64, u64)],
+        inflate: bool,
     ) -> Result<Vec<u32>> {
+        if !inflate {
+            return grains
+                .iter()
+                .map(|&(g, sector, clip)| self.check_marker(src, name, g, sector, clip, None))
+                .collect();
+        }
         let threads = worker_count(grains.len());
         let chunk = grains.len().div_ceil(threads).max(1);
         let results: Vec<Result<Vec<u32>>> = std::thread::scope(|s| {
@@ -699,8 +716,7 @@ impl Sparse {
                         let mut inf = Inflater::new();
                         part.iter()
                             .map(|&(g, sector, clip)| {
-                                self.check_marker(src, name, g, sector, clip, &mut inf)
-                                    .map(|(c, _)| c)
+                                self.check_marker(src, name, g, sector, clip, Some(&mut inf))
                             })
                             .collect::<Result<Vec<u32>>>()
                     })
@@ -847,27 +863,40 @@ impl Inflater {
     /// Inflates one zlib stream of at most `max` bytes of output; the stream must end (with a
     /// valid checksum) within `data` and within `max` bytes.
     pub fn inflate(&mut self, data: &[u8], max: usize) -> std::result::Result<&[u8], String> {
-        use libdeflater::DecompressionError;
         self.len = 0;
         if self.out.len() < max {
             self.out.resize(max, 0);
         }
-        match self.d.zlib_decompress(data, &mut self.out[..max]) {
-            Ok(n) => self.len = n,
-            Err(DecompressionError::InsufficientSpace) => {
-                return Err(format!(
-                    "compressed data inflates to more than a grain ({max} bytes)"
-                ))
-            }
-            Err(DecompressionError::BadData) => {
-                return Err(
-                    "compressed data is not valid zlib: corrupt, cut short before the end of its stream, or a wrong checksum"
-                        .into(),
-                )
-            }
-        }
+        self.len = zlib(&mut self.d, data, &mut self.out[..max])?;
         Ok(self.inflate_output())
     }
+
+    /// Inflates one zlib stream straight into `out` (at most `out.len()` bytes of output, the
+    /// same checks as [`Inflater::inflate`]); returns the bytes it inflated to. The output of
+    /// an earlier [`Inflater::inflate`] is gone.
+    pub fn inflate_into(
+        &mut self,
+        data: &[u8],
+        out: &mut [u8],
+    ) -> std::result::Result<usize, String> {
+        self.len = 0;
+        zlib(&mut self.d, data, out)
+    }
+}
+
+fn zlib(
+    d: &mut libdeflater::Decompressor,
+    data: &[u8],
+    out: &mut [u8],
+) -> std::result::Result<usize, String> {
+    use libdeflater::DecompressionError;
+    d.zlib_decompress(data, out).map_err(|e| match e {
+        DecompressionError::InsufficientSpace => format!(
+            "compressed data inflates to more than a grain ({} bytes)",
+            out.len()
+        ),
+        DecompressionError::BadData => "compressed data is not valid zlib: corrupt, cut short before the end of its stream, or a wrong checksum".into(),
+    })
 }
 
 #[cfg(test)]

@@ -78,6 +78,7 @@ const NO_CHECK: OpenOptions = OpenOptions {
     check_redundant: false,
     no_parent_check: true,
     full: false,
+    inflate_once: false,
 };
 
 #[test]

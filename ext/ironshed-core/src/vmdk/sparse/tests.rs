@@ -364,6 +364,7 @@ fn redundant_tables_are_compared_only_when_asked() {
         NAME,
         Options {
             check_redundant: true,
+            ..Options::default()
         },
     );
     format_error(
@@ -383,6 +384,7 @@ fn redundant_directory_missing_a_table() {
         NAME,
         Options {
             check_redundant: true,
+            ..Options::default()
         },
     );
     format_error(
