@@ -408,6 +408,10 @@ fn write_batch(dest: &Destination, batch: &Batch, progress: &Progress) -> Result
         stats.writes += 1;
         progress.add_done(s.len as u64);
     }
+    // Spans are in ascending order.
+    if let (Some(first), Some(last)) = (batch.spans.first(), batch.spans.last()) {
+        dest.start_writeback(first.dest, last.dest + last.len as u64 - first.dest);
+    }
     Ok(stats)
 }
 

@@ -586,6 +586,26 @@ impl Destination {
         );
     }
 
+    /// Starts writing the dirty pages of `[offset, offset+len)` to the device in the
+    /// background (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), without waiting for them: the
+    /// device then works while the next batch is gathered, and the final
+    /// [`Destination::sync`] has less left to wait for. Best effort (it changes no byte, and
+    /// durability still comes from [`Destination::sync`]); it returns at once, or when the
+    /// device's queue is full.
+    pub fn start_writeback(&self, offset: u64, len: u64) {
+        if !self.writable || len == 0 {
+            return;
+        }
+        let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain system call on a descriptor this struct owns; no memory is passed.
+        unsafe {
+            libc::sync_file_range(self.file.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+
     /// Flushes written data to stable storage (`fdatasync`).
     pub fn sync(&self) -> Result<()> {
         if self.writable {

@@ -86,6 +86,15 @@ pub(super) fn write_batch(
         progress.add_done(len as u64);
         i = end;
     }
+    // Items are in stream order, not sorted: the span from the lowest to the highest.
+    let lo = b.items.iter().map(|it| it.dest).min().unwrap_or(0);
+    let hi = b
+        .items
+        .iter()
+        .map(|it| it.dest + it.len as u64)
+        .max()
+        .unwrap_or(0);
+    dest.start_writeback(lo, hi.saturating_sub(lo));
     if progress.is_cancelled() {
         return Err(Cancelled.into());
     }
