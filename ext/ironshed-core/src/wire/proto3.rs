@@ -451,7 +451,6 @@ pub struct Decoder<R: Read> {
     data_bytes: u64,
     /// The `END` mark was read: only EOF may follow.
     ended: bool,
-    scratch: Vec<u8>,
 }
 
 /// Buffer of the decoder's reader.
@@ -599,7 +598,6 @@ impl<R: Read> Decoder<R> {
             hash,
             data_bytes: 0,
             ended: false,
-            scratch: Vec::new(),
         })
     }
 
@@ -937,30 +935,32 @@ impl<R: Read> Decoder<R> {
             .current
             .ok_or_else(|| Error::Internal("skip_data without a record".into()))?;
         let mut left = n.min(self.remaining);
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.resize(READ_BUF, 0);
-        let mut result = Ok(());
+        // Hashed where the reader buffered it: skipped data is never copied.
         while left > 0 {
-            let step = left.min(READ_BUF as u64) as usize;
-            match self.fill(&mut scratch[..step], "data") {
-                Ok(got) => {
-                    self.hash.update(&scratch[..got]);
-                    self.remaining -= got as u64;
-                    left -= got as u64;
-                    if got < step {
-                        let done = u64::from(rec.header.len) - self.remaining;
-                        result = Err(self.truncated(rec, done));
-                        break;
-                    }
-                }
+            let at = self.pos;
+            let avail = match self.r.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    result = Err(e);
-                    break;
+                    return Err(Error::input(
+                        &self.name,
+                        format!("read data at stream byte {at}"),
+                        e,
+                    ))
                 }
+            };
+            if avail.is_empty() {
+                let done = u64::from(rec.header.len) - self.remaining;
+                return Err(self.truncated(rec, done));
             }
+            let got = avail.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            self.hash.update(&avail[..got]);
+            self.r.consume(got);
+            self.pos += got as u64;
+            self.remaining -= got as u64;
+            left -= got as u64;
         }
-        self.scratch = scratch;
-        result
+        Ok(())
     }
 
     fn truncated(&self, rec: Record, got: u64) -> Error {
