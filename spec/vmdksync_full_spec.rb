@@ -266,6 +266,21 @@ RSpec.describe "vmdksync --full", :tmpdir do
     expect(File.binread(dest) == before).to be(true)
   end
 
+  it "an export renamed after it was written (its descriptor names a file that is gone): written, with a warning" do
+    img, want = stream_image(1 << 20)
+    FileUtils.mkdir(File.join(@dir, "imported"))
+    renamed = File.join(@dir, "imported", "web01-disk1.vmdk")
+    FileUtils.mv(img, renamed)
+    dest = File.join(@dir, "dest.raw")
+    garbage(dest, 1 << 20)
+    _o, err, st = run_exe("vmdksync", "--full", renamed, dest)
+    expect(st.exitstatus).to eq(0), err
+    expect(err).to include("vmdksync: warning: #{renamed}: its embedded descriptor (line ",
+                           "names #{File.join(@dir, 'imported', 'export.vmdk')}, which does not exist: " \
+                           "taken to be this file, renamed since it was written")
+    expect(same_bytes?(dest, want)).to be(true)
+  end
+
   it "the Ruby API: Delta.open(full: true) and VMDKSync.apply(..., full: true)" do
     img, want = stream_image(1 << 20)
     delta = VMDKSync::Delta.open(img, full: true)

@@ -64,6 +64,8 @@ pub struct Layer {
     pub changed_bytes: u64,
     /// Set when a header says the delta was not closed cleanly: which field, in which file.
     pub unclean: Option<String>,
+    /// A non-fatal observation about the layer's files, for the user.
+    pub note: Option<String>,
     /// Its extents, in disk order.
     pub extents: Vec<LayerExtent>,
 }
@@ -188,10 +190,13 @@ impl Layer {
                     Some(text) => Some(descriptor::parse(&text, &name)?),
                     None => None,
                 };
-                if let Some(d) = &desc {
-                    check_embedded(d, path, h.capacity, &name)?;
-                }
-                Self::single(path, f, desc, files, opts)?
+                let note = match &desc {
+                    Some(d) => check_embedded(d, path, h.capacity, &name)?,
+                    None => None,
+                };
+                let mut layer = Self::single(path, f, desc, files, opts)?;
+                layer.note = note;
+                layer
             }
             Kind::Other => {
                 if !descriptor::looks_like_descriptor(&head) {
@@ -228,6 +233,7 @@ impl Layer {
             zero_grains: 0,
             changed_bytes: 0,
             unclean: None,
+            note: None,
             extents: Vec::new(),
         }
     }
@@ -612,7 +618,14 @@ struct ExtentInfo {
 }
 
 /// A KDMV file's embedded descriptor must describe the file itself with the header's size.
-fn check_embedded(d: &Descriptor, path: &Path, capacity: u64, name: &str) -> Result<()> {
+/// A file it names that does not exist is taken to be this file under the name it was
+/// written with (an OVA's disk renamed after export): returns a note saying so.
+fn check_embedded(
+    d: &Descriptor,
+    path: &Path,
+    capacity: u64,
+    name: &str,
+) -> Result<Option<String>> {
     if d.extents.len() == 1 {
         let e = &d.extents[0];
         if e.sectors != capacity {
@@ -622,6 +635,13 @@ fn check_embedded(d: &Descriptor, path: &Path, capacity: u64, name: &str) -> Res
             ));
         }
         if let Some(p) = e.resolve(path) {
+            if p.file_name() != path.file_name() && std::fs::symlink_metadata(&p).is_err() {
+                return Ok(Some(format!(
+                    "{name}: its embedded descriptor (line {}) names {}, which does not exist: taken to be this file, renamed since it was written",
+                    e.line,
+                    p.display()
+                )));
+            }
             if !same_file(&p, path) && p.file_name() != path.file_name() {
                 return Err(Error::unsupported(
                     name,
@@ -630,7 +650,7 @@ fn check_embedded(d: &Descriptor, path: &Path, capacity: u64, name: &str) -> Res
             }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 pub(crate) use crate::io::same_file;

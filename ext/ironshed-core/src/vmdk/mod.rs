@@ -328,7 +328,12 @@ impl Delta {
             descriptor: newest.descriptor.clone(),
             base: chain.base.clone(),
             unclean: chain.layers.iter().any(|l| l.unclean.is_some()),
-            warnings: chain.warnings.clone(),
+            warnings: chain
+                .warnings
+                .iter()
+                .cloned()
+                .chain(chain.layers.iter().filter_map(|l| l.note.clone()))
+                .collect(),
             full: chain.full,
             inflate_once: opts.inflate_once,
             changed_bytes,

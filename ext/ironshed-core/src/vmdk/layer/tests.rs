@@ -337,6 +337,8 @@ fn embedded_descriptor_naming_another_file() {
         "SPARSE \"vm-000009.vmdk\"",
     );
     let other = s.desc().with_file_name("vm-000009.vmdk");
+    // A file of that name exists: which one the user meant is unclear.
+    fs::write(&other, b"another disk").unwrap();
     unsupported(
         open(s.desc()),
         &s.name(),
@@ -344,6 +346,37 @@ fn embedded_descriptor_naming_another_file() {
             "embedded descriptor line 10 names another file ({}); open that descriptor instead",
             other.display()
         )],
+    );
+}
+
+#[test]
+fn a_renamed_monolithic_file_is_opened_with_a_note() {
+    // As an OVA's disk renamed after export: the name its descriptor gives is gone.
+    let s = monolithic();
+    let before = open(s.desc()).unwrap();
+    assert_eq!(before.note, None);
+    let renamed = s.desc().with_file_name("disk1.vmdk");
+    fs::rename(s.desc(), &renamed).unwrap();
+    let l = open(&renamed).unwrap();
+    assert_eq!(
+        (l.format, l.capacity, l.grains, l.changed_bytes),
+        (
+            before.format,
+            before.capacity,
+            before.grains,
+            before.changed_bytes
+        )
+    );
+    assert_eq!(
+        l.note.as_deref(),
+        Some(
+            format!(
+                "{}: its embedded descriptor (line 10) names {}, which does not exist: taken to be this file, renamed since it was written",
+                renamed.display(),
+                s.desc().display()
+            )
+            .as_str()
+        )
     );
 }
 
