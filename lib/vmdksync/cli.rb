@@ -121,11 +121,11 @@ module VMDKSync
           @opts[:full] = true
         end
         o.on("--inflate-once", "inflate each compressed (streamOptimized)",
-             "grain once, while writing, instead of also",
-             "before the first write: about twice as fast,",
-             "but a grain that does not decode is found",
-             "part-way, exit 3 with the destination partly",
-             "written. Needs --full or --undo") do
+             "grain once, while writing, not also before",
+             "the first write: a grain that does not decode",
+             "is then found part-way, exit 3 with the",
+             "destination partly written. Needs --full",
+             "or --undo") do
           @opts[:inflate_once] = true
         end
         o.on("-n", "--dry-run", "check everything and list the ranges that",
