@@ -130,13 +130,15 @@ RSpec.describe "rootzone setup", :tmpdir do
       expect(out).to include("then svc -t #{@dnscache}")
       pids << Process.spawn("sh", "run", chdir: @inst, out: File::NULL, err: File::NULL, pgroup: true)
       wait_for_dns("127.53.53.53")
-      answer = Timeout.timeout(30) do
-        loop do
-          a, = Open3.capture2("dig", "+time=2", "+tries=1", "+short", "@127.53.53.60", "www.test", "A")
-          break a unless a.strip.empty? || a.include?("timed out")
+      # dnscache may still be starting (connection refused) or still resolving (timed out, or
+      # no answer yet): ask until an address comes back, for at most 30 s.
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 30
+      answer = nil
+      loop do
+        answer, = Open3.capture2("dig", "+time=2", "+tries=1", "+short", "@127.53.53.60", "www.test", "A")
+        break if answer.match?(/\A\d+(\.\d+){3}\n\z/) || Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
 
-          sleep 0.2
-        end
+        sleep 0.2
       end
       expect(answer).to eq("192.0.2.80\n")
     end
