@@ -635,7 +635,8 @@ fn check_embedded(
             ));
         }
         if let Some(p) = e.resolve(path) {
-            if p.file_name() != path.file_name() && std::fs::symlink_metadata(&p).is_err() {
+            let gone = matches!(std::fs::symlink_metadata(&p), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+            if p.file_name() != path.file_name() && gone {
                 return Ok(Some(format!(
                     "{name}: its embedded descriptor (line {}) names {}, which does not exist: taken to be this file, renamed since it was written",
                     e.line,
