@@ -3,36 +3,12 @@
 # What vmdksync writes, seen from the system calls (strace): for every delta format, and for a
 # chain mixing them, the destination ranges written are exactly the ranges `--dry-run` lists,
 # every byte once, in ascending order — however the grains are laid out in the delta and
-# however the copy loop batches, sorts and overlaps its reads.
+# however the copy loop batches, sorts and overlaps its reads. And each batch, once written, is
+# handed to the kernel to write out (sync_file_range) before the next batch is written and
+# before the final fdatasync.
+require_relative "support/syscall_log"
+
 RSpec.describe "vmdksync's writes", :tmpdir do
-  # [offset, length] of every write to +dest+ in an strace log (pwrite64 and copy_file_range,
-  # as strace -f -y prints them), in the order they were made.
-  def writes_to(log, dest)
-    pending = {}
-    File.readlines(log).filter_map do |line|
-      pid, rest = line.split(" ", 2)
-      if rest.include?("<unfinished ...>")
-        pending[pid] = rest.sub(/ <unfinished \.\.\.>.*/m, "")
-        next
-      end
-      rest = pending.delete(pid) + rest.sub(/\A<\.\.\. \w+ resumed>/, "") if rest.start_with?("<...")
-      next unless rest.include?("<#{dest}>")
-
-      case rest
-      when /\Apwrite64\(\d+<[^>]*>, .*, (\d+), (\d+)\) = (\d+)/
-        raise "short write: #{line}" unless $1 == $3
-
-        [$2.to_i, $1.to_i]
-      when /\Acopy_file_range\(\d+<[^>]*>, \[\d+\], \d+<[^>]*>, \[(\d+)\], (\d+), \d+\) = (\d+)/
-        raise "short copy: #{line}" unless $2 == $3
-
-        [$1.to_i, $2.to_i]
-      when /\A(pwrite64|copy_file_range)/
-        raise "unparsed write: #{line}"
-      end
-    end
-  end
-
   def merged(ranges)
     ranges.each_with_object([]) do |(o, l), out|
       if out.any? && out.last[0] + out.last[1] == o
@@ -51,15 +27,18 @@ RSpec.describe "vmdksync's writes", :tmpdir do
     listed = out.lines.grep(/\A\d+ \d+\n\z/).map { |l| l.split.map(&:to_i) }
     expect(listed).not_to be_empty
     log = File.join(@dir, "strace.log")
-    _o, err, st = Open3.capture3("strace", "-f", "-qq", "-y", "-s", "0", "-e", "trace=pwrite64,copy_file_range",
+    _o, err, st = Open3.capture3("strace", "-f", "-qq", "-y", "-s", "0", "-e", "trace=pwrite64,copy_file_range,sync_file_range,fdatasync",
                                  "-o", log, RbConfig.ruby, File.join(SpecHelpers::ROOT, "exe", "vmdksync"), "-q", *opts,
                                  descriptor, dest)
     expect(st.success?).to be(true), err
-    written = writes_to(log, File.realpath(dest))
+    events = SyscallLog.events(log, File.realpath(dest))
+    written = SyscallLog.writes(events)
     expect(written.each_cons(2).all? { |(a, l), (b, _)| a + l <= b }).to be(true),
                                                                           "writes not in ascending order: #{written.first(20)}"
     expect(merged(written)).to eq(listed)
     expect(written.sum { |_, l| l }).to eq(listed.sum { |_, l| l })
+    expect(SyscallLog.writeback_problem(events, batch: 8 << 20)).to be_nil
+    expect(events.last).to eq([:flush])
     expect(File.binread(dest)).to eq(File.binread(qemu_raw(descriptor, File.join(@dir, "qemu.raw"))))
   end
 

@@ -433,6 +433,11 @@ pub struct BatchWriter<'a> {
     next_free: u64,
     stats: CopyStats,
     in_kernel: bool,
+    /// The destination range copied in the kernel since it was last handed to the kernel's
+    /// writeback, and the bytes copied in it: handed over once a batch's worth is copied
+    /// (as each written batch is) and before the final flush.
+    copied: Option<(u64, u64)>,
+    copied_bytes: u64,
 }
 
 impl<'a> BatchWriter<'a> {
@@ -456,6 +461,8 @@ impl<'a> BatchWriter<'a> {
             next_free: 0,
             stats: CopyStats::default(),
             in_kernel: dest.kind() == super::DestKind::File,
+            copied: None,
+            copied_bytes: 0,
         }
     }
 
@@ -630,7 +637,22 @@ impl<'a> BatchWriter<'a> {
         }
         self.stats.bytes += len;
         self.stats.writes += 1;
+        let start = self.copied.map_or(dest, |(s, _)| s);
+        self.copied = Some((start, dest + len));
+        self.copied_bytes += len;
+        if self.copied_bytes >= self.cap as u64 {
+            self.write_back_copied();
+        }
         Ok(true)
+    }
+
+    /// Hands the range copied in the kernel since the last hand-over to the kernel's
+    /// writeback ([`Destination::start_writeback`]).
+    fn write_back_copied(&mut self) {
+        if let Some((start, end)) = self.copied.take() {
+            self.dest.start_writeback(start, end - start);
+        }
+        self.copied_bytes = 0;
     }
 
     /// Adds bytes the caller already holds (for example an inflated grain) at `dest`.
@@ -667,6 +689,7 @@ impl<'a> BatchWriter<'a> {
     /// Writes what is buffered and makes the destination durable.
     pub fn finish(mut self) -> Result<CopyStats> {
         self.drain()?;
+        self.write_back_copied();
         self.dest.sync()?;
         Ok(self.stats)
     }
