@@ -60,8 +60,11 @@ module VMDKSync
     #                   batch holding it is not): the destination is partly written. Without
     #                   it every grain is inflated when opening, to refuse a bad one before
     #                   the first write, and again when applying. A dry run of a delta opened
-    #                   so inflates every grain itself (on one thread). #inflate_once? says
-    #                   how the delta was opened.
+    #                   so inflates every grain itself (on one thread). apply_to refuses it
+    #                   (ArgumentError, before the destination is opened) unless the delta is
+    #                   opened with full or the apply keeps an undo file: see
+    #                   Delta.inflate_once_refusal. #inflate_once? says how the delta was
+    #                   opened.
     def self.open(path, **options)
       _open(path, **options)
     end

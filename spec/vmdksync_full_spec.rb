@@ -246,7 +246,9 @@ RSpec.describe "vmdksync --full", :tmpdir do
     # --inflate-once.
     _o, err, st = run_exe("vmdksync", "--inflate-once", damaged, dest)
     expect(st.exitstatus).to eq(2)
-    expect(err).to include("use it with --full (the destination is rewritten whole) or with --undo")
+    expect(err).to include("vmdksync: --inflate-once can stop part-way, on a grain that does not decode: it needs " \
+                           "a full apply (the destination is rewritten whole) or an undo file (which takes it back): " \
+                           "add --full or --undo FILE")
     _o, err, st = run_exe("vmdksync", "--full", "--inflate-once", "--dry-run", damaged, dest)
     expect(st.exitstatus).to eq(1), err
     expect(err).to match(%r{damaged/export\.vmdk: grain at byte \d+: compressed data is not valid zlib})
@@ -258,12 +260,45 @@ RSpec.describe "vmdksync --full", :tmpdir do
     expect(err.lines.size).to eq(1)
     expect(err).to include("inflate the compressed grain at byte", "by then #{8 << 20} bytes of #{dest} had been written",
                            "to go back: lvmsync --apply #{undo} #{dest}")
+    # The same command cannot finish it: the damaged image stops every run at the same grain.
+    expect(err).to include("; to finish, replace the damaged image with a good copy (this one stops every run at " \
+                           "the same grain), then run the same command again (it resumes #{undo}): vmdksync --full")
     got = File.binread(dest)
     expect(got.byteslice(0, 8 << 20) == File.binread(want, 8 << 20)).to be(true)
     expect(got.byteslice(8 << 20, size) == before.byteslice(8 << 20, size)).to be(true)
     _o, err, st = run_exe("lvmsync", "--apply", undo, dest)
     expect(st.exitstatus).to eq(0), err
     expect(File.binread(dest) == before).to be(true)
+    # The library: the class of the same damage found when opening, extended with PartlyWritten.
+    delta = VMDKSync::Delta.open(damaged, full: true, inflate_once: true)
+    expect { delta.apply_to(dest) }.to raise_error(VMDKSync::FormatError, /inflate the compressed grain at byte/) { |e|
+      expect(e).to be_a(Ironshed::PartlyWritten)
+      expect(e.written_bytes).to eq(8 << 20)
+    }
+  end
+
+  it "inflate_once on a delta (not full): apply_to refuses it without an undo file, before opening the destination" do
+    files = JSON.parse(testkit("chain", "--dir", @dir, "--capacity", "16M", "--seed", 8,
+                               "--layer", "stream-footer,layout=shuffled", "--random-writes", "40:64K"))
+    desc = files["layers"].last["descriptor"]
+    want = qemu_raw(desc, File.join(@dir, "qemu.raw"))
+    dest = File.join(@dir, "dest.raw")
+    FileUtils.cp(files["flat"], dest)
+    before = File.binread(dest)
+    why = VMDKSync::Delta.inflate_once_refusal(true, false, false)
+    expect(why).to start_with("can stop part-way, on a grain that does not decode")
+    expect([VMDKSync::Delta.inflate_once_refusal(true, true, false), VMDKSync::Delta.inflate_once_refusal(true, false, true),
+            VMDKSync::Delta.inflate_once_refusal(false, false, false)]).to eq([nil, nil, nil])
+    delta = VMDKSync::Delta.open(desc, inflate_once: true)
+    expect { delta.apply_to(dest) }.to raise_error(ArgumentError, "inflate_once #{why}")
+    expect { delta.apply_to(File.join(@dir, "missing.raw")) }.to raise_error(ArgumentError)
+    expect(File.binread(dest) == before).to be(true)
+    _o, err, st = run_exe("vmdksync", "--inflate-once", desc, dest)
+    expect([st.exitstatus, err.lines.first]).to eq([2, "vmdksync: --inflate-once #{why}: add --full or --undo FILE\n"])
+    expect(File.binread(dest) == before).to be(true)
+    result = delta.apply_to(dest, undo: File.join(@dir, "undo"))
+    expect(result.inflated).to be > 0
+    expect(File.binread(dest) == File.binread(want)).to be(true)
   end
 
   it "an export renamed after it was written (its descriptor names a file that is gone): written, with a warning" do

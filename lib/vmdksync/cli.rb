@@ -212,9 +212,8 @@ module VMDKSync
                "makes no sense with it"
       end
       return "--verify checks an apply; with --dry-run nothing is applied" if @opts[:verify] && @opts[:dry_run]
-      if @opts[:inflate_once] && !@opts[:full] && !@opts[:undo]
-        return "--inflate-once can stop part-way, on a grain that does not decode: use it with --full " \
-               "(the destination is rewritten whole) or with --undo (which takes it back)"
+      if (why = Delta.inflate_once_refusal(@opts[:inflate_once], @opts[:full], !@opts[:undo].nil?))
+        return "--inflate-once #{why}: add --full or --undo FILE"
       end
 
       "-v and -q exclude each other" if @opts[:verbose] && @opts[:quiet]
@@ -228,11 +227,19 @@ module VMDKSync
         @err.puts "vmdksync: #{reason} while verifying; the apply had finished: #{@dest} is fully updated"
       elsif @dest
         @err.puts Ironshed::StopLine.line(tool: "vmdksync", reason: reason, error: error, dest: @dest,
-                                          finish: Ironshed::StopLine.rerun("vmdksync", @argv, undo: @opts[:undo]),
-                                          undo: @opts[:undo], undo_option: "--undo")
+                                          finish: finish(error), undo: @opts[:undo], undo_option: "--undo")
       else
         @err.puts "vmdksync: #{reason}"
       end
+    end
+
+    # How to finish a run +error+ stopped after its first write: the same command again; but
+    # an image found damaged part-way (--inflate-once) stops every rerun at the same grain.
+    def finish(error)
+      rerun = Ironshed::StopLine.rerun("vmdksync", @argv, undo: @opts[:undo])
+      return rerun unless error.is_a?(FormatError)
+
+      "replace the damaged image with a good copy (this one stops every run at the same grain), then #{rerun}"
     end
 
     # Status 2: the command line is wrong, nothing was done.

@@ -125,6 +125,53 @@ fn stream_optimized_with_footer_and_zeroed_grains() {
     );
 }
 
+/// `inflate_once` on a delta (not `full`): the apply is refused, before the destination is
+/// opened, unless it keeps an undo file; with one it applies as qemu-img reads the chain.
+#[test]
+fn inflate_once_on_a_delta_needs_an_undo_file() {
+    use ironshed_core::error::{Kind, Report};
+    use ironshed_core::vmdk::inflate_once_refusal;
+    assert_eq!(inflate_once_refusal(false, false, false), None);
+    assert_eq!(inflate_once_refusal(true, true, false), None);
+    assert_eq!(inflate_once_refusal(true, false, true), None);
+    let why = inflate_once_refusal(true, false, false).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_chain(
+        dir.path(),
+        "vm",
+        &writes(6),
+        &[spec(STREAM_FOOTER, Layout::Shuffled(6))],
+    )
+    .unwrap();
+    let expected = dir.path().join("qemu.raw");
+    qemu_convert(files.newest(), &expected);
+    let dest = dir.path().join("dest.raw");
+    fs::copy(&files.flat, &dest).unwrap();
+    let before = fs::read(&dest).unwrap();
+    let opts = OpenOptions {
+        inflate_once: true,
+        ..Default::default()
+    };
+    let d = Delta::open(files.newest(), &opts).unwrap();
+    let e = d
+        .apply(&dest, &ApplyOptions::default(), &Progress::new())
+        .unwrap_err();
+    assert_eq!(e.kind(), Kind::Argument);
+    assert_eq!(e.to_string(), format!("inflate_once {why}"));
+    assert_eq!(fs::read(&dest).unwrap(), before, "nothing written");
+    let undo = ApplyOptions {
+        undo: Some(dir.path().join("undo")),
+        ..Default::default()
+    };
+    let st = d.apply(&dest, &undo, &Progress::new()).unwrap();
+    assert!(st.inflated > 0);
+    assert_same(
+        &fs::read(&dest).unwrap(),
+        &fs::read(&expected).unwrap(),
+        "inflate_once with an undo file vs qemu-img",
+    );
+}
+
 #[test]
 fn two_gb_max_extent_sparse_several_extents() {
     // 10 MiB in extents of 3 MiB: four extents, writes crossing extent boundaries.
@@ -499,6 +546,11 @@ fn inflate_once_inflates_each_grain_once_and_a_bad_grain_stops_the_apply_at_its_
     assert!(
         e.to_string().contains("inflate the compressed grain"),
         "{e}"
+    );
+    // A damaged image, as when opening refuses it: every rerun stops at the same grain.
+    assert_eq!(
+        ironshed_core::error::Report::kind(&e),
+        ironshed_core::error::Kind::VmdkFormat
     );
     let got = fs::read(&dest).unwrap();
     assert_same(

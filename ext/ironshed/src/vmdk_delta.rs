@@ -108,6 +108,11 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
         .define_module("VMDKSync")?
         .define_class("Delta", ruby.class_object())?;
     c.define_singleton_method("_open", function!(RbDelta::open, -1))?;
+    // `inflate_once_refusal(inflate_once, full, undo)`: the core's reason, or nil.
+    c.define_singleton_method(
+        "inflate_once_refusal",
+        function!(ironshed_core::vmdk::inflate_once_refusal, 3),
+    )?;
     c.const_set(
         "OPEN_OPTIONS",
         crate::convert::symbols(ruby, OpenOptions::KEYWORDS),

@@ -351,7 +351,7 @@ impl Inflating {
         same: bool,
     ) -> Result<bool> {
         let bad = |why: String| {
-            Error::Io(IoContext::new(
+            Error::Damaged(IoContext::new(
                 &src.path,
                 format!("inflate the compressed grain at byte {at}"),
                 std::io::Error::new(std::io::ErrorKind::InvalidData, why),

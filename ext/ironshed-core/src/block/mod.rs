@@ -62,6 +62,10 @@ pub enum Error {
     /// A system call failed.
     #[error("{0}")]
     Io(#[from] IoContext),
+    /// A source's bytes are damaged (a compressed grain that does not decode): every run
+    /// with the same source stops at the same place. Reported as a VMDK format error.
+    #[error("{0}")]
+    Damaged(IoContext),
     /// The caller cancelled the job (Ctrl-C, Thread#kill).
     #[error("{0}")]
     Cancelled(#[from] Cancelled),
@@ -71,6 +75,7 @@ impl Report for Error {
     fn kind(&self) -> Kind {
         match self {
             Error::Io(ctx) => ctx.kind(),
+            Error::Damaged(_) => Kind::VmdkFormat,
             Error::File(f) => f.kind(),
             Error::Cancelled(c) => c.kind(),
             Error::Busy { .. }
@@ -82,6 +87,7 @@ impl Report for Error {
     fn message(&self) -> String {
         match self {
             Error::Io(ctx) => ctx.message(),
+            Error::Damaged(ctx) => ctx.message(),
             Error::File(f) => f.message(),
             other => other.to_string(),
         }

@@ -53,6 +53,9 @@ pub enum Error {
     /// The undo file could not be created or written.
     #[error("{0}")]
     Undo(#[from] crate::wire::Error),
+    /// Options that cannot be used together: refused before the destination is opened.
+    #[error("{0}")]
+    Options(String),
     /// An error after the destination was partly written (or interrupted then).
     #[error("{cause}; by then {bytes} bytes of {} had been written", dest.display())]
     Stopped {
@@ -84,6 +87,7 @@ impl Error {
 impl Report for Error {
     fn kind(&self) -> Kind {
         match self {
+            Error::Options(_) => Kind::Argument,
             Error::Format { .. } => Kind::VmdkFormat,
             Error::Unsupported { .. } => Kind::VmdkUnsupported,
             Error::BaseMismatch { .. } => Kind::VmdkBaseMismatch,

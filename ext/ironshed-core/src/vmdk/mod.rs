@@ -103,8 +103,21 @@ pub struct OpenOptions {
     /// [`Error::Stopped`] after the batches before it were written (the batch holding it is
     /// not). Without it every grain is inflated once when the delta is opened, to refuse a
     /// bad one before the first write, and once more by the apply. A dry run of a delta
-    /// opened so inflates every grain itself, single-threaded.
+    /// opened so inflates every grain itself, single-threaded. An apply of a delta opened so
+    /// needs [`OpenOptions::full`] or [`ApplyOptions::undo`] ([`inflate_once_refusal`]).
     pub inflate_once: bool,
+}
+
+/// Why an apply with [`OpenOptions::inflate_once`] is refused, or `None` when it may go on.
+/// Such an apply can stop part-way, on a grain that does not decode, so it needs `full` (the
+/// destination is rewritten whole: a good image finishes it) or an `undo` file (which takes
+/// it back). The one rule for the library's apply and the command line's usage check; the
+/// reason reads after the option's name ("inflate_once ...", "--inflate-once ...").
+pub fn inflate_once_refusal(inflate_once: bool, full: bool, undo: bool) -> Option<&'static str> {
+    (inflate_once && !full && !undo).then_some(
+        "can stop part-way, on a grain that does not decode: it needs a full apply (the \
+         destination is rewritten whole) or an undo file (which takes it back)",
+    )
 }
 
 /// How to apply a delta.
@@ -528,6 +541,9 @@ impl Delta {
         opts: &ApplyOptions,
         progress: &Progress,
     ) -> Result<ApplyStats> {
+        if let Some(why) = inflate_once_refusal(self.inflate_once, self.full, opts.undo.is_some()) {
+            return Err(Error::Options(format!("inflate_once {why}")));
+        }
         let d = Destination::open(dest)?;
         d.check_not_input(&self.chain.inputs)?;
         self.check_destination(&d, opts)?;
