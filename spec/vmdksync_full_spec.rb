@@ -147,9 +147,13 @@ RSpec.describe "vmdksync --full", :tmpdir do
     newest = File.join(esx, "vm-000001.vmdk")
     want = qemu_raw(newest, File.join(@dir, "qemu-esx.raw"))
     garbage(dest, 4 << 20)
-    _o, err, st = run_exe("vmdksync", "--full", newest, dest)
+    _o, err, st = run_exe("vmdksync", "-v", "--full", newest, dest)
     expect(st.exitstatus).to eq(0), err
     expect(same_bytes?(dest, want)).to be(true)
+    # -v describes the flat base as data, not as a layer of zero-byte grains.
+    expect(err).to include("  2. #{File.join(esx, 'vm.vmdk')} (flat: raw data, no grains) CID ", "     4.0 MiB\n",
+                           " grains in 2 layers over a flat base disk, 4.0 MiB written (--full)")
+    expect(err).not_to include("0 B grains")
   end
 
   it "--dry-run lists the whole disk as one range and writes nothing" do

@@ -267,13 +267,20 @@ module VMDKSync
         info "chain:       #{layers.size} #{delta.full? ? 'layers (the base disk last)' : 'snapshots'}, newest first:"
         layers.each_with_index do |l, i|
           cid = l[:cid] ? format(" CID %08x", l[:cid]) : ""
+          if l[:format] == :flat
+            # A flat extent has no grains: all of it is data.
+            info format("  %d. %s (flat: raw data, no grains)%s", i + 1, l[:path], cid)
+            info "     #{u.bytes(l[:changed_bytes])}"
+            next
+          end
           info format("  %d. %s (%s, %s grains%s)%s", i + 1, l[:path], l[:format], u.bytes(l[:grain_size]),
                       l[:zero_grains].positive? ? ", #{l[:zero_grains]} zeroed" : "", cid)
           info "     #{l[:grains]} grains, #{u.bytes(l[:changed_bytes])}"
         end
       end
       if delta.full?
-        info "whole disk:  #{delta.grain_count} grains in #{layers.size} layer#{layers.size > 1 ? 's' : ''} over zeros, " \
+        under = layers.any? { |l| l[:format] == :flat } ? "over a flat base disk" : "over zeros"
+        info "whole disk:  #{delta.grain_count} grains in #{layers.size} layer#{layers.size > 1 ? 's' : ''} #{under}, " \
              "#{u.bytes(delta.changed_bytes)} written (--full)"
       else
         info "changed:     #{delta.grain_count} grains, #{u.bytes(delta.changed_bytes)} " \
