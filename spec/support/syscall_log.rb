@@ -24,17 +24,17 @@ module SyscallLog
 
   def self.event(call, line)
     case call
-    when /\Apwrite64\(\d+<[^>]*>, .*, (\d+), (\d+)\) = (\d+)/
+    when /\Apwrite64\(\d+<[^>]*>, .*, (\d+), (\d+)\)\s+= (\d+)/
       raise "short write: #{line}" unless $1 == $3
 
       [:write, $2.to_i, $1.to_i]
-    when /\Acopy_file_range\(\d+<[^>]*>, \[\d+\], \d+<[^>]*>, \[(\d+)\], (\d+), \d+\) = (\d+)/
+    when /\Acopy_file_range\(\d+<[^>]*>, \[\d+\], \d+<[^>]*>, \[(\d+)\], (\d+), \d+\)\s+= (\d+)/
       raise "short copy: #{line}" unless $2 == $3
 
       [:write, $1.to_i, $2.to_i]
-    when /\Async_file_range\(\d+<[^>]*>, (\d+), (\d+), SYNC_FILE_RANGE_WRITE\) = 0/
+    when /\Async_file_range\(\d+<[^>]*>, (\d+), (\d+), SYNC_FILE_RANGE_WRITE\)\s+= 0/
       [:writeback, $1.to_i, $2.to_i]
-    when /\A(fdatasync|fsync)\(\d+<[^>]*>\) = 0/
+    when /\A(fdatasync|fsync)\(\d+<[^>]*>\)\s+= 0/
       [:flush]
     when /\A(pwrite64|copy_file_range|sync_file_range|fdatasync|fsync)/
       raise "unparsed call: #{line}"

@@ -24,6 +24,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// Errors of the destination side.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +122,63 @@ pub struct Destination {
     /// Testing aid: [`Destination::discard`] skips its guaranteed step (see
     /// [`Destination::force_discard_fallback`]).
     discard_fallback: Option<u64>,
+    /// The thread that hands written ranges to the kernel's writeback
+    /// ([`Destination::start_writeback`]), started with the first.
+    flusher: Mutex<Option<Flusher>>,
+}
+
+/// A thread of its own that asks the kernel to start writing ranges out
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`). Submitting the writeback of scattered dirty
+/// pages costs CPU time in the caller (building and queueing the device's requests); here
+/// it runs beside the writer, which goes on writing the next batch. Dropping it lets the
+/// thread finish the ranges it was given and joins it.
+#[derive(Debug)]
+struct Flusher {
+    to: Option<std::sync::mpsc::Sender<(u64, u64)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    /// The thread, over its own descriptor of the same open file; `None` when either cannot
+    /// be had (the caller then submits itself).
+    fn start(file: &File) -> Option<Flusher> {
+        let file = file.try_clone().ok()?;
+        let (to, from) = std::sync::mpsc::channel::<(u64, u64)>();
+        let thread = std::thread::Builder::new()
+            .name("ironshed-writeback".into())
+            .spawn(move || {
+                for (offset, len) in from {
+                    submit_writeback(&file, offset, len);
+                }
+            })
+            .ok()?;
+        Some(Flusher {
+            to: Some(to),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.to = None;
+        if let Some(t) = self.thread.take() {
+            // The thread only makes system calls; a panic there changes no byte.
+            let _ = t.join();
+        }
+    }
+}
+
+/// `sync_file_range(SYNC_FILE_RANGE_WRITE)` of `[offset, offset+len)` of `file`, best effort.
+fn submit_writeback(file: &File, offset: u64, len: u64) {
+    let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain system call on a descriptor the caller owns; no memory is passed.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE);
+    }
 }
 
 /// See [`Destination::watched_by`].
@@ -228,6 +286,7 @@ impl Destination {
             touched: AtomicBool::new(false),
             written: AtomicU64::new(0),
             discard_fallback: None,
+            flusher: Mutex::new(None),
         })
     }
 
@@ -596,24 +655,41 @@ impl Destination {
     /// background (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), without waiting for them: the
     /// device then works while the next batch is gathered, and the final
     /// [`Destination::sync`] has less left to wait for. Best effort (it changes no byte, and
-    /// durability still comes from [`Destination::sync`]); it returns at once, or when the
-    /// device's queue is full.
+    /// durability still comes from [`Destination::sync`]). The range is handed to a thread of
+    /// the destination's own, so the caller (the writer) goes on at once while that thread
+    /// pays for queueing the device's requests; [`Destination::sync`] first waits until it
+    /// has handed over every range.
     pub fn start_writeback(&self, offset: u64, len: u64) {
         if !self.writable || len == 0 {
             return;
         }
-        let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
-            return;
-        };
-        use std::os::fd::AsRawFd;
-        // SAFETY: a plain system call on a descriptor this struct owns; no memory is passed.
-        unsafe {
-            libc::sync_file_range(self.file.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE);
+        let mut flusher = self.flusher.lock().unwrap_or_else(|p| p.into_inner());
+        if flusher.is_none() {
+            *flusher = Flusher::start(&self.file);
         }
+        let sent = flusher
+            .as_ref()
+            .and_then(|f| f.to.as_ref())
+            .is_some_and(|to| to.send((offset, len)).is_ok());
+        if !sent {
+            submit_writeback(&self.file, offset, len);
+        }
+    }
+
+    /// Waits until every range given to [`Destination::start_writeback`] was handed to the
+    /// kernel (the writeback thread stops; the next range starts another).
+    fn writeback_handed_over(&self) {
+        let flusher = self
+            .flusher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(flusher);
     }
 
     /// Flushes written data to stable storage (`fdatasync`).
     pub fn sync(&self) -> Result<()> {
+        self.writeback_handed_over();
         if self.writable {
             self.file
                 .sync_data()
@@ -656,6 +732,41 @@ mod tests {
             v[at] = 1;
             assert!(!is_zero(&v), "{at}");
         }
+    }
+
+    /// Writeback is handed to the destination's thread, which `sync` stops after it has
+    /// handed over every range; the next range starts another; a read-only destination
+    /// starts none.
+    #[test]
+    fn writeback_thread_is_drained_by_sync_and_restarted() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        fs::write(&p, pattern(2, (4 * MIB) as usize)).unwrap();
+        let d = Destination::open(&p).unwrap();
+        let running = |d: &Destination| d.flusher.lock().unwrap().is_some();
+        assert!(!running(&d));
+        for round in 0..2u8 {
+            for i in 0..4 {
+                d.write_all_at(&pattern(round + i as u8, MIB as usize), i * MIB)
+                    .unwrap();
+                d.start_writeback(i * MIB, MIB);
+            }
+            assert!(running(&d), "round {round}: started by the first range");
+            d.sync().unwrap();
+            assert!(!running(&d), "round {round}: sync waits for the hand-over");
+        }
+        d.start_writeback(0, 0);
+        assert!(!running(&d), "an empty range starts nothing");
+        let r = Destination::open_readonly(&p).unwrap();
+        r.start_writeback(0, MIB);
+        assert!(
+            !running(&r),
+            "nothing is written through a read-only destination"
+        );
+        let want: Vec<u8> = (0..4u8)
+            .flat_map(|i| pattern(1 + i, MIB as usize))
+            .collect();
+        assert!(fs::read(&p).unwrap() == want);
     }
 
     #[test]
