@@ -8,14 +8,14 @@ module SyscallLog
   # (as strace -y prints it: the real path). Raises on a write cut short or a line of a
   # traced call it cannot read, so a parsing slip cannot pass as "nothing was written".
   def self.events(log, path)
-    pending = {}
+    unfinished = {}
     File.readlines(log).filter_map do |line|
       pid, rest = line.split(" ", 2)
       if rest.include?("<unfinished ...>")
-        pending[pid] = rest.sub(/ <unfinished \.\.\.>.*/m, "")
+        unfinished[pid] = rest.sub(/ <unfinished \.\.\.>.*/m, "")
         next
       end
-      rest = pending.delete(pid) + rest.sub(/\A<\.\.\. \w+ resumed>/, "") if rest.start_with?("<...")
+      rest = unfinished.delete(pid) + rest.sub(/\A<\.\.\. \w+ resumed>/, "") if rest.start_with?("<...")
       next unless rest.include?("<#{path}>")
 
       event(rest, line)
