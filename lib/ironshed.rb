@@ -6,7 +6,9 @@
 # explains them all) and then loads the native extension, which looks them up.
 require_relative "ironshed/version"
 require_relative "ironshed/errors"
-require "ironshed/ironshed"
+# Loaded with interrupts deferred: the extension looks up the class of every wrapped type as
+# it loads, and a Ctrl-C must not land inside those lookups (it is raised right after).
+Thread.handle_interrupt(Object => :never) { require "ironshed/ironshed" }
 require_relative "ironshed/units"
 require_relative "ironshed/progress_meter"
 require_relative "ironshed/stop_line"

@@ -45,6 +45,29 @@ RSpec.describe "the Ruby boundary", :tmpdir do
                                "VerificationError", "SignatureExpired", "RollbackError")
     end
 
+    it "a wrapped type's class is looked up when the extension loads, not at its first use" do
+      # magnus looks the class up on first use and panics if that raises: a Ctrl-C landing in
+      # the first Ironshed::Progress.new of a run would be a fatal panic, not an Interrupt.
+      # With the constant gone after loading, a first use still works only if the class was
+      # looked up at load.
+      script = <<~RUBY
+        require "vmdksync"
+        klass = Ironshed::Progress
+        Ironshed.send(:remove_const, :Progress)
+        puts klass.new.done
+      RUBY
+      out, err, st = Open3.capture3(RbConfig.ruby, "-I", File.expand_path("../lib", __dir__), "-e", script)
+      expect([out, st.success?]).to eq(["0\n", true]), err
+      # Every wrapped type of the binding is in the list resolved at load.
+      src = File.expand_path("../ext/ironshed/src", __dir__)
+      wrapped = Dir[File.join(src, "*.rs")].flat_map do |f|
+        File.read(f).scan(/#\[magnus::wrap\(class = "[^"]+"[^\]]*\]\s*pub struct (\w+)/).flatten
+      end
+      expect(wrapped.size).to eq(15)
+      listed = File.read(File.join(src, "lib.rs"))[/fn resolve_wrapped_classes.*?\n}/m].scan(/::(Rb\w+)::class/).flatten
+      expect(listed.sort).to eq(wrapped.sort)
+    end
+
     it "must all be defined before the extension loads: a missing one fails the require" do
       script = <<~RUBY
         require "ironshed/errors"

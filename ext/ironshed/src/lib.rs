@@ -25,7 +25,7 @@ mod rootzone_verification;
 mod rootzone_zone;
 mod vmdk_delta;
 
-use magnus::{Error, Ruby};
+use magnus::{Error, Ruby, TypedData};
 
 #[magnus::init]
 fn init(ruby: &Ruby) -> Result<(), Error> {
@@ -47,5 +47,29 @@ fn init(ruby: &Ruby) -> Result<(), Error> {
     rootzone_zone::init(ruby)?;
     rootzone_update::init(ruby)?;
     rootzone_installed::init(ruby)?;
+    resolve_wrapped_classes(ruby);
     Ok(())
+}
+
+/// Looks up the class of every wrapped type now, while the extension loads (lib/ironshed.rb
+/// loads it with interrupts deferred). magnus looks a wrapped type's class up on its first
+/// use and panics if that lookup raises; left to first use, a Ctrl-C arriving just as the
+/// first job starts (`Ironshed::Progress.new`) would turn into a fatal panic instead of an
+/// `Interrupt`. spec/ruby_boundary_spec.rb checks that every wrapped type is listed here.
+fn resolve_wrapped_classes(ruby: &Ruby) {
+    progress::RbProgress::class(ruby);
+    vmdk_delta::RbDelta::class(ruby);
+    lvm_metadata::RbMetadata::class(ruby);
+    lvm_change_set::RbChangeSet::class(ruby);
+    lvm_cow_store::RbCowStore::class(ruby);
+    lvm_thin_delta::RbThinDelta::class(ruby);
+    lvm_thin_mapping::RbThinMapping::class(ruby);
+    lvmsync_link::RbLink::class(ruby);
+    rethtool_handle::RbHandle::class(ruby);
+    rethtool_driver_info::RbDrvInfo::class(ruby);
+    rethtool_link_settings::RbLinkSettings::class(ruby);
+    rootzone_verification::RbVerification::class(ruby);
+    rootzone_zone::RbZone::class(ruby);
+    rootzone_update::RbUpdateReport::class(ruby);
+    rootzone_installed::RbInstalled::class(ruby);
 }
