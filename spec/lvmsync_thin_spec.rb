@@ -295,6 +295,41 @@ RSpec.describe "lvmsync on thin snapshots", :tmpdir do
       end
     end
 
+    it "--discards over an external origin: the unmapped ranges go as data read from the origin, with a note" do
+      # thin1 reads the external origin vgfix/lin where it maps no block: there the device
+      # holds lin's data, not zeros (the image is given that data, as the kernel would read it).
+      text = File.read(ThinEnv::FIXTURE)
+      seg = "thin_pool = \"pool\"\n\t\t\t\ttransaction_id = 0\n\t\t\t\tdevice_id = 1\n"
+      expect(text.scan(seg).size).to eq(1)
+      # (The stand-in's vgcfgbackup answers with this file.)
+      File.write(path("meta/vgfix.vg"), text.sub(seg, "thin_pool = \"pool\"\n\t\t\t\texternal_origin = \"lin\"\n" \
+                                                    "\t\t\t\ttransaction_id = 0\n\t\t\t\tdevice_id = 1\n"))
+      lin = Random.new(7)
+      unmapped = unmapped(@maps["thin-snap"], @maps["thin1"])
+      expect(unmapped).not_to be_empty
+      File.open(path("thin1.img"), "r+b") { |f| unmapped.each { |o, l| f.pwrite(lin.bytes(l), o) } }
+      out, err, st = lvmsync("--discards", "--stdout", "vgfix/thin-snap")
+      expect(st.exitstatus).to eq(0), err
+      expect(err).to include("lvmsync: note: --discards: vgfix/thin1 reads its external origin vgfix/lin where it " \
+                             "maps no block, so its unmapped ranges are sent as data read from it, not as discard " \
+                             "records")
+      line, recs = records(out)
+      expect(line).to eq("lvmsync PROTO[3]")
+      expect(recs.map { |r| r[2] }.uniq).to eq([:data])
+      expect(coalesce(recs.map { |o, l, _, _| [o, l] })).to eq(differing(@maps["thin-snap"], @maps["thin1"]))
+      File.binwrite(path("changes"), out)
+      _o, err, st = lvmsync("--apply", path("changes"), path("dest.img"))
+      expect(st.exitstatus).to eq(0), err
+      expect(sha_of("dest.img")).to eq(sha_of("thin1.img"))
+      # Locally too.
+      FileUtils.cp(path("thin-snap.img"), path("dest.img"))
+      _o, err, st = lvmsync("--discards", "vgfix/thin-snap", path("dest.img"))
+      expect(st.exitstatus).to eq(0), err
+      expect(err).to include("reads its external origin vgfix/lin")
+      expect(err).not_to include("discarded")
+      expect(sha_of("dest.img")).to eq(sha_of("thin1.img"))
+    end
+
     it "--discards local: discarded on the destination, reported" do
       _o, err, st = lvmsync("--discards", "vgfix/thin-snap", path("dest.img"))
       expect(st.exitstatus).to eq(0), err

@@ -96,6 +96,20 @@ RSpec.describe "lvmsync on real thin snapshots", :vm do
     expect(kv("held_after_busy")).to match(/\A\d+\z/)
   end
 
+  it "--discards over an external origin: the range it unmapped goes as the external origin's data, not a discard" do
+    # The kernel reads the external origin where the thin LV maps no block (the premise)...
+    expect(kv("ext_reads_base")).to eq("yes")
+    # ...and the real vgcfgbackup records it where the metadata parser reads it.
+    vg = LVM::VGConfig.load(File.join(@out, "thin-snapshots.vg"))
+    expect(vg.logical_volumes["ext"].segments.first.external_origin).to eq("base")
+    expect(kv("ext_rc")).to eq("0"), err_of("ext")
+    # The copy reads what the thin LV reads: base's data in the range unmapped since e1.
+    expect(kv("ext_dest_sum")).to eq(kv("ext_sum"))
+    expect(err_of("ext")).to include("lvmsync: note: --discards: vgt/ext reads its external origin vgt/base where it " \
+                                     "maps no block")
+    expect(err_of("ext")).to match(/\d+ blocks rewritten, \d+ newly mapped, [1-9]\d* unmapped/)
+  end
+
   it "--verify catches a destination that silently drops writes (dm-flakey)" do
     expect(kv("flaky_rc")).to eq("1")
     expect(err_of("flaky")).to match(/verify FAILED: \d+ of \d+ ranges of \/dev\/mapper\/flaky do not match the source: bytes \d+\.\.\d+ \(differs\)/)

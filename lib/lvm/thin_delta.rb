@@ -11,7 +11,8 @@ module LVM
   #   d = LVM::ThinDelta.run("/dev/mapper/vg0-pool_tmeta", 2, 1)   # needs a reserved metadata
   #   d.block_size          # => 65536                              # snapshot: see ThinPool
   #   d.changed_extents     # => [[offset, length], ...] blocks whose data changed (send them)
-  #   d.unmapped_extents    # => blocks the newer device no longer maps (they read as zeros)
+  #   d.unmapped_extents    # => blocks the newer device no longer maps (zeros, unless it
+  #                         #    reads an external origin there: then its data, to send)
   #   d.ranges              # => inclusive byte Ranges of both, coalesced
   #
   # Methods: block_size, left, right, changed_extents, unmapped_extents, extents (both, merged),

@@ -46,7 +46,7 @@ module LVMSync
              end
       verbose "lvmsync: data source: #{plan.source}"
       plan.changes.extents.each { |off, len| @console.debug "lvmsync: changed: #{off}+#{len}" } if @console.debug?
-      plan.discards = discards?(plan.changes)
+      plan.discards = discards?(plan.changes, round)
       plan.older = older_device(round, older) if older && !@options.no_destination_check
       plan
     end
@@ -182,8 +182,10 @@ module LVMSync
     end
 
     # True when unmapped (discarded) ranges should go as discard records: asked with
-    # --discards, and by default for --full (not with --plain, the original format).
-    def discards?(changes)
+    # --discards, and by default for --full (not with --plain, the original format). Not
+    # where the newer thin device reads an external origin's data where it maps no block
+    # (the core's round names it): its unmapped ranges then go as data read from it.
+    def discards?(changes, round)
       return !@options.plain && changes.discard_bytes.positive? if @options.full
       return false unless @options.discards
 
@@ -191,7 +193,15 @@ module LVMSync
         @console.info "lvmsync: note: --discards: a classic snapshot has no unmapped ranges; nothing to discard"
         return false
       end
-      changes.unmapped_bytes.positive?
+      return false unless changes.unmapped_bytes.positive?
+
+      if (ext = round[:external_origin])
+        @console.info "lvmsync: note: --discards: #{round[:vg]}/#{round.dig(:right, :lv)} reads its external origin " \
+                      "#{round[:vg]}/#{ext} where it maps no block, so its unmapped ranges are sent as data read " \
+                      "from it, not as discard records"
+        return false
+      end
+      true
     end
   end
 end

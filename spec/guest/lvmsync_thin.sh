@@ -13,6 +13,8 @@
 #  3. the metadata snapshot is released when lvmsync is interrupted (SIGINT, SIGTERM) while
 #     thin_delta runs; one reserved by someone else is reported and left alone.
 #  4. --verify on a destination that drops writes (dm-flakey drop_writes) fails.
+#  5. a thin LV over an external origin: lvmsync --discards of its snapshot, after a range of it
+#     was discarded (where it then reads the external origin's data, not zeros).
 set -euo pipefail
 out=$1
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -150,6 +152,26 @@ run flaky "${lvmsync[@]}" --verify vgt/s1 /dev/mapper/flaky
 kv flaky_unchanged "$([ "$(fsum /tmp/flaky.img)" = "$s1_sum" ] && echo yes || echo no)"
 dmsetup remove flaky
 losetup -d "$floop"
+
+# 5. "ext", a thin LV whose external origin is the read-only LV "base": 8 MiB written to it
+# (mapped), its snapshot e1 copied to a file, then 2 MiB of it discarded (unmapped: it reads
+# base's data there again).
+q lvcreate -q -L 16M -n base vgt
+dd if=/dev/urandom of=/tmp/base.img bs=1M count=16 status=none
+dd if=/tmp/base.img of=/dev/vgt/base bs=1M oflag=direct status=none
+# An external origin must be read-only and inactive when the thin LV over it is made.
+q lvchange -q -an -pr vgt/base
+q lvcreate -q -s --thinpool vgt/pool -n ext vgt/base
+dd if=/dev/urandom of=/dev/vgt/ext bs=1M count=8 oflag=direct status=none
+q lvcreate -q -s -n e1 vgt/ext
+q lvchange -q -ay -K vgt/e1
+dd if=/dev/vgt/e1 of=/tmp/ext-dest.img bs=1M iflag=direct status=none
+blkdiscard -o $((2 * MIB)) -l $((2 * MIB)) /dev/vgt/ext
+kv ext_sum "$(sum /dev/vgt/ext)"
+kv ext_reads_base "$([ "$(dd if=/dev/vgt/ext bs=1M skip=2 count=2 iflag=direct status=none | sha256sum)" = \
+  "$(dd if=/tmp/base.img bs=1M skip=2 count=2 status=none | sha256sum)" ] && echo yes || echo no)"
+run ext "${lvmsync[@]}" -v --discards vgt/e1 /tmp/ext-dest.img
+kv ext_dest_sum "$(fsum /tmp/ext-dest.img)"
 
 vgcfgbackup -q -f "$out/thin-snapshots.vg" vgt >/dev/null
 q vgchange -q -an vgt

@@ -134,8 +134,13 @@ fn round(ruby: &Ruby, r: &Round) -> Result<RHash, Error> {
         full = r.full());
     h.update(match &r.changes {
         Changes::Classic { store } => hash!(ruby; store),
-        Changes::Thin { pool, left, right } => {
-            hash!(ruby; pool; left = device(left)?, right = device(right)?)
+        Changes::Thin {
+            pool,
+            left,
+            right,
+            external_origin,
+        } => {
+            hash!(ruby; pool, external_origin; left = device(left)?, right = device(right)?)
         }
         Changes::FullThin { pool, device: d } => hash!(ruby; pool; device = device(d)?),
         Changes::FullScan => ruby.hash_new(),

@@ -69,6 +69,11 @@ pub enum Changes {
         left: ThinDevice,
         /// `--snap2`: the newer snapshot of a `--from` round, else the origin.
         right: ThinDevice,
+        /// The external origin `right` reads where it maps no block (its own, or that of the
+        /// thin LV it is a snapshot of), if any: its unmapped blocks then read that LV's
+        /// data, not zeros, so they must be sent as data read from `right`, never as discard
+        /// records.
+        external_origin: Option<String>,
     },
     /// A whole-volume copy of a thin LV: its mapped blocks (`thin_dump` of `device` in
     /// `pool`) are sent, the rest discarded.
@@ -520,6 +525,7 @@ impl<'a> Planner<'a> {
             origin: Some(origin.to_string()),
             changes: Changes::Thin {
                 pool: left.1.pool.unwrap_or_default().to_string(),
+                external_origin: self.external_origin(right.0),
                 left: device(left),
                 right: device(right),
             },
@@ -529,14 +535,9 @@ impl<'a> Planner<'a> {
         })
     }
 
-    /// A whole-volume copy of `lv`, read from `lv` itself (a snapshot as it was taken): a
-    /// thin LV by its mapping, anything else by a zero scan. A classic snapshot being merged,
-    /// and LVs that hold no volume data (pools, their metadata, exception stores), are
-    /// refused; an LV that is no snapshot is `live`. (An exception store is the snapshot LV
-    /// the user names; the hidden LV with the `snapshot` segment is refused.)
-    /// True when `lv` is a thin LV whose unmapped blocks are read from an external origin:
-    /// its own segment names one, or one of the thin LVs it is a snapshot of does.
-    fn reads_external_origin(&self, lv: &LogicalVolume) -> bool {
+    /// The external origin a thin LV's unmapped blocks are read from: the one its own
+    /// segment names, or one of the thin LVs it is a snapshot of names.
+    fn external_origin(&self, lv: &LogicalVolume) -> Option<String> {
         let mut at = lv;
         // Each step follows a thin snapshot to its origin; a loop in bad metadata ends when
         // the steps outnumber the LVs.
@@ -545,25 +546,24 @@ impl<'a> Planner<'a> {
                 origin,
                 external_origin,
                 ..
-            } = &match at.segments.first() {
-                Some(s) => s,
-                None => return false,
-            }
-            .kind
+            } = &at.segments.first()?.kind
             else {
-                return false;
+                return None;
             };
             if external_origin.is_some() {
-                return true;
+                return external_origin.clone();
             }
-            match origin.as_deref().and_then(|o| self.vg.lv(o)) {
-                Some(next) => at = next,
-                None => return false,
-            }
+            at = self.vg.lv(origin.as_deref()?)?;
         }
-        true
+        // A loop of snapshots in bad metadata: assume the worst (no discards, no mapping).
+        Some(String::from("(a loop of thin snapshots)"))
     }
 
+    /// A whole-volume copy of `lv`, read from `lv` itself (a snapshot as it was taken): a
+    /// thin LV by its mapping, anything else by a zero scan. A classic snapshot being merged,
+    /// and LVs that hold no volume data (pools, their metadata, exception stores), are
+    /// refused; an LV that is no snapshot is `live`. (An exception store is the snapshot LV
+    /// the user names; the hidden LV with the `snapshot` segment is refused.)
     fn full(&self, lv: &LogicalVolume) -> Result<Round, RoundError> {
         let data_lv = self.data_lv(&lv.name)?;
         let mut round = Round {
@@ -581,7 +581,7 @@ impl<'a> Planner<'a> {
             // Where a thin LV (or the thin LV it is a snapshot of) has an external origin,
             // its unmapped blocks read the external origin's data, not zeros: only reading
             // the device itself gives its content.
-            if !self.reads_external_origin(lv) {
+            if self.external_origin(lv).is_none() {
                 round.changes = Changes::FullThin {
                     pool: t.pool.unwrap_or_default().to_string(),
                     device: ThinDevice {

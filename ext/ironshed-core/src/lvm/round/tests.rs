@@ -258,6 +258,7 @@ fn a_thin_snapshot_is_compared_with_its_origin() {
                 pool: "pool".into(),
                 left: dev("thin-snap", 2),
                 right: dev("thin1", 1),
+                external_origin: None,
             },
             data_lv: Some("thin1".into()),
             data_lv_is_snapshot: false,
@@ -277,6 +278,7 @@ fn a_thin_from_round_compares_the_two_snapshots_or_the_older_with_the_origin() {
             pool: "pool".into(),
             left: dev("thin-snap", 2),
             right: dev("thin-snap2", 3),
+            external_origin: None,
         }
     );
     assert_eq!(
@@ -303,6 +305,7 @@ fn a_thin_from_round_compares_the_two_snapshots_or_the_older_with_the_origin() {
             pool: "pool".into(),
             left: dev("thin-snap2", 3),
             right: dev("thin1", 1),
+            external_origin: None,
         }
     );
     assert_eq!(r.data_lv.as_deref(), Some("thin1"));
@@ -503,6 +506,39 @@ fn full_refuses_from_and_a_merging_snapshot() {
         full_of(&m, "nothere", None).unwrap_err(),
         RoundError::NoSuchLv { .. }
     ));
+}
+
+#[test]
+fn a_thin_round_over_an_external_origin_names_it() {
+    // thin1 reads the external origin "lin" where it maps no block, and so does every thin
+    // snapshot of it: what thin_delta reports unmapped in the newer device reads lin's data
+    // there, not zeros, and must not go as discard records.
+    let m = edited(
+        THIN,
+        "thin_pool = \"pool\"\n\t\t\t\ttransaction_id = 0\n\t\t\t\tdevice_id = 1",
+        "thin_pool = \"pool\"\n\t\t\t\texternal_origin = \"lin\"\n\t\t\t\ttransaction_id = 0\n\t\t\t\tdevice_id = 1",
+    );
+    let external = |r: Round| match r.changes {
+        Changes::Thin {
+            external_origin, ..
+        } => external_origin,
+        other => panic!("not a thin round: {other:?}"),
+    };
+    // A snapshot's changes (the newer device is the origin itself)...
+    assert_eq!(
+        external(plan_of(&m, "thin-snap", None).unwrap()).as_deref(),
+        Some("lin")
+    );
+    // ...and a --from round between two snapshots of it.
+    assert_eq!(
+        external(plan_of(&m, "thin-snap2", Some("thin-snap")).unwrap()).as_deref(),
+        Some("lin")
+    );
+    // Without it, nothing is named.
+    assert_eq!(
+        external(plan_of(&meta(THIN), "thin-snap", None).unwrap()),
+        None
+    );
 }
 
 #[test]
