@@ -107,7 +107,7 @@ RSpec.describe "vmdksync --full", :tmpdir do
     expect(same_bytes?(dest, want)).to be(true)
   end
 
-  it "a twoGbMaxExtentSparse base of two extents (2 GiB + 5 MiB, mostly unallocated)" do
+  it "a twoGbMaxExtentSparse base of two extents (2 GiB + 5 MiB, mostly unallocated), zeros written or discarded" do
     size = (2048 + 5) << 20
     src = File.join(@dir, "src.raw")
     data = mixed_data(3 << 20, 13)
@@ -120,13 +120,16 @@ RSpec.describe "vmdksync --full", :tmpdir do
     expect(File.read(img).scan(/^RW \d+ SPARSE/).size).to eq(2)
     want = qemu_raw(img, File.join(@dir, "qemu.raw"))
     dest = File.join(@dir, "dest.raw")
-    File.open(dest, "wb") do |f|
-      f.truncate(size)
-      [0, 100 << 20, 2047 << 20, size - (1 << 20)].each { |at| f.pwrite(Random.new(at).bytes(1 << 20), at) }
+    # Old data wherever the image has none, inside and across the extents' boundary.
+    [[], ["--discard-zeros"]].each do |opts|
+      File.open(dest, "wb") do |f|
+        f.truncate(size)
+        [0, 100 << 20, 2047 << 20, size - (1 << 20)].each { |at| f.pwrite(Random.new(at).bytes(1 << 20), at) }
+      end
+      _o, err, st = run_exe("vmdksync", "--full", *opts, img, dest)
+      expect(st.exitstatus).to eq(0), err
+      expect(same_bytes?(dest, want)).to be(true), "with #{opts.inspect}"
     end
-    _o, err, st = run_exe("vmdksync", "--full", "--discard-zeros", img, dest)
-    expect(st.exitstatus).to eq(0), err
-    expect(same_bytes?(dest, want)).to be(true)
   end
 
   it "flat base disks: a qemu-made monolithicFlat image, and an ESX chain over vm-flat.vmdk" do
