@@ -476,6 +476,22 @@ RSpec.describe "lvmsync executable", :tmpdir do
       refuse(SNAP, path("dest.img"), "the snapshot is being merged into its origin")
     end
 
+    it "an origin extended after the snapshot was taken (what was written to the new part is recorded nowhere)" do
+      set_up
+      # src-lv grown from 8 to 10 extents of 4 MiB, as lvextend leaves the metadata (the
+      # snapshot's bookkeeping LV keeps the size the origin had; checked on a real kernel).
+      text = LvmEnv.classic_metadata
+      at = text.index("src-lv {")
+      grown = text[0...at] + text[at..].sub("extent_count = 8", "extent_count = 10")
+      File.write(path("meta/vg-sync.vg"), grown)
+      message = "vg-sync/src-lv is 40.0 MiB but vg-sync/src-snap records changes only in its first 32.0 MiB: " \
+                "vg-sync/src-lv grew after vg-sync/src-snap was taken, so lvmsync would leave the last 8.0 MiB " \
+                "of the destination as they are; copy the volume whole instead (a new snapshot sent with " \
+                "--full, onto a destination of at least 40.0 MiB)"
+      refuse(SNAP, path("dest.img"), message)
+      refuse("--stdout", SNAP, message)
+    end
+
     it "an inactive snapshot (no -cow device)" do
       set_up
       File.delete(File.join(@dir, "dev/mapper/vg--sync-src--snap-cow"))

@@ -110,6 +110,19 @@ RSpec.describe "lvmsync on real thin snapshots", :vm do
     expect(err_of("ext")).to match(/\d+ blocks rewritten, \d+ newly mapped, [1-9]\d* unmapped/)
   end
 
+  it "an origin extended after its snapshot, thin or classic: refused, nothing written" do
+    { "tg" => "thin", "cg" => "classic" }.each do |lv, kind|
+      expect(kv("grown_#{lv}_rc")).to eq("1"), "#{kind}: #{err_of("grown_#{lv}")}"
+      expect(err_of("grown_#{lv}")).to eq(
+        "lvmsync: vgt/#{lv} is 12.0 MiB but vgt/#{lv}1 records changes only in its first 8.0 MiB: vgt/#{lv} " \
+        "grew after vgt/#{lv}1 was taken, so lvmsync would leave the last 4.0 MiB of the destination as they " \
+        "are; copy the volume whole instead (a new snapshot sent with --full, onto a destination of at least " \
+        "12.0 MiB)\n"
+      ), kind
+      expect(kv("grown_#{lv}_dest_unchanged")).to eq("yes"), kind
+    end
+  end
+
   it "--verify catches a destination that silently drops writes (dm-flakey)" do
     expect(kv("flaky_rc")).to eq("1")
     expect(err_of("flaky")).to match(/verify FAILED: \d+ of \d+ ranges of \/dev\/mapper\/flaky do not match the source: bytes \d+\.\.\d+ \(differs\)/)

@@ -15,6 +15,7 @@
 #  4. --verify on a destination that drops writes (dm-flakey drop_writes) fails.
 #  5. a thin LV over an external origin: lvmsync --discards of its snapshot, after a range of it
 #     was discarded (where it then reads the external origin's data, not zeros).
+#  6. an origin extended after its snapshot was taken, thin and classic: lvmsync refuses.
 set -euo pipefail
 out=$1
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -172,6 +173,30 @@ kv ext_reads_base "$([ "$(dd if=/dev/vgt/ext bs=1M skip=2 count=2 iflag=direct s
   "$(dd if=/tmp/base.img bs=1M skip=2 count=2 status=none | sha256sum)" ] && echo yes || echo no)"
 run ext "${lvmsync[@]}" -v --discards vgt/e1 /tmp/ext-dest.img
 kv ext_dest_sum "$(fsum /tmp/ext-dest.img)"
+
+# 6. Origins extended after their snapshot: a thin LV "tg" (extended while active, as thin LVs
+# may be) and a linear LV "cg" with a classic snapshot (extended while inactive, as LVM
+# requires), each written in its new part; the copies of the snapshots must stay as they are.
+modprobe dm-snapshot
+q lvcreate -q -V 8M -T vgt/pool -n tg
+dd if=/dev/urandom of=/dev/vgt/tg bs=1M count=8 oflag=direct status=none
+q lvcreate -q -s -n tg1 vgt/tg
+q lvchange -q -ay -K vgt/tg1
+q lvcreate -q -L 8M -n cg vgt
+dd if=/dev/urandom of=/dev/vgt/cg bs=1M count=8 oflag=direct status=none
+q lvcreate -q -s -L 4M -n cg1 vgt/cg
+q lvextend -q -L 12M vgt/tg
+q lvchange -q -an vgt/cg
+q lvextend -q -L 12M vgt/cg
+q lvchange -q -ay vgt/cg
+for lv in tg cg; do
+  dd if=/dev/urandom of="/dev/vgt/$lv" bs=1M seek=9 count=2 oflag=direct status=none
+  dd if="/dev/vgt/${lv}1" of="/tmp/$lv-dest.img" bs=1M iflag=direct status=none
+  truncate -s 12M "/tmp/$lv-dest.img"
+  before=$(fsum "/tmp/$lv-dest.img")
+  run "grown_$lv" "${lvmsync[@]}" "vgt/${lv}1" "/tmp/$lv-dest.img"
+  kv "grown_${lv}_dest_unchanged" "$([ "$(fsum "/tmp/$lv-dest.img")" = "$before" ] && echo yes || echo no)"
+done
 
 vgcfgbackup -q -f "$out/thin-snapshots.vg" vgt >/dev/null
 q vgchange -q -an vgt

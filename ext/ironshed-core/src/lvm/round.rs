@@ -274,6 +274,46 @@ pub enum RoundError {
         /// The snapshot.
         lv: String,
     },
+    /// The device the data is read from is larger than the snapshot whose changes are listed:
+    /// the origin grew after that snapshot was taken, and nothing records what was written
+    /// to its new part.
+    #[error(
+        "{vg}/{read} is {} but {vg}/{tracked} records changes only in its first {}: {vg}/{origin} \
+         grew after {vg}/{tracked} was taken, so lvmsync would leave the last {} of the \
+         destination as they are; copy the volume whole instead (a new snapshot sent with \
+         --full, onto a destination of at least {})",
+        size_text(*read_bytes), size_text(*tracked_bytes), size_text(read_bytes - tracked_bytes),
+        size_text(*read_bytes)
+    )]
+    Grown {
+        /// Volume group.
+        vg: String,
+        /// The LV the data is read from (the origin, or the newer snapshot of `--from`).
+        read: String,
+        /// Its size in bytes.
+        read_bytes: u64,
+        /// The snapshot whose changes are listed (the snapshot, or `--from`'s).
+        tracked: String,
+        /// Its size in bytes: the origin's size when it was taken.
+        tracked_bytes: u64,
+        /// The origin.
+        origin: String,
+    },
+}
+
+/// A size for messages: whole bytes below 1 KiB, else KiB/MiB/GiB/TiB with one decimal.
+fn size_text(bytes: u64) -> String {
+    let units = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", units[u])
 }
 
 impl crate::Report for RoundError {
@@ -470,6 +510,23 @@ impl<'a> Planner<'a> {
             })?;
             self.data_lv(origin)?
         };
+        // A classic snapshot's size is its bookkeeping LV's (the origin's size when it was
+        // taken); the data is read from the newer snapshot of --from, else from the origin.
+        let tracked = self.vg.lv(&info.bookkeeping_lv);
+        let read = if self.older.is_some() {
+            self.vg
+                .classic_snapshot(&nlv.name)
+                .and_then(|n| self.vg.lv(&n.bookkeeping_lv))
+                .map(|l| (nlv.name.as_str(), l))
+        } else {
+            info.origin
+                .as_deref()
+                .and_then(|o| self.vg.lv(o))
+                .map(|l| (l.name.as_str(), l))
+        };
+        if let (Some(t), Some((read_name, r))) = (tracked, read) {
+            self.check_grown(&store.name, t, read_name, r, info.origin.as_deref())?;
+        }
         Ok(Round {
             vg: self.vg.name.clone(),
             origin: info.origin,
@@ -516,6 +573,7 @@ impl<'a> Planner<'a> {
                 right: right.0.name.clone(),
             });
         }
+        self.check_grown(&left.0.name, left.0, &right.0.name, right.0, Some(origin))?;
         let device = |(lv, t): (&LogicalVolume, Thin)| ThinDevice {
             lv: lv.name.clone(),
             device_id: t.device_id,
@@ -533,6 +591,31 @@ impl<'a> Planner<'a> {
             live: false,
             data_lv,
         })
+    }
+
+    /// Refuses a round whose data is read from an LV (`read`, named `read_name`) larger than
+    /// the snapshot whose changes are listed (`tracked`, the user's `tracked_name`): what was
+    /// written past the snapshot's end is recorded nowhere. Sizes the metadata does not give
+    /// are not compared.
+    fn check_grown(
+        &self,
+        tracked_name: &str,
+        tracked: &LogicalVolume,
+        read_name: &str,
+        read: &LogicalVolume,
+        origin: Option<&str>,
+    ) -> Result<(), RoundError> {
+        match (self.vg.lv_size(tracked), self.vg.lv_size(read)) {
+            (Some(t), Some(r)) if r > t => Err(RoundError::Grown {
+                vg: self.vg.name.clone(),
+                read: read_name.to_string(),
+                read_bytes: r,
+                tracked: tracked_name.to_string(),
+                tracked_bytes: t,
+                origin: origin.unwrap_or(read_name).to_string(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The external origin a thin LV's unmapped blocks are read from: the one its own

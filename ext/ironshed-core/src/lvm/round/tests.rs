@@ -563,3 +563,57 @@ fn full_copies_of_a_thin_lv_over_an_external_origin_read_the_device() {
         Changes::FullThin { .. }
     ));
 }
+
+/// `text` with the first `from` after `anchor` replaced by `to`.
+fn edited_after(text: &str, anchor: &str, from: &str, to: &str) -> Metadata {
+    let at = text.find(anchor).expect(anchor);
+    let rel = text[at..].find(from).expect(from);
+    let mut s = text.to_string();
+    s.replace_range(at + rel..at + rel + from.len(), to);
+    meta(&s)
+}
+
+#[test]
+fn an_origin_grown_after_the_snapshot_is_refused_naming_the_untracked_part() {
+    // src-lv extended from 8 to 10 extents of 4 MiB after src-snap was taken: src-snap's
+    // exception store covers only the first 32 MiB of it.
+    let m = edited_after(CLASSIC, "src-lv {", "extent_count = 8", "extent_count = 10");
+    assert_eq!(
+        refusal(&m, "src-snap", None),
+        "vg-sync/src-lv is 40.0 MiB but vg-sync/src-snap records changes only in its first 32.0 \
+         MiB: vg-sync/src-lv grew after vg-sync/src-snap was taken, so lvmsync would leave the \
+         last 8.0 MiB of the destination as they are; copy the volume whole instead (a new \
+         snapshot sent with --full, onto a destination of at least 40.0 MiB)"
+    );
+    assert_eq!(plan_of(&m, "src-snap", None).unwrap_err().kind(), Kind::Lvm);
+    // Between two classic snapshots: tiny (the newer) was taken after the origin grew.
+    let m = edited_after(
+        CLASSIC,
+        "snapshot1 {",
+        "extent_count = 8",
+        "extent_count = 9",
+    );
+    assert!(refusal(&m, "tiny", Some("src-snap")).starts_with(
+        "vg-sync/tiny is 36.0 MiB but vg-sync/src-snap records changes only in its first 32.0 \
+         MiB: vg-sync/src-lv grew after vg-sync/src-snap was taken"
+    ));
+    // Thin: the origin, and the newer snapshot of --from.
+    let m = edited_after(THIN, "thin1 {", "extent_count = 8", "extent_count = 10");
+    assert!(refusal(&m, "thin-snap", None)
+        .starts_with("vgfix/thin1 is 40.0 MiB but vgfix/thin-snap records changes only in its first 32.0 MiB: vgfix/thin1 grew"));
+    let m = edited_after(THIN, "thin-snap2 {", "extent_count = 8", "extent_count = 9");
+    assert!(refusal(&m, "thin-snap2", Some("thin-snap")).starts_with(
+        "vgfix/thin-snap2 is 36.0 MiB but vgfix/thin-snap records changes only in its first 32.0 \
+         MiB: vgfix/thin1 grew after vgfix/thin-snap was taken"
+    ));
+    // A snapshot larger than what it is compared with (the snapshot itself was extended) is
+    // planned as before, and so is a whole-volume copy of the grown origin's snapshot.
+    let m = edited_after(THIN, "thin-snap {", "extent_count = 8", "extent_count = 10");
+    assert!(plan_of(&m, "thin-snap", None).is_ok());
+    let m = edited_after(CLASSIC, "src-lv {", "extent_count = 8", "extent_count = 10");
+    let full = RoundOptions {
+        full: true,
+        ..Default::default()
+    };
+    assert!(plan(&m, &t("vg-sync", "src-snap"), None, &full).is_ok());
+}
