@@ -365,6 +365,18 @@ RSpec.describe "lvmsync on thin snapshots", :tmpdir do
       expect(sha_of("dest.img")).to eq(sha_of("thin1.img"))
     end
 
+    it "--from a snapshot to its origin: the snapshot's own round (the origin was created first)" do
+      set_up
+      FileUtils.cp(path("thin-snap2.img"), path("dest.img"))
+      _o, err, st = lvmsync("-v", "--from", "vgfix/thin-snap2", "vgfix/thin1", path("dest.img"))
+      expect(st.exitstatus).to eq(0), err
+      expect(sha_of("dest.img")).to eq(sha_of("thin1.img"))
+      expect(err).to include("changes from vgfix/thin-snap2 (thin id 3) to vgfix/thin1 (thin id 1)")
+      out, err2, st = lvmsync("--stdout", "--from", "vgfix/thin-snap2", "vgfix/thin1")
+      expect(st.exitstatus).to eq(0), err2
+      expect(coalesce(records(out)[1].map { |o, l, _, _| [o, l] })).to eq(differing(@maps["thin-snap2"], @maps["thin1"]))
+    end
+
     it "refuses snapshots in the wrong order, an inactive newer snapshot, and a classic/thin mix" do
       set_up(images: %w[thin1 thin-snap])
       _o, err, st = lvmsync("--from", "vgfix/thin-snap2", "vgfix/thin-snap", path("dest.img"))

@@ -70,10 +70,13 @@ RSpec.describe "lvmsync on real thin snapshots", :vm do
   end
 
   it "increments over three snapshots, then the origin: each round gives that snapshot's content" do
-    %w[inc1 inc2 inc3].each { |n| expect(kv("#{n}_rc")).to eq("0"), err_of(n) }
+    %w[inc1 inc2 inc3 inc4].each { |n| expect(kv("#{n}_rc")).to eq("0"), err_of(n) }
     expect(kv("inc1_sum")).to eq(kv("s2_sum"))
     expect(kv("inc2_sum")).to eq(kv("s3_sum"))
     expect(kv("inc3_sum")).to eq(kv("src2_sum"))
+    # --from s3 to the origin itself: the same result (the origin was created before s3).
+    expect(kv("inc4_sum")).to eq(kv("src2_sum"))
+    expect(err_of("inc4")).to match(/changes from vgt\/s3 \(thin id \d+\) to vgt\/src \(thin id \d+\)/)
     expect([kv("s1_sum"), kv("s2_sum"), kv("s3_sum"), kv("src2_sum")].uniq.size).to eq(4)
     expect(err_of("inc1")).to match(/changes from vgt\/s1 \(thin id \d+\) to vgt\/s2/)
     expect(err_of("inc3")).to match(/verify: all \d+ ranges/)

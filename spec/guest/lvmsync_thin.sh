@@ -9,7 +9,8 @@
 #     one; lvmsync s1 to the thin LV (plain: zeros), to the file (--discards: holes), to the
 #     thin LV again with --discards (its blocks get unmapped) and through ssh on 127.0.0.1
 #     with --discards --verify.
-#  2. increments over three snapshots: --from s1 s2, --from s2 s3, then s3 to the origin.
+#  2. increments over three snapshots: --from s1 s2, --from s2 s3, then s3 to the origin (and
+#     the same as --from s3 src).
 #  3. the metadata snapshot is released when lvmsync is interrupted (SIGINT, SIGTERM) while
 #     thin_delta runs; one reserved by someone else is reported and left alone.
 #  4. --verify on a destination that drops writes (dm-flakey drop_writes) fails.
@@ -119,6 +120,10 @@ run inc2 "${lvmsync[@]}" -v --discards --from vgt/s2 vgt/s3 /dev/vgt/dst
 kv inc2_sum "$(sum /dev/vgt/dst)"
 run inc3 "${lvmsync[@]}" -v --verify vgt/s3 /dev/vgt/dst
 kv inc3_sum "$(sum /dev/vgt/dst)"
+# The same last round given as --from s3 to the origin itself (dst holding s3 again).
+dd if=/dev/vgt/s3 of=/dev/vgt/dst bs=1M iflag=direct oflag=direct status=none
+run inc4 "${lvmsync[@]}" -v --from vgt/s3 vgt/src /dev/vgt/dst
+kv inc4_sum "$(sum /dev/vgt/dst)"
 kv held_after_inc "$(held)"
 
 # 3. Interrupted while thin_delta runs (a slow thin_delta first on PATH), and held by others.

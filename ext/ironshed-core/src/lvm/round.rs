@@ -550,7 +550,11 @@ impl<'a> Planner<'a> {
                 if snap.origin != Some(origin) && nlv.name != origin {
                     return Err(self.different_origins(older, Some(origin), snap.origin));
                 }
-                self.check_order(older, olv, nlv)?;
+                // The origin itself as the newer side holds what it holds now, whenever it
+                // was created.
+                if nlv.name != origin {
+                    self.check_order(older, olv, nlv)?;
+                }
                 (origin, (olv, old), (nlv, snap), self.data_lv(&nlv.name)?)
             }
             _ => {
@@ -587,7 +591,9 @@ impl<'a> Planner<'a> {
                 left: device(left),
                 right: device(right),
             },
-            data_lv_is_snapshot: self.older.is_some() && data_lv.is_some(),
+            data_lv_is_snapshot: self.older.is_some()
+                && data_lv.is_some()
+                && data_lv.as_deref() != Some(origin),
             live: false,
             data_lv,
         })

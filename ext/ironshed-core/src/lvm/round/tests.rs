@@ -289,16 +289,16 @@ fn a_thin_from_round_compares_the_two_snapshots_or_the_older_with_the_origin() {
         ),
         (Some("thin-snap2"), true, Some("thin1"))
     );
-    // From a snapshot to its origin: the origin was created first, so the order check
-    // refuses it whenever both times are recorded...
-    assert_eq!(
-        refusal(&m, "thin1", Some("thin-snap2")),
-        "--from vgfix/thin-snap2 was created after vgfix/thin1 (2026-11-23 23:08:47 UTC > \
-         2026-11-23 23:08:45 UTC): give the older snapshot to --from"
-    );
-    // ...and plans it when they are not.
-    let m = edited(THIN, "creation_time = 1795475325", "");
+    // From a snapshot to its origin: the origin holds what it holds now, though it was
+    // created first; the round is the snapshot's own (the origin read as it is).
     let r = plan_of(&m, "thin1", Some("thin-snap2")).unwrap();
+    assert!(!r.data_lv_is_snapshot);
+    // A snapshot taken after the other is still refused as --from.
+    assert_eq!(
+        refusal(&m, "thin-snap", Some("thin-snap2")),
+        "--from vgfix/thin-snap2 was created after vgfix/thin-snap (2026-11-23 23:08:47 UTC > \
+         2026-11-23 23:08:46 UTC): give the older snapshot to --from"
+    );
     assert_eq!(
         r.changes,
         Changes::Thin {
