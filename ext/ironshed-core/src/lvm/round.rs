@@ -3,7 +3,9 @@
 //! `thin_delta` between two thin devices of one pool) and which LV the changed data is read
 //! from. Every refusal about the snapshots themselves is made here: a thin and a classic
 //! snapshot mixed, snapshots of different volume groups or origins, an LV that is not a
-//! snapshot, `--from` naming the newer snapshot, a classic snapshot being merged.
+//! snapshot, `--from` naming the newer snapshot, a classic snapshot being merged, an origin
+//! grown since the snapshot was taken. A thin round also names the external origin the
+//! newer device reads where it maps no block, if any (its unmapped ranges are not zeros).
 //!
 //! What needs the running system (is the exception store's device there, is the newer
 //! snapshot active) is for the caller to check, after the plan.
@@ -354,7 +356,9 @@ fn thin(lv: &LogicalVolume) -> Option<Thin<'_>> {
 /// Plans the round that sends what changed in `newer` (since its origin, or since `older`,
 /// an older snapshot of the same origin: `--from`), from the metadata of `newer`'s volume
 /// group. The checks, in order: one volume group; thin or classic, not mixed; snapshots;
-/// one origin; `older` created first; (classic) not being merged; (thin) one pool.
+/// one origin; `older` created first (unless the newer side is the origin itself); (classic)
+/// not being merged; (thin) one pool; the LV the data is read from no larger than the
+/// snapshot whose changes are listed (an origin grown since is refused).
 pub fn plan(
     meta: &Metadata,
     newer: &Target,
