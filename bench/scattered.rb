@@ -180,22 +180,25 @@ puts <<~MD
   The destination is compared with qemu-img's conversion after the runs (and the original
   approach's result with it too).
 
-  Where the time goes (profiled on this machine with perf and strace -c, COWD case): the
-  limit makes 49,159 pwrites (about 0.26 s of CPU) and waits for the fdatasync; vmdksync makes
-  the same writes plus one read per grain — 524,288 reads from the page cache at about 1.1 µs
-  of CPU each (page-cache lookup and copy: 40 % of the profile), 0.6 s in all. Within the
-  memory bound nothing reads scattered grains for less: mapping the delta instead costs a page
-  fault of about 10 µs per 64 KiB touched on this virtual machine (0.78 s of CPU for the same
-  grains), io_uring batches cost the same as the reads (0.65 s against 0.64 s), and reading
-  the delta sequentially takes a whole pass per 8 MiB batch. vmdksync sorts each batch's
-  reads by their place in the delta (13 % less CPU for them), spreads them over both cores
-  and overlaps them with the writes of the batch before, and a third thread asks the kernel
-  to start writing out each written batch (`sync_file_range`: queueing the device's requests
-  for 8 MiB of scattered pages costs about 13 ms of CPU, which the limit pays inside its
-  fdatasync). The reads alone are more CPU time than the limit's whole run, on a machine of
-  two cores; with both cores busy with other work (see the load average), the CPU-bound tool
-  loses more to the load than the limit, which mostly waits for the device. The original
-  approach makes a read and a 512-byte write per grain.
+  Where the time goes (profiled on this machine with perf, strace -c and perf trace, COWD
+  case): the limit's 49,159 pwrites take 0.10–0.13 s, then it waits 0.3–0.4 s in fdatasync
+  while the device writes the scattered pages. vmdksync makes the same writes plus one read
+  per grain — 524,288 reads from the page cache at about 1.1 µs of CPU each (page-cache lookup
+  and copy: 40 % of the profile), 0.6 s in all — sorted by their place in the delta (13 % less
+  CPU for them), spread over both cores and overlapped with the writes of the batch before,
+  while a third thread hands each written batch to the kernel's writeback
+  (`sync_file_range`). That thread's calls run back to back from the first batch to the end,
+  and the final fdatasync then takes under a millisecond: the apply ends when the device does.
+  On this virtual machine the device is slower while both cores are busy: the limit's writes,
+  handed to writeback in 8 MiB steps from a second thread, take 0.48–0.54 s on an idle machine
+  and 0.65–0.68 s next to two CPU-bound processes, and vmdksync's reads keep both cores about
+  90 % busy. Cheaper reads do not close the gap within the memory bound: mapping the whole
+  delta instead of reading it (measured: 0.64 s of CPU per run instead of 0.92 s, 0.77× the
+  limit instead of 0.70×) makes the delta's pages count in the process's memory (300 MiB peak
+  RSS here); mapping it batch by batch costs a page fault of about 10 µs per 64 KiB touched
+  (0.78 s of CPU for the same grains); io_uring batches cost the same as the reads (0.65 s
+  against 0.64 s); reading the delta sequentially takes a whole pass per 8 MiB batch. The
+  original approach makes a read and a 512-byte write per grain.
 
   ### lvmsync: random 4 KiB chunks
 
