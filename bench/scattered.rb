@@ -189,7 +189,8 @@ puts <<~MD
   while a third thread hands each written batch to the kernel's writeback
   (`sync_file_range`). That thread's calls run back to back from the first batch to the end,
   and the final fdatasync then takes under a millisecond: the apply ends when the device does.
-  On this virtual machine the device is slower while both cores are busy: the limit's writes,
+  On this virtual machine the device is slower while both cores are busy (measured by hand, as
+  are the next numbers; this script does not repeat them): the limit's writes,
   handed to writeback in 8 MiB steps from a second thread, take 0.48–0.54 s on an idle machine
   and 0.65–0.68 s next to two CPU-bound processes, and vmdksync's reads keep both cores about
   90 % busy. Cheaper reads do not close the gap within the memory bound: mapping the whole

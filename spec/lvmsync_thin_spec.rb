@@ -371,7 +371,16 @@ RSpec.describe "lvmsync on thin snapshots", :tmpdir do
       _o, err, st = lvmsync("-v", "--from", "vgfix/thin-snap2", "vgfix/thin1", path("dest.img"))
       expect(st.exitstatus).to eq(0), err
       expect(sha_of("dest.img")).to eq(sha_of("thin1.img"))
-      expect(err).to include("changes from vgfix/thin-snap2 (thin id 3) to vgfix/thin1 (thin id 1)")
+      expect(err).to include("changes from vgfix/thin-snap2 (thin id 3) to vgfix/thin1 (thin id 1)",
+                             "destination check: ")
+      # The destination check of a --from round: a destination holding other data is refused
+      # with nothing written.
+      File.binwrite(path("dest.img"), Random.new(3).bytes(File.size(path("thin1.img"))))
+      before = sha_of("dest.img")
+      _o, err, st = lvmsync("--from", "vgfix/thin-snap2", "vgfix/thin1", path("dest.img"))
+      expect(st.exitstatus).to eq(1), err
+      expect(err).to include("the destination does not hold what this round starts from", "nothing was written")
+      expect(sha_of("dest.img")).to eq(before)
       out, err2, st = lvmsync("--stdout", "--from", "vgfix/thin-snap2", "vgfix/thin1")
       expect(st.exitstatus).to eq(0), err2
       expect(coalesce(records(out)[1].map { |o, l, _, _| [o, l] })).to eq(differing(@maps["thin-snap2"], @maps["thin1"]))

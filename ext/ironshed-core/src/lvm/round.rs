@@ -519,8 +519,7 @@ impl<'a> Planner<'a> {
         let tracked = self.vg.lv(&info.bookkeeping_lv);
         let read = if self.older.is_some() {
             self.vg
-                .classic_snapshot(&nlv.name)
-                .and_then(|n| self.vg.lv(&n.bookkeeping_lv))
+                .lv(&newer.bookkeeping_lv)
                 .map(|l| (nlv.name.as_str(), l))
         } else {
             info.origin
