@@ -432,6 +432,48 @@ RSpec.describe "lvmsync executable", :tmpdir do
     expect_content(path("a:b.img"), origin)
   end
 
+  it "an origin extended after its snapshot was taken: the snapshot's changes, and the new part sent whole" do
+    set_up(origin_size: "40M")
+    # src-lv grown from 8 to 10 extents of 4 MiB, as lvextend leaves the metadata: the
+    # snapshot's bookkeeping LV keeps the 32 MiB the origin had (checked on a real kernel),
+    # and nothing records what is written past them.
+    text = LvmEnv.classic_metadata
+    at = text.index("src-lv {")
+    File.write(path("meta/vg-sync.vg"), text[0...at] + text[at..].sub("extent_count = 8", "extent_count = 10"))
+    File.open(path("origin.img"), "r+b") { |f| f.pwrite(Random.new(5).bytes(8 << 20), 32 << 20) }
+    # The destination was extended too: its new part holds other bytes.
+    File.open(path("dest.img"), "r+b") { |f| f.pwrite("\xAA".b * (8 << 20), 32 << 20) }
+    note = "lvmsync: note: vg-sync/src-lv grew from 32.0 MiB to 40.0 MiB after vg-sync/src-snap was taken, and " \
+           "nothing records what was written to its last 8.0 MiB: they are sent whole, read from vg-sync/src-lv " \
+           "(the destination must hold at least 40.0 MiB)\n"
+    # The stream: the store's ranges and the new part, the furthest-reaching record first.
+    out, err, st = lvmsync("--stdout", SNAP, binmode: true)
+    expect(st.exitstatus).to eq(0), err
+    expect(err.lines.first).to eq(note)
+    records = Proto3.decode(out)
+    expect(records.first[0] + records.first[1].bytesize).to eq(40 << 20)
+    sent = records.map { |off, data| [off, data.bytesize] }.sort.each_with_object([]) do |(off, len), acc|
+      acc.last && acc.last.sum == off ? acc.last[1] += len : acc << [off, len]
+    end
+    store = LVM::CowStore.open(path("cow.img")).extents.reject { |off, _| off >= 32 << 20 }
+    expect(sent).to eq((store + [[32 << 20, 8 << 20]]).sort.each_with_object([]) do |(off, len), acc|
+      acc.last && acc.last.sum >= off ? acc.last[1] = [acc.last.sum, off + len].max - acc.last[0] : acc << [off, len]
+    end)
+    # Applied locally, the destination is the origin.
+    out, err, st = lvmsync("-v", SNAP, path("dest.img"))
+    expect([st.exitstatus, out]).to eq([0, ""]), err
+    expect(err).to include(note)
+    expect(err).to match(/changed chunks and the origin's new 8\.0 MiB\)/)
+    expect_content(path("dest.img"), origin)
+    # A destination that was not extended is refused before anything is written.
+    File.truncate(path("dest.img"), 32 << 20)
+    before = sha(path("dest.img"))
+    _out, err, st = lvmsync(SNAP, path("dest.img"))
+    expect(st.exitstatus).to eq(1), err
+    expect(err).to include("past the end of the destination (33554432 bytes)")
+    expect(sha(path("dest.img"))).to eq(before)
+  end
+
   describe "refusals: exit 1, one line naming the cause, destination unchanged" do
     def refuse(*args, message)
       before = sha(path("dest.img"))
@@ -476,20 +518,18 @@ RSpec.describe "lvmsync executable", :tmpdir do
       refuse(SNAP, path("dest.img"), "the snapshot is being merged into its origin")
     end
 
-    it "an origin extended after the snapshot was taken (what was written to the new part is recorded nowhere)" do
+    it "a --from round over an origin extended between its snapshots (no older bytes to check there)" do
       set_up
-      # src-lv grown from 8 to 10 extents of 4 MiB, as lvextend leaves the metadata (the
-      # snapshot's bookkeeping LV keeps the size the origin had; checked on a real kernel).
+      # tiny (the newer snapshot) was taken after src-lv grew from 8 to 9 extents of 4 MiB.
       text = LvmEnv.classic_metadata
-      at = text.index("src-lv {")
-      grown = text[0...at] + text[at..].sub("extent_count = 8", "extent_count = 10")
-      File.write(path("meta/vg-sync.vg"), grown)
-      message = "vg-sync/src-lv is 40.0 MiB but vg-sync/src-snap records changes only in its first 32.0 MiB: " \
-                "vg-sync/src-lv grew after vg-sync/src-snap was taken, so lvmsync would leave the last 8.0 MiB " \
+      at = text.index("snapshot1 {")
+      File.write(path("meta/vg-sync.vg"), text[0...at] + text[at..].sub("extent_count = 8", "extent_count = 9"))
+      message = "vg-sync/tiny is 36.0 MiB but vg-sync/src-snap records changes only in its first 32.0 MiB: " \
+                "vg-sync/src-lv grew after vg-sync/src-snap was taken, so lvmsync would leave the last 4.0 MiB " \
                 "of the destination as they are; copy the volume whole instead (a new snapshot sent with " \
-                "--full, onto a destination of at least 40.0 MiB)"
-      refuse(SNAP, path("dest.img"), message)
-      refuse("--stdout", SNAP, message)
+                "--full, onto a destination of at least 36.0 MiB)"
+      refuse("--from", "vg-sync/src-snap", "vg-sync/tiny", path("dest.img"), message)
+      refuse("--stdout", "--from", "vg-sync/src-snap", "vg-sync/tiny", message)
     end
 
     it "an inactive snapshot (no -cow device)" do

@@ -113,17 +113,29 @@ RSpec.describe "lvmsync on real thin snapshots", :vm do
     expect(err_of("ext")).to match(/\d+ blocks rewritten, \d+ newly mapped, [1-9]\d* unmapped/)
   end
 
-  it "an origin extended after its snapshot, thin or classic: refused, nothing written" do
+  it "an origin extended after its snapshot, thin or classic: the new part sent whole, a --from round refused" do
     { "tg" => "thin", "cg" => "classic" }.each do |lv, kind|
-      expect(kv("grown_#{lv}_rc")).to eq("1"), "#{kind}: #{err_of("grown_#{lv}")}"
-      expect(err_of("grown_#{lv}")).to eq(
-        "lvmsync: vgt/#{lv} is 12.0 MiB but vgt/#{lv}1 records changes only in its first 8.0 MiB: vgt/#{lv} " \
-        "grew after vgt/#{lv}1 was taken, so lvmsync would leave the last 4.0 MiB of the destination as they " \
-        "are; copy the volume whole instead (a new snapshot sent with --full, onto a destination of at least " \
-        "12.0 MiB)\n"
+      # The copy of the snapshot, extended to the origin's new size, is the origin: its old
+      # part's change and what was written to (and left on the PV in) the new part.
+      expect(kv("grown_#{lv}_rc")).to eq("0"), "#{kind}: #{err_of("grown_#{lv}")}"
+      expect(err_of("grown_#{lv}")).to start_with(
+        "lvmsync: note: vgt/#{lv} grew from 8.0 MiB to 12.0 MiB after vgt/#{lv}1 was taken, and nothing records " \
+        "what was written to its last 4.0 MiB: they are sent whole, read from vgt/#{lv} (the destination must " \
+        "hold at least 12.0 MiB)\n"
       ), kind
-      expect(kv("grown_#{lv}_dest_unchanged")).to eq("yes"), kind
+      expect(kv("grown_#{lv}_sum")).to eq(kv("grown_#{lv}_origin_sum")), kind
+      # A copy that was not extended: refused before anything was written.
+      expect(kv("grown_short_#{lv}_rc")).to eq("1"), kind
+      expect(err_of("grown_short_#{lv}")).to include("past the end of the destination (8388608 bytes)"), kind
+      expect(kv("grown_short_#{lv}_unchanged")).to eq("yes"), kind
     end
+    expect(kv("grown_from_rc")).to eq("1"), err_of("grown_from")
+    expect(err_of("grown_from")).to eq(
+      "lvmsync: vgt/tg2 is 12.0 MiB but vgt/tg1 records changes only in its first 8.0 MiB: vgt/tg grew after " \
+      "vgt/tg1 was taken, so lvmsync would leave the last 4.0 MiB of the destination as they are; copy the " \
+      "volume whole instead (a new snapshot sent with --full, onto a destination of at least 12.0 MiB)\n"
+    )
+    expect(kv("grown_from_unchanged")).to eq("yes")
   end
 
   it "--verify catches a destination that silently drops writes (dm-flakey)" do

@@ -45,8 +45,9 @@ module LVMSync
                round[:thin] ? prepare_thin(round, lv, older) : prepare_classic(round, lv, older)
              end
       verbose "lvmsync: data source: #{plan.source}"
-      plan.changes.extents.each { |off, len| @console.debug "lvmsync: changed: #{off}+#{len}" } if @console.debug?
       plan.discards = discards?(plan.changes, round)
+      add_new_part(plan, round[:new_part]) if round[:new_part]
+      plan.changes.extents.each { |off, len| @console.debug "lvmsync: changed: #{off}+#{len}" } if @console.debug?
       plan.older = older_device(round, older) if older && !@options.no_destination_check
       plan
     end
@@ -179,6 +180,15 @@ module LVMSync
       raise LVM::Error, "#{path} does not exist: #{older.vg_name}/#{older.lv_name} is not active, and the " \
                         "destination check reads it (#{how} #{older.vg_name}/#{older.lv_name}; or " \
                         "--no-destination-check)"
+    end
+
+    # The origin grew after the snapshot was taken (the core's round names the part past the
+    # snapshot's end, which nothing records): that part is sent whole, as data read from the
+    # origin, with the snapshot's changes.
+    def add_new_part(plan, part)
+      @console.info "lvmsync: note: #{part[:note]}"
+      plan.changes = plan.changes.change_set.with_new_part(part[:offset], part[:end])
+      plan.summary += " and the origin's new #{u.bytes(part[:end] - part[:offset])}"
     end
 
     # True when unmapped (discarded) ranges should go as discard records: asked with

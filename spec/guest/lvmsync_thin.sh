@@ -16,7 +16,8 @@
 #  4. --verify on a destination that drops writes (dm-flakey drop_writes) fails.
 #  5. a thin LV over an external origin: lvmsync --discards of its snapshot, after a range of it
 #     was discarded (where it then reads the external origin's data, not zeros).
-#  6. an origin extended after its snapshot was taken, thin and classic: lvmsync refuses.
+#  6. an origin extended after its snapshot was taken, thin and classic: its new part is sent
+#     whole (a destination not extended is refused), and a --from round over it is refused.
 set -euo pipefail
 out=$1
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -181,7 +182,9 @@ kv ext_dest_sum "$(fsum /tmp/ext-dest.img)"
 
 # 6. Origins extended after their snapshot: a thin LV "tg" (extended while active, as thin LVs
 # may be) and a linear LV "cg" with a classic snapshot (extended while inactive, as LVM
-# requires), each written in its new part; the copies of the snapshots must stay as they are.
+# requires), each written in its old part and in its new one. A copy of the snapshot not
+# extended is refused, untouched; one extended to the new size becomes the origin (the new
+# part is sent whole: nothing records it). A --from round over the grown origin is refused.
 modprobe dm-snapshot
 q lvcreate -q -V 8M -T vgt/pool -n tg
 dd if=/dev/urandom of=/dev/vgt/tg bs=1M count=8 oflag=direct status=none
@@ -196,12 +199,24 @@ q lvextend -q -L 12M vgt/cg
 q lvchange -q -ay vgt/cg
 for lv in tg cg; do
   dd if=/dev/urandom of="/dev/vgt/$lv" bs=1M seek=9 count=2 oflag=direct status=none
+  dd if=/dev/urandom of="/dev/vgt/$lv" bs=1M seek=2 count=1 oflag=direct status=none
   dd if="/dev/vgt/${lv}1" of="/tmp/$lv-dest.img" bs=1M iflag=direct status=none
+  cp "/tmp/$lv-dest.img" "/tmp/$lv-short.img"
+  before=$(fsum "/tmp/$lv-short.img")
+  run "grown_short_$lv" "${lvmsync[@]}" "vgt/${lv}1" "/tmp/$lv-short.img"
+  kv "grown_short_${lv}_unchanged" "$([ "$(fsum "/tmp/$lv-short.img")" = "$before" ] && echo yes || echo no)"
   truncate -s 12M "/tmp/$lv-dest.img"
-  before=$(fsum "/tmp/$lv-dest.img")
   run "grown_$lv" "${lvmsync[@]}" "vgt/${lv}1" "/tmp/$lv-dest.img"
-  kv "grown_${lv}_dest_unchanged" "$([ "$(fsum "/tmp/$lv-dest.img")" = "$before" ] && echo yes || echo no)"
+  kv "grown_${lv}_sum" "$(fsum "/tmp/$lv-dest.img")"
+  kv "grown_${lv}_origin_sum" "$(sum "/dev/vgt/$lv")"
 done
+q lvcreate -q -s -n tg2 vgt/tg
+q lvchange -q -ay -K vgt/tg2
+dd if=/dev/vgt/tg1 of=/tmp/tg-from.img bs=1M iflag=direct status=none
+truncate -s 12M /tmp/tg-from.img
+before=$(fsum /tmp/tg-from.img)
+run grown_from "${lvmsync[@]}" --from vgt/tg1 vgt/tg2 /tmp/tg-from.img
+kv grown_from_unchanged "$([ "$(fsum /tmp/tg-from.img)" = "$before" ] && echo yes || echo no)"
 
 vgcfgbackup -q -f "$out/thin-snapshots.vg" vgt >/dev/null
 q vgchange -q -an vgt

@@ -130,8 +130,12 @@ fn vg(ruby: &Ruby, g: &VolumeGroup) -> Result<RHash, Error> {
 
 fn round(ruby: &Ruby, r: &Round) -> Result<RHash, Error> {
     let device = |d: &ThinDevice| -> Result<RHash, Error> { Ok(hash!(ruby, d; lv, device_id)) };
+    let new_part = match &r.new_part {
+        Some(p) => Some(hash!(ruby, p; offset, end; note = p.note(&r.vg))),
+        None => None,
+    };
     let h = hash!(ruby, r; vg, origin, data_lv, data_lv_is_snapshot, live; thin = r.thin(),
-        full = r.full());
+        full = r.full(), new_part = new_part);
     h.update(match &r.changes {
         Changes::Classic { store } => hash!(ruby; store),
         Changes::Thin {

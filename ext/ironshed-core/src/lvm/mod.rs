@@ -12,7 +12,9 @@ pub use model::{
     dm_name, parse, Area, ClassicSnapshot, LogicalVolume, Metadata, PhysicalVolume, Problem,
     Segment, SegmentKind, VolumeGroup,
 };
-pub use round::{plan as plan_round, Changes, Round, RoundError, RoundOptions, Target, ThinDevice};
+pub use round::{
+    plan as plan_round, Changes, NewPart, Round, RoundError, RoundOptions, Target, ThinDevice,
+};
 pub use text::{Node, Section, Value};
 
 /// Why metadata text was refused.

@@ -3,9 +3,11 @@
 //! `thin_delta` between two thin devices of one pool) and which LV the changed data is read
 //! from. Every refusal about the snapshots themselves is made here: a thin and a classic
 //! snapshot mixed, snapshots of different volume groups or origins, an LV that is not a
-//! snapshot, `--from` naming the newer snapshot, a classic snapshot being merged, an origin
-//! grown since the snapshot was taken. A thin round also names the external origin the
-//! newer device reads where it maps no block, if any (its unmapped ranges are not zeros).
+//! snapshot, `--from` naming the newer snapshot, a classic snapshot being merged, a `--from`
+//! round over an origin grown between its snapshots. An origin grown since its snapshot was
+//! taken (no `--from`) gives the round a [`NewPart`]: nothing records what was written
+//! there, so it is sent whole. A thin round also names the external origin the newer device
+//! reads where it maps no block, if any (its unmapped ranges are not zeros).
 //!
 //! What needs the running system (is the exception store's device there, is the newer
 //! snapshot active) is for the caller to check, after the plan.
@@ -108,6 +110,41 @@ pub struct Round {
     /// True when the data is read from an LV that may be written meanwhile (a whole-volume
     /// copy of an LV that is no snapshot): its writer must be stopped for a consistent copy.
     pub live: bool,
+    /// The part of the origin past the end of the snapshot whose changes are listed (the
+    /// origin was extended after the snapshot was taken): nothing records what was written
+    /// there, so all of it is sent, read from the origin.
+    pub new_part: Option<NewPart>,
+}
+
+/// The part of an origin extended after its snapshot was taken: bytes `offset..end` of the
+/// LV the data is read from, past the end of the snapshot, which records no change there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPart {
+    /// The LV the data is read from (the origin).
+    pub read: String,
+    /// The snapshot whose changes are listed.
+    pub snapshot: String,
+    /// The snapshot's size (the origin's when it was taken): the new part's first byte.
+    pub offset: u64,
+    /// The size of the LV read: one past the new part's last byte.
+    pub end: u64,
+}
+
+impl NewPart {
+    /// What the user is told about it, `vg` being the volume group.
+    pub fn note(&self, vg: &str) -> String {
+        format!(
+            "{vg}/{read} grew from {} to {} after {vg}/{snap} was taken, and nothing records \
+             what was written to its last {}: they are sent whole, read from {vg}/{read} (the \
+             destination must hold at least {})",
+            size_text(self.offset),
+            size_text(self.end),
+            size_text(self.end - self.offset),
+            size_text(self.end),
+            read = self.read,
+            snap = self.snapshot,
+        )
+    }
 }
 
 impl Round {
@@ -276,9 +313,10 @@ pub enum RoundError {
         /// The snapshot.
         lv: String,
     },
-    /// The device the data is read from is larger than the snapshot whose changes are listed:
-    /// the origin grew after that snapshot was taken, and nothing records what was written
-    /// to its new part.
+    /// In a `--from` round, the device the data is read from is larger than the snapshot
+    /// whose changes are listed: the origin grew after that snapshot was taken, nothing
+    /// records what was written to its new part, and the destination check has no older
+    /// bytes to compare there. (Without `--from`, the new part is sent whole: [`NewPart`].)
     #[error(
         "{vg}/{read} is {} but {vg}/{tracked} records changes only in its first {}: {vg}/{origin} \
          grew after {vg}/{tracked} was taken, so lvmsync would leave the last {} of the \
@@ -358,7 +396,8 @@ fn thin(lv: &LogicalVolume) -> Option<Thin<'_>> {
 /// group. The checks, in order: one volume group; thin or classic, not mixed; snapshots;
 /// one origin; `older` created first (unless the newer side is the origin itself); (classic)
 /// not being merged; (thin) one pool; the LV the data is read from no larger than the
-/// snapshot whose changes are listed (an origin grown since is refused).
+/// snapshot whose changes are listed, for a `--from` round (without `--from`, an origin grown
+/// since is the round's [`NewPart`]).
 pub fn plan(
     meta: &Metadata,
     newer: &Target,
@@ -527,9 +566,12 @@ impl<'a> Planner<'a> {
                 .and_then(|o| self.vg.lv(o))
                 .map(|l| (l.name.as_str(), l))
         };
-        if let (Some(t), Some((read_name, r))) = (tracked, read) {
-            self.check_grown(&store.name, t, read_name, r, info.origin.as_deref())?;
-        }
+        let new_part = match (tracked, read) {
+            (Some(t), Some((read_name, r))) => {
+                self.check_grown(&store.name, t, read_name, r, info.origin.as_deref())?
+            }
+            _ => None,
+        };
         Ok(Round {
             vg: self.vg.name.clone(),
             origin: info.origin,
@@ -538,6 +580,7 @@ impl<'a> Planner<'a> {
             },
             data_lv_is_snapshot: self.older.is_some() && data_lv.is_some(),
             live: false,
+            new_part,
             data_lv,
         })
     }
@@ -580,7 +623,8 @@ impl<'a> Planner<'a> {
                 right: right.0.name.clone(),
             });
         }
-        self.check_grown(&left.0.name, left.0, &right.0.name, right.0, Some(origin))?;
+        let new_part =
+            self.check_grown(&left.0.name, left.0, &right.0.name, right.0, Some(origin))?;
         let device = |(lv, t): (&LogicalVolume, Thin)| ThinDevice {
             lv: lv.name.clone(),
             device_id: t.device_id,
@@ -598,14 +642,17 @@ impl<'a> Planner<'a> {
                 && data_lv.is_some()
                 && data_lv.as_deref() != Some(origin),
             live: false,
+            new_part,
             data_lv,
         })
     }
 
-    /// Refuses a round whose data is read from an LV (`read`, named `read_name`) larger than
-    /// the snapshot whose changes are listed (`tracked`, the user's `tracked_name`): what was
-    /// written past the snapshot's end is recorded nowhere. Sizes the metadata does not give
-    /// are not compared.
+    /// Compares the LV the data is read from (`read`, named `read_name`) with the snapshot
+    /// whose changes are listed (`tracked`, the user's `tracked_name`): when the first is
+    /// larger, what was written past the snapshot's end is recorded nowhere. A snapshot's
+    /// round then sends that part whole ([`NewPart`]); a `--from` round is refused (its
+    /// destination check has no older bytes to compare there). Sizes the metadata does not
+    /// give are not compared.
     fn check_grown(
         &self,
         tracked_name: &str,
@@ -613,8 +660,14 @@ impl<'a> Planner<'a> {
         read_name: &str,
         read: &LogicalVolume,
         origin: Option<&str>,
-    ) -> Result<(), RoundError> {
+    ) -> Result<Option<NewPart>, RoundError> {
         match (self.vg.lv_size(tracked), self.vg.lv_size(read)) {
+            (Some(t), Some(r)) if r > t && self.older.is_none() => Ok(Some(NewPart {
+                read: read_name.to_string(),
+                snapshot: tracked_name.to_string(),
+                offset: t,
+                end: r,
+            })),
             (Some(t), Some(r)) if r > t => Err(RoundError::Grown {
                 vg: self.vg.name.clone(),
                 read: read_name.to_string(),
@@ -623,7 +676,7 @@ impl<'a> Planner<'a> {
                 tracked_bytes: t,
                 origin: origin.unwrap_or(read_name).to_string(),
             }),
-            _ => Ok(()),
+            _ => Ok(None),
         }
     }
 
@@ -664,6 +717,7 @@ impl<'a> Planner<'a> {
             changes: Changes::FullScan,
             data_lv_is_snapshot: false,
             live: false,
+            new_part: None,
             data_lv,
         };
         if let Some(t) = thin(lv) {

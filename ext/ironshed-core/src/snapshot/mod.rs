@@ -296,6 +296,31 @@ impl ChangeSet {
         }
     }
 
+    /// The set with bytes `offset..end` added to the data (an origin's new part, which its
+    /// snapshot records nothing about: read whole from the origin); no discard range
+    /// reaches into it.
+    pub fn with_new_part(&self, offset: u64, end: u64) -> ChangeSet {
+        let mut data = self.data.ranges().to_vec();
+        data.push(ByteRange {
+            offset,
+            len: end.saturating_sub(offset),
+        });
+        let discards = self
+            .discards
+            .ranges()
+            .iter()
+            .filter(|r| r.offset < offset)
+            .map(|r| ByteRange {
+                offset: r.offset,
+                len: r.len.min(offset - r.offset),
+            })
+            .collect();
+        ChangeSet {
+            data: Changes::from_ranges(data),
+            discards: Changes::from_sorted_ranges(discards),
+        }
+    }
+
     /// Checks both lists against the size of the device the data is read from, as
     /// [`Changes::clip_to`] does.
     pub fn clip_to(&mut self, size: u64, source_name: &str) -> Result<()> {
@@ -356,6 +381,29 @@ mod tests {
             br(50, 0),
         ]);
         assert_eq!(c.ranges(), [br(0, 15), br(100, 25)]);
+    }
+
+    #[test]
+    fn a_new_part_joins_the_data_and_cuts_the_discards_before_it() {
+        // A thin delta of a 64 KiB snapshot: data at 0 and at 60 KiB (the last block, which
+        // the new part continues), an unmapped range at 16 KiB.
+        let set = ChangeSet {
+            data: Changes::from_ranges(vec![br(0, 4096), br(61440, 4096)]),
+            discards: Changes::from_ranges(vec![br(16384, 8192)]),
+        };
+        let grown = set.with_new_part(65536, 98304);
+        assert_eq!(grown.data.ranges(), [br(0, 4096), br(61440, 36864)]);
+        assert_eq!(grown.discards.ranges(), [br(16384, 8192)]);
+        assert_eq!(grown.data.total_bytes(), 4096 + 4096 + 32768);
+        // A discard range reaching past the snapshot's end is cut there, and one wholly past
+        // it dropped: the new part is data, never zeros.
+        let set = ChangeSet {
+            data: Changes::default(),
+            discards: Changes::from_ranges(vec![br(0, 4096), br(8192, 16384), br(32768, 4096)]),
+        };
+        let grown = set.with_new_part(16384, 65536);
+        assert_eq!(grown.discards.ranges(), [br(0, 4096), br(8192, 8192)]);
+        assert_eq!(grown.data.ranges(), [br(16384, 49152)]);
     }
 
     #[test]

@@ -59,6 +59,7 @@ fn a_classic_snapshot_lists_its_store_and_reads_the_origin() {
             data_lv: Some("src-lv".into()),
             data_lv_is_snapshot: false,
             live: false,
+            new_part: None,
         }
     );
     assert!(!r.thin());
@@ -263,6 +264,7 @@ fn a_thin_snapshot_is_compared_with_its_origin() {
             data_lv: Some("thin1".into()),
             data_lv_is_snapshot: false,
             live: false,
+            new_part: None,
         }
     );
     assert!(r.thin());
@@ -433,6 +435,7 @@ fn full_copies_of_a_thin_snapshot_a_thin_lv_a_classic_snapshot_and_a_plain_lv() 
             data_lv: Some("thin-snap".into()),
             data_lv_is_snapshot: true,
             live: false,
+            new_part: None,
         }
     );
     assert!(r.full() && r.thin());
@@ -473,6 +476,7 @@ fn full_copies_of_a_thin_snapshot_a_thin_lv_a_classic_snapshot_and_a_plain_lv() 
             data_lv: Some("src-snap".into()),
             data_lv_is_snapshot: true,
             live: false,
+            new_part: None,
         }
     );
     // --data-source: no LV is read.
@@ -574,19 +578,52 @@ fn edited_after(text: &str, anchor: &str, from: &str, to: &str) -> Metadata {
 }
 
 #[test]
-fn an_origin_grown_after_the_snapshot_is_refused_naming_the_untracked_part() {
+fn an_origin_grown_after_the_snapshot_is_sent_whole_past_its_end_and_refused_with_from() {
     // src-lv extended from 8 to 10 extents of 4 MiB after src-snap was taken: src-snap's
-    // exception store covers only the first 32 MiB of it.
+    // exception store covers only the first 32 MiB of it; the rest goes whole.
     let m = edited_after(CLASSIC, "src-lv {", "extent_count = 8", "extent_count = 10");
+    let r = plan_of(&m, "src-snap", None).unwrap();
+    let part = r.new_part.clone().unwrap();
     assert_eq!(
-        refusal(&m, "src-snap", None),
-        "vg-sync/src-lv is 40.0 MiB but vg-sync/src-snap records changes only in its first 32.0 \
-         MiB: vg-sync/src-lv grew after vg-sync/src-snap was taken, so lvmsync would leave the \
-         last 8.0 MiB of the destination as they are; copy the volume whole instead (a new \
-         snapshot sent with --full, onto a destination of at least 40.0 MiB)"
+        part,
+        NewPart {
+            read: "src-lv".into(),
+            snapshot: "src-snap".into(),
+            offset: 32 << 20,
+            end: 40 << 20,
+        }
     );
-    assert_eq!(plan_of(&m, "src-snap", None).unwrap_err().kind(), Kind::Lvm);
-    // Between two classic snapshots: tiny (the newer) was taken after the origin grew.
+    assert_eq!(
+        part.note(&r.vg),
+        "vg-sync/src-lv grew from 32.0 MiB to 40.0 MiB after vg-sync/src-snap was taken, and \
+         nothing records what was written to its last 8.0 MiB: they are sent whole, read from \
+         vg-sync/src-lv (the destination must hold at least 40.0 MiB)"
+    );
+    assert_eq!(r.data_lv.as_deref(), Some("src-lv"));
+    // The same with --data-source (the sizes still come from the metadata).
+    let ds = RoundOptions {
+        data_source: true,
+        ..Default::default()
+    };
+    let r = plan(&m, &t("vg-sync", "src-snap"), None, &ds).unwrap();
+    assert_eq!(
+        r.new_part.map(|p| (p.offset, p.end)),
+        Some((32 << 20, 40 << 20))
+    );
+    // Thin: the origin grew after its snapshot.
+    let m = edited_after(THIN, "thin1 {", "extent_count = 8", "extent_count = 10");
+    let r = plan_of(&m, "thin-snap", None).unwrap();
+    assert_eq!(
+        r.new_part,
+        Some(NewPart {
+            read: "thin1".into(),
+            snapshot: "thin-snap".into(),
+            offset: 32 << 20,
+            end: 40 << 20,
+        })
+    );
+    // Between two classic snapshots: tiny (the newer) was taken after the origin grew. The
+    // destination check has no older bytes past src-snap's end: refused.
     let m = edited_after(
         CLASSIC,
         "snapshot1 {",
@@ -597,23 +634,41 @@ fn an_origin_grown_after_the_snapshot_is_refused_naming_the_untracked_part() {
         "vg-sync/tiny is 36.0 MiB but vg-sync/src-snap records changes only in its first 32.0 \
          MiB: vg-sync/src-lv grew after vg-sync/src-snap was taken"
     ));
-    // Thin: the origin, and the newer snapshot of --from.
-    let m = edited_after(THIN, "thin1 {", "extent_count = 8", "extent_count = 10");
-    assert!(refusal(&m, "thin-snap", None)
-        .starts_with("vgfix/thin1 is 40.0 MiB but vgfix/thin-snap records changes only in its first 32.0 MiB: vgfix/thin1 grew"));
+    assert_eq!(
+        plan_of(&m, "tiny", Some("src-snap")).unwrap_err().kind(),
+        Kind::Lvm
+    );
     let m = edited_after(THIN, "thin-snap2 {", "extent_count = 8", "extent_count = 9");
-    assert!(refusal(&m, "thin-snap2", Some("thin-snap")).starts_with(
+    assert_eq!(
+        refusal(&m, "thin-snap2", Some("thin-snap")),
         "vgfix/thin-snap2 is 36.0 MiB but vgfix/thin-snap records changes only in its first 32.0 \
-         MiB: vgfix/thin1 grew after vgfix/thin-snap was taken"
+         MiB: vgfix/thin1 grew after vgfix/thin-snap was taken, so lvmsync would leave the last \
+         4.0 MiB of the destination as they are; copy the volume whole instead (a new snapshot \
+         sent with --full, onto a destination of at least 36.0 MiB)"
+    );
+    // --from a snapshot to its grown origin: the origin is read past the older snapshot's end.
+    let m = edited_after(THIN, "thin1 {", "extent_count = 8", "extent_count = 10");
+    assert!(refusal(&m, "thin1", Some("thin-snap")).starts_with(
+        "vgfix/thin1 is 40.0 MiB but vgfix/thin-snap records changes only in its first 32.0 MiB"
     ));
-    // A snapshot larger than what it is compared with (the snapshot itself was extended) is
-    // planned as before, and so is a whole-volume copy of the grown origin's snapshot.
+    // Nothing grown: no new part. A snapshot larger than what it is compared with (the
+    // snapshot itself was extended) has none either, and a whole-volume copy of the grown
+    // origin's snapshot is planned as before.
+    assert_eq!(
+        plan_of(&meta(THIN), "thin-snap", None).unwrap().new_part,
+        None
+    );
+    assert_eq!(
+        plan_of(&meta(CLASSIC), "src-snap", None).unwrap().new_part,
+        None
+    );
     let m = edited_after(THIN, "thin-snap {", "extent_count = 8", "extent_count = 10");
-    assert!(plan_of(&m, "thin-snap", None).is_ok());
+    assert_eq!(plan_of(&m, "thin-snap", None).unwrap().new_part, None);
     let m = edited_after(CLASSIC, "src-lv {", "extent_count = 8", "extent_count = 10");
     let full = RoundOptions {
         full: true,
         ..Default::default()
     };
-    assert!(plan(&m, &t("vg-sync", "src-snap"), None, &full).is_ok());
+    let r = plan(&m, &t("vg-sync", "src-snap"), None, &full).unwrap();
+    assert_eq!(r.new_part, None);
 }
