@@ -3,7 +3,8 @@
 # What one lvmsync round sends, decided before anything is sent: the snapshot (or the pair of
 # snapshots given with --from) is resolved through LVM, the round planned from the volume
 # group's metadata by the core (a snapshot, of one origin, in the right order, not being
-# merged, both classic or both thin: LVM::Metadata#plan_round), its devices checked (present,
+# merged, both classic or both thin; whether discard records may go; an origin's new part:
+# LVM::Metadata#plan_round), its devices checked (present,
 # active), and its change list read — from the exception store of a classic snapshot, or
 # from thin_delta for thin ones; for a whole-volume copy (--full), from thin_dump for a thin
 # LV, or by reading the device for zeros. Every refusal here comes before the first byte of
@@ -38,14 +39,18 @@ module LVMSync
       round = lv.vg_config.metadata.plan_round([name, lv.vg_name, lv.lv_name],
                                                older && [from, older.vg_name, older.lv_name],
                                                data_source: !@options.data_source.nil?,
-                                               full: @options.full ? true : false)
+                                               full: @options.full ? true : false,
+                                               discards: @options.discards ? true : false,
+                                               plain: @options.plain ? true : false)
       plan = if round[:full]
                prepare_full(round, lv)
              else
                round[:thin] ? prepare_thin(round, lv, older) : prepare_classic(round, lv, older)
              end
       verbose "lvmsync: data source: #{plan.source}"
-      plan.discards = discards?(plan.changes, round)
+      round[:notes].each { |note| @console.info "lvmsync: note: #{note}" }
+      # Discard records only where the core's round says they may go, and there is any.
+      plan.discards = round[:discards] && plan.changes.change_set.discard_bytes.positive?
       add_new_part(plan, round[:new_part]) if round[:new_part]
       plan.changes.extents.each { |off, len| @console.debug "lvmsync: changed: #{off}+#{len}" } if @console.debug?
       plan.older = older_device(round, older) if older && !@options.no_destination_check
@@ -189,29 +194,6 @@ module LVMSync
       @console.info "lvmsync: note: #{part[:note]}"
       plan.changes = plan.changes.change_set.with_new_part(part[:offset], part[:end])
       plan.summary += " and the origin's new #{u.bytes(part[:end] - part[:offset])}"
-    end
-
-    # True when unmapped (discarded) ranges should go as discard records: asked with
-    # --discards, and by default for --full (not with --plain, the original format). Not
-    # where the newer thin device reads an external origin's data where it maps no block
-    # (the core's round names it): its unmapped ranges then go as data read from it.
-    def discards?(changes, round)
-      return !@options.plain && changes.discard_bytes.positive? if @options.full
-      return false unless @options.discards
-
-      unless changes.respond_to?(:unmapped_bytes)
-        @console.info "lvmsync: note: --discards: a classic snapshot has no unmapped ranges; nothing to discard"
-        return false
-      end
-      return false unless changes.unmapped_bytes.positive?
-
-      if (ext = round[:external_origin])
-        @console.info "lvmsync: note: --discards: #{round[:vg]}/#{round.dig(:right, :lv)} reads its external origin " \
-                      "#{round[:vg]}/#{ext} where it maps no block, so its unmapped ranges are sent as data read " \
-                      "from it, not as discard records"
-        return false
-      end
-      true
     end
   end
 end

@@ -15,7 +15,12 @@ use magnus::{function, method, prelude::*, Error, IntoValue, RArray, RHash, RStr
 #[magnus::wrap(class = "LVM::Metadata", free_immediately, size)]
 pub struct RbMetadata(Metadata);
 
-kwargs!(RoundOptions { data_source, full });
+kwargs!(RoundOptions {
+    data_source,
+    full,
+    discards,
+    plain
+});
 
 fn value(ruby: &Ruby, v: &Value) -> magnus::Value {
     match v {
@@ -134,8 +139,8 @@ fn round(ruby: &Ruby, r: &Round) -> Result<RHash, Error> {
         Some(p) => Some(hash!(ruby, p; offset, end; note = p.note(&r.vg))),
         None => None,
     };
-    let h = hash!(ruby, r; vg, origin, data_lv, data_lv_is_snapshot, live; thin = r.thin(),
-        full = r.full(), new_part = new_part);
+    let h = hash!(ruby, r; vg, origin, data_lv, data_lv_is_snapshot, live, discards, notes;
+        thin = r.thin(), full = r.full(), new_part = new_part);
     h.update(match &r.changes {
         Changes::Classic { store } => hash!(ruby; store),
         Changes::Thin {

@@ -45,6 +45,11 @@ pub struct RoundOptions {
     pub data_source: bool,
     /// A whole-volume copy (`--full`): the snapshot (or LV) is sent whole, not what changed.
     pub full: bool,
+    /// Ranges that read as zeros on the newer side are asked to go as discard records
+    /// (`--discards`).
+    pub discards: bool,
+    /// The original format is asked for (`--plain`): it has no discard records.
+    pub plain: bool,
 }
 
 /// A thin LV as `thin_delta` names it.
@@ -114,6 +119,13 @@ pub struct Round {
     /// origin was extended after the snapshot was taken): nothing records what was written
     /// there, so all of it is sent, read from the origin.
     pub new_part: Option<NewPart>,
+    /// The ranges that read as zeros on the newer side (a thin snapshot's unmapped blocks, the
+    /// unmapped or all-zero parts of a whole-volume copy) go as discard records, where there
+    /// are any and the receiver takes them; otherwise as data read from the device.
+    pub discards: bool,
+    /// What the user is told about how the round sends them (a `--discards` that does not
+    /// apply, and why).
+    pub notes: Vec<String>,
 }
 
 /// The part of an origin extended after its snapshot was taken: bytes `offset..end` of the
@@ -158,6 +170,40 @@ impl Round {
     /// True for a whole-volume copy (`--full`).
     pub fn full(&self) -> bool {
         matches!(self.changes, Changes::FullThin { .. } | Changes::FullScan)
+    }
+
+    /// Decides [`Round::discards`] and its notes: by default for a whole-volume copy (not in
+    /// the original format); for a thin round when asked, unless the newer device reads an
+    /// external origin where it maps no block (its unmapped ranges hold that origin's data,
+    /// not zeros: they go as data read from it); never for a classic round (a dm-snapshot
+    /// store records no unmapped ranges).
+    fn decide_discards(&mut self, opts: &RoundOptions) {
+        let (vg, notes) = (&self.vg, &mut self.notes);
+        self.discards = match &self.changes {
+            Changes::FullThin { .. } | Changes::FullScan => !opts.plain,
+            _ if !opts.discards => false,
+            Changes::Classic { .. } => {
+                notes.push(
+                    "--discards: a classic snapshot has no unmapped ranges; nothing to discard"
+                        .into(),
+                );
+                false
+            }
+            Changes::Thin {
+                external_origin: Some(ext),
+                right,
+                ..
+            } => {
+                notes.push(format!(
+                    "--discards: {vg}/{} reads its external origin {vg}/{ext} where it maps no \
+                     block, so its unmapped ranges are sent as data read from it, not as \
+                     discard records",
+                    right.lv
+                ));
+                false
+            }
+            Changes::Thin { .. } => true,
+        };
     }
 }
 
@@ -424,21 +470,24 @@ pub fn plan(
         opts,
     };
     let nlv = planner.lv(&newer.lv)?;
-    if opts.full {
+    let mut round = if opts.full {
         if let Some(o) = older {
             return Err(RoundError::FullWithFrom {
                 older: o.given.clone(),
                 newer: newer.given.clone(),
             });
         }
-        return planner.full(nlv);
-    }
-    let olv = older.map(|o| planner.lv(&o.lv)).transpose()?;
-    if thin(nlv).is_some() || olv.and_then(thin).is_some() {
-        planner.thin(nlv, olv)
+        planner.full(nlv)?
     } else {
-        planner.classic(nlv, olv)
-    }
+        let olv = older.map(|o| planner.lv(&o.lv)).transpose()?;
+        if thin(nlv).is_some() || olv.and_then(thin).is_some() {
+            planner.thin(nlv, olv)?
+        } else {
+            planner.classic(nlv, olv)?
+        }
+    };
+    round.decide_discards(opts);
+    Ok(round)
 }
 
 fn no_such_lv(vg: &str, lv: &str) -> RoundError {
@@ -581,6 +630,8 @@ impl<'a> Planner<'a> {
             data_lv_is_snapshot: self.older.is_some() && data_lv.is_some(),
             live: false,
             new_part,
+            discards: false,
+            notes: Vec::new(),
             data_lv,
         })
     }
@@ -643,6 +694,8 @@ impl<'a> Planner<'a> {
                 && data_lv.as_deref() != Some(origin),
             live: false,
             new_part,
+            discards: false,
+            notes: Vec::new(),
             data_lv,
         })
     }
@@ -718,6 +771,8 @@ impl<'a> Planner<'a> {
             data_lv_is_snapshot: false,
             live: false,
             new_part: None,
+            discards: false,
+            notes: Vec::new(),
             data_lv,
         };
         if let Some(t) = thin(lv) {

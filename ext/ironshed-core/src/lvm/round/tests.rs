@@ -60,6 +60,8 @@ fn a_classic_snapshot_lists_its_store_and_reads_the_origin() {
             data_lv_is_snapshot: false,
             live: false,
             new_part: None,
+            discards: false,
+            notes: Vec::new(),
         }
     );
     assert!(!r.thin());
@@ -265,6 +267,8 @@ fn a_thin_snapshot_is_compared_with_its_origin() {
             data_lv_is_snapshot: false,
             live: false,
             new_part: None,
+            discards: false,
+            notes: Vec::new(),
         }
     );
     assert!(r.thin());
@@ -436,6 +440,8 @@ fn full_copies_of_a_thin_snapshot_a_thin_lv_a_classic_snapshot_and_a_plain_lv() 
             data_lv_is_snapshot: true,
             live: false,
             new_part: None,
+            discards: true,
+            notes: Vec::new(),
         }
     );
     assert!(r.full() && r.thin());
@@ -477,12 +483,15 @@ fn full_copies_of_a_thin_snapshot_a_thin_lv_a_classic_snapshot_and_a_plain_lv() 
             data_lv_is_snapshot: true,
             live: false,
             new_part: None,
+            discards: true,
+            notes: Vec::new(),
         }
     );
     // --data-source: no LV is read.
     let opts = RoundOptions {
         full: true,
         data_source: true,
+        ..Default::default()
     };
     let r = plan(&c, &t("vg-sync", "src-snap"), None, &opts).unwrap();
     assert_eq!((r.data_lv, r.data_lv_is_snapshot), (None, false));
@@ -671,4 +680,78 @@ fn an_origin_grown_after_the_snapshot_is_sent_whole_past_its_end_and_refused_wit
     };
     let r = plan(&m, &t("vg-sync", "src-snap"), None, &full).unwrap();
     assert_eq!(r.new_part, None);
+}
+
+#[test]
+fn discard_records_by_default_for_full_copies_when_asked_for_thin_rounds_never_for_classic() {
+    let opts = |full, discards, plain| RoundOptions {
+        full,
+        discards,
+        plain,
+        ..Default::default()
+    };
+    let decide = |text: &str, lv: &str, o: RoundOptions| {
+        let m = meta(text);
+        let vg = m.vg.as_ref().unwrap().name.clone();
+        let r = plan(&m, &t(&vg, lv), None, &o).unwrap();
+        (r.discards, r.notes)
+    };
+    // Thin: only when asked.
+    assert_eq!(
+        decide(THIN, "thin-snap", opts(false, false, false)),
+        (false, vec![])
+    );
+    assert_eq!(
+        decide(THIN, "thin-snap", opts(false, true, false)),
+        (true, vec![])
+    );
+    // Whole-volume copies: by default, but never in the original format.
+    assert_eq!(
+        decide(THIN, "thin-snap", opts(true, false, false)),
+        (true, vec![])
+    );
+    assert_eq!(
+        decide(CLASSIC, "src-snap", opts(true, false, false)),
+        (true, vec![])
+    );
+    assert_eq!(
+        decide(THIN, "thin-snap", opts(true, false, true)),
+        (false, vec![])
+    );
+    // Classic: nothing is unmapped; asking is answered with a note.
+    assert_eq!(
+        decide(CLASSIC, "src-snap", opts(false, false, false)),
+        (false, vec![])
+    );
+    assert_eq!(
+        decide(CLASSIC, "src-snap", opts(false, true, false)),
+        (
+            false,
+            vec![
+                "--discards: a classic snapshot has no unmapped ranges; nothing to discard"
+                    .to_string()
+            ]
+        )
+    );
+    // A thin LV over an external origin reads that origin where it maps no block: its
+    // unmapped ranges go as data, with a note saying why.
+    let from = "thin_pool = \"pool\"\n\t\t\t\ttransaction_id = 0\n\t\t\t\tdevice_id = 1";
+    assert!(THIN.contains(from));
+    let ext = THIN.replacen(
+        from,
+        "thin_pool = \"pool\"\n\t\t\t\texternal_origin = \"lin\"\n\t\t\t\ttransaction_id = 0\n\t\t\t\tdevice_id = 1",
+        1,
+    );
+    assert_eq!(
+        decide(&ext, "thin-snap", opts(false, true, false)),
+        (
+            false,
+            vec![
+                "--discards: vgfix/thin1 reads its external origin vgfix/lin where it maps no \
+                 block, so its unmapped ranges are sent as data read from it, not as discard \
+                 records"
+                    .to_string()
+            ]
+        )
+    );
 }
