@@ -113,6 +113,14 @@ RSpec.describe "lvmsync on real thin snapshots", :vm do
     expect(err_of("ext")).to match(/\d+ blocks rewritten, \d+ newly mapped, [1-9]\d* unmapped/)
   end
 
+  it "--full of a snapshot over an external origin: read whole, so the copy holds the external origin's data too" do
+    expect(kv("ext_full_rc")).to eq("0"), err_of("ext_full")
+    expect(err_of("ext_full")).to include("lvmsync: whole vgt/e2: reading /dev/mapper/vgt-e2 for its all-zero parts")
+    expect(err_of("ext_full")).not_to include("thin_dump")
+    expect(kv("ext_full_sum")).to eq(kv("ext_full_source_sum"))
+    expect(kv("ext_full_sum")).to eq(kv("ext_sum"))
+  end
+
   it "an origin extended after its snapshot, thin or classic: the new part sent whole, a --from round refused" do
     { "tg" => "thin", "cg" => "classic" }.each do |lv, kind|
       # The copy of the snapshot, extended to the origin's new size, is the origin: its old

@@ -15,7 +15,8 @@
 #     thin_delta runs; one reserved by someone else is reported and left alone.
 #  4. --verify on a destination that drops writes (dm-flakey drop_writes) fails.
 #  5. a thin LV over an external origin: lvmsync --discards of its snapshot, after a range of it
-#     was discarded (where it then reads the external origin's data, not zeros).
+#     was discarded (where it then reads the external origin's data, not zeros), and --full of
+#     a snapshot of it.
 #  6. an origin extended after its snapshot was taken, thin and classic: its new part is sent
 #     whole (a destination not extended is refused), and a --from round over it is refused.
 set -euo pipefail
@@ -179,6 +180,14 @@ kv ext_reads_base "$([ "$(dd if=/dev/vgt/ext bs=1M skip=2 count=2 iflag=direct s
   "$(dd if=/tmp/base.img bs=1M skip=2 count=2 status=none | sha256sum)" ] && echo yes || echo no)"
 run ext "${lvmsync[@]}" -v --discards vgt/e1 /tmp/ext-dest.img
 kv ext_dest_sum "$(fsum /tmp/ext-dest.img)"
+# A whole copy of a snapshot of it (maps 6 MiB, reads base's data in the other 10) onto an
+# empty file: the device is read whole, never listed by its mapping alone.
+q lvcreate -q -s -n e2 vgt/ext
+q lvchange -q -ay -K vgt/e2
+truncate -s 16M /tmp/ext-full.img
+run ext_full "${lvmsync[@]}" -v --full vgt/e2 /tmp/ext-full.img
+kv ext_full_sum "$(fsum /tmp/ext-full.img)"
+kv ext_full_source_sum "$(sum /dev/vgt/e2)"
 
 # 6. Origins extended after their snapshot: a thin LV "tg" (extended while active, as thin LVs
 # may be) and a linear LV "cg" with a classic snapshot (extended while inactive, as LVM
