@@ -1050,3 +1050,35 @@ fn pair(data: &Changes, discards: &Changes) -> ChangeSet {
         discards: discards.clone(),
     }
 }
+
+#[test]
+fn a_discard_reads_back_the_device_it_opened_not_what_its_path_names_later() {
+    // The destination is named by a link to loop device A; after it is opened, the link is
+    // pointed at B (all zeros). The unaligned edges of a discard are read back and zeroed
+    // where they are not zeros: on A, whatever the link says by then.
+    let size = 4 * MIB;
+    let before = pattern(9, size as usize);
+    with_loop_device(size, &before, |a, _| {
+        with_loop_device(size, &vec![0u8; size as usize], |b, _| {
+            let dir = tempfile::tempdir().unwrap();
+            let link = dir.path().join("dest");
+            std::os::unix::fs::symlink(a, &link).unwrap();
+            let d = Destination::open(&link).unwrap();
+            fs::remove_file(&link).unwrap();
+            std::os::unix::fs::symlink(b, &link).unwrap();
+            let (off, len) = (MIB + 100, 4900u64);
+            let o = d.discard(off, len).unwrap();
+            d.sync().unwrap();
+            drop(d);
+            let got = read_device(a);
+            assert!(got[off as usize..(off + len) as usize]
+                .iter()
+                .all(|&x| x == 0));
+            assert!(got[..off as usize] == before[..off as usize]);
+            assert!(got[(off + len) as usize..] == before[(off + len) as usize..]);
+            // The sub-sector edges were found holding data, and written as zeros.
+            assert_eq!(o.zeroed, 412 + 392);
+            assert!(read_device(b).iter().all(|&x| x == 0));
+        });
+    });
+}

@@ -24,7 +24,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// Errors of the destination side.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +125,11 @@ pub struct Destination {
     /// The thread that hands written ranges to the kernel's writeback
     /// ([`Destination::start_writeback`]), started with the first.
     flusher: Mutex<Option<Flusher>>,
+    /// A block device's second open file, with `O_DIRECT`, for reading discarded ranges
+    /// back: opened once, at the first read-back, through this file's own descriptor (so it
+    /// is the same device whatever happened to the path since); `None` inside when the
+    /// device takes no `O_DIRECT`.
+    direct_reader: OnceLock<Option<crate::io::SourceDevice>>,
 }
 
 /// A thread of its own that asks the kernel to start writing ranges out
@@ -287,6 +292,7 @@ impl Destination {
             written: AtomicU64::new(0),
             discard_fallback: None,
             flusher: Mutex::new(None),
+            direct_reader: OnceLock::new(),
         })
     }
 
@@ -570,9 +576,16 @@ impl Destination {
         // and an unmapped thin block is a zero fill in the kernel (in the real-kernel guest,
         // 6.6 times as fast as a read through the cache).
         let direct = match self.kind {
-            DestKind::BlockDevice => crate::io::SourceDevice::open(&self.path)
-                .ok()
-                .filter(|d| d.mode() == crate::io::ReadMode::Direct),
+            DestKind::BlockDevice => self
+                .direct_reader
+                .get_or_init(|| {
+                    use std::os::fd::AsRawFd;
+                    let own = PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()));
+                    crate::io::SourceDevice::open(&own)
+                        .ok()
+                        .filter(|d| d.mode() == crate::io::ReadMode::Direct)
+                })
+                .as_ref(),
             DestKind::File => None,
         };
         let mut buf = crate::io::AlignedBuf::new(len.min(STEP) as usize);
