@@ -465,6 +465,19 @@ RSpec.describe "lvmsync executable", :tmpdir do
     expect(err).to include(note)
     expect(err).to match(/changed chunks and the origin's new 8\.0 MiB\)/)
     expect_content(path("dest.img"), origin)
+    # Read from a --data-source that ends before the new part does: refused before anything
+    # is written (the part past its end would otherwise be left as it was).
+    File.open(path("dest.img"), "r+b") { |f| f.pwrite("\xAA".b * (8 << 20), 32 << 20) }
+    FileUtils.cp(path("origin.img"), path("copy.img"))
+    File.truncate(path("copy.img"), 36 << 20)
+    before = sha(path("dest.img"))
+    out, err, st = lvmsync("--data-source", path("copy.img"), SNAP, path("dest.img"))
+    expect([st.exitstatus, out]).to eq([1, ""]), err
+    expect(err.lines.last).to eq("lvmsync: #{path('copy.img')}: this device is only 37748736 bytes, but the " \
+                                 "origin's new part, sent whole, reaches byte 41943040: it must be read from a " \
+                                 "device of the origin's new size (is it the grown origin, or an up-to-date copy " \
+                                 "of it?)\n")
+    expect(sha(path("dest.img"))).to eq(before)
     # A destination that was not extended is refused before anything is written.
     File.truncate(path("dest.img"), 32 << 20)
     before = sha(path("dest.img"))
@@ -525,9 +538,10 @@ RSpec.describe "lvmsync executable", :tmpdir do
       at = text.index("snapshot1 {")
       File.write(path("meta/vg-sync.vg"), text[0...at] + text[at..].sub("extent_count = 8", "extent_count = 9"))
       message = "vg-sync/tiny is 36.0 MiB but vg-sync/src-snap records changes only in its first 32.0 MiB: " \
-                "vg-sync/src-lv grew after vg-sync/src-snap was taken, so lvmsync would leave the last 4.0 MiB " \
-                "of the destination as they are; copy the volume whole instead (a new snapshot sent with " \
-                "--full, onto a destination of at least 36.0 MiB)"
+                "vg-sync/src-lv grew after vg-sync/src-snap was taken, and a --from round's destination check " \
+                "has no older bytes to compare in the last 4.0 MiB; on a destination of at least 36.0 MiB, send " \
+                "vg-sync/src-snap's own round instead (lvmsync vg-sync/src-snap DESTINATION, which sends that " \
+                "part whole, read from vg-sync/src-lv), or copy the volume whole (a new snapshot sent with --full)"
       refuse("--from", "vg-sync/src-snap", "vg-sync/tiny", path("dest.img"), message)
       refuse("--stdout", "--from", "vg-sync/src-snap", "vg-sync/tiny", message)
     end

@@ -140,10 +140,15 @@ RSpec.describe "lvmsync on real thin snapshots", :vm do
     expect(kv("grown_from_rc")).to eq("1"), err_of("grown_from")
     expect(err_of("grown_from")).to eq(
       "lvmsync: vgt/tg2 is 12.0 MiB but vgt/tg1 records changes only in its first 8.0 MiB: vgt/tg grew after " \
-      "vgt/tg1 was taken, so lvmsync would leave the last 4.0 MiB of the destination as they are; copy the " \
-      "volume whole instead (a new snapshot sent with --full, onto a destination of at least 12.0 MiB)\n"
+      "vgt/tg1 was taken, and a --from round's destination check has no older bytes to compare in the last " \
+      "4.0 MiB; on a destination of at least 12.0 MiB, send vgt/tg1's own round instead (lvmsync vgt/tg1 " \
+      "DESTINATION, which sends that part whole, read from vgt/tg), or copy the volume whole (a new snapshot " \
+      "sent with --full)\n"
     )
     expect(kv("grown_from_unchanged")).to eq("yes")
+    # What the refusal says to do instead: tg1's own round onto the same destination.
+    expect(kv("grown_own_rc")).to eq("0"), err_of("grown_own")
+    expect(kv("grown_own_sum")).to eq(kv("grown_tg_origin_sum"))
   end
 
   it "--verify catches a destination that silently drops writes (dm-flakey)" do

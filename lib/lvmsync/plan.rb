@@ -192,7 +192,7 @@ module LVMSync
     # origin, with the snapshot's changes.
     def add_new_part(plan, part)
       @console.info "lvmsync: note: #{part[:note]}"
-      plan.changes = plan.changes.change_set.with_new_part(part[:offset], part[:end])
+      plan.changes = plan.changes.change_set.with_new_part(part[:offset], part[:end], plan.source)
       plan.summary += " and the origin's new #{u.bytes(part[:end] - part[:offset])}"
     end
   end

@@ -215,6 +215,8 @@ for lv in tg cg; do
   run "grown_short_$lv" "${lvmsync[@]}" "vgt/${lv}1" "/tmp/$lv-short.img"
   kv "grown_short_${lv}_unchanged" "$([ "$(fsum "/tmp/$lv-short.img")" = "$before" ] && echo yes || echo no)"
   truncate -s 12M "/tmp/$lv-dest.img"
+  # The copy's new part holds other bytes (as an extended linear LV would).
+  dd if=/dev/urandom of="/tmp/$lv-dest.img" bs=1M seek=8 count=4 conv=notrunc status=none
   run "grown_$lv" "${lvmsync[@]}" "vgt/${lv}1" "/tmp/$lv-dest.img"
   kv "grown_${lv}_sum" "$(fsum "/tmp/$lv-dest.img")"
   kv "grown_${lv}_origin_sum" "$(sum "/dev/vgt/$lv")"
@@ -223,9 +225,12 @@ q lvcreate -q -s -n tg2 vgt/tg
 q lvchange -q -ay -K vgt/tg2
 dd if=/dev/vgt/tg1 of=/tmp/tg-from.img bs=1M iflag=direct status=none
 truncate -s 12M /tmp/tg-from.img
+dd if=/dev/urandom of=/tmp/tg-from.img bs=1M seek=8 count=4 conv=notrunc status=none
 before=$(fsum /tmp/tg-from.img)
 run grown_from "${lvmsync[@]}" --from vgt/tg1 vgt/tg2 /tmp/tg-from.img
 kv grown_from_unchanged "$([ "$(fsum /tmp/tg-from.img)" = "$before" ] && echo yes || echo no)"
+run grown_own "${lvmsync[@]}" vgt/tg1 /tmp/tg-from.img
+kv grown_own_sum "$(fsum /tmp/tg-from.img)"
 
 vgcfgbackup -q -f "$out/thin-snapshots.vg" vgt >/dev/null
 q vgchange -q -an vgt

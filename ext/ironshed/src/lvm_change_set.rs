@@ -31,10 +31,17 @@ impl RbChangeSet {
         .ok_or_else(|| errors::panic(ruby, "LVM::ChangeSet.full"))?;
         Ok(RbChangeSet(Arc::new(result.or_raise(ruby)?)))
     }
-    /// `with_new_part(offset, end)`: the set with bytes `offset...end` (an origin's part
-    /// past its snapshot's end) sent as data.
-    fn with_new_part(&self, offset: u64, end: u64) -> Self {
-        RbChangeSet(Arc::new(self.0.with_new_part(offset, end)))
+    /// `with_new_part(offset, end, source)`: the set with bytes `offset...end` (an origin's
+    /// part past its snapshot's end) sent as data, read from `source`, which must reach `end`.
+    fn with_new_part(
+        ruby: &Ruby,
+        rb_self: &Self,
+        offset: u64,
+        end: u64,
+        source: PathBuf,
+    ) -> Result<Self, Error> {
+        let set = rb_self.0.with_new_part_from(offset, end, &source);
+        Ok(RbChangeSet(Arc::new(set.or_raise(ruby)?)))
     }
     fn data_extents(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
         extents(ruby, &rb_self.0.data)
@@ -50,7 +57,7 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
         .define_class("ChangeSet", ruby.class_object())?;
     c.undef_default_alloc_func();
     c.define_singleton_method("_full", function!(RbChangeSet::full, 3))?;
-    c.define_method("with_new_part", method!(RbChangeSet::with_new_part, 2))?;
+    c.define_method("with_new_part", method!(RbChangeSet::with_new_part, 3))?;
     c.define_method("data_extents", method!(RbChangeSet::data_extents, 0))?;
     c.define_method("discard_extents", method!(RbChangeSet::discard_extents, 0))?;
     c.define_method(

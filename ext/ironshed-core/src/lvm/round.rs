@@ -365,9 +365,11 @@ pub enum RoundError {
     /// bytes to compare there. (Without `--from`, the new part is sent whole: [`NewPart`].)
     #[error(
         "{vg}/{read} is {} but {vg}/{tracked} records changes only in its first {}: {vg}/{origin} \
-         grew after {vg}/{tracked} was taken, so lvmsync would leave the last {} of the \
-         destination as they are; copy the volume whole instead (a new snapshot sent with \
-         --full, onto a destination of at least {})",
+         grew after {vg}/{tracked} was taken, and a --from round's destination check has no \
+         older bytes to compare in the last {}; on a destination of at least {}, send \
+         {vg}/{tracked}'s own round instead (lvmsync {vg}/{tracked} DESTINATION, which sends \
+         that part whole, read from {vg}/{origin}), or copy the volume whole (a new snapshot \
+         sent with --full)",
         size_text(*read_bytes), size_text(*tracked_bytes), size_text(read_bytes - tracked_bytes),
         size_text(*read_bytes)
     )]

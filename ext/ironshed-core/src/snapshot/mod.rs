@@ -68,6 +68,16 @@ pub enum Error {
         /// The device's size.
         size: u64,
     },
+    /// The device the data is read from ends before the origin's new part does.
+    #[error("{source_name}: this device is only {size} bytes, but the origin's new part, sent whole, reaches byte {end}: it must be read from a device of the origin's new size (is it the grown origin, or an up-to-date copy of it?)")]
+    ShortForNewPart {
+        /// The origin or data source.
+        source_name: String,
+        /// The device's size.
+        size: u64,
+        /// One past the new part's last byte.
+        end: u64,
+    },
     /// `thin_delta`'s output is not what it should be.
     #[error("{name}: at byte {at}: {msg}")]
     ThinDelta {
@@ -121,7 +131,8 @@ impl Report for Error {
             | Error::BadMagic { .. }
             | Error::UnsupportedVersion { .. }
             | Error::Corrupt { .. }
-            | Error::PastSource { .. } => Kind::Snapshot,
+            | Error::PastSource { .. }
+            | Error::ShortForNewPart { .. } => Kind::Snapshot,
         }
     }
     fn message(&self) -> String {
@@ -321,6 +332,26 @@ impl ChangeSet {
         }
     }
 
+    /// [`ChangeSet::with_new_part`], after checking that `source`, the device the data will
+    /// be read from, holds the whole new part ([`Changes::clip_to`] would cut a last range
+    /// that sticks out, which is right only for a last chunk past an origin's end).
+    pub fn with_new_part_from(
+        &self,
+        offset: u64,
+        end: u64,
+        source: &std::path::Path,
+    ) -> Result<ChangeSet> {
+        let size = crate::io::SourceDevice::open(source)?.len();
+        if size < end {
+            return Err(Error::ShortForNewPart {
+                source_name: source.display().to_string(),
+                size,
+                end,
+            });
+        }
+        Ok(self.with_new_part(offset, end))
+    }
+
     /// Checks both lists against the size of the device the data is read from, as
     /// [`Changes::clip_to`] does.
     pub fn clip_to(&mut self, size: u64, source_name: &str) -> Result<()> {
@@ -404,6 +435,33 @@ mod tests {
         let grown = set.with_new_part(16384, 65536);
         assert_eq!(grown.discards.ranges(), [br(0, 4096), br(8192, 8192)]);
         assert_eq!(grown.data.ranges(), [br(16384, 49152)]);
+    }
+
+    #[test]
+    fn a_new_part_is_refused_from_a_device_that_ends_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("source");
+        let f = std::fs::File::create(&src).unwrap();
+        f.set_len(36 << 20).unwrap();
+        let set = ChangeSet {
+            data: Changes::from_ranges(vec![br(0, 4096)]),
+            discards: Changes::default(),
+        };
+        let e = set
+            .with_new_part_from(32 << 20, 40 << 20, &src)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: this device is only 37748736 bytes, but the origin's new part, sent whole, \
+                 reaches byte 41943040: it must be read from a device of the origin's new size \
+                 (is it the grown origin, or an up-to-date copy of it?)",
+                src.display()
+            )
+        );
+        f.set_len(40 << 20).unwrap();
+        let grown = set.with_new_part_from(32 << 20, 40 << 20, &src).unwrap();
+        assert_eq!(grown, set.with_new_part(32 << 20, 40 << 20));
     }
 
     #[test]

@@ -651,9 +651,11 @@ fn an_origin_grown_after_the_snapshot_is_sent_whole_past_its_end_and_refused_wit
     assert_eq!(
         refusal(&m, "thin-snap2", Some("thin-snap")),
         "vgfix/thin-snap2 is 36.0 MiB but vgfix/thin-snap records changes only in its first 32.0 \
-         MiB: vgfix/thin1 grew after vgfix/thin-snap was taken, so lvmsync would leave the last \
-         4.0 MiB of the destination as they are; copy the volume whole instead (a new snapshot \
-         sent with --full, onto a destination of at least 36.0 MiB)"
+         MiB: vgfix/thin1 grew after vgfix/thin-snap was taken, and a --from round's \
+         destination check has no older bytes to compare in the last 4.0 MiB; on a destination \
+         of at least 36.0 MiB, send vgfix/thin-snap's own round instead (lvmsync \
+         vgfix/thin-snap DESTINATION, which sends that part whole, read from vgfix/thin1), or \
+         copy the volume whole (a new snapshot sent with --full)"
     );
     // --from a snapshot to its grown origin: the origin is read past the older snapshot's end.
     let m = edited_after(THIN, "thin1 {", "extent_count = 8", "extent_count = 10");
