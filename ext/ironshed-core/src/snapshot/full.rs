@@ -165,18 +165,8 @@ impl ThinMapping {
     /// The whole-volume copy of a device of `size` bytes: its mapped ranges as data (cut at
     /// `size`), the rest discarded.
     pub fn full_copy(&self, size: u64) -> FullCopy {
-        let kept: Vec<ByteRange> = self
-            .mapped
-            .ranges()
-            .iter()
-            .filter(|r| r.offset < size)
-            .map(|r| ByteRange {
-                offset: r.offset,
-                len: r.len.min(size - r.offset),
-            })
-            .collect();
         FullCopy {
-            data: Changes::from_sorted_ranges(kept),
+            data: self.mapped.cut_at(size),
             size,
         }
     }

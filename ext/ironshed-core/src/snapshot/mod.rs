@@ -249,6 +249,21 @@ impl Changes {
         Ok(())
     }
 
+    /// The ranges before byte `size`: those starting at or past it left out, one reaching
+    /// past it cut there.
+    pub fn cut_at(&self, size: u64) -> Changes {
+        let kept = self
+            .ranges
+            .iter()
+            .filter(|r| r.offset < size)
+            .map(|r| ByteRange {
+                offset: r.offset,
+                len: r.len.min(size - r.offset),
+            })
+            .collect();
+        Changes::from_sorted_ranges(kept)
+    }
+
     /// The ranges cut into pieces of at most `max` bytes (`max` > 0), in order.
     pub fn pieces(&self, max: u64) -> impl Iterator<Item = ByteRange> + '_ {
         let max = max.max(1);
@@ -316,19 +331,9 @@ impl ChangeSet {
             offset,
             len: end.saturating_sub(offset),
         });
-        let discards = self
-            .discards
-            .ranges()
-            .iter()
-            .filter(|r| r.offset < offset)
-            .map(|r| ByteRange {
-                offset: r.offset,
-                len: r.len.min(offset - r.offset),
-            })
-            .collect();
         ChangeSet {
             data: Changes::from_ranges(data),
-            discards: Changes::from_sorted_ranges(discards),
+            discards: self.discards.cut_at(offset),
         }
     }
 

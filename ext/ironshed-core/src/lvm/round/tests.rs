@@ -698,33 +698,24 @@ fn discard_records_by_default_for_full_copies_when_asked_for_thin_rounds_never_f
         let r = plan(&m, &t(&vg, lv), None, &o).unwrap();
         (r.discards, r.notes)
     };
-    // Thin: only when asked.
-    assert_eq!(
-        decide(THIN, "thin-snap", opts(false, false, false)),
-        (false, vec![])
-    );
-    assert_eq!(
-        decide(THIN, "thin-snap", opts(false, true, false)),
-        (true, vec![])
-    );
-    // Whole-volume copies: by default, but never in the original format.
-    assert_eq!(
-        decide(THIN, "thin-snap", opts(true, false, false)),
-        (true, vec![])
-    );
-    assert_eq!(
-        decide(CLASSIC, "src-snap", opts(true, false, false)),
-        (true, vec![])
-    );
-    assert_eq!(
-        decide(THIN, "thin-snap", opts(true, false, true)),
-        (false, vec![])
-    );
+    // (metadata, LV, --full, --discards, --plain) → discard records, no note: thin only when
+    // asked; whole-volume copies by default, never in the original format; classic not asked.
+    let quiet = [
+        (THIN, "thin-snap", false, false, false, false),
+        (THIN, "thin-snap", false, true, false, true),
+        (THIN, "thin-snap", true, false, false, true),
+        (CLASSIC, "src-snap", true, false, false, true),
+        (THIN, "thin-snap", true, false, true, false),
+        (CLASSIC, "src-snap", false, false, false, false),
+    ];
+    for (text, lv, full, discards, plain, want) in quiet {
+        assert_eq!(
+            decide(text, lv, opts(full, discards, plain)),
+            (want, vec![]),
+            "{lv} full {full} discards {discards} plain {plain}"
+        );
+    }
     // Classic: nothing is unmapped; asking is answered with a note.
-    assert_eq!(
-        decide(CLASSIC, "src-snap", opts(false, false, false)),
-        (false, vec![])
-    );
     assert_eq!(
         decide(CLASSIC, "src-snap", opts(false, true, false)),
         (
