@@ -192,8 +192,13 @@ module LVMSync
     # origin, with the snapshot's changes.
     def add_new_part(plan, part)
       @console.info "lvmsync: note: #{part[:note]}"
-      plan.changes = plan.changes.change_set.with_new_part(part[:offset], part[:end], plan.source)
-      plan.summary += " and the origin's new #{u.bytes(part[:end] - part[:offset])}"
+      set = plan.changes.change_set.with_new_part(part[:offset], part[:end], plan.source)
+      plan.changes = set
+      size = u.bytes(part[:end] - part[:offset])
+      plan.summary += " and the origin's new #{size}"
+      verbose "lvmsync: with the origin's new part (bytes #{part[:offset]} to #{part[:end]}, #{size}, read from " \
+              "#{plan.source}): #{set.stream_record_count(LVMSync::MAX_RECORD, plan.discards)} records of at most " \
+              "#{u.bytes(LVMSync::MAX_RECORD)} in all"
     end
   end
 end
