@@ -214,9 +214,9 @@ puts <<~MD
       "On #{label}:\n\n" +
         Bench.table(["changed chunks", "lvmsync", "throughput", "dd (1 GiB)", "ratio", "peak RSS (either side)"], rows)
     end.join("\n")}
-  lvmsync's times include the fixed start-up of the two commands (Ruby and RubyGems, the
-  snapshot lookup before the first byte is sent), about 0.2 s, which weighs less as the amount
-  of changed data grows.
+  lvmsync's times include the fixed start-up of the two commands (Ruby without RubyGems, the
+  snapshot lookup before the first byte is sent), which weighs less as the amount of changed
+  data grows.
   The scattered case cannot coalesce anything: 262144 records mean 262144 reads and 262144
   positioned writes of 4 KiB, against dd's 1024 sequential writes of 1 MiB, and on a disk the final
   flush writes 262144 separate blocks instead of one sequential run.

@@ -151,6 +151,13 @@ lvm_rows = []
 end
 FileUtils.rm_rf(work)
 
+# The fixed start-up of every command above: the executable as shipped (without RubyGems), and
+# with RubyGems loaded first, as the wrapper of an installed gem does.
+quiet = ["env", "-u", "RUBYOPT", "-u", "BUNDLE_GEMFILE", "-u", "BUNDLE_BIN_PATH", "-u", "RUBYLIB"]
+start = Bench.interleaved(9, { shipped: [*quiet, *VMDKSYNC[0..1], "--version"],
+                               gems: [*quiet, VMDKSYNC[0], "-rrubygems", VMDKSYNC[1], "--version"] })
+  .transform_values { |(wall, _)| format("%.3f s", wall) }
+
 header = ["tool", "time", "ratio (limit time / its time)", "peak RSS"]
 puts <<~MD
   ## Scattered changes against the limit of their write pattern
@@ -165,7 +172,9 @@ puts <<~MD
   adjacent ones merged, and then fdatasync()s: the kernel's cost of that write pattern, with
   no reading and no checking. "ratio" is the limit's time divided by the tool's (1.00× would
   be as fast as the limit). Every time is a whole command, Ruby start-up and all checks
-  included; the page cache is warm for every tool.
+  included; the page cache is warm for every tool. The executables start without RubyGems
+  (`vmdksync --version`: #{start[:shipped]}); installed as a gem, they are run by RubyGems'
+  wrapper, which loads it first (#{start[:gems]}, measured with `ruby -rrubygems`).
 
   ### vmdksync: a guest's random 4 KiB writes
 
@@ -180,9 +189,12 @@ puts <<~MD
   The destination is compared with qemu-img's conversion after the runs (and the original
   approach's result with it too).
 
-  Where the time goes (profiled on this machine with perf, strace -c and perf trace, COWD
-  case): the limit's 49,159 pwrites take 0.10–0.13 s, then it waits 0.3–0.4 s in fdatasync
-  while the device writes the scattered pages. vmdksync makes the same writes plus one read
+  Where the time goes (COWD case, profiled by hand with perf, strace -c and perf trace on the
+  2 × AMD EPYC machine of the run before this one; `perf record` of vmdksync on this run's
+  machine shows the same shape, the page-cache reads of the grains taking about half of the
+  samples; the figures below are that machine's): the limit's 49,159 pwrites take
+  0.10–0.13 s, then it waits 0.3–0.4 s in fdatasync while the device writes the scattered
+  pages. vmdksync makes the same writes plus one read
   per grain — 524,288 reads from the page cache at about 1.1 µs of CPU each (page-cache lookup
   and copy: 40 % of the profile), 0.6 s in all — sorted by their place in the delta (13 % less
   CPU for them), spread over both cores and overlapped with the writes of the batch before,
@@ -216,8 +228,8 @@ puts <<~MD
   64 KiB steps, hashing it once more, while a second thread writes the batch before (one
   pwrite per record, adjacent ones together) and a third asks the kernel to start writing
   out each written batch; the limit only writes, and pays for queueing its device requests
-  inside its final fdatasync. The fixed costs come before the first write: Ruby and RubyGems
-  start-up (about 0.06 s) and the check pass (about 0.06 s for 256 MiB). Through a pipe, the
+  inside its final fdatasync. The fixed costs come before the first write: Ruby start-up
+  (#{start[:shipped]}, above) and the check pass (about 0.06 s for 256 MiB). Through a pipe, the
   sender's start-up (Ruby, the snapshot lookup, reading the exception store: about 0.12 s
   before the first record, measured with `| head -c 1`) comes before the first record, and
   the receiver copies every byte from the pipe once more, hashing it as it goes. Those fixed
