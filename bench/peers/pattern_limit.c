@@ -7,6 +7,12 @@
  *                                      control items (the end-of-stream mark) are skipped
  *   pattern-limit write RANGES DEST    write every range of RANGES onto DEST with pwrite(2),
  *                                      then fdatasync(2); prints "ranges writes bytes seconds"
+ *   pattern-limit pipe-send BYTES      write BYTES bytes (from one 1 MiB buffer) to stdout
+ *   pattern-limit pipe-recv            read stdin to its end into one 1 MiB buffer
+ *
+ * `pipe-send N | pipe-recv` is the cost of moving N bytes through a pipe and nothing else
+ * (a copy into the pipe, one out of it, the two ends taking turns), with the 1 MiB pipe
+ * buffer lvmsync asks for: the floor under any sender → receiver pipeline of N bytes.
  *
  * RANGES holds "OFFSET LENGTH" lines (lines that do not start with a digit are skipped, so the
  * output of `vmdksync --dry-run` can be given as it is), with an optional third word
@@ -156,12 +162,60 @@ static int write_ranges(const char *rpath, const char *dpath)
 	return close(fd) ? (die("close"), 1) : 0;
 }
 
+#define PIPE_STEP (1u << 20)
+
+static int pipe_send(const char *count)
+{
+	char *end;
+	errno = 0;
+	unsigned long long left = strtoull(count, &end, 10);
+	if (errno || *end || end == count)
+		die("BYTES");
+	char *buf = malloc(PIPE_STEP);
+	if (!buf)
+		die("malloc");
+	memset(buf, 0x5a, PIPE_STEP);
+	fcntl(1, F_SETPIPE_SZ, PIPE_STEP);
+	while (left > 0) {
+		size_t n = left < PIPE_STEP ? (size_t)left : PIPE_STEP;
+		ssize_t w = write(1, buf, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			die("write");
+		left -= (unsigned long long)w;
+	}
+	return 0;
+}
+
+static int pipe_recv(void)
+{
+	char *buf = malloc(PIPE_STEP);
+	if (!buf)
+		die("malloc");
+	fcntl(0, F_SETPIPE_SZ, PIPE_STEP);
+	for (;;) {
+		ssize_t r = read(0, buf, PIPE_STEP);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			die("read");
+		if (r == 0)
+			return 0;
+	}
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 3 && !strcmp(argv[1], "pipe-send"))
+		return pipe_send(argv[2]);
+	if (argc == 2 && !strcmp(argv[1], "pipe-recv"))
+		return pipe_recv();
 	if (argc == 3 && !strcmp(argv[1], "list"))
 		return list(argv[2]);
 	if (argc == 4 && !strcmp(argv[1], "write"))
 		return write_ranges(argv[2], argv[3]);
-	fprintf(stderr, "usage: pattern-limit list STREAM | pattern-limit write RANGES DEST\n");
+	fprintf(stderr, "usage: pattern-limit list STREAM | pattern-limit write RANGES DEST | "
+			"pattern-limit pipe-send BYTES | pattern-limit pipe-recv\n");
 	return 2;
 }
