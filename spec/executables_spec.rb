@@ -17,7 +17,8 @@ RSpec.describe "the executables", :tmpdir do
       env = { "RUBYOPT" => "-r#{probe}", "RUBYLIB" => nil, "BUNDLE_GEMFILE" => nil, "BUNDLE_BIN_PATH" => nil }
       # The plugins answer --version with UNKNOWN (3), as the Monitoring Plugins do.
       code = name.start_with?("check_") ? 3 : 0
-      out, err, st = Open3.capture3(env, File.join(SpecHelpers::ROOT, "exe", name), "--version")
+      # Ruby honours the flags of the script's #! line also when given the script to run.
+      out, err, st = Open3.capture3(env, RbConfig.ruby, File.join(SpecHelpers::ROOT, "exe", name), "--version")
       expect([st.exitstatus, out, err]).to eq([code, "#{name} (ironshed) #{Ironshed::VERSION}\n", "rubygems: not loaded\n"])
       # The probe can tell: the same executable with RubyGems loaded first reports it.
       _out, err, st = Open3.capture3(env, RbConfig.ruby, "-rrubygems", File.join(SpecHelpers::ROOT, "exe", name),

@@ -464,8 +464,10 @@ RSpec.describe "lvmsync executable", :tmpdir do
     expect([st.exitstatus, out]).to eq([0, ""]), err
     expect(err).to include(note)
     expect(err).to match(/changed chunks and the origin's new 8\.0 MiB\)/)
-    # -v counts the records of the stream the new part is in (decoded above).
-    expect(err).to match(%r{^lvmsync: with the origin's new part \(bytes 33554432 to 41943040, 8\.0 MiB, read from \S+/vg--sync-src--lv\): #{records.size} records of at most 1\.0 MiB in all$})
+    # -v names the new part; the last line counts the records sent, the part's included (as
+    # many as the stream decoded above holds).
+    expect(err).to match(%r{^lvmsync: and the origin's new part: bytes 33554432 to 41943040 \(8\.0 MiB\), read from \S+/vg--sync-src--lv$})
+    expect(err).to match(/^lvmsync: sent 8\.9 MiB in #{records.size} records \(278 changed chunks and the origin/)
     expect_content(path("dest.img"), origin)
     # Read from a --data-source that ends before the new part does: refused before anything
     # is written (the part past its end would otherwise be left as it was).

@@ -37,8 +37,6 @@ module LVM
 
   # What a change source says to send: data ranges (data_extents, data_bytes) and ranges that
   # must read as zeros (discard_extents, discard_bytes); LVMSync.send_changes sends it.
-  # stream_record_count(max, discards) counts the records a stream of it holds: data cut at
-  # +max+ bytes, and discard records (+discards+ true) or the discards merged into the data.
   class ChangeSet
     # The set of a whole-volume copy of +source+ (lvmsync --full): with +mapping+ (an
     # LVM::ThinMapping of the device), its mapped ranges as data, nothing read; otherwise

@@ -84,7 +84,7 @@ module LVMSync
       end
       verbose "lvmsync: chunk size #{u.bytes(store.chunk_size)}; #{store.exception_count} exceptions in " \
               "#{store.area_count} metadata areas; #{store.chunk_count} chunks changed " \
-              "(#{u.bytes(store.changed_bytes)}) in #{store.extents.size} ranges, sent as " \
+              "(#{u.bytes(store.changed_bytes)}) in #{store.extents.size} ranges, " \
               "#{store.record_count(LVMSync::MAX_RECORD)} records of at most #{u.bytes(LVMSync::MAX_RECORD)}"
       Plan.new(changes: store, source: source,
                devices: { "the data source" => source, "the snapshot" => lv.path, "the exception store" => store.path },
@@ -192,13 +192,11 @@ module LVMSync
     # origin, with the snapshot's changes.
     def add_new_part(plan, part)
       @console.info "lvmsync: note: #{part[:note]}"
-      set = plan.changes.change_set.with_new_part(part[:offset], part[:end], plan.source)
-      plan.changes = set
+      plan.changes = plan.changes.change_set.with_new_part(part[:offset], part[:end], plan.source)
       size = u.bytes(part[:end] - part[:offset])
       plan.summary += " and the origin's new #{size}"
-      verbose "lvmsync: with the origin's new part (bytes #{part[:offset]} to #{part[:end]}, #{size}, read from " \
-              "#{plan.source}): #{set.stream_record_count(LVMSync::MAX_RECORD, plan.discards)} records of at most " \
-              "#{u.bytes(LVMSync::MAX_RECORD)} in all"
+      verbose "lvmsync: and the origin's new part: bytes #{part[:offset]} to #{part[:end]} (#{size}), read from " \
+              "#{plan.source}"
     end
   end
 end

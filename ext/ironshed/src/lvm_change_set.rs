@@ -68,12 +68,5 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
         "discard_bytes",
         method!(|s: &RbChangeSet| s.0.discards.total_bytes(), 0),
     )?;
-    c.define_method(
-        "stream_record_count",
-        method!(
-            |s: &RbChangeSet, max: u64, discards: bool| s.0.stream_record_count(max, discards),
-            2
-        ),
-    )?;
     Ok(())
 }

@@ -18,7 +18,6 @@ pub use cow_store::CowStore;
 pub use thin::{ThinDelta, ThinDeltaCommand};
 
 use crate::error::{Cancelled, IoContext, Kind, Report};
-use crate::wire::proto3::MAX_EXTENDED_LEN;
 
 /// Why a snapshot's change list was refused.
 #[derive(Debug, thiserror::Error)]
@@ -310,18 +309,6 @@ impl ChangeSet {
         self.data.piece_count(max) + self.discards.piece_count(max)
     }
 
-    /// Records a stream of the set holds: data cut into records of at most `max` bytes; with
-    /// `discard_records`, each discard range cut at [`MAX_EXTENDED_LEN`] (a discard record
-    /// carries no data), without, the discards merged into the data first
-    /// ([`ChangeSet::for_stream`]).
-    pub fn stream_record_count(&self, max: u64, discard_records: bool) -> u64 {
-        if discard_records {
-            self.data.piece_count(max) + self.discards.piece_count(u64::from(MAX_EXTENDED_LEN))
-        } else {
-            self.all().piece_count(max)
-        }
-    }
-
     /// The set as a stream can carry it: unchanged when the receiver takes discard records;
     /// otherwise the discard ranges become data ranges, read from the source, where they read
     /// as zeros (the original PROTO[3] has no discard records).
@@ -521,14 +508,6 @@ mod tests {
         assert_eq!(plain.data, s.all());
         assert_eq!(s.record_count(4096), 5);
         assert_eq!(s.record_count(1 << 20), 4);
-        // What a stream of it holds: the merged ranges without discard records; with them,
-        // a discard range is one record up to 2^31-1 bytes, whatever the data's limit.
-        assert_eq!(s.stream_record_count(1 << 20, false), 3);
-        assert_eq!(s.stream_record_count(4096, false), 5);
-        assert_eq!(s.stream_record_count(4096, true), 4);
-        let big = set(&[(0, 4096)], &[(1 << 32, 1 << 32)]);
-        assert_eq!(big.stream_record_count(1 << 20, true), 1 + 3);
-        assert_eq!(big.stream_record_count(1 << 20, false), 1 + 4096);
         // Nothing to merge: the set is kept as it is.
         let d = set(&[(0, 10)], &[]);
         assert_eq!(d.clone().for_stream(false), d);
