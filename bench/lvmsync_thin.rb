@@ -117,7 +117,7 @@ limit = Bench.pattern_limit
   data = File.readlines(rfile).sum { |l| l.split.size == 2 ? l.split[1].to_i : 0 }
   t = Bench.interleaved(RUNS, { pipe: [*plain_env, "sh", "-c", "#{send} | #{sh(*LVMSYNC, '-q', '--apply', '-', dest)}"],
                                 limit: [limit, "write", rfile, dest],
-                                floor: ["sh", "-c", "#{sh(limit, 'pipe-send', data)} | #{sh(limit, 'pipe-recv')}"] })
+                                floor: ["sh", "-c", "#{sh(limit, 'pipe-send', data)} | #{sh(limit, 'pipe-recv', data)}"] })
   stream_mib = data / 1048576.0
   piped, prss = t[:pipe]
   rows << [name, format("%.2f s", piped), format("%.0f MiB/s", changed_bytes / 1048576.0 / piped), "#{prss / 1024} MiB",
@@ -180,9 +180,9 @@ puts <<~MD
 
   The pipe floor is measured interleaved with the other two: as many bytes as the stream's
   records carry, moved through a pipe with the 1 MiB buffer lvmsync asks for, and nothing
-  else (`pattern-limit pipe-send BYTES | pattern-limit pipe-recv`: a copy into the pipe, one
-  out of it, nothing read from a file, nothing written, nothing checked). Any pipeline from a
-  sender to a receiver pays at least that; lvmsync also reads the source's scattered blocks,
-  hashes every byte on both sides, and writes and flushes the destination, which is all the
-  pattern limit does.
+  else (`pattern-limit pipe-send BYTES | pattern-limit pipe-recv BYTES`: a copy into the
+  pipe, one out of it, nothing read from a file, nothing written, nothing checked). A
+  pipeline that copies the bytes into and out of a pipe, as lvmsync does, pays at least
+  that; lvmsync also reads the source's scattered blocks and hashes every byte on both
+  sides, and writes and flushes the destination, which is all the pattern limit does.
 MD

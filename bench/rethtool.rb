@@ -126,7 +126,7 @@ begin
   end
   plugin_direct, plugin_gems, ruby_bare = clean_env do
     Bench.run!(exe, *args) # the first run writes the state file
-    [run.call(exe, *args), run.call(RbConfig.ruby, exe, *args), run.call(RbConfig.ruby, "--disable-gems", "-e", "0")]
+    [run.call(exe, *args), run.call(RbConfig.ruby, "-rrubygems", exe, *args), run.call(RbConfig.ruby, "--disable-gems", "-e", "0")]
   end
   File.delete(state) if File.exist?(state)
 ensure
@@ -146,7 +146,7 @@ rows = [
 plugin_rows = [
   ["`check_interface -n NS -i IF --speed 10G` (the executable as shipped, RubyGems not loaded)",
    fmt(plugin_direct[0]), "#{plugin_direct[1] / 1024} MiB"],
-  ["the same as `ruby exe/check_interface` (RubyGems loaded, as a gem's wrapper does)",
+  ["the same with RubyGems loaded first, as a gem's wrapper does (`ruby -rrubygems exe/check_interface`)",
    fmt(plugin_gems[0]), "#{plugin_gems[1] / 1024} MiB"],
   ["`ruby --disable-gems -e 0` (interpreter start-up alone, for scale)", fmt(ruby_bare[0]),
    "#{ruby_bare[1] / 1024} MiB"]

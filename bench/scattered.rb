@@ -189,10 +189,10 @@ puts <<~MD
   The destination is compared with qemu-img's conversion after the runs (and the original
   approach's result with it too).
 
-  Where the time goes (COWD case, profiled by hand with perf, strace -c and perf trace on the
-  2 × AMD EPYC machine of the run before this one; `perf record` of vmdksync on this run's
-  machine shows the same shape, the page-cache reads of the grains taking about half of the
-  samples; the figures below are that machine's): the limit's 49,159 pwrites take
+  Where the time goes (COWD case, profiled by hand with perf, strace -c and perf trace on a
+  2 × AMD EPYC virtual machine, 2026-12-07, where every figure of this paragraph comes from;
+  `perf record` of vmdksync on a 2 × Intel Xeon virtual machine, 2026-12-08, shows the same
+  shape, the page-cache reads of the grains taking about half of the samples): the limit's 49,159 pwrites take
   0.10–0.13 s, then it waits 0.3–0.4 s in fdatasync while the device writes the scattered
   pages. vmdksync makes the same writes plus one read
   per grain — 524,288 reads from the page cache at about 1.1 µs of CPU each (page-cache lookup
@@ -201,7 +201,7 @@ puts <<~MD
   while a third thread hands each written batch to the kernel's writeback
   (`sync_file_range`). That thread's calls run back to back from the first batch to the end,
   and the final fdatasync then takes under a millisecond: the apply ends when the device does.
-  On this virtual machine the device is slower while both cores are busy (measured by hand, as
+  On that virtual machine the device is slower while both cores are busy (measured by hand, as
   are the next numbers; this script does not repeat them): the limit's writes,
   handed to writeback in 8 MiB steps from a second thread, take 0.48–0.54 s on an idle machine
   and 0.65–0.68 s next to two CPU-bound processes, and vmdksync's reads keep both cores about
@@ -231,7 +231,8 @@ puts <<~MD
   inside its final fdatasync. The fixed costs come before the first write: Ruby start-up
   (#{start[:shipped]}, above) and the check pass (about 0.06 s for 256 MiB). Through a pipe, the
   sender's start-up (Ruby, the snapshot lookup, reading the exception store: about 0.12 s
-  before the first record, measured with `| head -c 1`) comes before the first record, and
-  the receiver copies every byte from the pipe once more, hashing it as it goes. Those fixed
-  0.12 s are more than a third of the smaller change set's limit (about 0.3 s).
+  before the first record, measured with `| head -c 1` on the AMD EPYC machine above, when
+  the executables still loaded RubyGems) comes before the first record, and the receiver
+  copies every byte from the pipe once more, hashing it as it goes. That fixed start-up
+  weighs most on the smaller change set, whose limit is about 0.3 s.
 MD

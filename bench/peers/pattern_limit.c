@@ -8,9 +8,10 @@
  *   pattern-limit write RANGES DEST    write every range of RANGES onto DEST with pwrite(2),
  *                                      then fdatasync(2); prints "ranges writes bytes seconds"
  *   pattern-limit pipe-send BYTES      write BYTES bytes (from one 1 MiB buffer) to stdout
- *   pattern-limit pipe-recv            read stdin to its end into one 1 MiB buffer
+ *   pattern-limit pipe-recv BYTES      read stdin to its end into one 1 MiB buffer; fails
+ *                                      unless exactly BYTES bytes arrived
  *
- * `pipe-send N | pipe-recv` is the cost of moving N bytes through a pipe and nothing else
+ * `pipe-send N | pipe-recv N` is the cost of moving N bytes through a pipe and nothing else
  * (a copy into the pipe, one out of it, the two ends taking turns), with the 1 MiB pipe
  * buffer lvmsync asks for: the floor under any sender → receiver pipeline of N bytes.
  *
@@ -164,36 +165,57 @@ static int write_ranges(const char *rpath, const char *dpath)
 
 #define PIPE_STEP (1u << 20)
 
-static int pipe_send(const char *count)
+/* BYTES: decimal digits only. */
+static unsigned long long byte_count(const char *count)
 {
 	char *end;
 	errno = 0;
-	unsigned long long left = strtoull(count, &end, 10);
-	if (errno || *end || end == count)
+	if (*count < '0' || *count > '9')
 		die("BYTES");
+	unsigned long long n = strtoull(count, &end, 10);
+	if (errno || *end)
+		die("BYTES");
+	return n;
+}
+
+/* The pipe on FD gets the 1 MiB buffer lvmsync asks for, or the measurement stops. */
+static void pipe_size(int fd)
+{
+	if (fcntl(fd, F_SETPIPE_SZ, PIPE_STEP) < (int)PIPE_STEP)
+		die("F_SETPIPE_SZ (a pipe of 1 MiB)");
+}
+
+static int pipe_send(const char *count)
+{
+	unsigned long long left = byte_count(count);
 	char *buf = malloc(PIPE_STEP);
 	if (!buf)
 		die("malloc");
 	memset(buf, 0x5a, PIPE_STEP);
-	fcntl(1, F_SETPIPE_SZ, PIPE_STEP);
+	pipe_size(1);
 	while (left > 0) {
 		size_t n = left < PIPE_STEP ? (size_t)left : PIPE_STEP;
 		ssize_t w = write(1, buf, n);
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0)
+		if (w < 0)
 			die("write");
+		if (w == 0) {
+			errno = EIO;
+			die("write");
+		}
 		left -= (unsigned long long)w;
 	}
 	return 0;
 }
 
-static int pipe_recv(void)
+static int pipe_recv(const char *count)
 {
+	unsigned long long want = byte_count(count), got = 0;
 	char *buf = malloc(PIPE_STEP);
 	if (!buf)
 		die("malloc");
-	fcntl(0, F_SETPIPE_SZ, PIPE_STEP);
+	pipe_size(0);
 	for (;;) {
 		ssize_t r = read(0, buf, PIPE_STEP);
 		if (r < 0 && errno == EINTR)
@@ -201,21 +223,27 @@ static int pipe_recv(void)
 		if (r < 0)
 			die("read");
 		if (r == 0)
-			return 0;
+			break;
+		got += (unsigned long long)r;
 	}
+	if (got != want) {
+		errno = 0;
+		die("pipe-recv: not the number of bytes sent");
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "pipe-send"))
 		return pipe_send(argv[2]);
-	if (argc == 2 && !strcmp(argv[1], "pipe-recv"))
-		return pipe_recv();
+	if (argc == 3 && !strcmp(argv[1], "pipe-recv"))
+		return pipe_recv(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "list"))
 		return list(argv[2]);
 	if (argc == 4 && !strcmp(argv[1], "write"))
 		return write_ranges(argv[2], argv[3]);
 	fprintf(stderr, "usage: pattern-limit list STREAM | pattern-limit write RANGES DEST | "
-			"pattern-limit pipe-send BYTES | pattern-limit pipe-recv\n");
+			"pattern-limit pipe-send BYTES | pattern-limit pipe-recv BYTES\n");
 	return 2;
 }
