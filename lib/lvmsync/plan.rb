@@ -12,9 +12,9 @@
 require "lvmsync"
 
 module LVMSync
-  # What to send: +changes+ (an LVM::CowStore, LVM::ThinDelta or LVM::ChangeSet) read from +source+;
-  # +devices+ the paths a destination must not be (description => path); +summary+
-  # describes the changes; +discards+ is true when the unmapped ranges are to go as discard
+  # What to send: +changes+ (an LVM::ChangeSet, made once from the snapshot's change list)
+  # read from +source+; +devices+ the paths a destination must not be (description => path);
+  # +summary+ describes the changes; +discards+ is true when the unmapped ranges are to go as discard
   # records (if the receiver can apply them); +older+ is the device of --from's OLDER
   # snapshot, read for the destination check (nil without --from, or with
   # --no-destination-check).
@@ -49,8 +49,10 @@ module LVMSync
              end
       verbose "lvmsync: data source: #{plan.source}"
       round[:notes].each { |note| @console.info "lvmsync: note: #{note}" }
+      # The set sent, made once: the checks below and the sender share it.
+      plan.changes = plan.changes.change_set
       # Discard records only where the core's round says they may go, and there is any.
-      plan.discards = round[:discards] && plan.changes.change_set.discard_bytes.positive?
+      plan.discards = round[:discards] && plan.changes.discard_bytes.positive?
       add_new_part(plan, round[:new_part]) if round[:new_part]
       plan.changes.extents.each { |off, len| @console.debug "lvmsync: changed: #{off}+#{len}" } if @console.debug?
       plan.older = older_device(round, older) if older && !@options.no_destination_check
@@ -192,7 +194,7 @@ module LVMSync
     # origin, with the snapshot's changes.
     def add_new_part(plan, part)
       @console.info "lvmsync: note: #{part[:note]}"
-      plan.changes = plan.changes.change_set.with_new_part(part[:offset], part[:end], plan.source)
+      plan.changes = plan.changes.with_new_part(part[:offset], part[:end], plan.source)
       size = u.bytes(part[:end] - part[:offset])
       plan.summary += " and the origin's new #{size}"
       verbose "lvmsync: and the origin's new part: bytes #{part[:offset]} to #{part[:end]} (#{size}), read from " \

@@ -7,16 +7,14 @@ use crate::errors::{self, OrRaise};
 use crate::lvm_change_set::RbChangeSet;
 use crate::{gvl, progress::RbProgress};
 use ironshed_core::snapshot::thin::{self, ThinDelta, ThinDeltaCommand};
-use ironshed_core::snapshot::{ChangeSet, ChangeSource};
+use ironshed_core::snapshot::ChangeSource;
 use magnus::scan_args::scan_args;
 use magnus::{function, method, prelude::*, Error, RArray, RHash, RString, Ruby, Value};
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-/// The delta, the thin_delta command line run (`None` when parsed from text), and its change
-/// set, made once when first asked for (the planner and the sender share it).
 #[magnus::wrap(class = "LVM::ThinDelta", free_immediately, size)]
-pub struct RbThinDelta(ThinDelta, Option<String>, OnceLock<Arc<ChangeSet>>);
+pub struct RbThinDelta(ThinDelta, Option<String>);
 
 kwargs!(ThinDeltaCommand {
     thin_delta => program,
@@ -34,26 +32,18 @@ impl RbThinDelta {
         let (prog, c2) = (job.0.clone(), cmd.clone());
         let result = gvl::without_gvl(&job.0, move || thin::run_thin_delta(&c2, &prog))
             .ok_or_else(|| errors::panic(ruby, "LVM::ThinDelta.run"))?;
-        Ok(RbThinDelta(
-            result.or_raise(ruby)?,
-            Some(cmd.display()),
-            OnceLock::new(),
-        ))
+        Ok(RbThinDelta(result.or_raise(ruby)?, Some(cmd.display())))
     }
     /// `_parse(xml, name)`: thin_delta's output held in a String.
     fn parse(ruby: &Ruby, xml: RString, name: String) -> Result<Self, Error> {
         // SAFETY: the bytes are copied out before any Ruby call.
         let bytes = unsafe { xml.as_slice() }.to_vec();
         let d = thin::parse(&bytes[..], &name).or_raise(ruby)?;
-        Ok(RbThinDelta(d, None, OnceLock::new()))
+        Ok(RbThinDelta(d, None))
     }
-    /// The change set: a copy of the ranges (the delta keeps its own, `changed_extents`...),
-    /// made on the first call and shared by every later one.
-    fn set(&self) -> &Arc<ChangeSet> {
-        self.2.get_or_init(|| Arc::new(self.0.change_set()))
-    }
+    /// A copy of the ranges: the delta keeps its own (`changed_extents`...).
     fn change_set(&self) -> RbChangeSet {
-        RbChangeSet(Arc::clone(self.set()))
+        RbChangeSet(Arc::new(self.0.change_set()))
     }
     fn changed_extents(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
         extents(ruby, &rb_self.0.changed)
@@ -62,7 +52,7 @@ impl RbThinDelta {
         extents(ruby, &rb_self.0.unmapped)
     }
     fn all_extents(ruby: &Ruby, rb_self: &Self) -> Result<RArray, Error> {
-        extents(ruby, &rb_self.set().all())
+        extents(ruby, &rb_self.0.change_set().all())
     }
     fn block_counts(ruby: &Ruby, rb_self: &Self) -> Result<RHash, Error> {
         let d = &rb_self.0;
@@ -99,7 +89,10 @@ pub fn init(ruby: &Ruby) -> Result<(), Error> {
     c.define_method("block_counts", method!(RbThinDelta::block_counts, 0))?;
     c.define_method(
         "record_count",
-        method!(|s: &RbThinDelta, max: u64| s.set().record_count(max), 1),
+        method!(
+            |s: &RbThinDelta, max: u64| s.0.change_set().record_count(max),
+            1
+        ),
     )?;
     Ok(())
 }
